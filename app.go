@@ -1,0 +1,199 @@
+package reprise
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/engine"
+	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/sqlite"
+)
+
+// DefaultStorePath is the SQLite file an App uses when no store is configured.
+const DefaultStorePath = "reprise.db"
+
+// App is a Reprise application: the registered orchestrators and activities, the engine that runs
+// them from a store, and a Client to start and manage instances.
+//
+// Create it with NewApp, Register definitions, then Start it; Shutdown stops it gracefully.
+type App struct {
+	cfg    config
+	reg    *registry
+	logger *slog.Logger
+	client *Client
+
+	mu        sync.Mutex
+	st        store.Store
+	ownsStore bool
+	eng       *engine.Engine
+	stopped   bool
+}
+
+type config struct {
+	store         store.Store
+	storePath     string
+	hub           string
+	relaxed       bool
+	maxOrch       int
+	maxAct        int
+	cacheSize     int
+	leaseDuration time.Duration
+	pollInterval  time.Duration
+	logger        *slog.Logger
+}
+
+// Option configures an App.
+type Option func(*config)
+
+// WithStore runs the App on the given store (for example a PostgreSQL store). The App does not
+// close a store it was given.
+func WithStore(s store.Store) Option { return func(c *config) { c.store = s } }
+
+// WithSQLiteFile sets the embedded SQLite store's file (default reprise.db in the working directory).
+func WithSQLiteFile(path string) Option { return func(c *config) { c.storePath = path } }
+
+// WithRelaxedDurability makes the embedded SQLite store skip the fsync of each commit: much
+// faster, but an operating-system crash or power loss can lose the last commits (not a process
+// crash). Off by default.
+func WithRelaxedDurability() Option { return func(c *config) { c.relaxed = true } }
+
+// WithHub sets the task hub (default "default"): a namespace in the store.
+func WithHub(name string) Option { return func(c *config) { c.hub = name } }
+
+// WithMaxConcurrentOrchestrations bounds the orchestration episodes run at once (default 256).
+func WithMaxConcurrentOrchestrations(n int) Option { return func(c *config) { c.maxOrch = n } }
+
+// WithMaxConcurrentActivities bounds the activities run at once (default 256).
+func WithMaxConcurrentActivities(n int) Option { return func(c *config) { c.maxAct = n } }
+
+// WithCacheSize bounds the live executions kept in memory between episodes (default 4096). A
+// cached execution continues without replay; others are replayed from history. 0 or less disables
+// the cache.
+func WithCacheSize(n int) Option {
+	return func(c *config) {
+		if n <= 0 {
+			n = -1
+		}
+		c.cacheSize = n
+	}
+}
+
+// WithLeaseDuration sets how long a claimed work item stays locked to this App without renewal
+// (default 30s). After a crash, other nodes (or this one, restarted) take the work over when its
+// leases expire.
+func WithLeaseDuration(d time.Duration) Option { return func(c *config) { c.leaseDuration = d } }
+
+// WithPollInterval sets how often the App looks for work that other processes added, when no
+// wake-up reached it (default 1s). Work added in-process wakes it at once.
+func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithLogger sets the structured logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// NewApp returns an App. Nothing is opened until Start.
+func NewApp(opts ...Option) *App {
+	var cfg config
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.logger == nil {
+		cfg.logger = slog.Default()
+	}
+	a := &App{cfg: cfg, logger: cfg.logger}
+	a.reg = &registry{orchestrators: map[string]replayFunc{}, activities: map[string]activityFunc{}, app: a}
+	a.client = &Client{app: a}
+	return a
+}
+
+type (
+	replayContext = replay.Context
+	replayFunc    = replay.Func
+	activityFunc  = engine.ActivityFunc
+)
+
+// Register adds orchestrators and activities. It panics on a duplicate or empty name, which is a
+// programming error. Register before Start.
+func (a *App) Register(defs ...Definition) {
+	for _, d := range defs {
+		d.register(a.reg)
+	}
+}
+
+// Start opens the store (the SQLite file unless WithStore was given) and starts running work. It
+// returns once the App is running.
+func (a *App) Start(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.eng != nil {
+		return errors.New("reprise: App already started")
+	}
+	if a.stopped {
+		return errors.New("reprise: App was shut down; create a new one")
+	}
+	st := a.cfg.store
+	if st == nil {
+		path := a.cfg.storePath
+		if path == "" {
+			path = DefaultStorePath
+		}
+		opts := sqlite.Options{Hub: a.cfg.hub}
+		if a.cfg.relaxed {
+			opts.Durability = sqlite.DurabilityRelaxed
+		}
+		s, err := sqlite.Open(ctx, path, opts)
+		if err != nil {
+			return fmt.Errorf("reprise: open the SQLite store %s: %w", path, err)
+		}
+		st, a.ownsStore = s, true
+	}
+	a.st = st
+	a.eng = engine.New(engine.Options{
+		Store:                       st,
+		Registry:                    a.reg,
+		Logger:                      a.logger,
+		MaxConcurrentOrchestrations: a.cfg.maxOrch,
+		MaxConcurrentActivities:     a.cfg.maxAct,
+		CacheSize:                   a.cfg.cacheSize,
+		LeaseDuration:               a.cfg.leaseDuration,
+		PollInterval:                a.cfg.pollInterval,
+	})
+	a.eng.Start()
+	return nil
+}
+
+// Shutdown stops taking new work and waits for running episodes and activities until ctx ends;
+// then activities' contexts are cancelled, leases still held are released (so another node can
+// take the work at once) and the store is closed if the App opened it.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	eng, st, owns := a.eng, a.st, a.ownsStore
+	a.stopped = true
+	a.mu.Unlock()
+	if eng == nil {
+		return nil
+	}
+	err := eng.Shutdown(ctx)
+	if owns {
+		if cerr := st.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}
+	return err
+}
+
+// Client returns the App's client. Its methods fail with ErrNotStarted before Start.
+func (a *App) Client() *Client { return a.client }
+
+func (a *App) store() (store.Store, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.st == nil {
+		return nil, ErrNotStarted
+	}
+	return a.st, nil
+}

@@ -1,0 +1,452 @@
+package reprise
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/reprise-dev/reprise/internal/engine"
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// RuntimeStatus is the runtime status of an instance: Pending, Running, Completed,
+// ContinuedAsNew, Failed, Canceled, Terminated or Suspended.
+type RuntimeStatus = store.Status
+
+// Runtime statuses, as in Durable Functions.
+const (
+	StatusPending        = store.StatusPending
+	StatusRunning        = store.StatusRunning
+	StatusCompleted      = store.StatusCompleted
+	StatusContinuedAsNew = store.StatusContinuedAsNew
+	StatusFailed         = store.StatusFailed
+	StatusCanceled       = store.StatusCanceled
+	StatusTerminated     = store.StatusTerminated
+	StatusSuspended      = store.StatusSuspended
+)
+
+// ReusePolicy says what starting an instance ID that already exists does.
+type ReusePolicy = store.ReusePolicy
+
+// Reuse policies. The default is ReuseIfFinished, as in Durable Functions.
+const (
+	// ReuseIfFinished replaces a Completed, Failed, Terminated or Canceled instance and refuses
+	// (ErrInstanceExists) a Pending, Running or Suspended one.
+	ReuseIfFinished = store.ReuseIfFinished
+	// ReuseNever refuses any existing instance.
+	ReuseNever = store.ReuseNever
+	// ReuseAlways replaces the existing instance whatever its status.
+	ReuseAlways = store.ReuseAlways
+)
+
+// Client starts and manages orchestration instances.
+type Client struct{ app *App }
+
+// StartOption configures Client.StartNew and Orchestrator.Start.
+type StartOption interface{ applyStart(*startConfig) }
+
+type startConfig struct {
+	instanceID string
+	startAt    time.Time
+	reuse      ReusePolicy
+}
+
+type startFunc func(*startConfig)
+
+func (f startFunc) applyStart(c *startConfig) { f(c) }
+
+// WithStartTime delays the start of the orchestration until t (the instance stays Pending).
+func WithStartTime(t time.Time) StartOption { return startFunc(func(c *startConfig) { c.startAt = t }) }
+
+// WithReusePolicy sets what happens when the instance ID already exists (default ReuseIfFinished).
+func WithReusePolicy(p ReusePolicy) StartOption {
+	return startFunc(func(c *startConfig) { c.reuse = p })
+}
+
+// ValidateInstanceID checks an instance ID against the Durable Functions rules.
+func ValidateInstanceID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: it is empty", ErrInvalidInstanceID)
+	case len(id) > 256:
+		return fmt.Errorf("%w: it is %d characters long, the limit is 256", ErrInvalidInstanceID, len(id))
+	case strings.HasPrefix(id, "@"):
+		return fmt.Errorf("%w %q: IDs starting with '@' are reserved for entities", ErrInvalidInstanceID, id)
+	case strings.ContainsAny(id, `/\?#`):
+		return fmt.Errorf("%w %q: it must not contain '/', '\\', '?' or '#'", ErrInvalidInstanceID, id)
+	case strings.IndexFunc(id, unicode.IsControl) >= 0:
+		return fmt.Errorf("%w %q: it must not contain control characters", ErrInvalidInstanceID, id)
+	}
+	return nil
+}
+
+// StartNew starts an instance of the orchestrator with the name and returns its ID: the one given
+// with WithInstanceID, or 32 random hex characters.
+func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...StartOption) (string, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return "", err
+	}
+	var cfg startConfig
+	for _, o := range opts {
+		o.applyStart(&cfg)
+	}
+	if _, ok := c.app.reg.Orchestrator(name); !ok {
+		return "", fmt.Errorf("start orchestrator %q: %w: register it with App.Register", name, ErrNotRegistered)
+	}
+	id := cfg.instanceID
+	if id == "" {
+		id = engine.RandomID()
+	} else if err := ValidateInstanceID(id); err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(input)
+	if err != nil {
+		return "", fmt.Errorf("start orchestrator %q: input must be JSON-serialisable: %w", name, err)
+	}
+	now := time.Now().UTC()
+	execID := engine.RandomID()
+	start := history.New(history.ExecutionStarted, now)
+	start.Name, start.Input, start.InstanceID, start.ExecutionID = name, data, id, execID
+	msg, err := history.EncodeEvent(start)
+	if err != nil {
+		return "", err
+	}
+	inst := store.Instance{ID: id, Name: name, ExecutionID: execID, Status: store.StatusPending,
+		Input: data, CreatedAt: now, UpdatedAt: now}
+	m := store.Message{InstanceID: id, ExecutionID: execID, Data: msg, VisibleAt: cfg.startAt}
+	if err := st.CreateInstance(ctx, inst, m, cfg.reuse); err != nil {
+		return "", fmt.Errorf("start orchestrator %q as %q: %w", name, id, err)
+	}
+	return id, nil
+}
+
+// Instance is the status of an orchestration instance.
+type Instance struct {
+	ID               string
+	Name             string
+	Status           RuntimeStatus
+	Input            json.RawMessage // nil when not requested
+	Output           json.RawMessage // the output; for Failed the failure message, for Terminated the reason
+	CustomStatus     json.RawMessage
+	Failure          *FailureDetails // set when Failed
+	CreatedAt        time.Time
+	LastUpdatedAt    time.Time
+	ParentInstanceID string
+	ExecutionID      string
+	History          []HistoryEvent // only with WithHistory
+}
+
+// HistoryEvent is one event of an instance's history.
+type HistoryEvent struct {
+	EventID    int             `json:"eventId"` // sequence number of scheduling events, else -1
+	Type       string          `json:"eventType"`
+	Timestamp  time.Time       `json:"timestamp"`
+	Name       string          `json:"name,omitempty"`
+	InstanceID string          `json:"instanceId,omitempty"`
+	Input      json.RawMessage `json:"input,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	Failure    *FailureDetails `json:"failure,omitempty"`
+	TaskID     int             `json:"taskScheduledId,omitempty"` // the event a completion completes
+	FireAt     time.Time       `json:"fireAt,omitzero"`
+	Status     string          `json:"orchestrationStatus,omitempty"` // ExecutionCompleted
+}
+
+// GetOption configures GetInstance.
+type GetOption func(*getConfig)
+
+type getConfig struct{ history, noPayloads bool }
+
+// WithHistory includes the history of the current execution.
+func WithHistory() GetOption { return func(c *getConfig) { c.history = true } }
+
+// WithoutPayloads leaves out input, output and custom status.
+func WithoutPayloads() GetOption { return func(c *getConfig) { c.noPayloads = true } }
+
+// GetInstance returns an instance's status, or ErrInstanceNotFound.
+func (c *Client) GetInstance(ctx context.Context, id string, opts ...GetOption) (*Instance, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return nil, err
+	}
+	var cfg getConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	si, err := st.GetInstance(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get instance %q: %w", id, err)
+	}
+	inst := publicInstance(si, !cfg.noPayloads)
+	if cfg.history {
+		chunks, err := st.History(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("get history of %q: %w", id, err)
+		}
+		events, err := history.DecodeAll(chunks)
+		if err != nil {
+			return nil, fmt.Errorf("get history of %q: %w", id, err)
+		}
+		for _, e := range events {
+			inst.History = append(inst.History, publicEvent(e))
+		}
+	}
+	return inst, nil
+}
+
+func publicInstance(si store.Instance, payloads bool) *Instance {
+	inst := &Instance{
+		ID: si.ID, Name: si.Name, Status: si.Status, CreatedAt: si.CreatedAt, LastUpdatedAt: si.UpdatedAt,
+		ParentInstanceID: si.ParentID, ExecutionID: si.ExecutionID,
+	}
+	if payloads {
+		inst.Input, inst.Output, inst.CustomStatus = si.Input, si.Output, si.CustomStatus
+	}
+	if len(si.Failure) > 0 {
+		var f FailureDetails
+		if json.Unmarshal(si.Failure, &f) == nil {
+			inst.Failure = &f
+		}
+	}
+	return inst
+}
+
+func publicEvent(e history.Event) HistoryEvent {
+	h := HistoryEvent{
+		EventID: int(e.ID), Type: e.Type.String(), Timestamp: e.Time, Name: e.Name, InstanceID: e.InstanceID,
+		Input: e.Input, Result: e.Result, Failure: failureDetails(e.Failure), TaskID: int(e.TaskID), FireAt: e.FireAt,
+	}
+	if e.Type == history.ExecutionCompleted {
+		h.Status = store.Status(e.Status).String()
+	}
+	return h
+}
+
+// Query selects instances for ListInstances. Zero fields do not filter.
+type Query struct {
+	Statuses          []RuntimeStatus
+	CreatedFrom       time.Time // inclusive
+	CreatedTo         time.Time // inclusive
+	IDPrefix          string
+	PageSize          int    // default 100
+	ContinuationToken string // from the previous page; "" for the first
+	WithoutPayloads   bool
+}
+
+// ListInstances returns a page of the instances matching q, oldest first, and the token of the
+// next page ("" after the last page).
+func (c *Client) ListInstances(ctx context.Context, q Query) ([]*Instance, string, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return nil, "", err
+	}
+	page, next, err := st.ListInstances(ctx, store.Query{
+		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, IDPrefix: q.IDPrefix,
+		PageSize: q.PageSize, ContinuationToken: q.ContinuationToken, WithoutPayloads: q.WithoutPayloads,
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list instances: %w", err)
+	}
+	out := make([]*Instance, len(page))
+	for i, si := range page {
+		out[i] = publicInstance(si, !q.WithoutPayloads)
+	}
+	return out, next, nil
+}
+
+// send delivers a control event to an active instance.
+func (c *Client) send(ctx context.Context, op, id string, ev history.Event, allowed func(store.Status) error) error {
+	st, err := c.app.store()
+	if err != nil {
+		return err
+	}
+	inst, err := st.GetInstance(ctx, id)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	if err := allowed(inst.Status); err != nil {
+		return fmt.Errorf("%s %q (status %s): %w", op, id, inst.Status, err)
+	}
+	data, err := history.EncodeEvent(ev)
+	if err != nil {
+		return err
+	}
+	if err := st.SendMessage(ctx, store.Message{InstanceID: id, Data: data}); err != nil {
+		return fmt.Errorf("%s %q: %w", op, id, err)
+	}
+	return nil
+}
+
+func mustBeActive(s store.Status) error {
+	if s.Terminal() {
+		return ErrInstanceFinished
+	}
+	return nil
+}
+
+// RaiseEvent delivers an external event to an instance. Events for a name the orchestrator is
+// not waiting for yet are kept until it waits. A finished instance gives ErrInstanceFinished.
+func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("raise event %q: data must be JSON-serialisable: %w", name, err)
+	}
+	if name == "" {
+		return fmt.Errorf("raise event on %q: the event name is empty", id)
+	}
+	ev := history.New(history.EventRaised, time.Now().UTC())
+	ev.Name, ev.Input = name, raw
+	return c.send(ctx, "raise event "+name+" on", id, ev, mustBeActive)
+}
+
+func reasonJSON(reason string) json.RawMessage {
+	data, _ := json.Marshal(reason)
+	return data
+}
+
+// Terminate stops an instance: it becomes Terminated, with the reason as its output, and so do
+// its running sub-orchestrations, recursively. Running activities finish but their results are
+// ignored.
+func (c *Client) Terminate(ctx context.Context, id, reason string) error {
+	ev := history.New(history.ExecutionTerminated, time.Now().UTC())
+	ev.Input, ev.Recursive = reasonJSON(reason), true
+	return c.send(ctx, "terminate", id, ev, mustBeActive)
+}
+
+// Suspend pauses an instance: it becomes Suspended and processes nothing but Resume and
+// Terminate; events that arrive meanwhile are kept and processed on Resume.
+func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+	ev := history.New(history.ExecutionSuspended, time.Now().UTC())
+	ev.Input = reasonJSON(reason)
+	return c.send(ctx, "suspend", id, ev, mustBeActive)
+}
+
+// Resume continues a suspended instance.
+func (c *Client) Resume(ctx context.Context, id, reason string) error {
+	ev := history.New(history.ExecutionResumed, time.Now().UTC())
+	ev.Input = reasonJSON(reason)
+	return c.send(ctx, "resume", id, ev, mustBeActive)
+}
+
+// Rewind runs a Failed instance again from where it failed: the activities and
+// sub-orchestrations whose failures ended it run again, and what succeeded is kept. Deploy fixed
+// code first when the failure came from the orchestrator itself (a non-determinism error, say).
+func (c *Client) Rewind(ctx context.Context, id, reason string) error {
+	ev := history.New(history.ExecutionRewound, time.Now().UTC())
+	ev.Input = reasonJSON(reason)
+	return c.send(ctx, "rewind", id, ev, func(s store.Status) error {
+		if s != store.StatusFailed {
+			return ErrNotFailed
+		}
+		return nil
+	})
+}
+
+// Restart starts the instance's orchestrator again with its original input: under a new ID
+// (newInstanceID) or the same one, which must have finished. It returns the ID started.
+func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return "", err
+	}
+	inst, err := st.GetInstance(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("restart %q: %w", id, err)
+	}
+	var opts []StartOption
+	if !newInstanceID {
+		opts = append(opts, WithInstanceID(id))
+	}
+	input := json.RawMessage(inst.Input)
+	if len(input) == 0 {
+		input = json.RawMessage("null")
+	}
+	return c.StartNew(ctx, inst.Name, input, opts...)
+}
+
+// PurgeInstance deletes a finished instance and its history. It returns ErrInstanceNotFound, or
+// ErrInstanceActive for an instance that has not finished (terminate it first).
+func (c *Client) PurgeInstance(ctx context.Context, id string) error {
+	st, err := c.app.store()
+	if err != nil {
+		return err
+	}
+	if err := st.PurgeInstance(ctx, id); err != nil {
+		return fmt.Errorf("purge %q: %w", id, err)
+	}
+	return nil
+}
+
+// PurgeFilter selects finished instances for PurgeInstances.
+type PurgeFilter struct {
+	CreatedFrom time.Time       // inclusive; zero means no lower bound
+	CreatedTo   time.Time       // inclusive; zero means no upper bound
+	Statuses    []RuntimeStatus // terminal statuses only; empty means all of them
+}
+
+// PurgeInstances deletes the finished instances that match f and returns how many.
+func (c *Client) PurgeInstances(ctx context.Context, f PurgeFilter) (int, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return 0, err
+	}
+	for _, s := range f.Statuses {
+		if !s.Terminal() {
+			return 0, fmt.Errorf("purge instances: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", s)
+		}
+	}
+	n, err := st.PurgeInstances(ctx, store.PurgeFilter{CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, Statuses: f.Statuses})
+	if err != nil {
+		return n, fmt.Errorf("purge instances: %w", err)
+	}
+	return n, nil
+}
+
+// WaitForStart waits until the instance has started (is no longer Pending) and returns its status.
+func (c *Client) WaitForStart(ctx context.Context, id string) (*Instance, error) {
+	return c.waitFor(ctx, id, func(s store.Status) bool { return s != store.StatusPending })
+}
+
+// WaitForCompletion waits until the instance has finished (Completed, Failed, Terminated or
+// Canceled) and returns its status with input and output.
+func (c *Client) WaitForCompletion(ctx context.Context, id string) (*Instance, error) {
+	return c.waitFor(ctx, id, store.Status.Terminal)
+}
+
+// crossProcessCheck bounds how long a wait misses a change made by another process, which sends
+// no in-process notification.
+const crossProcessCheck = 2 * time.Second
+
+func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status) bool) (*Instance, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		changed, stop := st.WatchInstance(id)
+		si, err := st.GetInstance(ctx, id)
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("wait for %q: %w", id, err)
+		}
+		if done(si.Status) {
+			stop()
+			return publicInstance(si, true), nil
+		}
+		t := time.NewTimer(crossProcessCheck)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			stop()
+			return nil, fmt.Errorf("wait for %q (status %s): %w", id, si.Status, ctx.Err())
+		}
+		t.Stop()
+		stop()
+	}
+}

@@ -1,0 +1,138 @@
+package reprise
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// Sentinel errors; test with errors.Is.
+var (
+	// ErrInstanceNotFound: no instance with the ID exists in the task hub.
+	ErrInstanceNotFound = store.ErrNotFound
+	// ErrInstanceExists: starting an ID that is Pending, Running or Suspended (see ReusePolicy).
+	ErrInstanceExists = store.ErrInstanceExists
+	// ErrInstanceActive: the operation (purge) needs a finished instance; terminate it first.
+	ErrInstanceActive = store.ErrInstanceActive
+	// ErrInstanceFinished: the instance has completed, failed or been terminated, so it can no
+	// longer receive events, be terminated, suspended or resumed.
+	ErrInstanceFinished = errors.New("instance has finished")
+	// ErrNotFailed: only a Failed instance can be rewound.
+	ErrNotFailed = errors.New("instance is not in the Failed state")
+	// ErrTimeout: a wait for an external event ran out of time (see WaitForEvent).
+	ErrTimeout = replay.ErrTimeout
+	// ErrCanceled: the task (a timer) was cancelled.
+	ErrCanceled = replay.ErrCanceled
+	// ErrNotRegistered: no orchestrator or activity with the name is registered with the App.
+	ErrNotRegistered = errors.New("not registered")
+	// ErrNotStarted: the App's client was used before App.Start.
+	ErrNotStarted = errors.New("app not started: call App.Start first")
+	// ErrInvalidInstanceID: instance IDs must be 1 to 256 characters, must not start with '@' and
+	// must not contain '/', '\\', '?', '#' or control characters.
+	ErrInvalidInstanceID = errors.New("invalid instance ID")
+)
+
+// FailureDetails describes why an activity, a sub-orchestration or an orchestration failed.
+type FailureDetails struct {
+	Type         string          `json:"type,omitempty"`    // the error's type, e.g. "*fs.PathError" or an Error's Type
+	Message      string          `json:"message"`           // the error message
+	Details      json.RawMessage `json:"details,omitempty"` // Error.Details, as JSON
+	StackTrace   string          `json:"stackTrace,omitempty"`
+	NonRetriable bool            `json:"nonRetriable,omitempty"`
+	Inner        *FailureDetails `json:"inner,omitempty"` // the failure this one wraps
+}
+
+func failureDetails(f *history.Failure) *FailureDetails {
+	if f == nil {
+		return nil
+	}
+	return &FailureDetails{Type: f.Type, Message: f.Message, Details: f.Details, StackTrace: f.StackTrace,
+		NonRetriable: f.NonRetriable, Inner: failureDetails(f.Inner)}
+}
+
+// Error is an error with a type name and details, for activities and orchestrators that want
+// their callers to see more than a message. NonRetriable stops retry policies.
+type Error struct {
+	Type         string
+	Message      string
+	Details      any // marshalled to JSON
+	NonRetriable bool
+}
+
+func (e *Error) Error() string {
+	if e.Type == "" {
+		return e.Message
+	}
+	return e.Type + ": " + e.Message
+}
+
+// TaskFailedError is the error an orchestrator gets when an activity or sub-orchestration fails.
+type TaskFailedError struct {
+	Kind    string // "activity" or "sub-orchestration"
+	Name    string
+	TaskID  int
+	Failure *FailureDetails
+}
+
+func (e *TaskFailedError) Error() string {
+	msg := "<no message>"
+	if e.Failure != nil {
+		msg = e.Failure.Message
+		if e.Failure.Type != "" {
+			msg = e.Failure.Type + ": " + msg
+		}
+	}
+	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, msg)
+}
+
+// publicError converts an error from the executor into the public types.
+func publicError(err error) error {
+	var fe *replay.FailedError
+	if errors.As(err, &fe) {
+		return &TaskFailedError{Kind: fe.Kind, Name: fe.Name, TaskID: int(fe.TaskID), Failure: failureDetails(fe.Failure)}
+	}
+	return err
+}
+
+// describedError carries failure details through the engine.
+type describedError struct{ f *history.Failure }
+
+func (d describedError) Error() string              { return d.f.Message }
+func (d describedError) Failure() *history.Failure { return d.f }
+
+// internalError converts a user's error into one the engine records with its details.
+func internalError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		f := &history.Failure{Type: e.Type, Message: e.Message, NonRetriable: e.NonRetriable}
+		if e.Type == "" {
+			f.Type = "reprise.Error"
+		}
+		if e.Details != nil {
+			if d, merr := json.Marshal(e.Details); merr == nil {
+				f.Details = d
+			}
+		}
+		return describedError{f}
+	}
+	var tf *TaskFailedError
+	if errors.As(err, &tf) {
+		return describedError{&history.Failure{Type: "TaskFailed", Message: err.Error(), Inner: historyFailure(tf.Failure)}}
+	}
+	return describedError{&history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}}
+}
+
+func historyFailure(f *FailureDetails) *history.Failure {
+	if f == nil {
+		return nil
+	}
+	return &history.Failure{Type: f.Type, Message: f.Message, Details: f.Details, StackTrace: f.StackTrace,
+		NonRetriable: f.NonRetriable, Inner: historyFailure(f.Inner)}
+}

@@ -1,0 +1,97 @@
+package engine
+
+import (
+	"container/list"
+	"sync"
+
+	"github.com/reprise-dev/reprise/internal/replay"
+)
+
+// cached is a live execution kept between episodes.
+type cached struct {
+	instanceID  string
+	executionID string
+	historyLen  int // the instance's HistoryLen the execution has seen
+	exec        *replay.Execution
+}
+
+// cache is a bounded LRU of live executions. An entry is taken out for the length of an episode
+// and put back after its commit, so an execution is never used by two episodes at once.
+type cache struct {
+	mu    sync.Mutex
+	max   int
+	order *list.List // front = most recently used
+	byID  map[string]*list.Element
+}
+
+func newCache(max int) *cache {
+	return &cache{max: max, order: list.New(), byID: map[string]*list.Element{}}
+}
+
+// take removes and returns the instance's execution if it is current (same execution, same
+// history length); a stale one is closed.
+func (c *cache) take(instanceID, executionID string, historyLen int) *replay.Execution {
+	c.mu.Lock()
+	el, ok := c.byID[instanceID]
+	if ok {
+		c.order.Remove(el)
+		delete(c.byID, instanceID)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	e := el.Value.(*cached)
+	if e.executionID != executionID || e.historyLen != historyLen {
+		e.exec.Close()
+		return nil
+	}
+	return e.exec
+}
+
+// put keeps an execution, evicting (and closing) the least recently used beyond the bound.
+func (c *cache) put(e *cached) {
+	if c.max <= 0 {
+		e.exec.Close()
+		return
+	}
+	var evicted []*cached
+	c.mu.Lock()
+	if old, ok := c.byID[e.instanceID]; ok {
+		c.order.Remove(old)
+		evicted = append(evicted, old.Value.(*cached))
+	}
+	c.byID[e.instanceID] = c.order.PushFront(e)
+	for c.order.Len() > c.max {
+		last := c.order.Back()
+		c.order.Remove(last)
+		v := last.Value.(*cached)
+		delete(c.byID, v.instanceID)
+		evicted = append(evicted, v)
+	}
+	c.mu.Unlock()
+	for _, v := range evicted {
+		v.exec.Close()
+	}
+}
+
+// clear closes every cached execution.
+func (c *cache) clear() {
+	c.mu.Lock()
+	var all []*cached
+	for _, el := range c.byID {
+		all = append(all, el.Value.(*cached))
+	}
+	c.byID = map[string]*list.Element{}
+	c.order.Init()
+	c.mu.Unlock()
+	for _, v := range all {
+		v.exec.Close()
+	}
+}
+
+func (c *cache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.order.Len()
+}

@@ -1,0 +1,279 @@
+// Package engine runs orchestration episodes and activities from a store: two dispatchers that
+// claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
+//
+// Lock and lease model: every work item is claimed with a lease (owner + token) that the renewer
+// extends while the node lives; each commit presents the lease and the store refuses it when the
+// item was claimed again since (ErrLeaseLost), so a node that stalled past its lease never
+// overwrites another's work. Within the engine, the cache mutex is the only lock held across
+// calls, and it is never held while calling the store or user code.
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// ActivityFunc is an activity as the engine runs it: JSON in, JSON out.
+type ActivityFunc func(ctx context.Context, input []byte) ([]byte, error)
+
+// Registry resolves orchestrator and activity names.
+type Registry interface {
+	Orchestrator(name string) (replay.Func, bool)
+	Activity(name string) (ActivityFunc, bool)
+}
+
+// Options configure an engine. Zero values take the defaults documented on each field.
+type Options struct {
+	Store    store.Store
+	Registry Registry
+	Logger   *slog.Logger // default: discards
+
+	MaxConcurrentOrchestrations int           // episodes in flight; default 256
+	MaxConcurrentActivities     int           // activities in flight; default 256
+	CacheSize                   int           // live executions kept between episodes; default 4096; <0 disables
+	LeaseDuration               time.Duration // default 30s; renewed every third of it
+	PollInterval                time.Duration // fallback polling for work from other processes; default 1s
+	Owner                       string        // lease owner name; default a random ID
+}
+
+// Engine runs work from one store.
+type Engine struct {
+	opts  Options
+	st    store.Store
+	reg   Registry
+	log   *slog.Logger
+	cache *cache
+
+	stop      chan struct{} // closed by Shutdown: stop claiming
+	actCtx    context.Context
+	actCancel context.CancelFunc
+	episodes  sync.WaitGroup // running episodes
+	acts      sync.WaitGroup // running activities
+	loops     sync.WaitGroup // dispatchers and renewer
+	orchSlots chan struct{}
+	actSlots  chan struct{}
+	poke      chan struct{} // re-check for orchestration work after an episode
+	actPoke   chan struct{} // an activity slot was freed
+	startOnce sync.Once
+	stopOnce  sync.Once
+}
+
+// ActivityInfo describes the activity invocation an activity's context carries.
+type ActivityInfo struct {
+	InstanceID string
+	TaskID     int32
+	Name       string
+	Attempt    int
+}
+
+type activityInfoKey struct{}
+
+// ActivityInfoFrom returns the invocation an activity's context belongs to.
+func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
+	info, ok := ctx.Value(activityInfoKey{}).(ActivityInfo)
+	return info, ok
+}
+
+// New returns an engine; Start runs it.
+func New(opts Options) *Engine {
+	if opts.MaxConcurrentOrchestrations <= 0 {
+		opts.MaxConcurrentOrchestrations = 256
+	}
+	if opts.MaxConcurrentActivities <= 0 {
+		opts.MaxConcurrentActivities = 256
+	}
+	if opts.CacheSize == 0 {
+		opts.CacheSize = 4096
+	}
+	if opts.LeaseDuration <= 0 {
+		opts.LeaseDuration = 30 * time.Second
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = time.Second
+	}
+	if opts.Owner == "" {
+		opts.Owner = RandomID()
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	actCtx, actCancel := context.WithCancel(context.Background())
+	return &Engine{
+		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger,
+		cache:     newCache(opts.CacheSize),
+		stop:      make(chan struct{}),
+		actCtx:    actCtx,
+		actCancel: actCancel,
+		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
+		actSlots:  make(chan struct{}, opts.MaxConcurrentActivities),
+		poke:      make(chan struct{}, 1),
+		actPoke:   make(chan struct{}, 1),
+	}
+}
+
+// RandomID returns 32 random hex characters.
+func RandomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Owner returns the engine's lease owner name.
+func (e *Engine) Owner() string { return e.opts.Owner }
+
+// Start starts the dispatchers. It returns at once.
+func (e *Engine) Start() {
+	e.startOnce.Do(func() {
+		e.loops.Add(3)
+		go e.orchestrationLoop()
+		go e.activityLoop()
+		go e.renewLoop()
+	})
+}
+
+// Shutdown stops taking work, waits for running episodes and activities until ctx ends, then
+// cancels the activities' contexts and releases the leases still held so that other nodes take
+// over at once. It returns ctx's error if work was still running at the deadline.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	var err error
+	e.stopOnce.Do(func() {
+		close(e.stop)
+		e.loops.Wait()
+		done := make(chan struct{})
+		go func() {
+			e.episodes.Wait()
+			e.acts.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = fmt.Errorf("shutdown: work still running at the deadline, its leases were released: %w", ctx.Err())
+		}
+		e.actCancel()
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if rerr := e.st.ReleaseLeases(rctx, e.opts.Owner); rerr != nil && !errors.Is(rerr, store.ErrClosed) {
+			e.log.Warn("releasing leases at shutdown", "err", rerr)
+		}
+		<-done // episodes end soon: their commits now fail fast on the released leases
+		e.cache.clear()
+	})
+	return err
+}
+
+func (e *Engine) stopping() bool {
+	select {
+	case <-e.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// dispatch is the loop shared by both dispatchers: claim while there are free slots, run each
+// item, and sleep until a wake-up, a timer, a freed slot or the poll interval.
+func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan struct{},
+	claim func(ctx context.Context, max int) (int, error), nextTimer bool) {
+	defer e.loops.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-e.stop; cancel() }()
+	signal := e.st.WorkSignal(kind)
+	backoff := 10 * time.Millisecond
+	for !e.stopping() {
+		free := cap(slots) - len(slots)
+		if free > 0 {
+			n, err := claim(ctx, free)
+			if err != nil {
+				if e.stopping() {
+					return
+				}
+				e.log.Error("claiming work", "kind", kind, "err", err)
+				select {
+				case <-time.After(backoff):
+				case <-e.stop:
+					return
+				}
+				backoff = min(2*backoff, 5*time.Second)
+				continue
+			}
+			backoff = 10 * time.Millisecond
+			if n > 0 {
+				continue
+			}
+		}
+		wait := e.opts.PollInterval
+		if nextTimer && free > 0 {
+			if next, err := e.st.NextVisibleAt(ctx); err == nil && !next.IsZero() {
+				wait = min(wait, max(time.Until(next), time.Millisecond))
+			}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-signal:
+		case <-poke: // a slot was freed, or a commit may have left work behind
+		case <-timer.C:
+		case <-e.stop:
+		}
+		timer.Stop()
+	}
+}
+
+func (e *Engine) orchestrationLoop() {
+	e.dispatch(store.OrchestrationWorkKind, e.orchSlots, e.poke, func(ctx context.Context, max int) (int, error) {
+		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, max, e.opts.LeaseDuration)
+		if err != nil {
+			return 0, err
+		}
+		for _, w := range work {
+			e.orchSlots <- struct{}{}
+			e.episodes.Add(1)
+			go func() {
+				defer func() {
+					<-e.orchSlots
+					e.episodes.Done()
+					e.wake()
+				}()
+				e.runEpisode(w)
+			}()
+		}
+		return len(work), nil
+	}, true)
+}
+
+// wake makes the orchestration dispatcher look for work again.
+func (e *Engine) wake() { nudge(e.poke) }
+
+func nudge(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+func (e *Engine) renewLoop() {
+	defer e.loops.Done()
+	t := time.NewTicker(e.opts.LeaseDuration / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/3)
+			if err := e.st.RenewLeases(ctx, e.opts.Owner, e.opts.LeaseDuration); err != nil {
+				e.log.Error("renewing leases; work may be taken over by other nodes", "err", err)
+			}
+			cancel()
+		}
+	}
+}

@@ -1,0 +1,471 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// runEpisode runs one orchestration episode and commits it.
+func (e *Engine) runEpisode(w store.OrchestrationWork) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
+	defer cancel()
+	ep, exec, res, err := e.episode(ctx, w)
+	if err != nil {
+		// The lease runs out and the work is claimed again; nothing was changed.
+		e.log.Error("orchestration episode abandoned", "instanceId", w.Instance.ID, "err", err)
+		if exec != nil {
+			exec.Close()
+		}
+		return
+	}
+	if err := e.st.CommitEpisode(ctx, ep); err != nil {
+		if exec != nil {
+			exec.Close()
+		}
+		if errors.Is(err, store.ErrLeaseLost) {
+			e.log.Warn("orchestration episode discarded: lease lost", "instanceId", w.Instance.ID)
+		} else {
+			e.log.Error("committing orchestration episode", "instanceId", w.Instance.ID, "err", err)
+		}
+		return
+	}
+	if exec != nil {
+		if res != nil && !res.Done && !e.stopping() {
+			e.cache.put(&cached{
+				instanceID:  ep.Instance.ID,
+				executionID: ep.Instance.ExecutionID,
+				historyLen:  w.Instance.HistoryLen + len(ep.History),
+				exec:        exec,
+			})
+		} else {
+			exec.Close()
+		}
+	}
+	if res != nil && res.Done {
+		inst := ep.Instance
+		attrs := []any{"instanceId", inst.ID, "name", inst.Name, "status", inst.Status.String(),
+			"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
+		if inst.Status == store.StatusFailed {
+			e.log.Warn("orchestration failed", append(attrs, "failure", string(inst.Failure))...)
+		} else {
+			e.log.Debug("orchestration finished", attrs...)
+		}
+	}
+}
+
+// episode computes the commit of one episode. The returned execution (if any) is the live one,
+// to be cached after a successful commit.
+func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.Episode, *replay.Execution, *replay.Result, error) {
+	now := time.Now().UTC()
+	inst := w.Instance
+	ep := store.Episode{Lease: w.Lease}
+	var events []history.Event
+	var rewind *history.Event
+	for _, m := range w.Messages {
+		ep.Consumed = append(ep.Consumed, m.ID)
+		if m.ExecutionID != "" && m.ExecutionID != inst.ExecutionID {
+			continue // meant for an earlier execution
+		}
+		ev, err := history.DecodeEvent(m.Data)
+		if err != nil {
+			e.log.Error("dropping undecodable message", "instanceId", inst.ID, "messageId", m.ID, "err", err)
+			continue
+		}
+		if ev.Type == history.ExecutionRewound {
+			if inst.Status == store.StatusFailed && rewind == nil {
+				rewind = &ev
+			}
+			continue
+		}
+		events = append(events, ev)
+	}
+	if inst.Status.Terminal() && rewind == nil {
+		// Late messages for a finished instance (activity results after terminate, timers, events):
+		// consume them without touching the instance.
+		ep.Instance = inst
+		return ep, nil, nil, nil
+	}
+
+	fn, ok := e.reg.Orchestrator(inst.Name)
+	if !ok {
+		ep.Instance = inst
+		failure := &history.Failure{
+			Type:    "OrchestratorNotRegistered",
+			Message: fmt.Sprintf("orchestrator %q is not registered with this app: register it with App.Register", inst.Name),
+		}
+		chunk := append([]history.Event{history.New(history.OrchestratorStarted, now)}, events...)
+		e.finishFailed(&ep, chunk, failure, now)
+		return ep, nil, nil, nil
+	}
+
+	var exec *replay.Execution
+	var old []history.Event
+	if rewind == nil {
+		exec = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
+	} else {
+		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
+	}
+	if exec == nil {
+		chunks, err := e.st.History(ctx, inst.ID)
+		if err != nil {
+			return ep, nil, nil, fmt.Errorf("load history: %w", err)
+		}
+		if old, err = history.DecodeAll(chunks); err != nil {
+			return ep, nil, nil, err
+		}
+		exec = replay.New(fn)
+	}
+
+	newEvents := []history.Event{history.New(history.OrchestratorStarted, now)}
+	var reruns []history.Event
+	if rewind != nil {
+		ids, scheduled := failedAtEnd(old)
+		rewind.Time = now
+		rewind.Voided = ids
+		newEvents = append(newEvents, *rewind)
+		reruns = scheduled
+	}
+	newEvents = append(newEvents, events...)
+
+	res, err := exec.Run(old, newEvents)
+	if err != nil {
+		exec.Close()
+		var nd *replay.NonDeterminismError
+		if !errors.As(err, &nd) {
+			return ep, nil, nil, err
+		}
+		ep.Instance = inst
+		e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
+		e.finishFailed(&ep, newEvents, &history.Failure{Type: "NonDeterminismError", Message: err.Error()}, now)
+		return ep, nil, nil, nil
+	}
+
+	chunk := append(newEvents, res.Actions...)
+	inst.Status = res.Status
+	inst.CustomStatus = res.CustomStatus
+	inst.UpdatedAt = now
+	if rewind != nil {
+		inst.Output, inst.Failure = nil, nil
+		if err := e.rerun(&ep, inst, reruns, rewind.Input); err != nil {
+			return ep, nil, nil, err
+		}
+	}
+	if err := e.effects(&ep, inst, res.Actions, now); err != nil {
+		return ep, nil, nil, err
+	}
+	if res.Done {
+		if err := e.finish(&ep, &inst, exec.Context(), res, now, &chunk); err != nil {
+			return ep, nil, nil, err
+		}
+	}
+	if len(chunk) > 0 && !ep.ResetHistory {
+		data, err := history.Encode(chunk)
+		if err != nil {
+			return ep, nil, nil, err
+		}
+		ep.History = [][]byte{data}
+	}
+	ep.Instance = inst
+	return ep, exec, res, nil
+}
+
+// failedAtEnd finds the failures a rewind runs again: the task and sub-orchestration failures
+// after which the orchestrator scheduled nothing (so no later decision depended on them), and
+// returns their task IDs with the scheduling events to run again.
+func failedAtEnd(old []history.Event) ([]int32, []history.Event) {
+	scheduled := map[int32]history.Event{}
+	for _, ev := range old {
+		if ev.Type.Scheduling() {
+			scheduled[ev.ID] = ev
+		}
+	}
+	var ids []int32
+	var evs []history.Event
+	for i := len(old) - 1; i >= 0; i-- {
+		ev := old[i]
+		if ev.Type.Scheduling() || ev.Type == history.ExecutionRewound {
+			break
+		}
+		if ev.Type == history.TaskFailed || ev.Type == history.SubOrchestrationInstanceFailed {
+			if s, ok := scheduled[ev.TaskID]; ok {
+				ids = append(ids, ev.TaskID)
+				evs = append(evs, s)
+			}
+		}
+	}
+	return ids, evs
+}
+
+// rerun schedules again the activities and sub-orchestrations a rewind voided.
+func (e *Engine) rerun(ep *store.Episode, inst store.Instance, scheduled []history.Event, reason json.RawMessage) error {
+	for _, s := range scheduled {
+		switch s.Type {
+		case history.TaskScheduled:
+			data, err := history.EncodeEvent(s)
+			if err != nil {
+				return err
+			}
+			ep.Tasks = append(ep.Tasks, store.Task{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, Name: s.Name, Data: data})
+		case history.SubOrchestrationInstanceCreated:
+			ev := history.New(history.ExecutionRewound, time.Now().UTC())
+			ev.Input = reason
+			data, err := history.EncodeEvent(ev)
+			if err != nil {
+				return err
+			}
+			ep.Messages = append(ep.Messages, store.Message{InstanceID: s.InstanceID, Data: data})
+		}
+	}
+	return nil
+}
+
+// effects turns new scheduling events into activity tasks, timer messages, sub-orchestrations and
+// sent events.
+func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, now time.Time) error {
+	for _, a := range actions {
+		switch a.Type {
+		case history.TaskScheduled:
+			data, err := history.EncodeEvent(a)
+			if err != nil {
+				return err
+			}
+			ep.Tasks = append(ep.Tasks, store.Task{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, Name: a.Name, Data: data})
+		case history.TimerCreated:
+			fired := history.New(history.TimerFired, a.FireAt)
+			fired.TaskID, fired.FireAt = a.ID, a.FireAt
+			m, err := message(inst.ID, inst.ExecutionID, fired)
+			if err != nil {
+				return err
+			}
+			m.VisibleAt = a.FireAt
+			ep.Messages = append(ep.Messages, m)
+		case history.SubOrchestrationInstanceCreated:
+			execID := RandomID()
+			start := history.New(history.ExecutionStarted, now)
+			start.Name, start.Input, start.InstanceID, start.ExecutionID = a.Name, a.Input, a.InstanceID, execID
+			start.Parent = &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: a.ID, Name: inst.Name}
+			sm, err := message(a.InstanceID, execID, start)
+			if err != nil {
+				return err
+			}
+			conflict := history.New(history.SubOrchestrationInstanceFailed, now)
+			conflict.TaskID = a.ID
+			conflict.Failure = &history.Failure{
+				Type:    "InstanceExists",
+				Message: fmt.Sprintf("cannot start sub-orchestration %q: an active instance with ID %q already exists", a.Name, a.InstanceID),
+			}
+			cm, err := message(inst.ID, inst.ExecutionID, conflict)
+			if err != nil {
+				return err
+			}
+			ep.Starts = append(ep.Starts, store.Start{
+				Instance: store.Instance{
+					ID: a.InstanceID, Name: a.Name, ExecutionID: execID, ParentID: inst.ID,
+					Status: store.StatusPending, Input: a.Input, CreatedAt: now, UpdatedAt: now,
+				},
+				Message:    sm,
+				OnConflict: cm,
+			})
+		case history.EventSent:
+			raised := history.New(history.EventRaised, now)
+			raised.Name, raised.Input = a.Name, a.Input
+			m, err := message(a.InstanceID, "", raised)
+			if err != nil {
+				return err
+			}
+			ep.Messages = append(ep.Messages, m)
+		}
+	}
+	return nil
+}
+
+// finish records the end of an execution: the completion event, the instance's final state, the
+// parent's notification, recursive termination, or the start of the next generation.
+func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Context, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+	done := history.New(history.ExecutionCompleted, now)
+	done.Status = int(res.Status)
+	switch res.Status {
+	case store.StatusCompleted:
+		inst.Output, done.Result = res.Output, res.Output
+	case store.StatusTerminated:
+		inst.Output, done.Result = res.Output, res.Output
+	case store.StatusFailed:
+		f, err := json.Marshal(res.Failure)
+		if err != nil {
+			return err
+		}
+		inst.Failure = f
+		inst.Output, _ = json.Marshal(res.Failure.Message)
+		done.Failure = res.Failure
+	case store.StatusContinuedAsNew:
+		execID := RandomID()
+		start := history.New(history.ExecutionStarted, now)
+		start.Name, start.Input, start.InstanceID, start.ExecutionID = inst.Name, res.ContinueAsNew.Input, inst.ID, execID
+		start.Carried = res.ContinueAsNew.Carried
+		if p := c.ParentInstanceID(); p != "" {
+			start.Parent = e.parentOf(c)
+		}
+		m, err := message(inst.ID, execID, start)
+		if err != nil {
+			return err
+		}
+		ep.Messages = append(ep.Messages, m)
+		ep.ResetHistory = true
+		inst.ExecutionID, inst.Input, inst.Output, inst.Failure = execID, res.ContinueAsNew.Input, nil, nil
+		*chunk = nil
+		return nil
+	}
+	*chunk = append(*chunk, done)
+
+	if res.Status == store.StatusTerminated && res.Recursive {
+		for _, sub := range res.OpenSubOrchestrations {
+			t := history.New(history.ExecutionTerminated, now)
+			t.Input, t.Recursive = res.Output, true
+			m, err := message(sub, "", t)
+			if err != nil {
+				return err
+			}
+			ep.Messages = append(ep.Messages, m)
+		}
+	}
+	if p := e.parentOf(c); p != nil {
+		var ev history.Event
+		switch res.Status {
+		case store.StatusCompleted:
+			ev = history.New(history.SubOrchestrationInstanceCompleted, now)
+			ev.Result = res.Output
+		case store.StatusTerminated:
+			ev = history.New(history.SubOrchestrationInstanceFailed, now)
+			ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", inst.ID, string(res.Output))}
+		default:
+			ev = history.New(history.SubOrchestrationInstanceFailed, now)
+			ev.Failure = res.Failure
+		}
+		ev.TaskID = p.TaskID
+		m, err := message(p.InstanceID, p.ExecutionID, ev)
+		if err != nil {
+			return err
+		}
+		ep.Messages = append(ep.Messages, m)
+	}
+	return nil
+}
+
+func (e *Engine) parentOf(c *replay.Context) *history.Parent { return c.Parent() }
+
+// finishFailed fails the instance without running the orchestrator further.
+func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) {
+	done := history.New(history.ExecutionCompleted, now)
+	done.Status, done.Failure = int(store.StatusFailed), f
+	chunk = append(chunk, done)
+	if data, err := history.Encode(chunk); err == nil {
+		ep.History = [][]byte{data}
+	}
+	fj, _ := json.Marshal(f)
+	ep.Instance.Status = store.StatusFailed
+	ep.Instance.Failure = fj
+	ep.Instance.Output, _ = json.Marshal(f.Message)
+	ep.Instance.UpdatedAt = now
+}
+
+func message(instanceID, executionID string, ev history.Event) (store.Message, error) {
+	data, err := history.EncodeEvent(ev)
+	if err != nil {
+		return store.Message{}, err
+	}
+	return store.Message{InstanceID: instanceID, ExecutionID: executionID, Data: data}, nil
+}
+
+// runActivity runs one activity task and commits its result.
+func (e *Engine) runActivity(w store.ActivityWork) {
+	ev, err := history.DecodeEvent(w.Task.Data)
+	var result history.Event
+	if err != nil {
+		result = history.New(history.TaskFailed, time.Now().UTC())
+		result.Failure = &history.Failure{Type: "CorruptTask", Message: err.Error()}
+	} else {
+		result = e.callActivity(w, ev)
+		result.TaskID = ev.ID
+	}
+	m, err := message(w.Task.InstanceID, w.Task.ExecutionID, result)
+	if err != nil {
+		e.log.Error("encoding activity result", "instanceId", w.Task.InstanceID, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
+	defer cancel()
+	if err := e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m); err != nil {
+		if errors.Is(err, store.ErrLeaseLost) {
+			e.log.Warn("activity result discarded: lease lost (the task runs again elsewhere)",
+				"instanceId", w.Task.InstanceID, "activity", w.Task.Name)
+		} else {
+			e.log.Error("committing activity result", "instanceId", w.Task.InstanceID, "activity", w.Task.Name, "err", err)
+		}
+	}
+}
+
+func (e *Engine) callActivity(w store.ActivityWork, ev history.Event) (result history.Event) {
+	start := time.Now()
+	fn, ok := e.reg.Activity(ev.Name)
+	if !ok {
+		result = history.New(history.TaskFailed, start.UTC())
+		result.Failure = &history.Failure{
+			Type:    "ActivityNotRegistered",
+			Message: fmt.Sprintf("activity %q is not registered with this app: register it with App.Register", ev.Name),
+		}
+		return result
+	}
+	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
+	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
+	defer func() {
+		if r := recover(); r != nil {
+			result = history.New(history.TaskFailed, time.Now().UTC())
+			result.Failure = &history.Failure{
+				Type:       "panic",
+				Message:    fmt.Sprintf("activity %q panicked: %v", ev.Name, r),
+				StackTrace: string(debug.Stack()),
+			}
+		}
+		e.log.Debug("activity finished", "instanceId", info.InstanceID, "name", info.Name,
+			"taskId", info.TaskID, "failed", result.Type == history.TaskFailed, "latency", time.Since(start))
+	}()
+	out, err := fn(ctx, ev.Input)
+	if err != nil {
+		result = history.New(history.TaskFailed, time.Now().UTC())
+		result.Failure = replay.FailureFromError(err)
+		return result
+	}
+	result = history.New(history.TaskCompleted, time.Now().UTC())
+	result.Result = out
+	return result
+}
+
+func (e *Engine) activityLoop() {
+	e.dispatch(store.ActivityWorkKind, e.actSlots, e.actPoke, func(ctx context.Context, max int) (int, error) {
+		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, max, e.opts.LeaseDuration)
+		if err != nil {
+			return 0, err
+		}
+		for _, w := range work {
+			e.actSlots <- struct{}{}
+			e.acts.Add(1)
+			go func() {
+				defer func() {
+					<-e.actSlots
+					e.acts.Done()
+					nudge(e.actPoke)
+				}()
+				e.runActivity(w)
+			}()
+		}
+		return len(work), nil
+	}, false)
+}

@@ -1,0 +1,150 @@
+// Package history defines the events of an orchestration's history and their encoding.
+//
+// Event types and their meanings follow Durable Functions (DTFx EventType), so that histories can be
+// shown to users in the shapes they know. An event is a flat struct: each type uses a few fields.
+// Events are stored as JSON arrays of events, one array per chunk (an episode writes one chunk).
+package history
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Type is the kind of a history event. Values follow DTFx's EventType numbering.
+type Type int
+
+// Event types.
+const (
+	ExecutionStarted                  Type = 0
+	ExecutionCompleted                Type = 1
+	ExecutionFailed                   Type = 2
+	ExecutionTerminated               Type = 3
+	TaskScheduled                     Type = 4
+	TaskCompleted                     Type = 5
+	TaskFailed                        Type = 6
+	SubOrchestrationInstanceCreated   Type = 7
+	SubOrchestrationInstanceCompleted Type = 8
+	SubOrchestrationInstanceFailed    Type = 9
+	TimerCreated                      Type = 10
+	TimerFired                        Type = 11
+	OrchestratorStarted               Type = 12
+	OrchestratorCompleted             Type = 13
+	EventSent                         Type = 14
+	EventRaised                       Type = 15
+	ContinueAsNew                     Type = 16
+	GenericEvent                      Type = 17
+	HistoryState                      Type = 18
+	ExecutionSuspended                Type = 19
+	ExecutionResumed                  Type = 20
+	ExecutionRewound                  Type = 21
+)
+
+var typeNames = [...]string{
+	"ExecutionStarted", "ExecutionCompleted", "ExecutionFailed", "ExecutionTerminated",
+	"TaskScheduled", "TaskCompleted", "TaskFailed", "SubOrchestrationInstanceCreated",
+	"SubOrchestrationInstanceCompleted", "SubOrchestrationInstanceFailed", "TimerCreated",
+	"TimerFired", "OrchestratorStarted", "OrchestratorCompleted", "EventSent", "EventRaised",
+	"ContinueAsNew", "GenericEvent", "HistoryState", "ExecutionSuspended", "ExecutionResumed",
+	"ExecutionRewound",
+}
+
+func (t Type) String() string {
+	if t >= 0 && int(t) < len(typeNames) {
+		return typeNames[t]
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Scheduling reports whether the event records an action the orchestrator scheduled (and so
+// carries a sequence number that replay must match).
+func (t Type) Scheduling() bool {
+	switch t {
+	case TaskScheduled, SubOrchestrationInstanceCreated, TimerCreated, EventSent:
+		return true
+	}
+	return false
+}
+
+// Failure describes an error: from an activity, a sub-orchestration or the orchestrator itself.
+type Failure struct {
+	Type         string          `json:"type,omitempty"`
+	Message      string          `json:"message"`
+	Details      json.RawMessage `json:"details,omitempty"`
+	StackTrace   string          `json:"stackTrace,omitempty"`
+	NonRetriable bool            `json:"nonRetriable,omitempty"`
+	Inner        *Failure        `json:"inner,omitempty"`
+}
+
+// Parent identifies the orchestration that started a sub-orchestration.
+type Parent struct {
+	InstanceID  string `json:"instanceId"`
+	ExecutionID string `json:"executionId"`
+	TaskID      int32  `json:"taskId"`
+	Name        string `json:"name,omitempty"`
+}
+
+// Event is one history event. ID is the sequence number of scheduling events (TaskScheduled,
+// TimerCreated, SubOrchestrationInstanceCreated, EventSent) and -1 for the others; TaskID refers
+// from a completion (TaskCompleted, TimerFired, ...) to the scheduling event it completes.
+type Event struct {
+	ID   int32     `json:"id"`
+	Type Type      `json:"type"`
+	Time time.Time `json:"ts"`
+
+	Name        string          `json:"name,omitempty"`        // activity, orchestrator, event name
+	Input       json.RawMessage `json:"input,omitempty"`       // input; reason for terminate/suspend/resume/rewind
+	Result      json.RawMessage `json:"result,omitempty"`      // output or result
+	Failure     *Failure        `json:"failure,omitempty"`     // TaskFailed, SubOrchestrationInstanceFailed, ExecutionCompleted (failed)
+	TaskID      int32           `json:"taskId,omitempty"`      // completion → scheduling event ID
+	FireAt      time.Time       `json:"fireAt,omitzero"`       // TimerCreated, TimerFired
+	InstanceID  string          `json:"instanceId,omitempty"`  // sub-orchestration or event target
+	ExecutionID string          `json:"executionId,omitempty"` // ExecutionStarted
+	Parent      *Parent         `json:"parent,omitempty"`      // ExecutionStarted of a sub-orchestration
+	Status      int             `json:"status,omitempty"`      // ExecutionCompleted: runtime status
+	Attempt     int             `json:"attempt,omitempty"`     // TaskScheduled: retry attempt (1-based)
+	Retry       string          `json:"retry,omitempty"`       // TimerCreated: "Retry Attempt N"
+	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: failed task IDs to run again
+	Carried     []Event         `json:"carried,omitempty"`     // ExecutionStarted after continue-as-new: kept events
+	Recursive   bool            `json:"recursive,omitempty"`   // ExecutionTerminated: also terminate sub-orchestrations
+}
+
+// New returns an event of the given type, with no sequence number, stamped now.
+func New(t Type, now time.Time) Event { return Event{ID: -1, Type: t, Time: now} }
+
+// Encode encodes a chunk of events.
+func Encode(events []Event) ([]byte, error) { return json.Marshal(events) }
+
+// Decode decodes a chunk of events.
+func Decode(data []byte) ([]Event, error) {
+	var events []Event
+	if err := json.Unmarshal(data, &events); err != nil {
+		return nil, fmt.Errorf("decode history chunk: %w", err)
+	}
+	return events, nil
+}
+
+// EncodeEvent encodes a single event (an inbox message).
+func EncodeEvent(e Event) ([]byte, error) { return json.Marshal(e) }
+
+// DecodeEvent decodes a single event.
+func DecodeEvent(data []byte) (Event, error) {
+	var e Event
+	if err := json.Unmarshal(data, &e); err != nil {
+		return Event{}, fmt.Errorf("decode event: %w", err)
+	}
+	return e, nil
+}
+
+// DecodeAll decodes and concatenates history chunks.
+func DecodeAll(chunks [][]byte) ([]Event, error) {
+	var all []Event
+	for i, c := range chunks {
+		events, err := Decode(c)
+		if err != nil {
+			return nil, fmt.Errorf("history chunk %d: %w", i, err)
+		}
+		all = append(all, events...)
+	}
+	return all, nil
+}

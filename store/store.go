@@ -1,0 +1,284 @@
+// Package store defines the persistence contract of Reprise: the Store interface that every
+// storage backend implements, and the records it keeps.
+//
+// A Store is bound to one task hub when it is opened. It keeps four kinds of data for that hub:
+//
+//   - instances: one row per orchestration instance (status, name, input, output, ...);
+//   - history: the append-only history of the current execution of an instance, as opaque chunks;
+//   - inbox messages: events waiting for an instance, each visible from a given time (timers are
+//     messages with a future visible time);
+//   - activity tasks: activity invocations waiting for (or held by) an activity worker.
+//
+// The engine encodes history events and messages itself; to the store they are opaque bytes. The
+// store's job is to keep them durably, hand out work under leases, and apply each commit atomically
+// and fenced by its lease, so that a node that lost its lease can never overwrite another's work.
+//
+// The conformance suite in package storetest states the contract as tests; every Store passes it.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Errors returned by stores. Implementations wrap them with context; test with errors.Is.
+var (
+	// ErrNotFound means the instance does not exist in the task hub.
+	ErrNotFound = errors.New("instance not found")
+	// ErrInstanceExists means an instance with the ID exists and the reuse policy forbids replacing it.
+	ErrInstanceExists = errors.New("instance already exists")
+	// ErrInstanceActive means the operation needs a finished instance (Completed, Failed,
+	// Terminated or Canceled) and the instance is still Pending, Running or Suspended.
+	ErrInstanceActive = errors.New("instance is still active")
+	// ErrLeaseLost means the caller's lease on a work item expired and the item was claimed by
+	// someone else, or the instance was replaced or purged; the commit was not applied.
+	ErrLeaseLost = errors.New("lease lost")
+	// ErrClosed means the store was closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// Status is the runtime status of an orchestration instance. The numeric values are those of
+// Durable Functions' OrchestrationRuntimeStatus, so they can be stored and exchanged as numbers.
+type Status int
+
+// Runtime statuses.
+const (
+	StatusRunning        Status = 0
+	StatusCompleted      Status = 1
+	StatusContinuedAsNew Status = 2
+	StatusFailed         Status = 3
+	StatusCanceled       Status = 4
+	StatusTerminated     Status = 5
+	StatusPending        Status = 6
+	StatusSuspended      Status = 7
+)
+
+var statusNames = [...]string{
+	StatusRunning:        "Running",
+	StatusCompleted:      "Completed",
+	StatusContinuedAsNew: "ContinuedAsNew",
+	StatusFailed:         "Failed",
+	StatusCanceled:       "Canceled",
+	StatusTerminated:     "Terminated",
+	StatusPending:        "Pending",
+	StatusSuspended:      "Suspended",
+}
+
+// String returns the Durable Functions name of the status ("Running", "Completed", ...).
+func (s Status) String() string {
+	if s >= 0 && int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return fmt.Sprintf("Status(%d)", int(s))
+}
+
+// ParseStatus parses a status name, case-insensitively.
+func ParseStatus(name string) (Status, error) {
+	for i, n := range statusNames {
+		if strings.EqualFold(n, name) {
+			return Status(i), nil
+		}
+	}
+	return 0, fmt.Errorf("unknown runtime status %q: want one of %s", name, strings.Join(statusNames[:], ", "))
+}
+
+// Terminal reports whether the status is final: Completed, Failed, Canceled or Terminated.
+func (s Status) Terminal() bool {
+	switch s {
+	case StatusCompleted, StatusFailed, StatusCanceled, StatusTerminated:
+		return true
+	}
+	return false
+}
+
+// Active reports whether the instance is still live: Pending, Running, ContinuedAsNew or Suspended.
+func (s Status) Active() bool { return !s.Terminal() }
+
+// Instance is the stored state of one orchestration instance.
+type Instance struct {
+	ID          string
+	Name        string
+	ExecutionID string // changes on continue-as-new
+	ParentID    string // the parent orchestration of a sub-orchestration, else ""
+	Status      Status
+
+	Input        []byte // JSON; nil means null
+	Output       []byte // JSON; nil means null
+	CustomStatus []byte // JSON; nil means null
+	Failure      []byte // JSON-encoded failure details when Failed; opaque to the store
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+
+	// HistoryLen is the number of history chunks of the current execution. The store maintains it;
+	// the engine compares it with a cached execution to detect that someone else moved on.
+	HistoryLen int
+}
+
+// Message is an event waiting in an instance's inbox.
+type Message struct {
+	ID          int64  // assigned by the store
+	InstanceID  string // the receiving instance
+	ExecutionID string // the execution it is meant for; "" means whichever is current
+	Data        []byte // the encoded event; opaque to the store
+	VisibleAt   time.Time
+	// VisibleAt is when the message may be delivered; the zero time means at once.
+}
+
+// Task is an activity invocation waiting for an activity worker.
+type Task struct {
+	ID          int64 // assigned by the store
+	InstanceID  string
+	ExecutionID string
+	Name        string // the activity name
+	Data        []byte // the encoded invocation (task ID, input, attempt); opaque to the store
+}
+
+// Lease identifies one claim of a work item. Commits and completions must present it; the store
+// rejects them with ErrLeaseLost when the item has since been claimed again, replaced or purged.
+type Lease struct {
+	Owner string // the claiming node
+	Token int64  // unique per claim
+}
+
+// OrchestrationWork is an instance claimed for one episode, with the messages visible to it.
+type OrchestrationWork struct {
+	Instance Instance
+	Messages []Message
+	Lease    Lease
+}
+
+// ActivityWork is an activity task claimed by an activity worker.
+type ActivityWork struct {
+	Task  Task
+	Lease Lease
+}
+
+// Start creates a sub-orchestration instance as part of an episode.
+type Start struct {
+	Instance Instance // the new instance, normally StatusPending
+	Message  Message  // its ExecutionStarted message
+	// OnConflict is delivered (to its own InstanceID, normally the parent) instead of creating the
+	// instance when an active instance already holds the ID. A finished instance with the ID is
+	// replaced.
+	OnConflict Message
+}
+
+// Episode is the outcome of one orchestration step, committed atomically: it consumes messages,
+// appends history, updates the instance, and produces messages, activity tasks and new instances.
+type Episode struct {
+	Lease    Lease
+	Instance Instance // the new state of the claimed instance (CreatedAt and HistoryLen are ignored)
+
+	Consumed     []int64  // IDs of inbox messages this episode processed
+	ResetHistory bool     // drop the current history first (continue-as-new)
+	History      [][]byte // chunks to append to the history
+
+	Messages []Message // to any instance, including this one (timers)
+	Tasks    []Task
+	Starts   []Start
+}
+
+// ReusePolicy says what CreateInstance does when an instance with the ID already exists.
+type ReusePolicy int
+
+const (
+	// ReuseIfFinished replaces a finished (terminal) instance and refuses an active one. This is the
+	// Durable Functions default ("NonRunningStates").
+	ReuseIfFinished ReusePolicy = iota
+	// ReuseNever refuses any existing instance.
+	ReuseNever
+	// ReuseAlways replaces the existing instance whatever its status; a node working on it loses its
+	// lease ("AnyState").
+	ReuseAlways
+)
+
+// Query selects instances for ListInstances. Zero fields do not filter.
+type Query struct {
+	Statuses    []Status
+	CreatedFrom time.Time // inclusive
+	CreatedTo   time.Time // inclusive
+	IDPrefix    string
+	PageSize    int // 0 means 100
+
+	// ContinuationToken continues a previous listing; "" starts from the beginning.
+	ContinuationToken string
+
+	// WithoutPayloads leaves Input, Output and CustomStatus nil, for cheap listings.
+	WithoutPayloads bool
+}
+
+// PurgeFilter selects finished instances for PurgeInstances.
+type PurgeFilter struct {
+	CreatedFrom time.Time // inclusive; zero means no lower bound
+	CreatedTo   time.Time // inclusive; zero means no upper bound
+	Statuses    []Status  // restricted to terminal statuses; empty means all terminal statuses
+}
+
+// WorkKind names a kind of work for wake-up signals.
+type WorkKind int
+
+// Work kinds.
+const (
+	OrchestrationWorkKind WorkKind = iota
+	ActivityWorkKind
+)
+
+// Store is a task hub's persistent state. All methods are safe for concurrent use.
+type Store interface {
+	// Hub returns the task hub the store is bound to.
+	Hub() string
+
+	// CreateInstance creates an instance with its ExecutionStarted message, applying the reuse
+	// policy when the ID exists (ErrInstanceExists). Replacing an instance deletes its history,
+	// inbox and activity tasks.
+	CreateInstance(ctx context.Context, inst Instance, start Message, policy ReusePolicy) error
+	// GetInstance returns an instance or ErrNotFound.
+	GetInstance(ctx context.Context, id string) (Instance, error)
+	// ListInstances returns one page of the instances matching q, ordered by creation time then ID,
+	// and the token of the next page ("" on the last page).
+	ListInstances(ctx context.Context, q Query) (page []Instance, next string, err error)
+	// History returns the history chunks of the instance's current execution, in order.
+	History(ctx context.Context, id string) ([][]byte, error)
+	// SendMessage adds a message to an existing instance's inbox (ErrNotFound otherwise).
+	SendMessage(ctx context.Context, m Message) error
+	// PurgeInstance deletes a finished instance with its history, inbox and tasks. It returns
+	// ErrNotFound, or ErrInstanceActive for an instance that has not finished.
+	PurgeInstance(ctx context.Context, id string) error
+	// PurgeInstances deletes the finished instances that match f and returns how many it deleted.
+	PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
+
+	// ClaimOrchestrations leases up to max instances that have visible inbox messages and no live
+	// lease, and returns them with those messages (in ID order).
+	ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
+	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
+	// releases the lease.
+	CommitEpisode(ctx context.Context, e Episode) error
+	// ClaimActivities leases up to max activity tasks that have no live lease.
+	ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]ActivityWork, error)
+	// CompleteActivity deletes the task and delivers its result message atomically, if the lease is
+	// still held (else ErrLeaseLost).
+	CompleteActivity(ctx context.Context, taskID int64, lease Lease, result Message) error
+	// RenewLeases extends every lease held by owner to now+leaseFor.
+	RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error
+	// ReleaseLeases drops every lease held by owner, so other nodes can take the work at once.
+	ReleaseLeases(ctx context.Context, owner string) error
+	// NextVisibleAt returns the earliest visible time of the messages not yet visible, or the zero
+	// time when there are none. Dispatchers sleep until then (durable timers).
+	NextVisibleAt(ctx context.Context) (time.Time, error)
+
+	// WorkSignal returns a channel that receives a value (coalesced, never blocking the store) after
+	// a commit in this process, or a notification from another node, that may have added work of
+	// the kind. Each kind has one channel: one dispatcher should receive from it.
+	WorkSignal(kind WorkKind) <-chan struct{}
+	// WatchInstance returns a channel that is closed after the next committed change to the
+	// instance (status, output, custom status), and a function to stop watching. Register before
+	// reading the instance, so that no change is missed between the read and the wait.
+	WatchInstance(id string) (changed <-chan struct{}, stop func())
+
+	// Close releases the store's resources. Pending calls fail with ErrClosed.
+	Close() error
+}
