@@ -2,6 +2,7 @@ package reprise_test
 
 import (
 	"context"
+	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -13,7 +14,10 @@ import (
 // of the test.
 func startApp(t *testing.T, defs []reprise.Definition, opts ...reprise.Option) *reprise.App {
 	t.Helper()
-	opts = append([]reprise.Option{reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "test.db"))}, opts...)
+	opts = append([]reprise.Option{
+		reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "test.db")),
+		reprise.WithLogger(slog.New(slog.DiscardHandler)),
+	}, opts...)
 	app := reprise.NewApp(opts...)
 	app.Register(defs...)
 	if err := app.Start(context.Background()); err != nil {

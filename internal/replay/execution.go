@@ -282,9 +282,12 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		if c.now.IsZero() {
 			c.now = e.Time
 		}
-		for _, ev := range e.Carried {
+		// Carried events are older than any event that reached the new execution before its
+		// start, so they go first.
+		for i := len(e.Carried) - 1; i >= 0; i-- {
+			ev := e.Carried[i]
 			key := strings.ToLower(ev.Name)
-			c.buffered[key] = append(c.buffered[key], ev)
+			c.buffered[key] = append([]history.Event{ev}, c.buffered[key]...)
 		}
 		x.started = true
 		x.switchTo()

@@ -1,0 +1,64 @@
+package reprise
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/replay"
+)
+
+// ExportHistory returns the history of an instance's current execution in its stored, lossless
+// JSON form: the input of ReplayHistory. Keep exported histories next to your tests to check that
+// changed orchestrator code still replays the instances already running in production.
+func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return nil, err
+	}
+	chunks, err := st.History(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("export history of %q: %w", id, err)
+	}
+	events, err := history.DecodeAll(chunks)
+	if err != nil {
+		return nil, fmt.Errorf("export history of %q: %w", id, err)
+	}
+	return json.MarshalIndent(events, "", "  ")
+}
+
+// ErrNonDeterminism is returned (wrapped) by ReplayHistory when the orchestrator's code does not
+// make the durable calls its history recorded.
+var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
+
+// ReplayHistory replays a history exported by ExportHistory against an orchestrator definition,
+// without any store or activity: it checks that the code makes the same durable calls, in the same
+// order, as the history recorded. It returns nil when the code matches, and an error wrapping
+// ErrNonDeterminism, naming the expected and the actual call, when it does not.
+func ReplayHistory(orchestrator Definition, exported []byte) error {
+	var events []history.Event
+	if err := json.Unmarshal(exported, &events); err != nil {
+		return fmt.Errorf("replay history: not an exported history: %w", err)
+	}
+	a := NewApp()
+	a.Register(orchestrator)
+	if len(a.reg.orchestrators) != 1 {
+		return errors.New("replay history: the definition is not an orchestrator")
+	}
+	var fn replay.Func
+	for _, f := range a.reg.orchestrators {
+		fn = f
+	}
+	x := replay.New(fn)
+	defer x.Close()
+	if _, err := x.Run(events, nil); err != nil {
+		var nd *replay.NonDeterminismError
+		if errors.As(err, &nd) {
+			return fmt.Errorf("%w: %v", ErrNonDeterminism, err)
+		}
+		return err
+	}
+	return nil
+}
