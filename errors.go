@@ -101,7 +101,7 @@ func publicError(err error) error {
 // describedError carries failure details through the engine.
 type describedError struct{ f *history.Failure }
 
-func (d describedError) Error() string              { return d.f.Message }
+func (d describedError) Error() string             { return d.f.Message }
 func (d describedError) Failure() *history.Failure { return d.f }
 
 // internalError converts a user's error into one the engine records with its details.
