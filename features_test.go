@@ -344,8 +344,8 @@ func TestPanicsAreFailures(t *testing.T) {
 	})
 	orch := reprise.NewOrchestrator("panicky", func(ctx *reprise.OrchestrationContext, mode string) (string, error) {
 		if mode == "orchestrator" {
-			var m map[string]int
-			m["x"] = 1 // nil map write
+			var s []int
+			_ = s[len(mode)] // index out of range
 		}
 		_, err := boom.Call(ctx, reprise.None{}).Await()
 		var tf *reprise.TaskFailedError
@@ -363,7 +363,7 @@ func TestPanicsAreFailures(t *testing.T) {
 	}
 	id2, _ := orch.Start(ctx, c, "orchestrator")
 	inst := waitDone(t, c, id2)
-	if inst.Status != reprise.StatusFailed || inst.Failure.Type != "panic" || !strings.Contains(inst.Failure.Message, "nil map") || inst.Failure.StackTrace == "" {
+	if inst.Status != reprise.StatusFailed || inst.Failure.Type != "panic" || !strings.Contains(inst.Failure.Message, "index out of range") || inst.Failure.StackTrace == "" {
 		t.Fatalf("status %s failure %+v", inst.Status, inst.Failure)
 	}
 	var msg string

@@ -89,9 +89,3 @@ func (c *cache) clear() {
 		v.exec.Close()
 	}
 }
-
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.order.Len()
-}

@@ -310,9 +310,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 		start := history.New(history.ExecutionStarted, now)
 		start.Name, start.Input, start.InstanceID, start.ExecutionID = inst.Name, res.ContinueAsNew.Input, inst.ID, execID
 		start.Carried = res.ContinueAsNew.Carried
-		if p := c.ParentInstanceID(); p != "" {
-			start.Parent = e.parentOf(c)
-		}
+		start.Parent = c.Parent()
 		m, err := message(inst.ID, execID, start)
 		if err != nil {
 			return err
@@ -336,7 +334,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 			ep.Messages = append(ep.Messages, m)
 		}
 	}
-	if p := e.parentOf(c); p != nil {
+	if p := c.Parent(); p != nil {
 		var ev history.Event
 		switch res.Status {
 		case store.StatusCompleted:
@@ -358,8 +356,6 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 	}
 	return nil
 }
-
-func (e *Engine) parentOf(c *replay.Context) *history.Parent { return c.Parent() }
 
 // finishFailed fails the instance without running the orchestrator further.
 func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) {
