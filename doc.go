@@ -1,0 +1,82 @@
+// Package reprise runs durable workflows written as ordinary Go code, in the model of Azure
+// Durable Functions: orchestrators coordinate activities, timers, external events and
+// sub-orchestrations, and are replayed from their stored history after every step, so they
+// survive crashes and restarts.
+//
+// # Activities and orchestrators
+//
+// An activity is a Go function that does real work. It runs at least once: if the process dies
+// before its result is stored, it runs again.
+//
+//	var SayHello = reprise.NewActivity("say_hello",
+//		func(ctx context.Context, city string) (string, error) {
+//			return "Hello " + city + "!", nil
+//		})
+//
+// An orchestrator is a deterministic Go function that calls activities and awaits their results.
+// It is replayed: after each step, Reprise runs it again from the start against its history, and
+// the calls it already made complete at once from what was recorded. (Live orchestrators are
+// cached in memory, so in practice replay only happens after a restart or a cache eviction.)
+//
+//	var HelloSequence = reprise.NewOrchestrator("hello_sequence_orchestrator",
+//		func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
+//			var out []string
+//			for _, city := range []string{"Tokyo", "Seattle", "London"} {
+//				greeting, err := SayHello.Call(ctx, city).Await()
+//				if err != nil {
+//					return nil, err
+//				}
+//				out = append(out, greeting)
+//			}
+//			return out, nil
+//		})
+//
+// Orchestrator code must make the same durable calls in the same order on every replay. So it
+// must not do I/O, read the clock (use ctx.Now), draw random numbers (use ctx.NewUUID), start
+// goroutines or let map iteration order decide what it calls. When code changes under running
+// instances in a way that breaks this, the instance fails with a non-determinism error naming
+// the recorded call and the new one; deploy matching code and Client.Rewind it. ReplayHistory
+// checks new code against recorded histories in your tests.
+//
+// # Running them
+//
+// An App holds the definitions and runs them from a store: by default the embedded SQLite file
+// reprise.db in the working directory, durable on disk.
+//
+//	app := reprise.NewApp()
+//	app.Register(SayHello, HelloSequence)
+//	if err := app.Start(ctx); err != nil { ... }
+//	defer app.Shutdown(ctx)
+//
+//	id, err := HelloSequence.Start(ctx, app.Client(), reprise.None{})
+//	inst, err := app.Client().WaitForCompletion(ctx, id)
+//	// inst.Status == reprise.StatusCompleted
+//	// inst.Output == ["Hello Tokyo!","Hello Seattle!","Hello London!"]
+//
+// # What orchestrators can do
+//
+//   - call activities (Activity.Call, CallActivity), optionally with a RetryPolicy whose waits are
+//     durable timers;
+//   - call sub-orchestrations (Orchestrator.Call, CallSubOrchestrator), with a chosen instance ID
+//     or a derived one, and retries;
+//   - wait on durable timers (CreateTimer, CreateTimerAt), which fire on time also after a
+//     restart, and can be cancelled;
+//   - wait for external events (WaitForEvent), with an optional timeout; events raised before the
+//     wait are kept;
+//   - fan out and in (All) and race tasks (Any);
+//   - start over with a new input (ContinueAsNew), optionally keeping unprocessed events;
+//   - publish a custom status (SetCustomStatus), log without duplicates on replay (Logger), and
+//     read the replay-safe time (Now) and IDs (InstanceID, ParentInstanceID, NewUUID).
+//
+// Activities get a context.Context that is cancelled on shutdown, and ActivityInfoFrom tells them
+// the instance, task and attempt they run for. An activity's error reaches the orchestrator as a
+// *TaskFailedError with the failure's type, message and details (return an *Error to choose
+// them); a panic in an activity or orchestrator is recorded as a failure with its stack.
+//
+// # Managing instances
+//
+// The Client starts instances (with an ID, a scheduled start time and an ID reuse policy), reads
+// their status and history, lists them with filters and paging, raises events, terminates
+// (recursively), suspends, resumes, restarts, rewinds and purges them, and waits for their start
+// or completion without polling.
+package reprise
