@@ -113,7 +113,9 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	} else {
 		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
 	}
-	if exec == nil {
+	if exec == nil && inst.HistoryLen == 0 {
+		exec = replay.New(fn) // a new execution: no history to load
+	} else if exec == nil {
 		chunks, err := e.st.History(ctx, inst.ID)
 		if err != nil {
 			return ep, nil, nil, fmt.Errorf("load history: %w", err)

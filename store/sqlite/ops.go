@@ -1,0 +1,507 @@
+package sqlite
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reprise-dev/reprise/store"
+)
+
+// CreateInstance creates an instance with its start message, applying the reuse policy.
+func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
+	if inst.ID == "" {
+		return errors.New("sqlite: create instance: empty instance ID")
+	}
+	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
+		return fmt.Errorf("sqlite: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
+	}
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		status, exists, err := w.status(inst.ID)
+		if err != nil {
+			return err
+		}
+		if exists {
+			switch {
+			case policy == store.ReuseNever:
+				return fmt.Errorf("sqlite: create instance %q: %w (status %s; the reuse policy forbids replacing it)", inst.ID, store.ErrInstanceExists, status)
+			case policy == store.ReuseIfFinished && status.Active():
+				return fmt.Errorf("sqlite: create instance %q: %w and is %s; wait for it to finish or terminate it first", inst.ID, store.ErrInstanceExists, status)
+			}
+			if err := w.deleteAll(inst.ID); err != nil {
+				return err
+			}
+		}
+		if err := w.createInstance(inst, start); err != nil {
+			return err
+		}
+		eff.orchestration = true
+		eff.changed = append(eff.changed, inst.ID)
+		return nil
+	})
+}
+
+// SendMessage adds a message to an existing instance's inbox.
+func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		ok, err := w.insertMsg(m)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fmt.Errorf("sqlite: send message to %q: %w", m.InstanceID, store.ErrNotFound)
+		}
+		eff.orchestration = true
+		return nil
+	})
+}
+
+// PurgeInstance deletes a finished instance and everything it owns.
+func (s *Store) PurgeInstance(ctx context.Context, id string) error {
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		status, exists, err := w.status(id)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("sqlite: purge %q: %w", id, store.ErrNotFound)
+		}
+		if status.Active() {
+			return fmt.Errorf("sqlite: purge %q: %w (%s); terminate it first", id, store.ErrInstanceActive, status)
+		}
+		if err := w.deleteAll(id); err != nil {
+			return err
+		}
+		eff.changed = append(eff.changed, id)
+		return nil
+	})
+}
+
+// PurgeInstances deletes the finished instances matching f.
+func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
+	var statuses []any
+	for _, st := range f.Statuses {
+		if st.Terminal() {
+			statuses = append(statuses, int(st))
+		}
+	}
+	if len(f.Statuses) > 0 && len(statuses) == 0 {
+		return 0, nil // only active statuses asked for: those are never purged
+	}
+	if len(statuses) == 0 {
+		for st := store.StatusRunning; st <= store.StatusSuspended; st++ {
+			if st.Terminal() {
+				statuses = append(statuses, int(st))
+			}
+		}
+	}
+	where := `hub = ? AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+	args := append([]any{s.hub}, statuses...)
+	if !f.CreatedFrom.IsZero() {
+		where += ` AND created_at >= ?`
+		args = append(args, f.CreatedFrom.UnixNano())
+	}
+	if !f.CreatedTo.IsZero() {
+		where += ` AND created_at <= ?`
+		args = append(args, f.CreatedTo.UnixNano())
+	}
+	var n int
+	err := s.do(ctx, func(w *writer, eff *effects) error {
+		rows, err := w.conn.QueryContext(w.ctx, `SELECT id FROM instances WHERE `+where, args...)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := w.deleteAll(id); err != nil {
+				return err
+			}
+		}
+		n = len(ids)
+		eff.changed = ids
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: purge instances: %w", err)
+	}
+	return n, nil
+}
+
+// ClaimOrchestrations leases up to max instances with visible messages.
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	if err := checkClaim(owner, max, leaseFor); err != nil {
+		return nil, err
+	}
+	var work []store.OrchestrationWork
+	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
+		work = work[:0]
+		lease := store.Lease{Owner: owner, Token: w.token()}
+		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			inst, err := scanInstance(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		if len(work) == 0 {
+			return nil
+		}
+		ids := make([]string, len(work))
+		index := make(map[string]int, len(work))
+		for i := range work {
+			ids[i] = work[i].Instance.ID
+			index[ids[i]] = i
+		}
+		idsJSON, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, string(idsJSON), w.now)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var m store.Message
+			var visible int64
+			if err := rows.Scan(&m.ID, &m.InstanceID, &m.ExecutionID, &m.Data, &visible); err != nil {
+				return err
+			}
+			m.VisibleAt = fromNanos(visible)
+			i := index[m.InstanceID]
+			work[i].Messages = append(work[i].Messages, m)
+		}
+		return rows.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim orchestrations: %w", err)
+	}
+	slices.SortFunc(work, func(a, b store.OrchestrationWork) int { return strings.Compare(a.Instance.ID, b.Instance.ID) })
+	return work, nil
+}
+
+// CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
+func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
+	id := e.Instance.ID
+	if id == "" {
+		return errors.New("sqlite: commit episode: empty instance ID")
+	}
+	return s.doFenced(ctx, func(w *writer, eff *effects) error {
+		if e.Lease.Token == 0 || e.Lease.Owner == "" {
+			return fmt.Errorf("sqlite: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
+		}
+		in := e.Instance
+		updated := toNanos(in.UpdatedAt)
+		if updated == 0 {
+			updated = w.now
+		}
+		var historyLen int64
+		err := w.commitInstance.QueryRowContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
+			in.Input, in.Output, in.CustomStatus, in.Failure, updated,
+			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner).Scan(&historyLen)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
+		}
+		if err != nil {
+			return err
+		}
+		if e.ResetHistory {
+			if _, err := w.deleteHistory.ExecContext(w.ctx, w.hub, id); err != nil {
+				return err
+			}
+		}
+		first := historyLen - int64(len(e.History))
+		for i, chunk := range e.History {
+			if chunk == nil {
+				chunk = []byte{} // NOT NULL column; an empty chunk is still a chunk
+			}
+			if _, err := w.insertHistory.ExecContext(w.ctx, w.hub, id, first+int64(i), chunk); err != nil {
+				return err
+			}
+		}
+		for _, mid := range e.Consumed {
+			if _, err := w.deleteMessage.ExecContext(w.ctx, mid, w.hub, id); err != nil {
+				return err
+			}
+		}
+		eff.changed = append(eff.changed, id)
+		// Starts first, so that messages to the new instances in this episode find them.
+		for _, st := range e.Starts {
+			if err := w.start(st, eff); err != nil {
+				return err
+			}
+		}
+		for _, m := range e.Messages {
+			if m.InstanceID == "" {
+				m.InstanceID = id
+			}
+			ok, err := w.insertMsg(m)
+			if err != nil {
+				return err
+			}
+			eff.orchestration = eff.orchestration || ok
+		}
+		for _, t := range e.Tasks {
+			if t.InstanceID == "" {
+				t.InstanceID = id
+			}
+			if t.Data == nil {
+				t.Data = []byte{}
+			}
+			if _, err := w.insertTask.ExecContext(w.ctx, w.hub, t.InstanceID, t.ExecutionID, t.Name, t.Data); err != nil {
+				return err
+			}
+			eff.activity = true
+		}
+		if !eff.orchestration {
+			// Messages that arrived during the episode make the instance claimable again now
+			// that the lease is gone; their own wake-up was absorbed while it was leased.
+			var pending bool
+			if err := w.hasVisible.QueryRowContext(w.ctx, w.hub, id, w.now).Scan(&pending); err != nil {
+				return err
+			}
+			eff.orchestration = pending
+		}
+		return nil
+	})
+}
+
+// start creates a sub-orchestration, or delivers OnConflict when an active instance holds the ID.
+func (w *writer) start(st store.Start, eff *effects) error {
+	id := st.Instance.ID
+	if id == "" {
+		return errors.New("sqlite: commit episode: start of a sub-orchestration with an empty instance ID")
+	}
+	status, exists, err := w.status(id)
+	if err != nil {
+		return err
+	}
+	if exists && status.Active() {
+		if st.OnConflict.InstanceID != "" {
+			ok, err := w.insertMsg(st.OnConflict)
+			if err != nil {
+				return err
+			}
+			eff.orchestration = eff.orchestration || ok
+		}
+		return nil
+	}
+	if exists {
+		if err := w.deleteAll(id); err != nil {
+			return err
+		}
+	}
+	if err := w.createInstance(st.Instance, st.Message); err != nil {
+		return err
+	}
+	eff.orchestration = true
+	eff.changed = append(eff.changed, id)
+	return nil
+}
+
+// ClaimActivities leases up to max activity tasks without a live lease.
+func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+	if err := checkClaim(owner, max, leaseFor); err != nil {
+		return nil, err
+	}
+	var work []store.ActivityWork
+	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
+		work = work[:0]
+		lease := store.Lease{Owner: owner, Token: w.token()}
+		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t store.Task
+			if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
+				return err
+			}
+			work = append(work, store.ActivityWork{Task: t, Lease: lease})
+		}
+		return rows.Close()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
+	}
+	slices.SortFunc(work, func(a, b store.ActivityWork) int { return cmp.Compare(a.Task.ID, b.Task.ID) })
+	return work, nil
+}
+
+// CompleteActivity deletes the task and delivers its result, if the lease still holds.
+func (s *Store) CompleteActivity(ctx context.Context, taskID int64, lease store.Lease, result store.Message) error {
+	return s.doFenced(ctx, func(w *writer, eff *effects) error {
+		var instanceID string
+		err := w.completeTask.QueryRowContext(w.ctx, taskID, w.hub, lease.Token, lease.Owner).Scan(&instanceID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlite: complete activity task %d: %w (claimed again, or its instance was replaced or purged); drop the result", taskID, store.ErrLeaseLost)
+		}
+		if err != nil {
+			return err
+		}
+		if result.InstanceID == "" {
+			result.InstanceID = instanceID
+		}
+		ok, err := w.insertMsg(result)
+		if err != nil {
+			return err
+		}
+		eff.orchestration = ok
+		return nil
+	})
+}
+
+// RenewLeases extends every lease held by owner.
+func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error {
+	if owner == "" {
+		return errors.New("sqlite: renew leases: empty owner")
+	}
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		until := w.now + int64(leaseFor)
+		if _, err := w.renewInstances.ExecContext(w.ctx, w.hub, owner, until); err != nil {
+			return fmt.Errorf("sqlite: renew leases: %w", err)
+		}
+		if _, err := w.renewTasks.ExecContext(w.ctx, w.hub, owner, until); err != nil {
+			return fmt.Errorf("sqlite: renew leases: %w", err)
+		}
+		return nil
+	})
+}
+
+// ReleaseLeases drops every lease held by owner.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
+	if owner == "" {
+		return errors.New("sqlite: release leases: empty owner")
+	}
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		r, err := w.releaseInstances.ExecContext(w.ctx, w.hub, owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: release leases: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			eff.orchestration = true
+		}
+		r, err = w.releaseTasks.ExecContext(w.ctx, w.hub, owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: release leases: %w", err)
+		}
+		if n, _ := r.RowsAffected(); n > 0 {
+			eff.activity = true
+		}
+		return nil
+	})
+}
+
+func checkClaim(owner string, max int, leaseFor time.Duration) error {
+	switch {
+	case owner == "":
+		return errors.New("sqlite: claim: empty owner")
+	case max <= 0:
+		return fmt.Errorf("sqlite: claim: max is %d, want at least 1", max)
+	case leaseFor <= 0:
+		return fmt.Errorf("sqlite: claim: lease duration %v is not positive", leaseFor)
+	}
+	return nil
+}
+
+func (w *writer) status(id string) (store.Status, bool, error) {
+	var st int
+	err := w.getStatus.QueryRowContext(w.ctx, w.hub, id).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return store.Status(st), true, nil
+}
+
+// deleteAll removes an instance with its history, inbox and tasks. Deleting the row also breaks
+// every lease on it, which is what fences off a node still working on a replaced instance.
+func (w *writer) deleteAll(id string) error {
+	for _, st := range []*sql.Stmt{w.deleteHistory, w.deleteInbox, w.deleteTasks, w.deleteInstance} {
+		if _, err := st.ExecContext(w.ctx, w.hub, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (w *writer) createInstance(inst store.Instance, start store.Message) error {
+	created := toNanos(inst.CreatedAt)
+	if created == 0 {
+		created = w.now
+	}
+	updated := toNanos(inst.UpdatedAt)
+	if updated == 0 {
+		updated = created
+	}
+	if _, err := w.insertInstance.ExecContext(w.ctx, w.hub, inst.ID, inst.Name, inst.ExecutionID, inst.ParentID,
+		int(inst.Status), inst.Input, inst.Output, inst.CustomStatus, inst.Failure, created, updated); err != nil {
+		return err
+	}
+	start.InstanceID = inst.ID
+	_, err := w.insertMsg(start)
+	return err
+}
+
+// insertMsg adds m to its instance's inbox and reports false when that instance does not exist.
+func (w *writer) insertMsg(m store.Message) (bool, error) {
+	data := m.Data
+	if data == nil {
+		data = []byte{}
+	}
+	r, err := w.insertMessage.ExecContext(w.ctx, w.hub, m.InstanceID, m.ExecutionID, data, toNanos(m.VisibleAt))
+	if err != nil {
+		return false, err
+	}
+	n, err := r.RowsAffected()
+	return n > 0, err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanInstance(r scanner) (store.Instance, error) {
+	var in store.Instance
+	var status int
+	var created, updated int64
+	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status,
+		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen)
+	in.Status = store.Status(status)
+	in.CreatedAt = fromNanos(created)
+	in.UpdatedAt = fromNanos(updated)
+	return in, err
+}

@@ -1,0 +1,174 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reprise-dev/reprise/store"
+)
+
+// GetInstance returns an instance or store.ErrNotFound.
+func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, error) {
+	if s.isClosed() {
+		return store.Instance{}, fmt.Errorf("sqlite: get instance: %w", store.ErrClosed)
+	}
+	row := s.readDB.QueryRowContext(ctx, `SELECT `+instanceColumns+` FROM instances WHERE hub = ? AND id = ?`, s.hub, id)
+	inst, err := scanInstance(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Instance{}, fmt.Errorf("sqlite: get instance %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Instance{}, s.readErr("get instance", err)
+	}
+	return inst, nil
+}
+
+// History returns the history chunks of the instance's current execution, or store.ErrNotFound.
+func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
+	if s.isClosed() {
+		return nil, fmt.Errorf("sqlite: history: %w", store.ErrClosed)
+	}
+	// One statement, so existence and history come from the same snapshot: zero rows means no
+	// instance, one row with NULL data means an empty history.
+	rows, err := s.readDB.QueryContext(ctx, `SELECT h.data FROM instances i
+		LEFT JOIN history h ON h.hub = i.hub AND h.instance_id = i.id
+		WHERE i.hub = ? AND i.id = ? ORDER BY h.idx`, s.hub, id)
+	if err != nil {
+		return nil, s.readErr("history", err)
+	}
+	defer rows.Close()
+	found := false
+	out := [][]byte{}
+	for rows.Next() {
+		found = true
+		var chunk []byte
+		if err := rows.Scan(&chunk); err != nil {
+			return nil, s.readErr("history", err)
+		}
+		if chunk != nil {
+			out = append(out, chunk)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("history", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("sqlite: history of %q: %w", id, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// ListInstances returns one page of matching instances ordered by creation time, then ID.
+func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
+	if s.isClosed() {
+		return nil, "", fmt.Errorf("sqlite: list instances: %w", store.ErrClosed)
+	}
+	size := q.PageSize
+	if size <= 0 {
+		size = 100
+	}
+	cols := instanceColumns
+	if q.WithoutPayloads {
+		cols = strings.NewReplacer("input,", "NULL,", "output,", "NULL,", "custom_status,", "NULL,").Replace(cols)
+	}
+	var sb strings.Builder
+	args := []any{s.hub}
+	sb.WriteString(`SELECT ` + cols + ` FROM instances WHERE hub = ?`)
+	if len(q.Statuses) > 0 {
+		sb.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(q.Statuses)-1) + `)`)
+		for _, st := range q.Statuses {
+			args = append(args, int(st))
+		}
+	}
+	if !q.CreatedFrom.IsZero() {
+		sb.WriteString(` AND created_at >= ?`)
+		args = append(args, q.CreatedFrom.UnixNano())
+	}
+	if !q.CreatedTo.IsZero() {
+		sb.WriteString(` AND created_at <= ?`)
+		args = append(args, q.CreatedTo.UnixNano())
+	}
+	if q.IDPrefix != "" {
+		// Compare bytes, not LIKE: LIKE is case-insensitive and treats % and _ as wildcards.
+		sb.WriteString(` AND substr(CAST(id AS BLOB), 1, ?) = CAST(? AS BLOB)`)
+		args = append(args, len(q.IDPrefix), q.IDPrefix)
+	}
+	if q.ContinuationToken != "" {
+		created, id, err := parseToken(q.ContinuationToken)
+		if err != nil {
+			return nil, "", err
+		}
+		sb.WriteString(` AND (created_at > ? OR (created_at = ? AND id > ?))`)
+		args = append(args, created, created, id)
+	}
+	sb.WriteString(` ORDER BY created_at, id LIMIT ?`)
+	args = append(args, size+1) // one extra row tells whether another page follows
+
+	rows, err := s.readDB.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, "", s.readErr("list instances", err)
+	}
+	defer rows.Close()
+	var page []store.Instance
+	for rows.Next() {
+		inst, err := scanInstance(rows)
+		if err != nil {
+			return nil, "", s.readErr("list instances", err)
+		}
+		page = append(page, inst)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.readErr("list instances", err)
+	}
+	if len(page) <= size {
+		return page, "", nil
+	}
+	page = page[:size]
+	last := page[size-1]
+	return page, makeToken(toNanos(last.CreatedAt), last.ID), nil
+}
+
+// A continuation token is the position after the last row returned: its creation time and ID.
+func makeToken(created int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(created, 10) + ":" + id))
+}
+
+func parseToken(tok string) (int64, string, error) {
+	bad := fmt.Errorf("sqlite: list instances: invalid continuation token %q: pass back the token of a previous page unchanged", tok)
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, "", bad
+	}
+	ns, id, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return 0, "", bad
+	}
+	created, err := strconv.ParseInt(ns, 10, 64)
+	if err != nil {
+		return 0, "", bad
+	}
+	return created, id, nil
+}
+
+// NextVisibleAt returns the earliest visible time of the messages not yet visible.
+func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
+	if s.isClosed() {
+		return time.Time{}, fmt.Errorf("sqlite: next visible time: %w", store.ErrClosed)
+	}
+	var next sql.NullInt64
+	err := s.readDB.QueryRowContext(ctx, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`,
+		s.hub, time.Now().UnixNano()).Scan(&next)
+	if err != nil {
+		return time.Time{}, s.readErr("next visible time", err)
+	}
+	if !next.Valid {
+		return time.Time{}, nil
+	}
+	return fromNanos(next.Int64), nil
+}

@@ -1,0 +1,122 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+)
+
+// ErrNewerSchema means the database was written by a newer Reprise whose schema this build does
+// not know; opening it could corrupt data, so Open refuses.
+var ErrNewerSchema = errors.New("sqlite: database schema is newer than this build of reprise supports")
+
+// migrations[i] takes the schema from version i to i+1. Append only: a released migration is
+// never edited, because databases in the field have already applied it.
+var migrations = []string{
+	// 1: the initial schema. Every table is keyed by hub, so one file holds many task hubs.
+	// Unleased rows have lease_owner NULL, lease_token 0 and lease_expires 0; times are unix
+	// nanoseconds, 0 meaning "none" (a message visible at once).
+	`
+CREATE TABLE instances (
+	hub           TEXT    NOT NULL,
+	id            TEXT    NOT NULL,
+	name          TEXT    NOT NULL,
+	execution_id  TEXT    NOT NULL,
+	parent_id     TEXT    NOT NULL,
+	status        INTEGER NOT NULL,
+	input         BLOB,
+	output        BLOB,
+	custom_status BLOB,
+	failure       BLOB,
+	created_at    INTEGER NOT NULL,
+	updated_at    INTEGER NOT NULL,
+	history_len   INTEGER NOT NULL DEFAULT 0,
+	lease_owner   TEXT,
+	lease_token   INTEGER NOT NULL DEFAULT 0,
+	lease_expires INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (hub, id)
+);
+CREATE INDEX instances_by_created ON instances (hub, created_at, id);
+-- Partial: only leased rows, so renewing and releasing a node's leases stays cheap without
+-- taxing every write.
+CREATE INDEX instances_by_lease_owner ON instances (hub, lease_owner) WHERE lease_owner IS NOT NULL;
+
+CREATE TABLE history (
+	hub         TEXT    NOT NULL,
+	instance_id TEXT    NOT NULL,
+	idx         INTEGER NOT NULL,
+	data        BLOB    NOT NULL,
+	PRIMARY KEY (hub, instance_id, idx)
+);
+
+-- AUTOINCREMENT: message IDs are never reused, so a stale reference can never hit a newer message.
+CREATE TABLE inbox (
+	id           INTEGER PRIMARY KEY AUTOINCREMENT,
+	hub          TEXT    NOT NULL,
+	instance_id  TEXT    NOT NULL,
+	execution_id TEXT    NOT NULL,
+	data         BLOB    NOT NULL,
+	visible_at   INTEGER NOT NULL
+);
+CREATE INDEX inbox_by_instance ON inbox (hub, instance_id, id);
+-- Claims scan this in visible_at order and stop at the limit; future timers are never read.
+CREATE INDEX inbox_by_visible ON inbox (hub, visible_at);
+
+CREATE TABLE tasks (
+	id            INTEGER PRIMARY KEY AUTOINCREMENT,
+	hub           TEXT    NOT NULL,
+	instance_id   TEXT    NOT NULL,
+	execution_id  TEXT    NOT NULL,
+	name          TEXT    NOT NULL,
+	data          BLOB    NOT NULL,
+	lease_owner   TEXT,
+	lease_token   INTEGER NOT NULL DEFAULT 0,
+	lease_expires INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX tasks_by_ready ON tasks (hub, lease_expires, id);
+CREATE INDEX tasks_by_instance ON tasks (hub, instance_id);
+CREATE INDEX tasks_by_lease_owner ON tasks (hub, lease_owner) WHERE lease_owner IS NOT NULL;
+`,
+}
+
+// migrate brings the schema up to date in one immediate transaction, so two processes opening
+// the same new file cannot both apply a migration.
+func migrate(ctx context.Context, conn *sql.Conn) (err error) {
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("sqlite: begin migration: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.Background(), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("sqlite: create schema_version: %w", err)
+	}
+	var version int
+	if err := conn.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("%w: the file has version %d, this build knows up to %d; upgrade reprise or use another file",
+			ErrNewerSchema, version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		if _, err := conn.ExecContext(ctx, migrations[v]); err != nil {
+			return fmt.Errorf("sqlite: migrate schema to version %d: %w", v+1, err)
+		}
+	}
+	if version < len(migrations) {
+		if _, err := conn.ExecContext(ctx, `DELETE FROM schema_version`); err != nil {
+			return fmt.Errorf("sqlite: record schema version: %w", err)
+		}
+		if _, err := conn.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, len(migrations)); err != nil {
+			return fmt.Errorf("sqlite: record schema version: %w", err)
+		}
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("sqlite: commit migration: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,222 @@
+// Package sqlite is the embedded SQLite implementation of store.Store, Reprise's default store.
+//
+// One file holds any number of task hubs. The file is opened in WAL mode; by default every
+// acknowledged write is on disk (synchronous=FULL), so it survives a crash or power loss.
+//
+// All writes go through a single writer goroutine that applies the operations queued since its
+// last transaction in one transaction (group commit), each in its own savepoint so that one
+// failing operation does not fail the others. Because an fsync, not the CPU, bounds how many
+// transactions a disk can take per second, batching is what makes the store fast. Reads use a
+// separate pool of connections, which WAL lets run alongside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/notify"
+	"github.com/reprise-dev/reprise/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Durability says when a write counts as done.
+type Durability int
+
+const (
+	// DurabilityFull (the default) syncs the write-ahead log on every commit: an acknowledged
+	// write survives a crash of the process or of the machine.
+	DurabilityFull Durability = iota
+	// DurabilityRelaxed (synchronous=NORMAL) syncs only at checkpoints. It is faster, and an
+	// acknowledged write survives a crash of the process, but a power loss or OS crash can lose
+	// the most recent commits. Opt in only when that loss is acceptable.
+	DurabilityRelaxed
+)
+
+func (d Durability) pragma() (string, error) {
+	switch d {
+	case DurabilityFull:
+		return "synchronous(FULL)", nil
+	case DurabilityRelaxed:
+		return "synchronous(NORMAL)", nil
+	}
+	return "", fmt.Errorf("sqlite: unknown durability %d: use DurabilityFull or DurabilityRelaxed", int(d))
+}
+
+// Options configure Open. The zero value is a good default.
+type Options struct {
+	// Hub is the task hub the store is bound to; "" means "default".
+	Hub string
+	// Durability defaults to DurabilityFull.
+	Durability Durability
+	// BusyTimeout is how long a statement waits for a lock held by another process; 0 means 10s.
+	BusyTimeout time.Duration
+	// MaxBatch caps how many queued write operations share one transaction; 0 means 256.
+	MaxBatch int
+	// ReadConns is the size of the read connection pool; 0 means 4.
+	ReadConns int
+}
+
+// Store is a task hub in an SQLite file. It is safe for concurrent use.
+type Store struct {
+	hub      string
+	writeDB  *sql.DB
+	readDB   *sql.DB
+	notifier *notify.Notifier
+	maxBatch int
+
+	mu     sync.RWMutex // guards closed against sends on ops
+	closed bool
+	ops    chan *op
+	quit   chan struct{}
+	done   chan struct{} // closed when the writer goroutine has exited
+
+	w *writer // owned by the writer goroutine
+}
+
+// Open opens (creating if needed) the SQLite database at path, brings its schema up to date and
+// binds the store to opts.Hub. It fails with ErrNewerSchema for a file written by a newer build.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite: empty database path: give a file name such as reprise.db")
+	}
+	if opts.Hub == "" {
+		opts.Hub = "default"
+	}
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 10 * time.Second
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = 4
+	}
+	syncPragma, err := opts.Durability.pragma()
+	if err != nil {
+		return nil, err
+	}
+	busy := fmt.Sprintf("busy_timeout(%d)", opts.BusyTimeout.Milliseconds())
+
+	writeDB, err := sql.Open(driverName, dsn(path, []string{busy, "journal_mode(WAL)", syncPragma}))
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	// The writer holds the only write connection for the store's lifetime.
+	writeDB.SetMaxOpenConns(1)
+	writeDB.SetMaxIdleConns(1)
+	writeDB.SetConnMaxLifetime(0)
+	conn, err := writeDB.Conn(ctx)
+	if err != nil {
+		writeDB.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	fail := func(err error) (*Store, error) {
+		conn.Close()
+		writeDB.Close()
+		return nil, err
+	}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		return fail(fmt.Errorf("sqlite: open %s: %w", path, err))
+	}
+	if !strings.EqualFold(mode, "wal") {
+		return fail(fmt.Errorf("sqlite: open %s: journal mode is %q, not WAL (is the file on a file system without shared memory?)", path, mode))
+	}
+	if err := migrate(ctx, conn); err != nil {
+		return fail(err)
+	}
+	w, err := newWriter(ctx, conn, opts.Hub)
+	if err != nil {
+		return fail(err)
+	}
+
+	readDB, err := sql.Open(driverName, dsn(path, []string{busy, "query_only(1)"}))
+	if err != nil {
+		w.close()
+		return fail(fmt.Errorf("sqlite: open %s for reading: %w", path, err))
+	}
+	readDB.SetMaxOpenConns(opts.ReadConns)
+	readDB.SetMaxIdleConns(opts.ReadConns)
+
+	s := &Store{
+		hub:      opts.Hub,
+		writeDB:  writeDB,
+		readDB:   readDB,
+		notifier: notify.New(),
+		maxBatch: opts.MaxBatch,
+		ops:      make(chan *op, 4*opts.MaxBatch),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		w:        w,
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+// Hub returns the task hub the store is bound to.
+func (s *Store) Hub() string { return s.hub }
+
+// WorkSignal returns the wake-up channel of kind; see store.Store.
+func (s *Store) WorkSignal(kind store.WorkKind) <-chan struct{} { return s.notifier.Signal(kind) }
+
+// WatchInstance returns a channel closed after the next committed change to the instance.
+func (s *Store) WatchInstance(id string) (<-chan struct{}, func()) { return s.notifier.Watch(id) }
+
+// Close waits for the transaction in progress, fails queued writes with store.ErrClosed and
+// closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.quit)
+	<-s.done
+	s.notifier.Close()
+	err := errors.Join(s.w.close(), s.writeDB.Close(), s.readDB.Close())
+	if err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.closed
+}
+
+// readErr turns a read failure into store.ErrClosed when the store was closed under it.
+func (s *Store) readErr(what string, err error) error {
+	if s.isClosed() {
+		return fmt.Errorf("sqlite: %s: %w", what, store.ErrClosed)
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
+
+func toNanos(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// escapePath makes a file name safe inside a file: URI.
+func escapePath(path string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+}

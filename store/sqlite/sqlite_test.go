@@ -1,0 +1,162 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/storetest"
+)
+
+func openTemp(t *testing.T, path string, opts Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), path, opts)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", path, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	}, storetest.Options{
+		OpenHubs: func(t *testing.T, hubs []string) []store.Store {
+			path := filepath.Join(t.TempDir(), "reprise.db")
+			var out []store.Store
+			for _, h := range hubs {
+				out = append(out, openTemp(t, path, Options{Hub: h}))
+			}
+			return out
+		},
+	})
+}
+
+func TestDefaultHub(t *testing.T) {
+	s := openTemp(t, filepath.Join(t.TempDir(), "x.db"), Options{})
+	if s.Hub() != "default" {
+		t.Fatalf("Hub() = %q, want default", s.Hub())
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "reprise.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := store.Instance{ID: "keep", Name: "o", Status: store.StatusPending, Input: []byte(`1`)}
+	if err := s.CreateInstance(ctx, inst, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+		t.Fatal(err)
+	}
+	work, err := s.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	if err != nil || len(work) != 1 {
+		t.Fatalf("claim: %v, %d", err, len(work))
+	}
+	e := store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, History: [][]byte{[]byte("h")}}
+	e.Instance.Status = store.StatusRunning
+	if err := s.CommitEpisode(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+
+	s2 := openTemp(t, path, Options{})
+	got, err := s2.GetInstance(ctx, "keep")
+	if err != nil || got.Status != store.StatusRunning || got.HistoryLen != 1 || string(got.Input) != "1" {
+		t.Fatalf("after reopen: %+v, %v", got, err)
+	}
+	// The start message was not consumed, so it is still there.
+	work, err = s2.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	if err != nil || len(work) != 1 || string(work[0].Messages[0].Data) != "start" {
+		t.Fatalf("claim after reopen: %+v, %v", work, err)
+	}
+	// Lease tokens must not repeat across a reopen, or a pre-restart lease could fence wrongly.
+	if work[0].Lease.Token <= e.Lease.Token {
+		t.Fatalf("token after reopen %d is not above the earlier %d", work[0].Lease.Token, e.Lease.Token)
+	}
+}
+
+func TestRefusesNewerSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "reprise.db")
+	s, err := Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.do(ctx, func(w *writer, eff *effects) error {
+		_, err := w.conn.ExecContext(w.ctx, `UPDATE schema_version SET version = version + 1`)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := Open(ctx, path, Options{}); !errors.Is(err, ErrNewerSchema) {
+		t.Fatalf("Open of a newer schema: %v, want ErrNewerSchema", err)
+	}
+}
+
+func pragma(t *testing.T, s *Store, name string) string {
+	t.Helper()
+	var v string
+	err := s.do(context.Background(), func(w *writer, eff *effects) error {
+		return w.conn.QueryRowContext(w.ctx, "PRAGMA "+name).Scan(&v)
+	})
+	if err != nil {
+		t.Fatalf("PRAGMA %s: %v", name, err)
+	}
+	return v
+}
+
+func TestDurabilityPragmas(t *testing.T) {
+	dir := t.TempDir()
+	full := openTemp(t, filepath.Join(dir, "full.db"), Options{})
+	if got := pragma(t, full, "synchronous"); got != "2" {
+		t.Fatalf("default synchronous = %s, want 2 (FULL)", got)
+	}
+	if got := pragma(t, full, "journal_mode"); got != "wal" {
+		t.Fatalf("journal_mode = %s, want wal", got)
+	}
+	if got := pragma(t, full, "busy_timeout"); got != "10000" {
+		t.Fatalf("busy_timeout = %s, want 10000", got)
+	}
+	relaxed := openTemp(t, filepath.Join(dir, "relaxed.db"), Options{Durability: DurabilityRelaxed})
+	if got := pragma(t, relaxed, "synchronous"); got != "1" {
+		t.Fatalf("relaxed synchronous = %s, want 1 (NORMAL)", got)
+	}
+	if _, err := Open(context.Background(), filepath.Join(dir, "bad.db"), Options{Durability: 7}); err == nil {
+		t.Fatal("Open accepted an unknown durability")
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	ctx := context.Background()
+	if _, err := Open(ctx, "", Options{}); err == nil {
+		t.Fatal("Open accepted an empty path")
+	}
+	s := openTemp(t, filepath.Join(t.TempDir(), "odd ?#% name.db"), Options{})
+	if err := s.CreateInstance(ctx, store.Instance{}, store.Message{}, store.ReuseNever); err == nil {
+		t.Fatal("CreateInstance accepted an empty ID")
+	}
+	if err := s.CreateInstance(ctx, store.Instance{ID: "x"}, store.Message{}, store.ReusePolicy(9)); err == nil {
+		t.Fatal("CreateInstance accepted an unknown policy")
+	}
+	if _, err := s.ClaimOrchestrations(ctx, "", 1, 1); err == nil {
+		t.Fatal("claim accepted an empty owner")
+	}
+	if _, err := s.ClaimActivities(ctx, "n", 0, 1); err == nil {
+		t.Fatal("claim accepted max 0")
+	}
+	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
+		t.Fatal("CommitEpisode accepted an empty episode")
+	}
+}
