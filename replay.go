@@ -30,8 +30,9 @@ func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
 }
 
 // ErrNonDeterminism is returned (wrapped) by ReplayHistory when the orchestrator's code does not
-// make the durable calls its history recorded.
-var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
+// make the durable calls its history recorded; a failure with the type NonDeterminismError marks
+// instances that failed for the same reason.
+var ErrNonDeterminism = replay.ErrNonDeterminism
 
 // ReplayHistory replays a history exported by ExportHistory against an orchestrator definition,
 // without any store or activity: it checks that the code makes the same durable calls, in the same
@@ -41,6 +42,9 @@ func ReplayHistory(orchestrator Definition, exported []byte) error {
 	var events []history.Event
 	if err := json.Unmarshal(exported, &events); err != nil {
 		return fmt.Errorf("replay history: not an exported history: %w", err)
+	}
+	if len(events) == 0 || events[0].Type != history.OrchestratorStarted && events[0].Type != history.ExecutionStarted {
+		return errors.New("replay history: not an exported history: it does not begin with the start of an execution")
 	}
 	a := NewApp()
 	a.Register(orchestrator)
@@ -54,11 +58,10 @@ func ReplayHistory(orchestrator Definition, exported []byte) error {
 	x := replay.New(fn)
 	defer x.Close()
 	if _, err := x.Run(events, nil); err != nil {
-		var nd *replay.NonDeterminismError
-		if errors.As(err, &nd) {
-			return fmt.Errorf("%w: %v", ErrNonDeterminism, err)
-		}
-		return err
+		return fmt.Errorf("replay history: %w", err)
+	}
+	if !x.Started() {
+		return errors.New("replay history: not an exported history: it has no ExecutionStarted event")
 	}
 	return nil
 }

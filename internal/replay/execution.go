@@ -15,6 +15,7 @@ package replay
 import (
 	"crypto/sha1"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -31,16 +32,22 @@ import (
 // its JSON output.
 type Func func(c *Context) (output []byte, err error)
 
+// ErrNonDeterminism is what every *NonDeterminismError wraps.
+var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
+
 // NonDeterminismError reports that the orchestrator's code no longer matches its history.
 type NonDeterminismError struct {
 	Expected string // what history recorded
 	Actual   string // what the code did
 }
 
+// Unwrap makes errors.Is(err, ErrNonDeterminism) hold.
+func (e *NonDeterminismError) Unwrap() error { return ErrNonDeterminism }
+
 func (e *NonDeterminismError) Error() string {
-	return fmt.Sprintf("non-deterministic orchestrator: history has %s, but the code %s; "+
+	return fmt.Sprintf("%v: history has %s, but the code %s; "+
 		"orchestrator code must make the same durable calls in the same order on every replay "+
-		"(deploy code that matches, then rewind the instance)", e.Expected, e.Actual)
+		"(deploy code that matches, then rewind the instance)", ErrNonDeterminism, e.Expected, e.Actual)
 }
 
 // RetryPolicy makes a failed activity or sub-orchestration run again after durable timers.
@@ -351,9 +358,13 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		x.abort()
 	case history.ExecutionCompleted:
 		if !x.done {
+			actual := "is still waiting on a task"
+			if ids := x.pendingIDs(); len(ids) > 0 {
+				actual = "scheduled " + describe(c.pending[ids[0]]) + " and waits"
+			}
 			return &NonDeterminismError{
 				Expected: fmt.Sprintf("the orchestration finished (%s)", store.Status(e.Status)),
-				Actual:   "is still waiting on a task",
+				Actual:   actual,
 			}
 		}
 	}
@@ -815,3 +826,6 @@ func (c *Context) Failed(err error) *Task {
 	t.complete(nil, err)
 	return t
 }
+
+// Started reports whether an ExecutionStarted event has started the orchestrator.
+func (x *Execution) Started() bool { return x.started }
