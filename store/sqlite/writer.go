@@ -12,15 +12,15 @@ import (
 
 // op is one write operation queued for the writer goroutine.
 type op struct {
-	ctx  context.Context
-	fn   func(w *writer, eff *effects) error
+	ctx context.Context
+	fn  func(w *writer, eff *effects) error
 	// fenced ops check their precondition (the lease) before they write anything, so they need
 	// no savepoint: a precondition failure (ErrLeaseLost) has written nothing, and any other
 	// error undoes the whole transaction. Two statements fewer per commit on the hot path.
 	fenced bool
 	err    error
-	eff  effects
-	done chan error // buffered, so the writer never blocks on a caller that gave up
+	eff    effects
+	done   chan error // buffered, so the writer never blocks on a caller that gave up
 }
 
 // effects are the wake-ups an operation causes, fired only once its transaction is durable.
