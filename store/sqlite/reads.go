@@ -162,8 +162,7 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("sqlite: next visible time: %w", store.ErrClosed)
 	}
 	var next sql.NullInt64
-	err := s.readDB.QueryRowContext(ctx, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`,
-		s.hub, time.Now().UnixNano()).Scan(&next)
+	err := s.nextVisible.QueryRowContext(ctx, s.hub, time.Now().UnixNano()).Scan(&next)
 	if err != nil {
 		return time.Time{}, s.readErr("next visible time", err)
 	}

@@ -64,11 +64,12 @@ type Options struct {
 
 // Store is a task hub in an SQLite file. It is safe for concurrent use.
 type Store struct {
-	hub      string
-	writeDB  *sql.DB
-	readDB   *sql.DB
-	notifier *notify.Notifier
-	maxBatch int
+	hub         string
+	writeDB     *sql.DB
+	readDB      *sql.DB
+	nextVisible *sql.Stmt // on readDB
+	notifier    *notify.Notifier
+	maxBatch    int
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -143,17 +144,25 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	readDB.SetMaxOpenConns(opts.ReadConns)
 	readDB.SetMaxIdleConns(opts.ReadConns)
+	// Dispatchers ask for the next timer every time they go idle: keep it prepared.
+	nextVisible, err := readDB.PrepareContext(ctx, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`)
+	if err != nil {
+		readDB.Close()
+		w.close()
+		return fail(fmt.Errorf("sqlite: open %s for reading: %w", path, err))
+	}
 
 	s := &Store{
-		hub:      opts.Hub,
-		writeDB:  writeDB,
-		readDB:   readDB,
-		notifier: notify.New(),
-		maxBatch: opts.MaxBatch,
-		ops:      make(chan *op, 4*opts.MaxBatch),
-		quit:     make(chan struct{}),
-		done:     make(chan struct{}),
-		w:        w,
+		hub:         opts.Hub,
+		writeDB:     writeDB,
+		readDB:      readDB,
+		nextVisible: nextVisible,
+		notifier:    notify.New(),
+		maxBatch:    opts.MaxBatch,
+		ops:         make(chan *op, 4*opts.MaxBatch),
+		quit:        make(chan struct{}),
+		done:        make(chan struct{}),
+		w:           w,
 	}
 	go s.writeLoop()
 	return s, nil
@@ -181,7 +190,7 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	s.notifier.Close()
-	err := errors.Join(s.w.close(), s.writeDB.Close(), s.readDB.Close())
+	err := errors.Join(s.w.close(), s.writeDB.Close(), s.nextVisible.Close(), s.readDB.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
