@@ -14,7 +14,6 @@ package replay
 
 import (
 	"crypto/sha1"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -809,12 +808,6 @@ func retryDelay(p *RetryPolicy, attempt int) time.Duration {
 		d = float64(math.MaxInt64)
 	}
 	return time.Duration(d)
-}
-
-// MarshalJSON helps debugging output of a result.
-func (r *Result) String() string {
-	b, _ := json.Marshal(r)
-	return string(b)
 }
 
 // Parent returns the parent of a sub-orchestration, else nil.
