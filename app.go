@@ -105,16 +105,10 @@ func NewApp(opts ...Option) *App {
 		cfg.logger = slog.Default()
 	}
 	a := &App{cfg: cfg, logger: cfg.logger}
-	a.reg = &registry{orchestrators: map[string]replayFunc{}, activities: map[string]activityFunc{}, app: a}
+	a.reg = &registry{orchestrators: map[string]replay.Func{}, activities: map[string]engine.ActivityFunc{}, app: a}
 	a.client = &Client{app: a}
 	return a
 }
-
-type (
-	replayContext = replay.Context
-	replayFunc    = replay.Func
-	activityFunc  = engine.ActivityFunc
-)
 
 // Register adds orchestrators and activities. It panics on a duplicate or empty name, which is a
 // programming error. Register before Start.
