@@ -36,6 +36,8 @@ var (
 	// ErrLeaseLost means the caller's lease on a work item expired and the item was claimed by
 	// someone else, or the instance was replaced or purged; the commit was not applied.
 	ErrLeaseLost = errors.New("lease lost")
+	// ErrInvalidToken means a continuation token was not one the store handed out.
+	ErrInvalidToken = errors.New("invalid continuation token")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store closed")
 )

@@ -140,7 +140,7 @@ func makeToken(created int64, id string) string {
 }
 
 func parseToken(tok string) (int64, string, error) {
-	bad := fmt.Errorf("sqlite: list instances: invalid continuation token %q: pass back the token of a previous page unchanged", tok)
+	bad := fmt.Errorf("sqlite: list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, tok)
 	raw, err := base64.RawURLEncoding.DecodeString(tok)
 	if err != nil {
 		return 0, "", bad

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"cmp"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -268,8 +269,8 @@ func (s suite) testListOrderAndPaging(t *testing.T) {
 		t.Fatalf("listing across a create = %v, want all 21 then p-late", got)
 	}
 
-	if _, _, err := st.ListInstances(ctxOf(t), store.Query{ContinuationToken: "not a token!"}); err == nil {
-		t.Fatal("ListInstances accepted a malformed continuation token")
+	if _, _, err := st.ListInstances(ctxOf(t), store.Query{ContinuationToken: "not a token!"}); !errors.Is(err, store.ErrInvalidToken) {
+		t.Fatalf("ListInstances with a malformed continuation token: %v, want ErrInvalidToken", err)
 	}
 }
 
