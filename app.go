@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"sync"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/engine"
+	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/sqlite"
@@ -27,10 +30,15 @@ type App struct {
 	logger *slog.Logger
 	client *Client
 
+	mux    *http.ServeMux
+	routes []route // user routes, for the start-up warning about keys
+
 	mu        sync.Mutex
 	st        store.Store
 	ownsStore bool
 	eng       *engine.Engine
+	api       *httpapi.API
+	keys      keyring
 	stopped   bool
 }
 
@@ -45,6 +53,13 @@ type config struct {
 	leaseDuration time.Duration
 	pollInterval  time.Duration
 	logger        *slog.Logger
+
+	addr                string
+	keys                Keys
+	anonymousManagement bool
+	maxBody             int64
+	shutdownTimeout     time.Duration
+	getenv              func(string) string // os.Getenv; replaced in tests
 }
 
 // Option configures an App.
@@ -92,8 +107,28 @@ func WithLeaseDuration(d time.Duration) Option { return func(c *config) { c.leas
 // wake-up reached it (default 1s). Work added in-process wakes it at once.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
 
-// WithLogger sets the structured logger (default slog.Default()).
+// WithLogger sets the structured logger. By default the App logs text (or JSON, with
+// REPRISE_LOG_FORMAT=json) to standard error at the REPRISE_LOG_LEVEL level (default info).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithAddr sets the address ListenAndServe listens on (default 127.0.0.1:7071).
+func WithAddr(addr string) Option { return func(c *config) { c.addr = addr } }
+
+// WithKeys sets the keys that HTTP routes and the management API accept (see AuthLevel).
+func WithKeys(k Keys) Option { return func(c *config) { c.keys = k } }
+
+// WithAnonymousManagement serves the Durable Functions management API without a key, as the
+// Functions Core Tools do on a developer's machine. Do not use it on a host others can reach.
+func WithAnonymousManagement() Option { return func(c *config) { c.anonymousManagement = true } }
+
+// WithMaxRequestBody bounds the size of HTTP request bodies, for user routes and the management
+// API alike (default 4 MiB). Larger bodies are refused with 413 by the management API; user
+// handlers get an error from reading the body past the limit.
+func WithMaxRequestBody(n int64) Option { return func(c *config) { c.maxBody = n } }
+
+// WithShutdownTimeout bounds how long ListenAndServe waits, once its context ends, for requests
+// and running work to finish (default 30s).
+func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
 
 // NewApp returns an App. Nothing is opened until Start.
 func NewApp(opts ...Option) *App {
@@ -101,12 +136,13 @@ func NewApp(opts ...Option) *App {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default()
+	if cfg.getenv == nil {
+		cfg.getenv = os.Getenv
 	}
-	a := &App{cfg: cfg, logger: cfg.logger}
+	a := &App{cfg: cfg, mux: http.NewServeMux()}
 	a.reg = &registry{orchestrators: map[string]replay.Func{}, activities: map[string]engine.ActivityFunc{}, app: a}
 	a.client = &Client{app: a}
+	a.mountManagement()
 	return a
 }
 
@@ -118,8 +154,9 @@ func (a *App) Register(defs ...Definition) {
 	}
 }
 
-// Start opens the store (the SQLite file unless WithStore was given) and starts running work. It
-// returns once the App is running.
+// Start resolves the configuration (options, host.json, REPRISE_* environment variables), opens
+// the store (the SQLite file unless WithStore was given) and starts running work. It returns once
+// the App is running, or an error naming the setting that is invalid.
 func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -129,12 +166,18 @@ func (a *App) Start(ctx context.Context) error {
 	if a.stopped {
 		return errors.New("reprise: App was shut down; create a new one")
 	}
+	if err := a.cfg.resolve(a.cfg.getenv); err != nil {
+		return err
+	}
+	a.logger = a.cfg.logger
+	keys, err := newKeyring(a.cfg.keys, a.cfg.anonymousManagement)
+	if err != nil {
+		return err
+	}
+	a.keys = keys
 	st := a.cfg.store
 	if st == nil {
 		path := a.cfg.storePath
-		if path == "" {
-			path = DefaultStorePath
-		}
 		opts := sqlite.Options{Hub: a.cfg.hub}
 		if a.cfg.relaxed {
 			opts.Durability = sqlite.DurabilityRelaxed
@@ -157,6 +200,14 @@ func (a *App) Start(ctx context.Context) error {
 		PollInterval:                a.cfg.pollInterval,
 	})
 	a.eng.Start()
+	a.api = httpapi.New(httpapi.Options{
+		Backend:      backend{a},
+		Authorize:    a.keys.management,
+		SystemKey:    a.keys.system,
+		MaxBodyBytes: a.cfg.maxBody,
+		Logger:       a.logger,
+	})
+	a.warnAboutKeys()
 	return nil
 }
 
@@ -172,7 +223,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		return nil
 	}
 	err := eng.Shutdown(ctx)
-	if owns {
+	a.mu.Lock()
+	a.st = nil // the client now answers ErrNotStarted, not the store's "closed"
+	a.mu.Unlock()
+	if owns && st != nil {
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = cerr
 		}

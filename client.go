@@ -106,7 +106,7 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 	}
 	data, err := json.Marshal(input)
 	if err != nil {
-		return "", fmt.Errorf("start orchestrator %q: input must be JSON-serialisable: %w", name, err)
+		return "", fmt.Errorf("start orchestrator %q: %w: the input must be JSON-serialisable: %w", name, ErrInvalidArgument, err)
 	}
 	now := time.Now().UTC()
 	execID := engine.RandomID()
@@ -293,10 +293,10 @@ func mustBeActive(s store.Status) error {
 func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
-		return fmt.Errorf("raise event %q: data must be JSON-serialisable: %w", name, err)
+		return fmt.Errorf("raise event %q: %w: the data must be JSON-serialisable: %w", name, ErrInvalidArgument, err)
 	}
 	if name == "" {
-		return fmt.Errorf("raise event on %q: the event name is empty", id)
+		return fmt.Errorf("raise event on %q: %w: the event name is empty", id, ErrInvalidArgument)
 	}
 	ev := history.New(history.EventRaised, time.Now().UTC())
 	ev.Name, ev.Input = name, raw
@@ -396,7 +396,7 @@ func (c *Client) PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 	}
 	for _, s := range f.Statuses {
 		if !s.Terminal() {
-			return 0, fmt.Errorf("purge instances: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", s)
+			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
 		}
 	}
 	n, err := st.PurgeInstances(ctx, store.PurgeFilter{CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, Statuses: f.Statuses})
@@ -408,34 +408,42 @@ func (c *Client) PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 
 // WaitForStart waits until the instance has started (is no longer Pending) and returns its status.
 func (c *Client) WaitForStart(ctx context.Context, id string) (*Instance, error) {
-	return c.waitFor(ctx, id, func(s store.Status) bool { return s != store.StatusPending })
+	si, err := c.waitFor(ctx, id, func(s store.Status) bool { return s != store.StatusPending })
+	if err != nil {
+		return nil, err
+	}
+	return publicInstance(si, true), nil
 }
 
 // WaitForCompletion waits until the instance has finished (Completed, Failed, Terminated or
 // Canceled) and returns its status with input and output.
 func (c *Client) WaitForCompletion(ctx context.Context, id string) (*Instance, error) {
-	return c.waitFor(ctx, id, store.Status.Terminal)
+	si, err := c.waitFor(ctx, id, store.Status.Terminal)
+	if err != nil {
+		return nil, err
+	}
+	return publicInstance(si, true), nil
 }
 
 // crossProcessCheck bounds how long a wait misses a change made by another process, which sends
 // no in-process notification.
 const crossProcessCheck = 2 * time.Second
 
-func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status) bool) (*Instance, error) {
+func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status) bool) (store.Instance, error) {
 	st, err := c.app.store()
 	if err != nil {
-		return nil, err
+		return store.Instance{}, err
 	}
 	for {
 		changed, stop := st.WatchInstance(id)
 		si, err := st.GetInstance(ctx, id)
 		if err != nil {
 			stop()
-			return nil, fmt.Errorf("wait for %q: %w", id, err)
+			return store.Instance{}, fmt.Errorf("wait for %q: %w", id, err)
 		}
 		if done(si.Status) {
 			stop()
-			return publicInstance(si, true), nil
+			return si, nil
 		}
 		t := time.NewTimer(crossProcessCheck)
 		select {
@@ -444,7 +452,7 @@ func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status)
 		case <-ctx.Done():
 			t.Stop()
 			stop()
-			return nil, fmt.Errorf("wait for %q (status %s): %w", id, si.Status, ctx.Err())
+			return store.Instance{}, fmt.Errorf("wait for %q (status %s): %w", id, si.Status, ctx.Err())
 		}
 		t.Stop()
 		stop()

@@ -29,11 +29,14 @@ var (
 	ErrCanceled = replay.ErrCanceled
 	// ErrNotRegistered: no orchestrator or activity with the name is registered with the App.
 	ErrNotRegistered = errors.New("not registered")
-	// ErrNotStarted: the App's client was used before App.Start.
-	ErrNotStarted = errors.New("app not started: call App.Start first")
+	// ErrNotStarted: the App's client was used before App.Start or after App.Shutdown.
+	ErrNotStarted = errors.New("app not running: call App.Start first (after Shutdown, create a new App)")
 	// ErrInvalidInstanceID: instance IDs must be 1 to 256 characters, must not start with '@' and
 	// must not contain '/', '\\', '?', '#' or control characters.
 	ErrInvalidInstanceID = errors.New("invalid instance ID")
+	// ErrInvalidArgument: an argument is malformed (an empty event name, a payload that is not
+	// JSON-serialisable, a filter on a status that does not apply).
+	ErrInvalidArgument = errors.New("invalid argument")
 )
 
 // FailureDetails describes why an activity, a sub-orchestration or an orchestration failed.

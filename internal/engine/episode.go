@@ -49,16 +49,44 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 			exec.Close()
 		}
 	}
-	if res != nil && res.Done {
-		inst := ep.Instance
-		attrs := []any{"instanceId", inst.ID, "name", inst.Name, "status", inst.Status.String(),
-			"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
-		if inst.Status == store.StatusFailed {
-			e.log.Warn("orchestration failed", append(attrs, "failure", string(inst.Failure))...)
-		} else {
-			e.log.Debug("orchestration finished", attrs...)
-		}
+	e.logEpisode(w, ep, res)
+}
+
+// logEpisode logs an orchestration's start and end once each: only after the episode that
+// started or ended it committed, so neither a replay nor an episode retried after a lost lease
+// logs them again.
+func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *replay.Result) {
+	if res == nil {
+		return // late messages for a finished instance, or a failure logged where it was found
 	}
+	inst := ep.Instance
+	if w.Instance.HistoryLen == 0 {
+		e.log.Info("orchestration started", "instanceId", inst.ID, "name", inst.Name, "executionId", inst.ExecutionID)
+	}
+	if !res.Done {
+		return
+	}
+	attrs := []any{"instanceId", inst.ID, "name", inst.Name, "status", inst.Status.String(),
+		"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
+	switch inst.Status {
+	case store.StatusFailed:
+		e.log.Warn("orchestration failed", append(attrs, "failure", failureMessage(inst.Failure))...)
+	case store.StatusCompleted:
+		e.log.Info("orchestration completed", attrs...)
+	default:
+		e.log.Info("orchestration ended", attrs...)
+	}
+}
+
+func failureMessage(data []byte) string {
+	var f history.Failure
+	if json.Unmarshal(data, &f) != nil || f.Message == "" {
+		return string(data)
+	}
+	if f.Type != "" {
+		return f.Type + ": " + f.Message
+	}
+	return f.Message
 }
 
 // episode computes the commit of one episode. The returned execution (if any) is the live one,
@@ -423,6 +451,8 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event) (result hi
 	}
 	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
 	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
+	attrs := []any{"instanceId", info.InstanceID, "name", info.Name, "taskId", info.TaskID, "attempt", info.Attempt}
+	e.log.Info("activity started", attrs...)
 	defer func() {
 		if r := recover(); r != nil {
 			result = history.New(history.TaskFailed, time.Now().UTC())
@@ -432,8 +462,12 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event) (result hi
 				StackTrace: string(debug.Stack()),
 			}
 		}
-		e.log.Debug("activity finished", "instanceId", info.InstanceID, "name", info.Name,
-			"taskId", info.TaskID, "failed", result.Type == history.TaskFailed, "latency", time.Since(start))
+		attrs = append(attrs, "latency", time.Since(start))
+		if result.Type == history.TaskFailed {
+			e.log.Warn("activity failed", append(attrs, "error", result.Failure.Message)...)
+		} else {
+			e.log.Info("activity completed", attrs...)
+		}
 	}()
 	out, err := fn(ctx, ev.Input)
 	if err != nil {
