@@ -1,20 +1,23 @@
-// Command durable_hello_sequence runs the hello-sequence orchestration on the embedded SQLite
-// store (reprise.db in the working directory): the orchestrator calls the activity say_hello for
-// Tokyo, Seattle and London, in order, and the program prints the finished instance's status.
+// Command durable_hello_sequence is the hello-sequence function app: an HTTP starter launches the
+// orchestrator hello_sequence_orchestrator, which calls the activity say_hello for Tokyo, Seattle
+// and London, in order. It runs on the embedded SQLite store (reprise.db in the working
+// directory) and listens on 127.0.0.1:7071.
 //
-// Run it with: go run ./examples/durable_hello_sequence
+//	go run ./examples/durable_hello_sequence
+//	curl -i -X POST http://127.0.0.1:7071/api/start-sequence
 //
-// Kill it at any point and run it again: instances left unfinished in reprise.db are resumed.
+// The POST answers 202 Accepted with the management URLs; poll statusQueryGetUri until
+// runtimeStatus is Completed. Stop the app at any point and start it again: unfinished instances
+// go on where they stopped. See README.md next to this file for a whole session.
 package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log"
+	"net/http"
 	"os"
 	"os/signal"
-	"time"
+	"syscall"
 
 	"github.com/reprise-dev/reprise"
 )
@@ -38,47 +41,27 @@ var HelloSequence = reprise.NewOrchestrator("hello_sequence_orchestrator",
 		return out, nil
 	})
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	app := reprise.NewApp() // the embedded SQLite store, reprise.db
+// newApp builds the function app. The management API is anonymous, as under the Functions Core
+// Tools on a developer's machine; set REPRISE_MANAGEMENT_AUTH=system (and REPRISE_SYSTEM_KEY) to
+// require the system key.
+func newApp(opts ...reprise.Option) *reprise.App {
+	app := reprise.NewApp(append([]reprise.Option{reprise.WithAnonymousManagement()}, opts...)...)
 	app.Register(SayHello, HelloSequence)
-	if err := app.Start(ctx); err != nil {
-		log.Fatal(err)
-	}
-	defer func() {
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(shutdownCtx); err != nil {
-			log.Print(err)
+	app.HandleFunc("POST /api/start-sequence", func(w http.ResponseWriter, r *http.Request) {
+		id, err := HelloSequence.Start(r.Context(), app.Client(), reprise.None{})
+		if err != nil {
+			http.Error(w, "could not start hello_sequence_orchestrator: "+err.Error(), http.StatusInternalServerError)
+			return
 		}
-	}()
-
-	id, err := HelloSequence.Start(ctx, app.Client(), reprise.None{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	fmt.Println("started instance", id)
-	inst, err := app.Client().WaitForCompletion(ctx, id)
-	if err != nil {
-		log.Fatal(err)
-	}
-	status, _ := json.MarshalIndent(map[string]any{
-		"name":            inst.Name,
-		"instanceId":      inst.ID,
-		"runtimeStatus":   inst.Status.String(),
-		"input":           json.RawMessage(orNull(inst.Input)),
-		"customStatus":    json.RawMessage(orNull(inst.CustomStatus)),
-		"output":          json.RawMessage(orNull(inst.Output)),
-		"createdTime":     inst.CreatedAt.Format(time.RFC3339),
-		"lastUpdatedTime": inst.LastUpdatedAt.Format(time.RFC3339),
-	}, "", "  ")
-	fmt.Println(string(status))
+		app.Client().WriteCheckStatusResponse(w, r, id)
+	}, reprise.AuthAnonymous)
+	return app
 }
 
-func orNull(b []byte) []byte {
-	if len(b) == 0 {
-		return []byte("null")
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newApp().ListenAndServe(ctx); err != nil {
+		log.Fatal(err)
 	}
-	return b
 }
