@@ -79,4 +79,24 @@
 // their status and history, lists them with filters and paging, raises events, terminates
 // (recursively), suspends, resumes, restarts, rewinds and purges them, and waits for their start
 // or completion without polling.
+//
+// # Function apps over HTTP
+//
+// An App is also a function app. HandleFunc adds HTTP starters (with the Functions auth levels
+// AuthAnonymous, AuthFunction and AuthAdmin); Client.WriteCheckStatusResponse answers 202
+// Accepted with the management URLs; ListenAndServe serves the routes and the Durable Functions
+// HTTP management API on 127.0.0.1:7071 until its context ends:
+//
+//	app.HandleFunc("POST /api/start-sequence", func(w http.ResponseWriter, r *http.Request) {
+//		id, err := HelloSequence.Start(r.Context(), app.Client(), reprise.None{})
+//		if err != nil {
+//			http.Error(w, err.Error(), http.StatusInternalServerError)
+//			return
+//		}
+//		app.Client().WriteCheckStatusResponse(w, r, id)
+//	}, reprise.AuthAnonymous)
+//	log.Fatal(app.ListenAndServe(ctx))
+//
+// host.json (extensions.durableTask) and REPRISE_* environment variables configure the App; see
+// docs/http-api.md in the repository for the settings, the keys and the API's routes.
 package reprise
