@@ -374,3 +374,59 @@ func TestConfiguration(t *testing.T) {
 		})
 	}
 }
+
+// TestManagementAPIOnTheEngine checks the status codes that depend on the App's errors, with the
+// real engine and store behind the API.
+func TestManagementAPIOnTheEngine(t *testing.T) {
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement())...)
+	app.Register(sayHello, helloSequence, approval)
+	srv := hosttest.Serve(t, app)
+	base := srv.URL + "/runtime/webhooks/durabletask"
+	expect := func(method, path string, body []byte, want int, header ...string) hosttest.Response {
+		t.Helper()
+		resp := hosttest.Do(t, method, base+path, body, header...)
+		if resp.StatusCode != want {
+			t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, resp.Body, want)
+		}
+		return resp
+	}
+
+	// Wait mode: a sequence completes within the timeout, so the answer is its output.
+	out := expect("POST", "/orchestrators/hello_sequence_orchestrator/done-1?timeout=30&pollingInterval=1", nil, 200)
+	if string(out.Body) != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
+		t.Errorf("wait mode body %s, want the output", out.Body)
+	}
+	// An instance waiting (an hour at most) for two events: still running at the timeout, so 202.
+	expect("POST", "/orchestrators/approval/wait-1?timeout=0.2&pollingInterval=0.1", []byte(`3600000000000`), 202)
+	expect("POST", "/orchestrators/approval/wait-1", []byte(`3600000000000`), 409)
+	expect("POST", "/orchestrators/nobody", nil, 400)
+	expect("POST", "/orchestrators/hello_sequence_orchestrator/@entity", nil, 400)
+	expect("DELETE", "/instances/wait-1", nil, 409)
+	expect("POST", "/instances/wait-1/rewind", nil, 412)
+	expect("POST", "/instances/done-1/rewind", nil, 410)
+	expect("POST", "/instances/done-1/terminate", nil, 410)
+	expect("POST", "/instances/done-1/raiseEvent/approval", []byte(`true`), 410, "Content-Type", "application/json")
+	expect("POST", "/instances/nobody/raiseEvent/approval", []byte(`true`), 404, "Content-Type", "application/json")
+	page := expect("GET", "/instances?top=1", nil, 200)
+	next := page.Header.Get("x-ms-continuation-token")
+	if next == "" {
+		t.Fatal("the first page of two instances, one per page, has no continuation token")
+	}
+	last := expect("GET", "/instances?top=1", nil, 200, "x-ms-continuation-token", next)
+	if tok, ok := last.Header["X-Ms-Continuation-Token"]; !ok || tok[0] != "" {
+		t.Errorf("last page: continuation header %q (present %v), want present and empty", tok, ok)
+	}
+	expect("GET", "/instances?top=5", nil, 400, "x-ms-continuation-token", "garbage!")
+
+	// Suspend, resume, then the event completes the instance.
+	expect("POST", "/instances/wait-1/suspend?reason=pause", nil, 202)
+	expect("POST", "/instances/wait-1/resume?reason=go", nil, 202)
+	for _, v := range []string{`"yes"`, `"and yes"`} {
+		expect("POST", "/instances/wait-1/raiseEvent/Approve", []byte(v), 202, "Content-Type", "application/json")
+	}
+	if inst := hosttest.WaitDone(t, app, "wait-1"); inst.Status != reprise.StatusCompleted || string(inst.Output) != `["yes","and yes"]` {
+		t.Fatalf("wait-1 ended %s (%s), want Completed", inst.Status, inst.Output)
+	}
+	expect("DELETE", "/instances/wait-1", nil, 200)
+	expect("GET", "/instances/wait-1", nil, 404)
+}
