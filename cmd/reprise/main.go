@@ -1,6 +1,7 @@
 // Command reprise manages the orchestration instances of a running Reprise host (or any host that
 // serves the Azure Durable Functions management API) from the command line: list, show, raise
 // events, terminate, suspend, resume, restart, rewind and purge instances, and start new ones.
+// `reprise bench` runs the standard workloads on a store, in-process, and measures them.
 //
 // It talks only HTTP to the host's /runtime/webhooks/durabletask routes, like the
 // `func durable` commands of the Azure Functions Core Tools, so it needs no access to the store
@@ -81,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return exitOK
 	case "start-new":
 		cmd = startNewCommand
+	case "bench":
+		return runBench(ctx, cmdArgs, stdout, stderr)
 	case "instances", "instance":
 		ifs := newFlagSet("reprise instances")
 		g.register(ifs)
@@ -270,6 +273,9 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case topic == "start-new":
 		fmt.Fprint(stdout, startNewCommand.usage)
 		return exitOK
+	case topic == "bench":
+		fmt.Fprint(stdout, benchUsage)
+		return exitOK
 	case len(args) == 2 && (args[0] == "instances" || args[0] == "instance") && instanceCommands[args[1]] != nil:
 		fmt.Fprint(stdout, instanceCommands[args[1]].usage)
 		return exitOK
@@ -317,6 +323,8 @@ Commands:
   instances purge     ID
   instances purge     --created-from T [--created-to T] [--status S,...]
   start-new           NAME [--id ID] [--input JSON | --input-file F] [--wait]
+  bench               [scenario ...] [-n N] [--duration D] [--store PATH] [--json]
+                      run the standard workloads in this process (see reprise help bench)
   version             print the version of this program
   help [command]      print this help, or a command's
 

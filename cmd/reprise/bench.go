@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/bench"
+)
+
+const benchUsage = `Usage: reprise bench [scenario ...] [flags]
+
+Runs the standard workloads on a store, inside this process, and reports throughput, latency
+percentiles, CPU time per orchestration and peak memory. Every output is checked: a wrong one
+fails the run (exit 1). Without scenarios, all of them run, in this order:
+
+  hello-sequence  N instances of the 3-activity hello sequence, all started at once (N 10000)
+  fan-out         one orchestration with N parallel activities, then fan-in (N 10000)
+  long-sequence   one orchestration with N sequential activities (N 10000)
+  timers          N instances each waiting on a short durable timer (N 10000)
+  idle            N instances waiting for an external event: memory per idle instance; then
+                  all released, and the release is timed (N 10000)
+  latency         N instances one after another on an idle engine, start to Completed (N 500)
+
+Flags:
+  -n N               size of each run (default: the scenario's)
+  --duration D       bound each run: stop after D and report what completed
+  --store PATH       SQLite file to run on (default: a fresh temporary file per scenario);
+                     each scenario uses its own task hub in it
+  --relaxed          skip the fsync of each commit (default: durable)
+  --timer-delay D    how long each timers instance waits (default 1s)
+  --cache N          live executions cached (default 20000)
+  --concurrency N    concurrent episodes and activities (default 1000)
+  --json             print the results as a JSON array
+
+A progress bar is drawn on standard error when it is a terminal.
+Exit codes: 0 all runs passed, 1 a run failed (wrong output or error), 2 usage error.
+`
+
+// runBench is `reprise bench`. It needs no host: it runs an App of its own.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("reprise bench")
+	var cfg bench.Config
+	var asJSON bool
+	fs.IntVar(&cfg.N, "n", 0, "size of each run")
+	fs.DurationVar(&cfg.Duration, "duration", 0, "bound of each run")
+	fs.StringVar(&cfg.Store, "store", "", "SQLite file")
+	fs.BoolVar(&cfg.Relaxed, "relaxed", false, "skip the fsync of each commit")
+	fs.DurationVar(&cfg.TimerDelay, "timer-delay", time.Second, "timer of the timers scenario")
+	fs.IntVar(&cfg.CacheSize, "cache", 20000, "live executions cached")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
+	fs.BoolVar(&asJSON, "json", false, "JSON output")
+	names, err := parseArgs(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, benchUsage)
+		return exitOK
+	}
+	if err != nil {
+		return reportUsage(stderr, err.Error(), benchUsage)
+	}
+	switch {
+	case cfg.N < 0:
+		return reportUsage(stderr, "-n must be positive", benchUsage)
+	case cfg.Duration < 0, cfg.TimerDelay <= 0:
+		return reportUsage(stderr, "--duration and --timer-delay must be positive", benchUsage)
+	case cfg.CacheSize < 0, cfg.Concurrency <= 0:
+		return reportUsage(stderr, "--cache must not be negative and --concurrency must be positive", benchUsage)
+	case strings.Contains(cfg.Store, "://"):
+		return reportUsage(stderr, "--store "+cfg.Store+": only SQLite files are available in this build", benchUsage)
+	}
+	if len(names) == 0 || slices.Equal(names, []string{"all"}) {
+		names = bench.Names()
+	}
+	for _, n := range names {
+		if !slices.Contains(bench.Names(), n) {
+			return reportUsage(stderr, fmt.Sprintf("no scenario %q", n), benchUsage)
+		}
+	}
+
+	var results []bench.Result
+	failed := false
+	for _, name := range names {
+		bar := newProgressBar(stderr, name)
+		cfg.Progress = bar.update
+		res, err := bench.Run(ctx, name, cfg)
+		bar.clear()
+		if err != nil {
+			fmt.Fprintf(stderr, "reprise: FAIL %s: %v\n", name, err)
+			failed = true
+			if ctx.Err() != nil {
+				break // interrupted: report what ran
+			}
+			continue
+		}
+		results = append(results, res)
+	}
+	if asJSON {
+		out, _ := json.MarshalIndent(results, "", "  ")
+		fmt.Fprintln(stdout, string(out))
+	} else if err := bench.WriteText(stdout, results, cfg); err != nil {
+		fmt.Fprintln(stderr, "reprise:", err)
+		return exitHostError
+	}
+	if failed {
+		return exitHostError
+	}
+	return exitOK
+}
+
+// progressBar draws "name [#####.....] done/total" on a terminal, at most ten times a second; on
+// anything else it draws nothing, so logs and pipes stay clean.
+type progressBar struct {
+	w    io.Writer
+	name string
+	on   bool
+	last time.Time
+}
+
+func newProgressBar(w io.Writer, name string) *progressBar {
+	return &progressBar{w: w, name: name, on: isTerminal(w)}
+}
+
+func (p *progressBar) update(done, total int) {
+	if !p.on || total <= 0 || (done < total && time.Since(p.last) < 100*time.Millisecond) {
+		return
+	}
+	p.last = time.Now()
+	const width = 30
+	filled := done * width / total
+	fmt.Fprintf(p.w, "\r%-15s [%s%s] %d/%d", p.name, strings.Repeat("#", filled), strings.Repeat(".", width-filled), done, total)
+}
+
+func (p *progressBar) clear() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,241 @@
+// Package bench runs Reprise's standard workloads (scenarios) on a store and measures them:
+// throughput, latency percentiles, CPU time per orchestration and peak memory. Every scenario
+// checks every output; a wrong output is an error, never a figure.
+//
+// It backs `reprise bench` and the Go benchmarks of the root package.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reprise-dev/reprise"
+)
+
+// Config configures a run. Zero values take the defaults documented on each field.
+type Config struct {
+	// Store is a SQLite file path; "" means a fresh temporary file per scenario, removed after.
+	// Scenarios sharing a file each use a task hub of their own.
+	Store string
+	// Relaxed skips the fsync of each commit (see reprise.WithRelaxedDurability).
+	Relaxed bool
+	// N is the size of the run (instances, activities or steps; see each scenario); 0 means the
+	// scenario's default.
+	N int
+	// Duration, when positive, bounds each run: when it is over, the run stops and reports what
+	// completed until then.
+	Duration time.Duration
+	// TimerDelay is how long each instance of the timers scenario waits; default 1s.
+	TimerDelay time.Duration
+	// CacheSize and Concurrency set the App's execution cache and its concurrent episodes and
+	// activities; defaults 20,000 and 1,000.
+	CacheSize, Concurrency int
+	// Progress, if set, is called from the run's goroutine as work completes.
+	Progress func(done, total int)
+
+	wrongOutput bool // tests: make the activities answer wrongly, to see the check fail
+}
+
+// Scenario is a named workload.
+type Scenario struct {
+	Name        string
+	Description string
+	DefaultN    int
+	run         func(ctx context.Context, r *runner) error
+}
+
+// Scenarios returns the scenarios, in the order `reprise bench` runs them.
+func Scenarios() []Scenario {
+	return []Scenario{
+		{"hello-sequence", "N instances of the 3-activity hello sequence, all started at once", 10000, helloSequence},
+		{"fan-out", "one orchestration with N parallel activities, then fan-in", 10000, fanOut},
+		{"long-sequence", "one orchestration with N sequential activities", 10000, longSequence},
+		{"timers", "N instances each waiting on a short durable timer (TimerDelay)", 10000, timers},
+		{"idle", "N instances waiting for an external event (memory per idle instance), then all released", 10000, idle},
+		{"latency", "N instances one after another on an idle engine, start to Completed", 500, latency},
+	}
+}
+
+// Names returns the scenario names.
+func Names() []string {
+	var names []string
+	for _, s := range Scenarios() {
+		names = append(names, s.Name)
+	}
+	return names
+}
+
+// Result is what a run measured.
+type Result struct {
+	Scenario  string  `json:"scenario"`
+	N         int     `json:"n"`
+	Completed int     `json:"completed"` // instances (or activities, for fan-out and long-sequence) done and checked
+	Stopped   bool    `json:"stoppedByDuration,omitempty"`
+	Seconds   float64 `json:"seconds"`
+
+	OrchestrationsPerSecond float64 `json:"orchestrationsPerSecond,omitempty"`
+	ActivitiesPerSecond     float64 `json:"activitiesPerSecond,omitempty"`
+	// Latency is start to Completed per instance (for timers: how late each timer fired; for
+	// idle: raise to Completed).
+	Latency *Percentiles `json:"latencyMs,omitempty"`
+
+	CPUSeconds             float64 `json:"cpuSeconds"`
+	CPUMsPerOrchestration  float64 `json:"cpuMsPerOrchestration,omitempty"`
+	CPUMsPerActivity       float64 `json:"cpuMsPerActivity,omitempty"`
+	PeakMemoryBytes        uint64  `json:"peakMemoryBytes"`
+	MemoryPerInstanceBytes float64 `json:"memoryPerIdleInstanceBytes,omitempty"`
+
+	Store      string `json:"store"`
+	Durability string `json:"durability"`
+}
+
+// Percentiles of a latency distribution, in milliseconds.
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P90 float64 `json:"p90"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func percentiles(d []time.Duration) *Percentiles {
+	if len(d) == 0 {
+		return nil
+	}
+	slices.Sort(d)
+	at := func(p float64) float64 {
+		return float64(d[int(p*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	return &Percentiles{P50: at(0.50), P90: at(0.90), P99: at(0.99), Max: at(1)}
+}
+
+// ErrWrongOutput marks a run that produced a wrong output.
+var ErrWrongOutput = errors.New("wrong output")
+
+// Run runs the named scenario.
+func Run(ctx context.Context, name string, cfg Config) (Result, error) {
+	i := slices.IndexFunc(Scenarios(), func(s Scenario) bool { return s.Name == name })
+	if i < 0 {
+		return Result{}, fmt.Errorf("bench: no scenario %q: want one of %s", name, strings.Join(Names(), ", "))
+	}
+	sc := Scenarios()[i]
+	if strings.Contains(cfg.Store, "://") {
+		return Result{}, fmt.Errorf("bench: store %q: only SQLite files are available in this build (PostgreSQL comes with the PostgreSQL store)", cfg.Store)
+	}
+	if cfg.N <= 0 {
+		cfg.N = sc.DefaultN
+	}
+	if cfg.TimerDelay <= 0 {
+		cfg.TimerDelay = time.Second
+	}
+	if cfg.CacheSize == 0 {
+		cfg.CacheSize = 20000
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 1000
+	}
+	r := &runner{cfg: cfg, res: Result{Scenario: name, N: cfg.N, Durability: "durable (fsync per commit)"}}
+	if cfg.Relaxed {
+		r.res.Durability = "relaxed (no fsync per commit)"
+	}
+	path := cfg.Store
+	hub := "bench"
+	if path == "" {
+		dir, err := os.MkdirTemp("", "reprise-bench-")
+		if err != nil {
+			return Result{}, fmt.Errorf("bench: temporary directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "bench.db")
+		r.res.Store = "sqlite (temporary file)"
+	} else {
+		hub = fmt.Sprintf("bench_%s_%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano())
+		r.res.Store = "sqlite " + path + " (hub " + hub + ")"
+	}
+	opts := []reprise.Option{
+		reprise.WithSQLiteFile(path),
+		reprise.WithHub(hub),
+		reprise.WithLogger(slog.New(slog.DiscardHandler)),
+		reprise.WithCacheSize(cfg.CacheSize),
+		reprise.WithMaxConcurrentOrchestrations(cfg.Concurrency),
+		reprise.WithMaxConcurrentActivities(cfg.Concurrency),
+	}
+	if cfg.Relaxed {
+		opts = append(opts, reprise.WithRelaxedDurability())
+	}
+	r.app = reprise.NewApp(opts...)
+	r.app.Register(r.definitions()...)
+	if err := r.app.Start(ctx); err != nil {
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = r.app.Shutdown(sctx)
+	}()
+
+	runtime.GC()
+	mem := startMemorySampler()
+	cpu0 := cpuTime()
+	r.start = time.Now()
+	runCtx := ctx
+	if cfg.Duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
+		defer cancel()
+	}
+	err := sc.run(runCtx, r)
+	if r.res.Seconds == 0 {
+		r.res.Seconds = time.Since(r.start).Seconds()
+	}
+	r.res.CPUSeconds = (cpuTime() - cpu0).Seconds()
+	r.res.PeakMemoryBytes = mem.stop()
+	if err != nil {
+		if cfg.Duration > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+			r.res.Stopped = true
+		} else {
+			return r.res, fmt.Errorf("bench: %s: %w", name, err)
+		}
+	}
+	r.finish()
+	return r.res, nil
+}
+
+// runner is one run's App and the counters the result is computed from.
+type runner struct {
+	cfg       Config
+	app       *reprise.App
+	res       Result
+	start     time.Time
+	orchDone  int
+	actsDone  int
+	latencies []time.Duration
+}
+
+func (r *runner) progress(done int) {
+	if r.cfg.Progress != nil {
+		r.cfg.Progress(done, r.cfg.N)
+	}
+}
+
+func (r *runner) finish() {
+	res := &r.res
+	if res.Seconds > 0 {
+		res.OrchestrationsPerSecond = float64(r.orchDone) / res.Seconds
+		res.ActivitiesPerSecond = float64(r.actsDone) / res.Seconds
+	}
+	if r.orchDone > 0 {
+		res.CPUMsPerOrchestration = res.CPUSeconds * 1000 / float64(r.orchDone)
+	}
+	if r.actsDone > 0 {
+		res.CPUMsPerActivity = res.CPUSeconds * 1000 / float64(r.actsDone)
+	}
+	res.Latency = percentiles(r.latencies)
+}

@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestEveryScenario runs each scenario with a small N and checks that it completed all of it and
+// measured something.
+func TestEveryScenario(t *testing.T) {
+	for _, sc := range Scenarios() {
+		t.Run(sc.Name, func(t *testing.T) {
+			var last int
+			cfg := Config{N: 12, TimerDelay: 20 * time.Millisecond, Progress: func(done, total int) {
+				if total != 12 || done < last {
+					t.Errorf("progress %d/%d after %d", done, total, last)
+				}
+				last = done
+			}}
+			res, err := Run(context.Background(), sc.Name, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Completed != 12 || res.Stopped || last != 12 {
+				t.Fatalf("completed %d (stopped %v, progress %d), want 12: %+v", res.Completed, res.Stopped, last, res)
+			}
+			if res.Seconds <= 0 || res.CPUSeconds <= 0 || res.PeakMemoryBytes == 0 {
+				t.Errorf("missing measurements: %+v", res)
+			}
+			if sc.Name != "timers" && sc.Name != "idle" && res.ActivitiesPerSecond <= 0 {
+				t.Errorf("no activity rate: %+v", res)
+			}
+			if sc.Name == "idle" && res.MemoryPerInstanceBytes <= 0 {
+				t.Errorf("no memory per idle instance: %+v", res)
+			}
+			if (sc.Name == "hello-sequence" || sc.Name == "latency" || sc.Name == "idle" || sc.Name == "timers") &&
+				(res.Latency == nil || res.Latency.P99 < res.Latency.P50) {
+				t.Errorf("latency percentiles missing or out of order: %+v", res.Latency)
+			}
+			var out bytes.Buffer
+			if err := WriteText(&out, []Result{res}, cfg); err != nil || !strings.Contains(out.String(), sc.Name) {
+				t.Errorf("report %q, %v", out.String(), err)
+			}
+		})
+	}
+}
+
+func TestWrongOutputFailsTheRun(t *testing.T) {
+	for _, name := range []string{"hello-sequence", "fan-out", "long-sequence", "latency"} {
+		_, err := Run(context.Background(), name, Config{N: 3, wrongOutput: true})
+		if !errors.Is(err, ErrWrongOutput) || !strings.Contains(err.Error(), "want Completed with") {
+			t.Errorf("%s with wrong activities: %v, want ErrWrongOutput naming the expected output", name, err)
+		}
+	}
+}
+
+func TestDurationStopsTheRun(t *testing.T) {
+	// 1,000 timers of an hour cannot finish within the 300ms bound: the run stops and says so.
+	res, err := Run(context.Background(), "timers", Config{N: 1000, TimerDelay: time.Hour, Duration: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Stopped || res.Completed != 0 {
+		t.Fatalf("stopped %v, completed %d; want stopped with nothing completed", res.Stopped, res.Completed)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	if _, err := Run(context.Background(), "nope", Config{}); err == nil || !strings.Contains(err.Error(), "hello-sequence") {
+		t.Errorf("unknown scenario: %v, want an error listing the scenarios", err)
+	}
+	if _, err := Run(context.Background(), "latency", Config{Store: "postgres://x"}); err == nil || !strings.Contains(err.Error(), "SQLite") {
+		t.Errorf("postgres store: %v, want a clear error", err)
+	}
+}

@@ -1,0 +1,83 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText writes the results as a readable table, with the machine and settings first.
+func WriteText(w io.Writer, results []Result, cfg Config) error {
+	if len(results) == 0 {
+		return nil
+	}
+	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; store: %s, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		runtime.Version(), results[0].Store, results[0].Durability)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\t")
+	for _, r := range results {
+		n := fmt.Sprint(r.N)
+		if r.Stopped {
+			n = fmt.Sprintf("%d of %d", r.Completed, r.N)
+		}
+		p50, p99 := "-", "-"
+		if r.Latency != nil {
+			p50, p99 = ms(r.Latency.P50), ms(r.Latency.P99)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, n, r.Seconds,
+			rate(r.OrchestrationsPerSecond), rate(r.ActivitiesPerSecond), p50, p99,
+			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	var notes []string
+	for _, r := range results {
+		switch r.Scenario {
+		case "timers":
+			if r.Latency != nil {
+				notes = append(notes, fmt.Sprintf("timers: p50/p99 are how late the %v timers fired", cfg.TimerDelay))
+			}
+		case "idle":
+			notes = append(notes, fmt.Sprintf("idle: %s of memory per idle instance; time, rate and latency are the release's (raise to Completed)",
+				size(r.MemoryPerInstanceBytes)))
+		}
+		if r.Stopped {
+			notes = append(notes, fmt.Sprintf("%s: stopped by --duration after %d of %d", r.Scenario, r.Completed, r.N))
+		}
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	}
+	return nil
+}
+
+func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
+
+func msOrDash(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.3fms", v)
+}
+
+func rate(v float64) string {
+	if v == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func size(v float64) string {
+	switch {
+	case v >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", v/(1<<30))
+	case v >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case v >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", v/(1<<10))
+	}
+	return fmt.Sprintf("%.0f B", v)
+}
