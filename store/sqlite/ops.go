@@ -152,6 +152,10 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 	var work []store.OrchestrationWork
 	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
 		work = work[:0]
+		var found bool
+		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+			return err
+		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
 		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
 		if err != nil {
@@ -220,27 +224,28 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		if updated == 0 {
 			updated = w.now
 		}
-		var historyLen int64
-		err := w.commitInstance.QueryRowContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
+		r, err := w.commitInstance.ExecContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
 			in.Input, in.Output, in.CustomStatus, in.Failure, updated,
-			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner).Scan(&historyLen)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlite: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
-		}
+			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner)
 		if err != nil {
 			return err
+		}
+		if n, err := r.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return fmt.Errorf("sqlite: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
 		}
 		if e.ResetHistory {
 			if _, err := w.deleteHistory.ExecContext(w.ctx, w.hub, id); err != nil {
 				return err
 			}
 		}
-		first := historyLen - int64(len(e.History))
 		for i, chunk := range e.History {
 			if chunk == nil {
 				chunk = []byte{} // NOT NULL column; an empty chunk is still a chunk
 			}
-			if _, err := w.insertHistory.ExecContext(w.ctx, w.hub, id, first+int64(i), chunk); err != nil {
+			// Counted back from the new history length (see insertHistory).
+			if _, err := w.insertHistory.ExecContext(w.ctx, w.hub, id, len(e.History)-i, chunk); err != nil {
 				return err
 			}
 		}
@@ -332,6 +337,10 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leas
 	var work []store.ActivityWork
 	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
 		work = work[:0]
+		var found bool
+		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+			return err
+		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
 		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
 		if err != nil {

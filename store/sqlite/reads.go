@@ -18,7 +18,7 @@ func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, err
 	if s.isClosed() {
 		return store.Instance{}, fmt.Errorf("sqlite: get instance: %w", store.ErrClosed)
 	}
-	row := s.readDB.QueryRowContext(ctx, `SELECT `+instanceColumns+` FROM instances WHERE hub = ? AND id = ?`, s.hub, id)
+	row := s.getInstance.QueryRowContext(ctx, s.hub, id)
 	inst, err := scanInstance(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Instance{}, fmt.Errorf("sqlite: get instance %q: %w", id, store.ErrNotFound)
@@ -34,11 +34,7 @@ func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 	if s.isClosed() {
 		return nil, fmt.Errorf("sqlite: history: %w", store.ErrClosed)
 	}
-	// One statement, so existence and history come from the same snapshot: zero rows means no
-	// instance, one row with NULL data means an empty history.
-	rows, err := s.readDB.QueryContext(ctx, `SELECT h.data FROM instances i
-		LEFT JOIN history h ON h.hub = i.hub AND h.instance_id = i.id
-		WHERE i.hub = ? AND i.id = ? ORDER BY h.idx`, s.hub, id)
+	rows, err := s.history.QueryContext(ctx, s.hub, id)
 	if err != nil {
 		return nil, s.readErr("history", err)
 	}

@@ -67,7 +67,9 @@ type Store struct {
 	hub         string
 	writeDB     *sql.DB
 	readDB      *sql.DB
-	nextVisible *sql.Stmt // on readDB
+	nextVisible *sql.Stmt // on readDB, like getInstance and history
+	getInstance *sql.Stmt
+	history     *sql.Stmt
 	notifier    *notify.Notifier
 	maxBatch    int
 
@@ -144,12 +146,31 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	readDB.SetMaxOpenConns(opts.ReadConns)
 	readDB.SetMaxIdleConns(opts.ReadConns)
-	// Dispatchers ask for the next timer every time they go idle: keep it prepared.
-	nextVisible, err := readDB.PrepareContext(ctx, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`)
-	if err != nil {
-		readDB.Close()
-		w.close()
-		return fail(fmt.Errorf("sqlite: open %s for reading: %w", path, err))
+	// The reads the engine and its waiters repeat are prepared once; database/sql prepares each
+	// on a pooled connection at its first use there, and keeps it.
+	var nextVisible, getInstance, history *sql.Stmt
+	for _, p := range []struct {
+		dst   **sql.Stmt
+		query string
+	}{
+		// Dispatchers ask for the next timer every time they go idle.
+		{&nextVisible, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`},
+		// Waiters read the instance after every change to it.
+		{&getInstance, `SELECT ` + instanceColumns + ` FROM instances WHERE hub = ? AND id = ?`},
+		// One statement, so existence and history come from the same snapshot: zero rows means
+		// no instance, one row with NULL data means an empty history.
+		{&history, `SELECT h.data FROM instances i
+			LEFT JOIN history h ON h.hub = i.hub AND h.instance_id = i.id
+			WHERE i.hub = ? AND i.id = ? ORDER BY h.idx`},
+	} {
+		st, err := readDB.PrepareContext(ctx, p.query)
+		if err != nil {
+			closeStmts(nextVisible, getInstance, history)
+			readDB.Close()
+			w.close()
+			return fail(fmt.Errorf("sqlite: open %s for reading: %w", path, err))
+		}
+		*p.dst = st
 	}
 
 	s := &Store{
@@ -157,6 +178,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		writeDB:     writeDB,
 		readDB:      readDB,
 		nextVisible: nextVisible,
+		getInstance: getInstance,
+		history:     history,
 		notifier:    notify.New(),
 		maxBatch:    opts.MaxBatch,
 		ops:         make(chan *op, 4*opts.MaxBatch),
@@ -190,11 +213,22 @@ func (s *Store) Close() error {
 	close(s.quit)
 	<-s.done
 	s.notifier.Close()
-	err := errors.Join(s.w.close(), s.writeDB.Close(), s.nextVisible.Close(), s.readDB.Close())
+	err := errors.Join(s.w.close(), s.writeDB.Close(), closeStmts(s.nextVisible, s.getInstance, s.history), s.readDB.Close())
 	if err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
 	return nil
+}
+
+// closeStmts closes the statements that are not nil.
+func closeStmts(stmts ...*sql.Stmt) error {
+	var errs []error
+	for _, st := range stmts {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (s *Store) isClosed() bool {

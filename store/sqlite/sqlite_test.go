@@ -3,8 +3,13 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	modernc "modernc.org/sqlite"
 
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/storetest"
@@ -158,5 +163,77 @@ func TestBadInput(t *testing.T) {
 	}
 	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
 		t.Fatal("CommitEpisode accepted an empty episode")
+	}
+}
+
+// TestClaimsNotReprepared runs the hot path twice, each claim followed by an empty one, with claim
+// limits that change on every call, as the engine's free slots do, and checks that the second run
+// compiles no SQL: a statement SQLite re-prepares on a new binding costs a full parse and plan on
+// every execution. SQLite calls the authorizer only while it compiles a statement, so the count of
+// its calls is the count of (re-)preparations.
+func TestClaimsNotReprepared(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	var compiled atomic.Int64
+	err := s.do(ctx, func(w *writer, eff *effects) error {
+		return w.conn.Raw(func(dc any) error {
+			r, ok := dc.(modernc.AuthorizerRegisterer)
+			if !ok {
+				return fmt.Errorf("driver connection %T has no authorizer", dc)
+			}
+			return r.RegisterAuthorizer(func(modernc.AuthorizerActionCode, string, string, string, string) modernc.AuthorizerReturnCode {
+				compiled.Add(1)
+				return modernc.AuthorizerOK
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := 1000
+	run := func(id string) {
+		t.Helper()
+		if err := s.CreateInstance(ctx, store.Instance{ID: id, Name: "o", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+			t.Fatal(err)
+		}
+		for step := range 3 {
+			limit--
+			work, err := s.ClaimOrchestrations(ctx, "n", limit, time.Minute)
+			if err != nil || len(work) != 1 {
+				t.Fatalf("claim: %d, %v", len(work), err)
+			}
+			if none, err := s.ClaimOrchestrations(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+				t.Fatalf("second claim: %d, %v", len(none), err)
+			}
+			e := store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, History: [][]byte{[]byte("h")}}
+			for _, m := range work[0].Messages {
+				e.Consumed = append(e.Consumed, m.ID)
+			}
+			if step < 2 {
+				e.Tasks = []store.Task{{Name: "a", Data: []byte("in")}}
+			}
+			if err := s.CommitEpisode(ctx, e); err != nil {
+				t.Fatal(err)
+			}
+			if step == 2 {
+				return
+			}
+			acts, err := s.ClaimActivities(ctx, "n", limit, time.Minute)
+			if err != nil || len(acts) != 1 {
+				t.Fatalf("claim activities: %d, %v", len(acts), err)
+			}
+			if none, err := s.ClaimActivities(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+				t.Fatalf("second claim of activities: %d, %v", len(none), err)
+			}
+			if err := s.CompleteActivity(ctx, acts[0].Task.ID, acts[0].Lease, store.Message{Data: []byte("out")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run("warm-up") // installing the authorizer expired every statement: they compile once here
+	compiled.Store(0)
+	run("measured")
+	if n := compiled.Load(); n != 0 {
+		t.Fatalf("the write connection compiled SQL %d times on a warm hot path, want 0 (a statement is re-prepared per execution)", n)
 	}
 }

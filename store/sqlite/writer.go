@@ -189,7 +189,7 @@ type writer struct {
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
 	commitInstance, hasVisible                                                         *sql.Stmt
-	claimInstances, claimedMessages, claimTasks, completeTask                          *sql.Stmt
+	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
 	renewInstances, renewTasks, releaseInstances, releaseTasks                         *sql.Stmt
 
 	all []*sql.Stmt
@@ -222,24 +222,40 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string) (*writer, error)
 		// raised to unknown instances; rows affected tells the caller which happened.
 		{&w.insertMessage, `INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at)
 			SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM instances WHERE hub = ?1 AND id = ?2)`},
-		{&w.insertHistory, `INSERT INTO history (hub, instance_id, idx, data) VALUES (?1, ?2, ?3, ?4)`},
+		// idx is the instance's new history length, just set by commitInstance, minus ?3: an
+		// episode's n chunks pass ?3 = n, n-1, ..., 1.
+		{&w.insertHistory, `INSERT INTO history (hub, instance_id, idx, data)
+			VALUES (?1, ?2, (SELECT history_len FROM instances WHERE hub = ?1 AND id = ?2) - ?3, ?4)`},
 		{&w.insertTask, `INSERT INTO tasks (hub, instance_id, execution_id, name, data) VALUES (?1, ?2, ?3, ?4, ?5)`},
 		{&w.deleteMessage, `DELETE FROM inbox WHERE id = ?1 AND hub = ?2 AND instance_id = ?3`},
 		// The fencing check is the WHERE clause: the row must still carry this claim's token.
+		// No RETURNING history_len: SQLite runs RETURNING as a trigger, which turns this one-row
+		// update into a two-pass one with a statement journal and a temporary table, and
+		// insertHistory reads the new length itself.
 		{&w.commitInstance, `UPDATE instances SET name = ?3, execution_id = ?4, parent_id = ?5, status = ?6,
 				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11,
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
-			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15
-			RETURNING history_len`},
+			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},
 		{&w.hasVisible, `SELECT EXISTS (SELECT 1 FROM inbox INDEXED BY inbox_by_instance WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?3)`},
+		// anyClaimable and anyTask are the claims' conditions alone. Dispatchers often find no
+		// work, and this read says so at a fraction of the cost of a claim that updates nothing
+		// (which still opens its temporary tables and statement journal).
+		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
+			WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2)`},
+		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM tasks WHERE hub = ?1 AND lease_expires <= ?2)`},
 		// Walk the inbox in visible order and stop at the limit; instances under a live lease
 		// are skipped, messages not yet visible are never read.
+		//
+		// The limit is written +?6, not ?6, in both claims: SQLite (3.54) plans a bare LIMIT
+		// parameter with its bound value, so binding a different value re-prepares the
+		// statement, and the engine claims up to its free slots, which change all the time. The
+		// unary plus makes the limit an expression evaluated at run time; the plan is the same.
 		{&w.claimInstances, `UPDATE instances SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
 			WHERE hub = ?1 AND id IN (
 				SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
 				WHERE m.hub = ?1 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
-				LIMIT ?6)
+				LIMIT +?6)
 			RETURNING ` + instanceColumns},
 		// One query for the messages of all instances just claimed (they share the token).
 		{&w.claimedMessages, `SELECT m.id, m.instance_id, m.execution_id, m.data, m.visible_at
@@ -247,7 +263,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string) (*writer, error)
 			WHERE i.hub = ?1 AND i.id IN (SELECT value FROM json_each(?2)) AND m.visible_at <= ?3
 			ORDER BY m.id`},
 		{&w.claimTasks, `UPDATE tasks SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
-			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT ?6)
+			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT +?6)
 			RETURNING id, instance_id, execution_id, name, data`},
 		{&w.completeTask, `DELETE FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4 RETURNING instance_id`},
 		{&w.renewInstances, `UPDATE instances SET lease_expires = ?3 WHERE hub = ?1 AND lease_owner = ?2`},
