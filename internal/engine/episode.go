@@ -420,6 +420,12 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 	} else {
 		result = e.callActivity(w, ev)
 		result.TaskID = ev.ID
+		if result.Type == history.TaskFailed && e.actCtx.Err() != nil {
+			// Shutdown cancelled it: the failure is ours, not the activity's. Leave the task to
+			// run again (its lease is being released) instead of recording a failure.
+			e.log.Info("activity interrupted by shutdown; it will run again", "instanceId", w.Task.InstanceID, "name", ev.Name)
+			return
+		}
 	}
 	m, err := message(w.Task.InstanceID, w.Task.ExecutionID, result)
 	if err != nil {
