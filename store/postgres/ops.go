@@ -1,0 +1,532 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reprise-dev/reprise/store"
+)
+
+// CreateInstance creates an instance with its start message, applying the reuse policy.
+func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
+	if inst.ID == "" {
+		return errors.New("postgres: create instance: empty instance ID")
+	}
+	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
+		return fmt.Errorf("postgres: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
+	}
+	return s.do(ctx, &writeOp{kind: opCreate, inst: inst, msg: start, policy: policy})
+}
+
+// SendMessage adds a message to an existing instance's inbox.
+func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
+	return s.do(ctx, &writeOp{kind: opSend, msg: m})
+}
+
+// CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
+func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
+	id := e.Instance.ID
+	if id == "" {
+		return errors.New("postgres: commit episode: empty instance ID")
+	}
+	for _, st := range e.Starts {
+		if st.Instance.ID == "" {
+			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration with an empty instance ID", id)
+		}
+	}
+	if s.isClosed() {
+		return errClosed("commit episode")
+	}
+	if e.Lease.Token == 0 || e.Lease.Owner == "" {
+		return fmt.Errorf("postgres: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
+	}
+	return s.do(ctx, &writeOp{kind: opEpisode, ep: &e})
+}
+
+// CompleteActivity deletes the task and delivers its result, if the lease still holds.
+func (s *Store) CompleteActivity(ctx context.Context, taskID int64, lease store.Lease, result store.Message) error {
+	return s.do(ctx, &writeOp{kind: opComplete, taskID: taskID, lease: lease, msg: result})
+}
+
+// Hosts and epochs (see the hosts table in schema.go). hostSQL starts a new epoch for owner: the
+// first claim or renewal through this store does, so that the leases of an earlier incarnation
+// of the owner die. $3 is the epoch this store knows (0: none); a renewal ($5 true) with the
+// known epoch keeps it and sets the owner's expiry to now+$4 microseconds. A claim leaves the
+// expiry in the past: until the owner renews, its leases live by their own expiry.
+const hostSQL = `
+INSERT INTO reprise.hosts AS h (hub, owner, epoch, expires, renewed)
+VALUES ($1, $2, nextval('reprise.host_epochs'),
+	CASE WHEN $5 THEN now() + $4 * interval '1 microsecond' ELSE '-infinity' END, $5)
+ON CONFLICT (hub, owner) DO UPDATE SET
+	epoch = CASE WHEN h.epoch = $3 THEN h.epoch ELSE excluded.epoch END,
+	expires = CASE WHEN $5 OR h.epoch <> $3 THEN excluded.expires ELSE h.expires END,
+	renewed = $5 OR (h.renewed AND h.epoch = $3),
+	announced = now()
+RETURNING h.epoch`
+
+// liveSQL is true when the lease on row X (an instance or a task) is live: its owner's hosts
+// row still has the lease's epoch, and the lease or the owner has not expired.
+const liveSQL = `(X.lease_owner IS NOT NULL AND EXISTS (SELECT 1 FROM reprise.hosts h
+	WHERE h.hub = X.hub AND h.owner = X.lease_owner AND h.epoch = X.lease_epoch
+		AND (X.lease_expires > now() OR h.expires > now())))`
+
+func live(x string) string { return strings.ReplaceAll(liveSQL, "X.", x+".") }
+
+// claimTokenSQL starts a claim: a fresh lease token, which the claim reads with currval, and
+// whether the owner's epoch still stands (ReleaseLeases deletes it).
+//
+// It also steers the planner, for the rest of the claim's transaction only: a claim must walk its
+// index in order and stop at the limit. With few or skewed statistics (a fresh database, before
+// autovacuum's first analyze), PostgreSQL may prefer to read every visible message or task (a
+// bitmap scan) and sort them, which costs time in proportion to the backlog on every claim; with
+// bitmap scans and sorts priced out (and sequential scans, for every statement of the store: see
+// Open), the ordered index scan remains.
+const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
+	EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $3),
+	set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`
+
+// claimInstancesSQL leases up to $3 instances with visible messages. It walks the inbox in
+// visible order from its oldest message (inbox_by_visible), looks each message's instance up by
+// key, skips those under a live lease or sticky to another live host, and stops at the limit.
+// SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
+// epoch and $5 the lease duration in microseconds.
+//
+// The lookup is a LATERAL subquery behind OFFSET 0, which the planner cannot flatten into a join:
+// whatever the statistics, it stays one primary-key probe per message. (Statistics taken while
+// the table was nearly empty once made the cached plan scan every instance of the hub for each
+// message.) The candidates are a MATERIALIZED CTE, read once: as a subquery the planner may
+// rescan them for each row it updates, and each rescan would skip the rows just locked and take
+// further ones.
+var claimInstancesSQL = `
+WITH candidates AS MATERIALIZED (
+	SELECT c.id
+	FROM reprise.inbox m CROSS JOIN LATERAL (
+		SELECT c.id FROM reprise.instances c
+		WHERE c.hub = $1 AND c.id = m.instance_id
+			AND NOT ` + live("c") + `
+			AND (c.sticky_owner IS NULL OR c.sticky_owner = $2 OR NOT EXISTS (SELECT 1 FROM reprise.hosts h
+				WHERE h.hub = $1 AND h.owner = c.sticky_owner AND h.renewed AND h.expires > now()))
+		OFFSET 0
+		FOR UPDATE SKIP LOCKED
+	) c
+	WHERE m.hub = $1 AND m.visible_at <= now()
+	ORDER BY m.visible_at, m.id
+	LIMIT $3
+)
+UPDATE reprise.instances i
+SET lease_owner = $2, lease_epoch = $4, lease_token = currval('reprise.lease_tokens'),
+	lease_expires = now() + $5 * interval '1 microsecond'
+WHERE i.hub = $1 AND i.id = ANY(ARRAY(SELECT id FROM candidates))
+	AND EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $4)
+RETURNING ` + instanceColumns("i")
+
+// claimedMessagesSQL reads the messages of just-claimed instances. It runs after the claim's
+// commit, with a new snapshot: the claim's own snapshot may predate a commit that consumed a
+// message of an instance claimed and released in between, and must not deliver it again.
+const claimedMessagesSQL = `
+SELECT m.id, m.instance_id, m.execution_id, m.data, m.visible_at
+FROM reprise.inbox m
+WHERE m.hub = $1 AND m.instance_id = ANY($2::text[]) AND m.visible_at <= now()
+ORDER BY m.id`
+
+// ClaimOrchestrations leases up to max instances with visible messages.
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	if err := checkClaim(owner, max, leaseFor); err != nil {
+		return nil, err
+	}
+	if s.isClosed() {
+		return nil, errClosed("claim orchestrations")
+	}
+	var work []store.OrchestrationWork
+	var token int64
+	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
+		work = work[:0]
+		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor))
+		return func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				inst, err := scanInstance(rows, &token)
+				if err != nil {
+					return err
+				}
+				work = append(work, store.OrchestrationWork{Instance: inst, Lease: store.Lease{Owner: owner, Token: token}})
+			}
+			return rows.Err()
+		}
+	})
+	if err != nil {
+		return nil, s.dbErr("claim orchestrations", err)
+	}
+	if len(work) == 0 {
+		return nil, nil
+	}
+	slices.SortFunc(work, func(a, b store.OrchestrationWork) int { return strings.Compare(a.Instance.ID, b.Instance.ID) })
+	ids := make([]string, len(work))
+	index := make(map[string]int, len(work))
+	for i := range work {
+		ids[i] = work[i].Instance.ID
+		index[ids[i]] = i
+	}
+	fail := func(err error) ([]store.OrchestrationWork, error) {
+		s.releaseClaim(owner, token, ids)
+		return nil, s.dbErr("claim orchestrations: read messages", err)
+	}
+	rows, err := s.pool.Query(ctx, claimedMessagesSQL, s.hub, ids)
+	if err != nil {
+		return fail(err)
+	}
+	for rows.Next() {
+		var m store.Message
+		if err := rows.Scan(&m.ID, &m.InstanceID, &m.ExecutionID, &m.Data, &m.VisibleAt); err != nil {
+			rows.Close()
+			return fail(err)
+		}
+		i := index[m.InstanceID]
+		work[i].Messages = append(work[i].Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		return fail(err)
+	}
+	// An instance whose messages another host consumed between this claim's snapshot and its
+	// lock has nothing to do: give it back.
+	var empty []string
+	kept := work[:0]
+	for _, w := range work {
+		if len(w.Messages) == 0 {
+			empty = append(empty, w.Instance.ID)
+			continue
+		}
+		kept = append(kept, w)
+	}
+	if len(empty) > 0 {
+		s.releaseClaim(owner, token, empty)
+	}
+	return kept, nil
+}
+
+// releaseClaim drops the lease of a claim on the instances ids, when the claim cannot be handed
+// out, and wakes the local dispatcher in case a message arrived meanwhile.
+func (s *Store) releaseClaim(owner string, token int64, ids []string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _ = s.pool.Exec(ctx, `UPDATE reprise.instances SET lease_owner = NULL, lease_epoch = 0, lease_token = 0,
+			lease_expires = '-infinity'
+		WHERE hub = $1 AND id = ANY($2::text[]) AND lease_owner = $3 AND lease_token = $4`, s.hub, ids, owner, token)
+	s.notifier.Notify(store.OrchestrationWorkKind)
+}
+
+// claimTasksSQL leases up to $3 tasks: unleased ones first, in ID order, from tasks_unleased;
+// then, if $6 and only as many as those fell short of (LIMIT 0 reads nothing), leased ones whose
+// lease died, from tasks_leased. That second walk reads every running task, so claims take it
+// only now and then (see recoverTasks). (FOR UPDATE is not allowed in the branches of a UNION,
+// hence the two CTEs.)
+var claimTasksSQL = `
+WITH unleased AS MATERIALIZED (
+	SELECT id FROM reprise.tasks WHERE hub = $1 AND lease_owner IS NULL ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+),
+orphaned AS MATERIALIZED (
+	SELECT x.id FROM reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NOT NULL AND NOT ` + live("x") + `
+	ORDER BY x.id LIMIT CASE WHEN $6 THEN $3 - (SELECT count(*) FROM unleased) ELSE 0 END FOR UPDATE SKIP LOCKED
+),
+candidates AS (SELECT id FROM unleased UNION ALL SELECT id FROM orphaned)
+UPDATE reprise.tasks t
+SET lease_owner = $2, lease_epoch = $4, lease_token = currval('reprise.lease_tokens'),
+	lease_expires = now() + $5 * interval '1 microsecond'
+WHERE t.id = ANY(ARRAY(SELECT id FROM candidates))
+	AND EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $4)
+RETURNING t.id, t.instance_id, t.execution_id, t.name, t.data, t.lease_token`
+
+// ClaimActivities leases up to max activity tasks without a live lease.
+func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+	if err := checkClaim(owner, max, leaseFor); err != nil {
+		return nil, err
+	}
+	if s.isClosed() {
+		return nil, errClosed("claim activities")
+	}
+	var work []store.ActivityWork
+	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
+		work = work[:0]
+		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks())
+		return func(br pgx.BatchResults) error {
+			rows, err := br.Query()
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var t store.Task
+				lease := store.Lease{Owner: owner}
+				if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data, &lease.Token); err != nil {
+					return err
+				}
+				work = append(work, store.ActivityWork{Task: t, Lease: lease})
+			}
+			return rows.Err()
+		}
+	})
+	if err != nil {
+		return nil, s.dbErr("claim activities", err)
+	}
+	slices.SortFunc(work, func(a, b store.ActivityWork) int { return cmp.Compare(a.Task.ID, b.Task.ID) })
+	return work, nil
+}
+
+// recoveryInterval is how often ClaimActivities looks for tasks whose lease died (their owner
+// stopped renewing, or released them on another host), at most: it adds that much to the half
+// minute a dead host's tasks wait anyway, and spares the claims in between a walk over every
+// running task.
+const recoveryInterval = 500 * time.Millisecond
+
+// recoverTasks reports whether this task claim should look for tasks whose lease died.
+func (s *Store) recoverTasks() bool {
+	now := time.Now().UnixNano()
+	next := s.recoverAfter.Load()
+	return now >= next && s.recoverAfter.CompareAndSwap(next, now+int64(recoveryInterval))
+}
+
+// claim runs a claim statement (queued by queue, for the owner's epoch) after claimTokenSQL, in
+// one transaction and one round trip. If the epoch is gone (ReleaseLeases), the claim took
+// nothing; it starts a new epoch and tries once more.
+func (s *Store) claim(ctx context.Context, owner string, queue func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error) error {
+	for attempt := 0; ; attempt++ {
+		epoch, err := s.ownerEpoch(ctx, owner)
+		if err != nil {
+			return err
+		}
+		b := &pgx.Batch{}
+		b.Queue(claimTokenSQL, s.hub, owner, epoch)
+		read := queue(b, epoch)
+		br := s.pool.SendBatch(ctx, b)
+		var token int64
+		var standing bool
+		err = br.QueryRow().Scan(&token, &standing, nil, nil)
+		if err == nil {
+			err = read(br)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil || standing || attempt > 0 {
+			return err
+		}
+		s.forgetEpoch(owner, epoch)
+	}
+}
+
+// ownerEpoch returns owner's epoch, starting one if this store has none for it yet.
+func (s *Store) ownerEpoch(ctx context.Context, owner string) (int64, error) {
+	if epoch := s.epoch(owner); epoch != 0 {
+		return epoch, nil
+	}
+	// Two first claims at once (the orchestration and the activity dispatcher both starting)
+	// would each start an epoch, and the second would kill the leases the first just took.
+	s.announceMu.Lock()
+	defer s.announceMu.Unlock()
+	if epoch := s.epoch(owner); epoch != 0 {
+		return epoch, nil
+	}
+	var epoch int64
+	if err := s.pool.QueryRow(ctx, hostSQL, s.hub, owner, int64(0), int64(0), false).Scan(&epoch); err != nil {
+		return 0, err
+	}
+	s.raiseEpoch(owner, epoch)
+	return epoch, nil
+}
+
+// RenewLeases extends every lease held by owner to now+leaseFor: it is one update of owner's
+// hosts row, which also announces owner as a live, renewing host (sticky routing).
+func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error {
+	if owner == "" {
+		return errors.New("postgres: renew leases: empty owner")
+	}
+	if leaseFor <= 0 {
+		return fmt.Errorf("postgres: renew leases: lease duration %v is not positive", leaseFor)
+	}
+	if s.isClosed() {
+		return errClosed("renew leases")
+	}
+	known := s.epoch(owner)
+	if known == 0 {
+		s.announceMu.Lock() // see ownerEpoch
+		defer s.announceMu.Unlock()
+		known = s.epoch(owner)
+	}
+	b := &pgx.Batch{}
+	b.Queue(hostSQL, s.hub, owner, known, micros(leaseFor), true)
+	// Forget hosts long dead, so the table does not grow with every restart of every host.
+	// (A host that never renews has no expiry of its own: its last announcement counts.)
+	b.Queue(`DELETE FROM reprise.hosts WHERE hub = $1 AND greatest(expires, announced) < now() - interval '1 day'
+		AND owner <> $2`, s.hub, owner)
+	br := s.pool.SendBatch(ctx, b)
+	var epoch int64
+	err := br.QueryRow().Scan(&epoch)
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return s.dbErr("renew leases", err)
+	}
+	s.raiseEpoch(owner, epoch)
+	return nil
+}
+
+// ReleaseLeases drops every lease held by owner, by deleting its hosts row: its leases are dead
+// at once, and the instances sticky to it are free for any host.
+func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
+	if owner == "" {
+		return errors.New("postgres: release leases: empty owner")
+	}
+	if s.isClosed() {
+		return errClosed("release leases")
+	}
+	b := &pgx.Batch{}
+	b.Queue(`DELETE FROM reprise.hosts WHERE hub = $1 AND owner = $2`, s.hub, owner)
+	b.Queue(`SELECT count(pg_notify($1, p)) FROM unnest(ARRAY['o:', 'r']) p`, s.channel)
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return s.dbErr("release leases", err)
+	}
+	// The next claim or renewal by owner starts a new epoch, so these leases stay dead.
+	s.ownersMu.Lock()
+	if _, ok := s.owners[owner]; ok {
+		s.owners[owner] = 0
+	}
+	s.ownersMu.Unlock()
+	s.recoverAfter.Store(0) // the released tasks are claimable at once
+	s.notifier.Notify(store.OrchestrationWorkKind)
+	s.notifier.Notify(store.ActivityWorkKind)
+	return nil
+}
+
+func checkClaim(owner string, max int, leaseFor time.Duration) error {
+	switch {
+	case owner == "":
+		return errors.New("postgres: claim: empty owner")
+	case max <= 0:
+		return fmt.Errorf("postgres: claim: max is %d, want at least 1", max)
+	case leaseFor <= 0:
+		return fmt.Errorf("postgres: claim: lease duration %v is not positive", leaseFor)
+	}
+	return nil
+}
+
+// purgeSQL deletes finished instances (those matched by WHERE, at most $2 of them) with their
+// history, inbox and tasks.
+const purgeSQL = `
+WITH d AS (
+	DELETE FROM reprise.instances WHERE hub = $1 AND (hub, id) IN (
+		SELECT hub, id FROM reprise.instances WHERE hub = $1 AND status IN (1, 3, 4, 5) WHERE_MORE LIMIT $2)
+		AND status IN (1, 3, 4, 5)
+	RETURNING id
+),
+dh AS (DELETE FROM reprise.history h USING d WHERE h.hub = $1 AND h.instance_id = d.id),
+di AS (DELETE FROM reprise.inbox m USING d WHERE m.hub = $1 AND m.instance_id = d.id),
+dt AS (DELETE FROM reprise.tasks t USING d WHERE t.hub = $1 AND t.instance_id = d.id)
+SELECT id FROM d`
+
+// PurgeInstance deletes a finished instance and everything it owns.
+func (s *Store) PurgeInstance(ctx context.Context, id string) error {
+	if s.isClosed() {
+		return errClosed("purge instance")
+	}
+	sql := strings.Replace(purgeSQL, "WHERE_MORE", "AND id = $3", 1)
+	b := &pgx.Batch{}
+	b.Queue(sql, s.hub, 1, id)
+	// After the delete, in the same transaction: a row left means the instance is active.
+	b.Queue(`SELECT (SELECT status FROM reprise.instances WHERE hub = $1 AND id = $2), `+changedSQL("$3", "SELECT $2::text"), s.hub, id, s.channel)
+	br := s.pool.SendBatch(ctx, b)
+	var deleted []string
+	rows, err := br.Query()
+	if err == nil {
+		deleted, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	var status *int16
+	if err == nil {
+		err = br.QueryRow().Scan(&status, new(int64))
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	switch {
+	case err != nil:
+		return s.dbErr(fmt.Sprintf("purge %q", id), err)
+	case len(deleted) == 1:
+		s.notifier.Changed(id)
+		return nil
+	case status == nil:
+		return fmt.Errorf("postgres: purge %q: %w", id, store.ErrNotFound)
+	default:
+		return fmt.Errorf("postgres: purge %q: %w (%s); terminate it first", id, store.ErrInstanceActive, store.Status(*status))
+	}
+}
+
+// purgeChunk bounds the transactions of PurgeInstances, so that purging millions of instances
+// neither holds locks for long nor builds one huge transaction.
+const purgeChunk = 1000
+
+// PurgeInstances deletes the finished instances matching f, a chunk per transaction.
+func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
+	if s.isClosed() {
+		return 0, errClosed("purge instances")
+	}
+	var statuses []int16
+	for _, st := range f.Statuses {
+		if st.Terminal() {
+			statuses = append(statuses, int16(st))
+		}
+	}
+	if len(f.Statuses) > 0 && len(statuses) == 0 {
+		return 0, nil // only active statuses asked for: those are never purged
+	}
+	more := ""
+	args := []any{s.hub, purgeChunk}
+	if len(statuses) > 0 {
+		args = append(args, statuses)
+		more += fmt.Sprintf(" AND status = ANY($%d::smallint[])", len(args))
+	}
+	if !f.CreatedFrom.IsZero() {
+		args = append(args, f.CreatedFrom)
+		more += fmt.Sprintf(" AND created_at >= $%d", len(args))
+	}
+	if !f.CreatedTo.IsZero() {
+		args = append(args, f.CreatedTo)
+		more += fmt.Sprintf(" AND created_at <= $%d", len(args))
+	}
+	sql := strings.Replace(purgeSQL, "WHERE_MORE", more, 1)
+	total := 0
+	for {
+		b := &pgx.Batch{}
+		b.Queue(sql, args...)
+		b.Queue(`SELECT count(pg_notify($1, 'c*'))`, s.channel)
+		br := s.pool.SendBatch(ctx, b)
+		var ids []string
+		rows, err := br.Query()
+		if err == nil {
+			ids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return total, s.dbErr("purge instances", err)
+		}
+		for _, id := range ids {
+			s.notifier.Changed(id)
+		}
+		total += len(ids)
+		if len(ids) < purgeChunk {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,197 @@
+package postgres
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/reprise-dev/reprise/store"
+)
+
+// instanceColumns lists the columns scanInstance reads, of the table aliased t.
+func instanceColumns(t string) string {
+	return strings.ReplaceAll(`t.id, t.name, t.execution_id, t.parent_id, t.status, t.input, t.output, t.custom_status,
+	t.failure, t.created_at, t.updated_at, t.history_len, t.lease_token`, "t.", t+".")
+}
+
+// scanInstance scans instanceColumns; the lease token goes to token (nil skips it).
+func scanInstance(r pgx.Row, token *int64) (store.Instance, error) {
+	var in store.Instance
+	var status int16
+	var tok int64
+	if token == nil {
+		token = &tok
+	}
+	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status, &in.Input, &in.Output,
+		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, token)
+	in.Status = store.Status(status)
+	return in, err
+}
+
+// GetInstance returns an instance or store.ErrNotFound.
+func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, error) {
+	if s.isClosed() {
+		return store.Instance{}, errClosed("get instance")
+	}
+	row := s.pool.QueryRow(ctx, `SELECT `+instanceColumns("i")+` FROM reprise.instances i WHERE i.hub = $1 AND i.id = $2`, s.hub, id)
+	inst, err := scanInstance(row, nil)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Instance{}, fmt.Errorf("postgres: get instance %q: %w", id, store.ErrNotFound)
+	}
+	if err != nil {
+		return store.Instance{}, s.dbErr("get instance", err)
+	}
+	return inst, nil
+}
+
+// History returns the history chunks of the instance's current execution, or store.ErrNotFound.
+func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
+	if s.isClosed() {
+		return nil, errClosed("history")
+	}
+	// One statement, so existence and history come from the same snapshot: zero rows means no
+	// instance, one row with NULL data means an empty history.
+	rows, err := s.pool.Query(ctx, `SELECT h.data FROM reprise.instances i
+		LEFT JOIN reprise.history h ON h.hub = i.hub AND h.instance_id = i.id
+		WHERE i.hub = $1 AND i.id = $2 ORDER BY h.idx`, s.hub, id)
+	if err != nil {
+		return nil, s.dbErr("history", err)
+	}
+	defer rows.Close()
+	found := false
+	out := [][]byte{}
+	for rows.Next() {
+		found = true
+		var chunk []byte
+		if err := rows.Scan(&chunk); err != nil {
+			return nil, s.dbErr("history", err)
+		}
+		if chunk != nil {
+			out = append(out, chunk)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.dbErr("history", err)
+	}
+	if !found {
+		return nil, fmt.Errorf("postgres: history of %q: %w", id, store.ErrNotFound)
+	}
+	return out, nil
+}
+
+// ListInstances returns one page of matching instances ordered by creation time, then ID.
+func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
+	if s.isClosed() {
+		return nil, "", errClosed("list instances")
+	}
+	size := q.PageSize
+	if size <= 0 {
+		size = 100
+	}
+	cols := instanceColumns("i")
+	if q.WithoutPayloads {
+		cols = strings.NewReplacer("i.input,", "NULL::bytea,", "i.output,", "NULL::bytea,", "i.custom_status,", "NULL::bytea,").Replace(cols)
+	}
+	var sb strings.Builder
+	args := []any{s.hub}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	sb.WriteString(`SELECT ` + cols + ` FROM reprise.instances i WHERE i.hub = $1`)
+	if len(q.Statuses) > 0 {
+		statuses := make([]int16, len(q.Statuses))
+		for i, st := range q.Statuses {
+			statuses[i] = int16(st)
+		}
+		sb.WriteString(` AND i.status = ANY(` + arg(statuses) + `::smallint[])`)
+	}
+	if !q.CreatedFrom.IsZero() {
+		sb.WriteString(` AND i.created_at >= ` + arg(q.CreatedFrom))
+	}
+	if !q.CreatedTo.IsZero() {
+		sb.WriteString(` AND i.created_at <= ` + arg(q.CreatedTo))
+	}
+	if q.IDPrefix != "" {
+		// starts_with, not LIKE: LIKE treats % and _ as wildcards.
+		sb.WriteString(` AND starts_with(i.id, ` + arg(q.IDPrefix) + `::text)`)
+	}
+	if q.ContinuationToken != "" {
+		created, id, err := parseToken(q.ContinuationToken)
+		if err != nil {
+			return nil, "", err
+		}
+		sb.WriteString(` AND (i.created_at, i.id) > (` + arg(created) + `::timestamptz, ` + arg(id) + `::text)`)
+	}
+	// One extra row tells whether another page follows.
+	sb.WriteString(` ORDER BY i.created_at, i.id LIMIT ` + arg(size+1))
+
+	rows, err := s.pool.Query(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, "", s.dbErr("list instances", err)
+	}
+	defer rows.Close()
+	var page []store.Instance
+	for rows.Next() {
+		inst, err := scanInstance(rows, nil)
+		if err != nil {
+			return nil, "", s.dbErr("list instances", err)
+		}
+		page = append(page, inst)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", s.dbErr("list instances", err)
+	}
+	if len(page) <= size {
+		return page, "", nil
+	}
+	page = page[:size]
+	last := page[size-1]
+	return page, makeToken(last.CreatedAt, last.ID), nil
+}
+
+// A continuation token is the position after the last row returned: its creation time (unix
+// microseconds, the database's resolution) and ID.
+func makeToken(created time.Time, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(created.UnixMicro(), 10) + ":" + id))
+}
+
+func parseToken(tok string) (time.Time, string, error) {
+	bad := fmt.Errorf("postgres: list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, tok)
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	us, id, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return time.Time{}, "", bad
+	}
+	created, err := strconv.ParseInt(us, 10, 64)
+	if err != nil {
+		return time.Time{}, "", bad
+	}
+	return time.UnixMicro(created), id, nil
+}
+
+// NextVisibleAt returns the earliest visible time of the messages not yet visible: the first
+// entry of inbox_by_visible after now.
+func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
+	if s.isClosed() {
+		return time.Time{}, errClosed("next visible time")
+	}
+	var next *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT min(visible_at) FROM reprise.inbox WHERE hub = $1 AND visible_at > now()`, s.hub).Scan(&next)
+	if err != nil {
+		return time.Time{}, s.dbErr("next visible time", err)
+	}
+	if next == nil {
+		return time.Time{}, nil
+	}
+	return *next, nil
+}
