@@ -262,6 +262,16 @@ func nudge(c chan struct{}) {
 
 func (e *Engine) renewLoop() {
 	defer e.loops.Done()
+	renew := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/3)
+		defer cancel()
+		if err := e.st.RenewLeases(ctx, e.opts.Owner, e.opts.LeaseDuration); err != nil {
+			e.log.Error("renewing leases; work may be taken over by other nodes", "err", err)
+		}
+	}
+	// Renew once at once: a store that routes instances to the host that has them cached (see
+	// store/postgres) learns from it that this host is alive.
+	renew()
 	t := time.NewTicker(e.opts.LeaseDuration / 3)
 	defer t.Stop()
 	for {
@@ -269,11 +279,7 @@ func (e *Engine) renewLoop() {
 		case <-e.stop:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/3)
-			if err := e.st.RenewLeases(ctx, e.opts.Owner, e.opts.LeaseDuration); err != nil {
-				e.log.Error("renewing leases; work may be taken over by other nodes", "err", err)
-			}
-			cancel()
+			renew()
 		}
 	}
 }
