@@ -14,6 +14,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
@@ -45,6 +46,7 @@ type App struct {
 type config struct {
 	store         store.Store
 	storePath     string
+	postgresDSN   string
 	hub           string
 	relaxed       bool
 	maxOrch       int
@@ -71,6 +73,10 @@ func WithStore(s store.Store) Option { return func(c *config) { c.store = s } }
 
 // WithSQLiteFile sets the embedded SQLite store's file (default reprise.db in the working directory).
 func WithSQLiteFile(path string) Option { return func(c *config) { c.storePath = path } }
+
+// WithPostgres runs the App on PostgreSQL (a postgres:// DSN), where several hosts can share one
+// task hub: any host runs any work, and the others take over the work of a host that dies.
+func WithPostgres(dsn string) Option { return func(c *config) { c.postgresDSN = dsn } }
 
 // WithRelaxedDurability makes the embedded SQLite store skip the fsync of each commit: much
 // faster, but an operating-system crash or power loss can lose the last commits (not a process
@@ -176,6 +182,13 @@ func (a *App) Start(ctx context.Context) error {
 	}
 	a.keys = keys
 	st := a.cfg.store
+	if st == nil && a.cfg.postgresDSN != "" {
+		s, err := postgres.Open(ctx, a.cfg.postgresDSN, postgres.Options{Hub: a.cfg.hub})
+		if err != nil {
+			return fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(a.cfg.postgresDSN), err)
+		}
+		st, a.ownsStore = s, true
+	}
 	if st == nil {
 		path := a.cfg.storePath
 		opts := sqlite.Options{Hub: a.cfg.hub}

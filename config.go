@@ -22,7 +22,7 @@ import (
 // Environment variables:
 //
 //	REPRISE_HOST_JSON                    path of host.json (default: host.json in the working directory, if present)
-//	REPRISE_STORE                        the store: a SQLite file path (postgres:// DSNs come with the PostgreSQL store)
+//	REPRISE_STORE                        the store: a SQLite file path, or a postgres:// (postgresql://) DSN
 //	REPRISE_HUB                          the task hub
 //	REPRISE_ADDR                         the listen address of ListenAndServe (default 127.0.0.1:7071)
 //	REPRISE_MASTER_KEY                   the master (admin) key
@@ -46,6 +46,9 @@ import (
 //	      "maxConcurrentActivityFunctions": 64,
 //	      "maxConcurrentOrchestratorFunctions": 64,
 //	      "storageProvider": { "type": "sqlite", "file": "reprise.db" }
+//	      (or { "type": "postgres", "connectionStringName": "PG_DSN" }: the DSN is read from the
+//	      environment variable named, as Functions reads connection strings from app settings;
+//	      "connectionString" gives it inline)
 //	    }
 //	  }
 //	}
@@ -76,8 +79,10 @@ type hostJSON struct {
 // storageProvider is extensions.durableTask.storageProvider. An empty object, or one without a
 // type (an Azure Storage configuration), means the embedded SQLite store.
 type storageProvider struct {
-	Type string `json:"type"`
-	File string `json:"file"`
+	Type                 string `json:"type"`
+	File                 string `json:"file"`
+	ConnectionString     string `json:"connectionString"`
+	ConnectionStringName string `json:"connectionStringName"`
 }
 
 // settingError names the setting that is wrong and what would be right.
@@ -87,13 +92,13 @@ func settingError(setting, value, want string) error {
 
 // resolve applies host.json and the environment to the options' configuration.
 func (c *config) resolve(getenv func(string) string) error {
-	if err := c.applyHostJSON(getenv("REPRISE_HOST_JSON")); err != nil {
+	if err := c.applyHostJSON(getenv("REPRISE_HOST_JSON"), getenv); err != nil {
 		return err
 	}
 	if err := c.applyEnv(getenv); err != nil {
 		return err
 	}
-	if c.store == nil && c.storePath == "" {
+	if c.store == nil && c.storePath == "" && c.postgresDSN == "" {
 		c.storePath = DefaultStorePath
 	}
 	if c.hub == "" {
@@ -114,7 +119,7 @@ func (c *config) resolve(getenv func(string) string) error {
 	return nil
 }
 
-func (c *config) applyHostJSON(path string) error {
+func (c *config) applyHostJSON(path string, getenv func(string) string) error {
 	explicit := path != ""
 	if !explicit {
 		path = "host.json"
@@ -157,13 +162,28 @@ func (c *config) applyHostJSON(path string) error {
 		if err := json.Unmarshal(dt.StorageProvider, &sp); err != nil {
 			return settingError(where("storageProvider"), string(dt.StorageProvider), "want an object such as {\"type\": \"sqlite\", \"file\": \"reprise.db\"}")
 		}
+		unset := c.store == nil && c.storePath == "" && c.postgresDSN == ""
 		switch strings.ToLower(sp.Type) {
 		case "", "sqlite":
-			if sp.File != "" && c.store == nil && c.storePath == "" {
+			if sp.File != "" && unset {
 				c.storePath = sp.File
 			}
+		case "postgres", "postgresql":
+			dsn := sp.ConnectionString
+			if sp.ConnectionStringName != "" {
+				if dsn = getenv(sp.ConnectionStringName); dsn == "" {
+					return settingError(where("storageProvider.connectionStringName"), sp.ConnectionStringName,
+						"the environment variable it names is empty; set it to a postgres:// DSN")
+				}
+			}
+			if !isPostgresDSN(dsn) {
+				return settingError(where("storageProvider"), redactDSN(dsn), "want a postgres:// DSN in connectionString, or the name of an environment variable holding one in connectionStringName")
+			}
+			if unset {
+				c.postgresDSN = dsn
+			}
 		default:
-			return settingError(where("storageProvider.type"), sp.Type, "want \"sqlite\" (the embedded store); other providers are not available in this build")
+			return settingError(where("storageProvider.type"), sp.Type, "want \"sqlite\" (the embedded store) or \"postgres\"")
 		}
 	}
 	return nil
@@ -171,10 +191,14 @@ func (c *config) applyHostJSON(path string) error {
 
 func (c *config) applyEnv(getenv func(string) string) error {
 	if v := getenv("REPRISE_STORE"); v != "" {
-		if strings.Contains(v, "://") {
-			return settingError("REPRISE_STORE", redactDSN(v), "want a SQLite file path; PostgreSQL DSNs are not available in this build")
+		switch {
+		case isPostgresDSN(v):
+			c.store, c.storePath, c.postgresDSN = nil, "", v
+		case strings.Contains(v, "://"):
+			return settingError("REPRISE_STORE", redactDSN(v), "want a SQLite file path or a postgres:// DSN")
+		default:
+			c.store, c.storePath, c.postgresDSN = nil, v, ""
 		}
-		c.store, c.storePath = nil, v
 	}
 	if v := getenv("REPRISE_HUB"); v != "" {
 		if !hubPattern.MatchString(v) {
@@ -303,6 +327,10 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func isPostgresDSN(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 }
 
 // redactDSN hides a password in a connection string before it reaches an error message.

@@ -149,25 +149,33 @@ func TestCrashRecovery(t *testing.T) {
 		if got := string(inst.Output); inst.Status != reprise.StatusCompleted || got != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
 			t.Fatalf("%s: status %s, output %s", id, inst.Status, got)
 		}
-		// An episode applied twice would leave duplicate events: two starts, a task scheduled
-		// or completed twice, or more than one completion.
-		counts := map[string]int{}
-		seen := map[string]bool{}
-		for _, e := range inst.History {
-			counts[e.Type]++
-			key := fmt.Sprintf("%s/%d/%d", e.Type, e.EventID, e.TaskID)
-			if e.Type != "OrchestratorStarted" && seen[key] {
-				t.Fatalf("%s: event %s recorded twice: an episode was applied twice", id, key)
-			}
-			seen[key] = true
-		}
-		if counts["ExecutionStarted"] != 1 || counts["TaskScheduled"] != 3 || counts["TaskCompleted"] != 3 ||
-			counts["ExecutionCompleted"] != 1 || counts["OrchestratorStarted"] != 4 {
-			t.Fatalf("%s: history counts %v, want 1 start, 3 scheduled, 3 completed, 4 episodes, 1 completion", id, counts)
+		if problem := helloHistoryProblem(inst.History); problem != "" {
+			t.Fatalf("%s: %s", id, problem)
 		}
 		if inst.LastUpdatedAt.Sub(inst.CreatedAt) > time.Second {
 			unfinishedAtKill++
 		}
 	}
 	t.Logf("%d completed before the kill; %d instances took over a second (finished after the restart)", completed, unfinishedAtKill)
+}
+
+// helloHistoryProblem says what is wrong with the history of a finished hello sequence, or "".
+// An episode applied twice would leave duplicate events: two starts, a task scheduled or
+// completed twice, or more than one completion.
+func helloHistoryProblem(history []reprise.HistoryEvent) string {
+	counts := map[string]int{}
+	seen := map[string]bool{}
+	for _, e := range history {
+		counts[e.Type]++
+		key := fmt.Sprintf("%s/%d/%d", e.Type, e.EventID, e.TaskID)
+		if e.Type != "OrchestratorStarted" && seen[key] {
+			return fmt.Sprintf("event %s recorded twice: an episode was applied twice", key)
+		}
+		seen[key] = true
+	}
+	if counts["ExecutionStarted"] != 1 || counts["TaskScheduled"] != 3 || counts["TaskCompleted"] != 3 ||
+		counts["ExecutionCompleted"] != 1 || counts["OrchestratorStarted"] != 4 {
+		return fmt.Sprintf("history counts %v, want 1 start, 3 scheduled, 3 completed, 4 episodes, 1 completion", counts)
+	}
+	return ""
 }

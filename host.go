@@ -161,6 +161,9 @@ func (a *App) storeDescription() string {
 	if a.cfg.store != nil {
 		return fmt.Sprintf("%T", a.cfg.store)
 	}
+	if a.cfg.postgresDSN != "" {
+		return "postgres:" + redactDSN(a.cfg.postgresDSN)
+	}
 	return "sqlite:" + a.cfg.storePath
 }
 

@@ -32,9 +32,10 @@ fails the run (exit 1). Without scenarios, all of them run, in this order:
 Flags:
   -n N               size of each run (default: the scenario's)
   --duration D       bound each run: stop after D and report what completed
-  --store PATH       SQLite file to run on (default: a fresh temporary file per scenario);
-                     each scenario uses its own task hub in it
-  --relaxed          skip the fsync of each commit (default: durable)
+  --store S          SQLite file or postgres:// DSN to run on (default: a fresh temporary SQLite
+                     file per scenario); each scenario uses a task hub of its own there, and
+                     purges its instances at the end
+  --relaxed          SQLite: skip the fsync of each commit (default: durable)
   --timer-delay D    how long each timers instance waits (default 1s)
   --cache N          live executions cached (default 20000)
   --concurrency N    concurrent episodes and activities (default 1000)
@@ -72,8 +73,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return reportUsage(stderr, "--duration and --timer-delay must be positive", benchUsage)
 	case cfg.CacheSize < 0, cfg.Concurrency <= 0:
 		return reportUsage(stderr, "--cache must not be negative and --concurrency must be positive", benchUsage)
-	case strings.Contains(cfg.Store, "://"):
-		return reportUsage(stderr, "--store "+cfg.Store+": only SQLite files are available in this build", benchUsage)
+	case strings.Contains(cfg.Store, "://") && !strings.HasPrefix(cfg.Store, "postgres://") && !strings.HasPrefix(cfg.Store, "postgresql://"):
+		return reportUsage(stderr, "--store "+cfg.Store+": want a SQLite file path or a postgres:// DSN", benchUsage)
 	}
 	if len(names) == 0 || slices.Equal(names, []string{"all"}) {
 		names = bench.Names()

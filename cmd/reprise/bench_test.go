@@ -53,7 +53,7 @@ func TestBenchUsageErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"bench", "no-such-scenario"},
 		{"bench", "-n", "-4"},
-		{"bench", "--store", "postgres://localhost/db"},
+		{"bench", "--store", "mysql://localhost/db"},
 		{"bench", "--duration", "soon"},
 	} {
 		r := runCLI(t, nil, args...)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -126,8 +127,9 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("bench: no scenario %q: want one of %s", name, strings.Join(Names(), ", "))
 	}
 	sc := Scenarios()[i]
-	if strings.Contains(cfg.Store, "://") {
-		return Result{}, fmt.Errorf("bench: store %q: only SQLite files are available in this build (PostgreSQL comes with the PostgreSQL store)", cfg.Store)
+	postgres := strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://")
+	if strings.Contains(cfg.Store, "://") && !postgres {
+		return Result{}, fmt.Errorf("bench: store %q: want a SQLite file path or a postgres:// DSN", cfg.Store)
 	}
 	if cfg.N <= 0 {
 		cfg.N = sc.DefaultN
@@ -159,8 +161,13 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		hub = fmt.Sprintf("bench_%s_%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano())
 		r.res.Store = "sqlite " + path + " (hub " + hub + ")"
 	}
+	storeOpt := reprise.WithSQLiteFile(path)
+	if postgres {
+		storeOpt = reprise.WithPostgres(cfg.Store)
+		r.res.Store = "postgres " + redact(cfg.Store) + " (hub " + hub + ")"
+	}
 	opts := []reprise.Option{
-		reprise.WithSQLiteFile(path),
+		storeOpt,
 		reprise.WithHub(hub),
 		reprise.WithLogger(slog.New(slog.DiscardHandler)),
 		reprise.WithCacheSize(cfg.CacheSize),
@@ -178,6 +185,9 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	defer func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
+		if cfg.Store != "" { // leave a shared store as it was found (the run's hub is its own)
+			_, _ = r.app.Client().PurgeInstances(sctx, reprise.PurgeFilter{})
+		}
 		_ = r.app.Shutdown(sctx)
 	}()
 
@@ -206,6 +216,17 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	}
 	r.finish()
 	return r.res, nil
+}
+
+// redact hides the password of a DSN in reports.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+		return u.String()
+	}
+	return dsn
 }
 
 // runner is one run's App and the counters the result is computed from.

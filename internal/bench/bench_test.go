@@ -73,7 +73,7 @@ func TestBadArguments(t *testing.T) {
 	if _, err := Run(context.Background(), "nope", Config{}); err == nil || !strings.Contains(err.Error(), "hello-sequence") {
 		t.Errorf("unknown scenario: %v, want an error listing the scenarios", err)
 	}
-	if _, err := Run(context.Background(), "latency", Config{Store: "postgres://x"}); err == nil || !strings.Contains(err.Error(), "SQLite") {
-		t.Errorf("postgres store: %v, want a clear error", err)
+	if _, err := Run(context.Background(), "latency", Config{Store: "mysql://x"}); err == nil || !strings.Contains(err.Error(), "postgres://") {
+		t.Errorf("mysql store: %v, want a clear error", err)
 	}
 }
