@@ -85,20 +85,11 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	dbPath := filepath.Join(t.TempDir(), "crash.db")
 	child := func(start bool) (*exec.Cmd, *bufio.Scanner) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashRecoveryChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "REPRISE_CRASH_DB="+dbPath)
+		env := []string{"REPRISE_CRASH_DB=" + dbPath}
 		if start {
-			cmd.Env = append(cmd.Env, "REPRISE_CRASH_START=1")
+			env = append(env, "REPRISE_CRASH_START=1")
 		}
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		return cmd, bufio.NewScanner(out)
+		return startChild(t, "TestCrashRecoveryChild", env...)
 	}
 
 	// First run: start the instances, and kill the process once some have completed.
@@ -178,4 +169,21 @@ func helloHistoryProblem(history []reprise.HistoryEvent) string {
 		return fmt.Sprintf("history counts %v, want 1 start, 3 scheduled, 3 completed, 4 episodes, 1 completion", counts)
 	}
 	return ""
+}
+
+// startChild runs the test binary again as a child process that runs only the named test, with
+// the environment variables added, and returns it with a scanner of its standard output.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(out)
 }

@@ -430,3 +430,21 @@ func TestManagementAPIOnTheEngine(t *testing.T) {
 	expect("DELETE", "/instances/wait-1", nil, 200)
 	expect("GET", "/instances/wait-1", nil, 404)
 }
+
+// TestListenAndServeAddressInUse: a taken address stops ListenAndServe with an error that says
+// which address and how to choose another, and leaves the App shut down.
+func TestListenAndServeAddressInUse(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAddr(taken.Addr().String()))...)
+	err = app.ListenAndServe(context.Background())
+	if err == nil || !strings.Contains(err.Error(), taken.Addr().String()) || !strings.Contains(err.Error(), "REPRISE_ADDR") {
+		t.Fatalf("ListenAndServe on a taken address: %v, want an error naming it and REPRISE_ADDR", err)
+	}
+	if _, _, err := app.Client().ListInstances(context.Background(), reprise.Query{}); !errors.Is(err, reprise.ErrNotStarted) {
+		t.Errorf("client after the failed ListenAndServe: %v, want ErrNotStarted", err)
+	}
+}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"time"
 
@@ -142,15 +141,8 @@ func (b backend) Resume(ctx context.Context, id, reason string) error {
 	return b.client().Resume(ctx, id, reason)
 }
 
-// Rewind tells a finished instance (410 Gone over HTTP) from a live one that has not failed.
 func (b backend) Rewind(ctx context.Context, id, reason string) error {
-	err := b.client().Rewind(ctx, id, reason)
-	if errors.Is(err, ErrNotFailed) {
-		if inst, gerr := b.GetInstance(ctx, id); gerr == nil && inst.Status.Terminal() {
-			return fmt.Errorf("%w: %w", ErrInstanceFinished, err)
-		}
-	}
-	return err
+	return b.client().Rewind(ctx, id, reason)
 }
 
 func (b backend) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {

@@ -1,7 +1,6 @@
 package reprise_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"fmt"
@@ -95,20 +94,10 @@ func TestMultiHost(t *testing.T) {
 		}
 	})
 	startHost := func(name string) *hostProcess {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestMultiHostChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "REPRISE_MULTIHOST_DSN="+dsn, "REPRISE_MULTIHOST_NAME="+name,
-			"REPRISE_MULTIHOST_LOG="+runLog)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, lines := startChild(t, "TestMultiHostChild", "REPRISE_MULTIHOST_DSN="+dsn,
+			"REPRISE_MULTIHOST_NAME="+name, "REPRISE_MULTIHOST_LOG="+runLog)
 		h := &hostProcess{name: name, cmd: cmd}
 		hosts = append(hosts, h)
-		lines := bufio.NewScanner(out)
 		for lines.Scan() {
 			if addr, ok := strings.CutPrefix(lines.Text(), "listening "); ok {
 				h.addr = addr

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/hosttest"
 )
 
 // The definitions the test host runs.
@@ -61,24 +62,9 @@ type testHost struct {
 
 func startHost(t *testing.T) *testHost {
 	t.Helper()
-	app := reprise.NewApp(
-		reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "t.db")),
-		reprise.WithLogger(slog.New(slog.DiscardHandler)),
-		reprise.WithKeys(reprise.Keys{System: systemKey}),
-	)
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithKeys(reprise.Keys{System: systemKey}))...)
 	app.Register(sayHello, helloSequence, approval, forever, failing)
-	if err := app.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	srv := httptest.NewServer(app.Handler())
-	t.Cleanup(srv.Close) // runs before the shutdown above
+	srv := hosttest.Serve(t, app)
 	return &testHost{app: app, url: srv.URL}
 }
 

@@ -84,21 +84,19 @@ func wrongOutput(id string, inst *reprise.Instance, want string) error {
 	return fmt.Errorf("%w: instance %s ended %s with output %s, want Completed with %s", ErrWrongOutput, id, inst.Status, inst.Output, want)
 }
 
-// startMany starts n instances from 64 goroutines, as concurrent HTTP starters would.
-func (r *runner) startMany(ctx context.Context, n int, name string, input func(i int) any) ([]string, error) {
-	ids := make([]string, n)
+// inParallel calls do(0) ... do(n-1) from 64 goroutines, as concurrent HTTP callers would, and
+// stops handing out work at the first error, which it returns.
+func inParallel(n int, do func(i int) error) error {
 	next := make(chan int)
 	errs := make(chan error, 64)
 	var wg sync.WaitGroup
 	for range 64 {
 		wg.Go(func() {
 			for i := range next {
-				id, err := r.app.Client().StartNew(ctx, name, input(i))
-				if err != nil {
+				if err := do(i); err != nil {
 					errs <- err
 					return
 				}
-				ids[i] = id
 			}
 		})
 	}
@@ -116,6 +114,17 @@ feed:
 	if err == nil && len(errs) > 0 {
 		err = <-errs
 	}
+	return err
+}
+
+// startMany starts n instances of the orchestrator, in parallel, and returns their IDs.
+func (r *runner) startMany(ctx context.Context, n int, name string, input func(i int) any) ([]string, error) {
+	ids := make([]string, n)
+	err := inParallel(n, func(i int) error {
+		id, err := r.app.Client().StartNew(ctx, name, input(i))
+		ids[i] = id
+		return err
+	})
 	return ids, err
 }
 
@@ -212,31 +221,10 @@ func idle(ctx context.Context, r *runner) error {
 
 	release := time.Now()
 	raised := make([]time.Time, len(ids))
-	next := make(chan int)
-	errs := make(chan error, 64)
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			for i := range next {
-				raised[i] = time.Now()
-				if err := r.app.Client().RaiseEvent(ctx, ids[i], "release", i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	for i := range ids {
-		select {
-		case next <- i:
-		case err = <-errs:
-		}
-		if err != nil {
-			break
-		}
-	}
-	close(next)
-	wg.Wait()
+	err = inParallel(len(ids), func(i int) error {
+		raised[i] = time.Now()
+		return r.app.Client().RaiseEvent(ctx, ids[i], "release", i)
+	})
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/storetest"
 )
 
 // TestSurvivesDatabaseRestart restarts the PostgreSQL server in the middle of a run of commits and
@@ -107,7 +108,7 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 	// The other host's listener reconnected: it hears of new work again.
 	sig := other.WorkSignal(store.OrchestrationWorkKind)
 	n := 0
-	eventually(t, "the other host to hear of new work after the restart", func() bool {
+	storetest.Eventually(t, "the other host to hear of new work after the restart", func() bool {
 		drain(sig)
 		n++
 		create(t, s, fmt.Sprintf("after-%d", n))

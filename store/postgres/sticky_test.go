@@ -11,6 +11,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/storetest"
 )
 
 // TestStickyRouting: while the host that committed an instance's last episode renews, other
@@ -47,7 +48,7 @@ func TestStickyRouting(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []store.OrchestrationWork
-	eventually(t, "B to take x after A stopped renewing", func() bool {
+	storetest.Eventually(t, "B to take x after A stopped renewing", func() bool {
 		got = claim(t, b, "B", lease)
 		return len(got) == 1
 	})

@@ -13,21 +13,10 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/storetest"
 )
 
 const waitFor = 10 * time.Second
-
-// eventually polls cond until it holds, failing the test after a generous deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
 	t.Helper()
@@ -244,7 +233,7 @@ func TestListenerReconnects(t *testing.T) {
 	}
 	sig := b.WorkSignal(store.OrchestrationWorkKind)
 	i := 0
-	eventually(t, "host b to hear of host a's work after its listener was killed", func() bool {
+	storetest.Eventually(t, "host b to hear of host a's work after its listener was killed", func() bool {
 		drain(sig)
 		i++
 		create(t, a, fmt.Sprintf("i%d", i))

@@ -163,8 +163,9 @@ func claimID(t *testing.T, s store.Store, owner, id string) store.OrchestrationW
 	return *found
 }
 
-// eventually polls cond until it holds, failing the test after a generous deadline.
-func eventually(t *testing.T, what string, cond func() bool) {
+// Eventually polls cond until it holds, failing the test after a generous deadline. Stores'
+// own tests use it for conditions that only time brings (a lease running out).
+func Eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitFor)
 	for !cond() {

@@ -76,7 +76,7 @@ func (s suite) testClaimOnlyVisible(t *testing.T) {
 	}
 
 	var got []store.OrchestrationWork
-	eventually(t, "the timer to become claimable", func() bool {
+	Eventually(t, "the timer to become claimable", func() bool {
 		got = claim(t, st, "n", 10, longLease)
 		return len(got) > 0
 	})
@@ -132,7 +132,7 @@ func (s suite) testClaimAfterLeaseExpiry(t *testing.T) {
 		t.Fatalf("claimed %d, want 1", len(a))
 	}
 	var b []store.OrchestrationWork
-	eventually(t, "the expired lease to be claimable", func() bool {
+	Eventually(t, "the expired lease to be claimable", func() bool {
 		b = claim(t, st, "b", 1, longLease)
 		return len(b) == 1
 	})
@@ -455,7 +455,7 @@ func (s suite) testActivityLeaseExpiry(t *testing.T) {
 		t.Fatalf("claimed %d tasks, want 1", len(a))
 	}
 	var b []store.ActivityWork
-	eventually(t, "the expired task lease to be claimable", func() bool {
+	Eventually(t, "the expired task lease to be claimable", func() bool {
 		b = claimTasks(t, st, "b", 1, longLease)
 		return len(b) == 1
 	})
