@@ -204,7 +204,8 @@ type Query struct {
 	CreatedFrom time.Time // inclusive
 	CreatedTo   time.Time // inclusive
 	IDPrefix    string
-	PageSize    int // 0 means 100
+	Name        string // the orchestrator's name, exactly
+	PageSize    int    // 0 means 100
 
 	// ContinuationToken continues a previous listing; "" starts from the beginning.
 	ContinuationToken string
@@ -243,6 +244,9 @@ type Store interface {
 	// ListInstances returns one page of the instances matching q, ordered by creation time then ID,
 	// and the token of the next page ("" on the last page).
 	ListInstances(ctx context.Context, q Query) (page []Instance, next string, err error)
+	// CountInstances counts the instances matching q's filters (its paging fields are ignored),
+	// by status; statuses without instances are absent from the map.
+	CountInstances(ctx context.Context, q Query) (map[Status]int, error)
 	// History returns the history chunks of the instance's current execution, in order.
 	History(ctx context.Context, id string) ([][]byte, error)
 	// SendMessage adds a message to an existing instance's inbox (ErrNotFound otherwise).

@@ -99,28 +99,11 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 		cols = strings.NewReplacer("i.input,", "NULL::bytea,", "i.output,", "NULL::bytea,", "i.custom_status,", "NULL::bytea,").Replace(cols)
 	}
 	var sb strings.Builder
-	args := []any{s.hub}
+	sb.WriteString(`SELECT ` + cols + ` FROM reprise.instances i WHERE i.hub = $1`)
+	args := s.filter(&sb, q)
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
-	}
-	sb.WriteString(`SELECT ` + cols + ` FROM reprise.instances i WHERE i.hub = $1`)
-	if len(q.Statuses) > 0 {
-		statuses := make([]int16, len(q.Statuses))
-		for i, st := range q.Statuses {
-			statuses[i] = int16(st)
-		}
-		sb.WriteString(` AND i.status = ANY(` + arg(statuses) + `::smallint[])`)
-	}
-	if !q.CreatedFrom.IsZero() {
-		sb.WriteString(` AND i.created_at >= ` + arg(q.CreatedFrom))
-	}
-	if !q.CreatedTo.IsZero() {
-		sb.WriteString(` AND i.created_at <= ` + arg(q.CreatedTo))
-	}
-	if q.IDPrefix != "" {
-		// starts_with, not LIKE: LIKE treats % and _ as wildcards.
-		sb.WriteString(` AND starts_with(i.id, ` + arg(q.IDPrefix) + `::text)`)
 	}
 	if q.ContinuationToken != "" {
 		created, id, err := parseToken(q.ContinuationToken)
@@ -154,6 +137,66 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 	page = page[:size]
 	last := page[size-1]
 	return page, makeToken(last.CreatedAt, last.ID), nil
+}
+
+// filter appends the conditions of q (all but its continuation token) to a WHERE clause on
+// reprise.instances i that already holds i.hub = $1, and returns the arguments, the hub's first.
+func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
+	args := []any{s.hub}
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if len(q.Statuses) > 0 {
+		statuses := make([]int16, len(q.Statuses))
+		for i, st := range q.Statuses {
+			statuses[i] = int16(st)
+		}
+		sb.WriteString(` AND i.status = ANY(` + arg(statuses) + `::smallint[])`)
+	}
+	if q.Name != "" {
+		sb.WriteString(` AND i.name = ` + arg(q.Name) + `::text`)
+	}
+	if !q.CreatedFrom.IsZero() {
+		sb.WriteString(` AND i.created_at >= ` + arg(q.CreatedFrom))
+	}
+	if !q.CreatedTo.IsZero() {
+		sb.WriteString(` AND i.created_at <= ` + arg(q.CreatedTo))
+	}
+	if q.IDPrefix != "" {
+		// starts_with, not LIKE: LIKE treats % and _ as wildcards.
+		sb.WriteString(` AND starts_with(i.id, ` + arg(q.IDPrefix) + `::text)`)
+	}
+	return args
+}
+
+// CountInstances counts the instances matching q's filters, by status.
+func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error) {
+	if s.isClosed() {
+		return nil, errClosed("count instances")
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT i.status, count(*) FROM reprise.instances i WHERE i.hub = $1`)
+	args := s.filter(&sb, q)
+	sb.WriteString(` GROUP BY i.status`)
+	rows, err := s.pool.Query(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, s.dbErr("count instances", err)
+	}
+	defer rows.Close()
+	counts := map[store.Status]int{}
+	for rows.Next() {
+		var st int16
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, s.dbErr("count instances", err)
+		}
+		counts[store.Status(st)] = int(n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.dbErr("count instances", err)
+	}
+	return counts, nil
 }
 
 // A continuation token is the position after the last row returned: its creation time (unix

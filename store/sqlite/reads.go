@@ -74,27 +74,8 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 		cols = strings.NewReplacer("input,", "NULL,", "output,", "NULL,", "custom_status,", "NULL,").Replace(cols)
 	}
 	var sb strings.Builder
-	args := []any{s.hub}
 	sb.WriteString(`SELECT ` + cols + ` FROM instances WHERE hub = ?`)
-	if len(q.Statuses) > 0 {
-		sb.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(q.Statuses)-1) + `)`)
-		for _, st := range q.Statuses {
-			args = append(args, int(st))
-		}
-	}
-	if !q.CreatedFrom.IsZero() {
-		sb.WriteString(` AND created_at >= ?`)
-		args = append(args, q.CreatedFrom.UnixNano())
-	}
-	if !q.CreatedTo.IsZero() {
-		sb.WriteString(` AND created_at <= ?`)
-		args = append(args, q.CreatedTo.UnixNano())
-	}
-	if q.IDPrefix != "" {
-		// Compare bytes, not LIKE: LIKE is case-insensitive and treats % and _ as wildcards.
-		sb.WriteString(` AND substr(CAST(id AS BLOB), 1, ?) = CAST(? AS BLOB)`)
-		args = append(args, len(q.IDPrefix), q.IDPrefix)
-	}
+	args := s.filter(&sb, q)
 	if q.ContinuationToken != "" {
 		created, id, err := parseToken(q.ContinuationToken)
 		if err != nil {
@@ -128,6 +109,64 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 	page = page[:size]
 	last := page[size-1]
 	return page, makeToken(toNanos(last.CreatedAt), last.ID), nil
+}
+
+// filter appends the conditions of q (all but its continuation token) to a WHERE clause that
+// already holds hub = ?, and returns the arguments, the hub's first.
+func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
+	args := []any{s.hub}
+	if len(q.Statuses) > 0 {
+		sb.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(q.Statuses)-1) + `)`)
+		for _, st := range q.Statuses {
+			args = append(args, int(st))
+		}
+	}
+	if q.Name != "" {
+		sb.WriteString(` AND name = ?`)
+		args = append(args, q.Name)
+	}
+	if !q.CreatedFrom.IsZero() {
+		sb.WriteString(` AND created_at >= ?`)
+		args = append(args, q.CreatedFrom.UnixNano())
+	}
+	if !q.CreatedTo.IsZero() {
+		sb.WriteString(` AND created_at <= ?`)
+		args = append(args, q.CreatedTo.UnixNano())
+	}
+	if q.IDPrefix != "" {
+		// Compare bytes, not LIKE: LIKE is case-insensitive and treats % and _ as wildcards.
+		sb.WriteString(` AND substr(CAST(id AS BLOB), 1, ?) = CAST(? AS BLOB)`)
+		args = append(args, len(q.IDPrefix), q.IDPrefix)
+	}
+	return args
+}
+
+// CountInstances counts the instances matching q's filters, by status.
+func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error) {
+	if s.isClosed() {
+		return nil, fmt.Errorf("sqlite: count instances: %w", store.ErrClosed)
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT status, count(*) FROM instances WHERE hub = ?`)
+	args := s.filter(&sb, q)
+	sb.WriteString(` GROUP BY status`)
+	rows, err := s.readDB.QueryContext(ctx, sb.String(), args...)
+	if err != nil {
+		return nil, s.readErr("count instances", err)
+	}
+	defer rows.Close()
+	counts := map[store.Status]int{}
+	for rows.Next() {
+		var st, n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, s.readErr("count instances", err)
+		}
+		counts[store.Status(st)] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("count instances", err)
+	}
+	return counts, nil
 }
 
 // A continuation token is the position after the last row returned: its creation time and ID.

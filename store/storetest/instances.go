@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -318,6 +319,41 @@ func (s suite) testListFilters(t *testing.T) {
 	pref, _ = listAll(t, st, store.Query{IDPrefix: "f-0", Statuses: []store.Status{store.StatusPending}})
 	if len(pref) != 7 {
 		t.Fatalf("prefix f-0 and Pending: %d instances, want 7", len(pref))
+	}
+
+	// Orchestrator name: exact, case-sensitive.
+	other := newInstance("n-1")
+	other.Name = "Other"
+	if err := st.CreateInstance(ctx, other, startMessage("n-1"), store.ReuseNever); err != nil {
+		t.Fatalf("CreateInstance(n-1): %v", err)
+	}
+	named, _ := listAll(t, st, store.Query{Name: "Other"})
+	if got := ids(named); !slices.Equal(got, []string{"n-1"}) {
+		t.Fatalf("name filter Other: %v, want [n-1]", got)
+	}
+	if named, _ := listAll(t, st, store.Query{Name: "other"}); len(named) != 0 {
+		t.Fatalf("name filter other (lower case): %v, want none", ids(named))
+	}
+	if named, _ := listAll(t, st, store.Query{Name: "orchestrator", Statuses: []store.Status{store.StatusCompleted}}); len(named) != 2 {
+		t.Fatalf("name orchestrator and Completed: %v, want f-01 and f-05", ids(named))
+	}
+
+	// Counts by status follow the same filters and ignore paging.
+	counts, err := st.CountInstances(ctx, store.Query{PageSize: 1, ContinuationToken: "ignored"})
+	if err != nil {
+		t.Fatalf("CountInstances: %v", err)
+	}
+	wantCounts := map[store.Status]int{store.StatusPending: 11, store.StatusCompleted: 2, store.StatusFailed: 1}
+	if !maps.Equal(counts, wantCounts) {
+		t.Fatalf("CountInstances() = %v, want %v", counts, wantCounts)
+	}
+	counts, err = st.CountInstances(ctx, store.Query{IDPrefix: "f-0", Name: "orchestrator", Statuses: []store.Status{store.StatusCompleted, store.StatusRunning}})
+	if err != nil || !maps.Equal(counts, map[store.Status]int{store.StatusCompleted: 2}) {
+		t.Fatalf("CountInstances(f-0, orchestrator, Completed|Running) = %v, %v; want Completed 2", counts, err)
+	}
+	counts, err = st.CountInstances(ctx, store.Query{CreatedFrom: from, CreatedTo: to})
+	if n := counts[store.StatusPending] + counts[store.StatusCompleted] + counts[store.StatusFailed]; err != nil || n != len(want) {
+		t.Fatalf("CountInstances(created range) = %v, %v; want %d in all", counts, err, len(want))
 	}
 
 	// WithoutPayloads drops the payloads but keeps the rest.

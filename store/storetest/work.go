@@ -871,6 +871,7 @@ func (s suite) testClosed(t *testing.T) {
 	_, checks["GetInstance"] = st.GetInstance(ctx, "c")
 	_, _, checks["ListInstances"] = st.ListInstances(ctx, store.Query{})
 	_, checks["History"] = st.History(ctx, "c")
+	_, checks["CountInstances"] = st.CountInstances(ctx, store.Query{})
 	_, checks["PurgeInstances"] = st.PurgeInstances(ctx, store.PurgeFilter{})
 	_, checks["ClaimOrchestrations"] = st.ClaimOrchestrations(ctx, "n", 1, time.Second)
 	_, checks["ClaimActivities"] = st.ClaimActivities(ctx, "n", 1, time.Second)
