@@ -39,6 +39,9 @@ Flags:
   --timer-delay D    how long each timers instance waits (default 1s)
   --cache N          live executions cached (default 20000)
   --concurrency N    concurrent episodes and activities (default 1000)
+  --hosts N          run on N hosts sharing the --store, which must be a postgres:// DSN
+                     (default 1): this process is the first host and starts N-1 more, each a
+                     process of this program (reprise bench-worker); CPU is all hosts'
   --json             print the results as a JSON array
 
 A progress bar is drawn on standard error when it is a terminal.
@@ -57,6 +60,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.TimerDelay, "timer-delay", time.Second, "timer of the timers scenario")
 	fs.IntVar(&cfg.CacheSize, "cache", 20000, "live executions cached")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
+	fs.IntVar(&cfg.Hosts, "hosts", 1, "hosts sharing the store")
 	fs.BoolVar(&asJSON, "json", false, "JSON output")
 	names, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -73,8 +77,20 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return reportUsage(stderr, "--duration and --timer-delay must be positive", benchUsage)
 	case cfg.CacheSize < 0, cfg.Concurrency <= 0:
 		return reportUsage(stderr, "--cache must not be negative and --concurrency must be positive", benchUsage)
-	case strings.Contains(cfg.Store, "://") && !strings.HasPrefix(cfg.Store, "postgres://") && !strings.HasPrefix(cfg.Store, "postgresql://"):
+	case strings.Contains(cfg.Store, "://") && !isPostgresDSN(cfg.Store):
 		return reportUsage(stderr, "--store "+cfg.Store+": want a SQLite file path or a postgres:// DSN", benchUsage)
+	case cfg.Hosts <= 0:
+		return reportUsage(stderr, "--hosts must be positive", benchUsage)
+	case cfg.Hosts > 1 && !isPostgresDSN(cfg.Store):
+		return reportUsage(stderr, "--hosts above 1 needs a store the hosts share: --store postgres://...", benchUsage)
+	}
+	if cfg.Hosts > 1 {
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintln(stderr, "reprise: cannot find this program to start the other hosts:", err)
+			return exitHostError
+		}
+		cfg.WorkerCommand = []string{exe, "bench-worker"}
 	}
 	if len(names) == 0 || slices.Equal(names, []string{"all"}) {
 		names = bench.Names()
@@ -112,6 +128,42 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if failed {
 		return exitHostError
 	}
+	return exitOK
+}
+
+func isPostgresDSN(s string) bool {
+	return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
+}
+
+// runBenchWorker is `reprise bench-worker`, one of the other hosts of `reprise bench --hosts N`
+// (which starts it; it is not meant to be run by hand). It runs the scenarios' orchestrators and
+// activities on the store and hub it is given, writes "ready" once started, runs until its
+// standard input closes (or a signal), then writes its report as a JSON line.
+func runBenchWorker(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlagSet("reprise bench-worker")
+	var cfg bench.WorkerConfig
+	fs.StringVar(&cfg.Store, "store", "", "postgres:// DSN")
+	fs.StringVar(&cfg.Hub, "hub", "", "task hub")
+	fs.IntVar(&cfg.CacheSize, "cache", 20000, "live executions cached")
+	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
+	const usage = "Usage: reprise bench-worker --store postgres://... --hub HUB [--cache N] [--concurrency N]\n" +
+		"A host of a multi-host `reprise bench --hosts N` run, which starts it.\n"
+	if rest, err := parseArgs(fs, args); err != nil || len(rest) > 0 || cfg.Hub == "" || !isPostgresDSN(cfg.Store) {
+		return reportUsage(stderr, "bench-worker needs --store postgres://... and --hub", usage)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		_, _ = io.Copy(io.Discard, stdin) // the run closes it when the scenario is over
+		cancel()
+	}()
+	rep, err := bench.Worker(ctx, cfg, func() { fmt.Fprintln(stdout, "ready") })
+	if err != nil {
+		fmt.Fprintln(stderr, "reprise:", err)
+		return exitHostError
+	}
+	out, _ := json.Marshal(rep)
+	fmt.Fprintln(stdout, string(out))
 	return exitOK
 }
 

@@ -1,14 +1,52 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/reprise-dev/reprise/internal/bench"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 )
+
+// workerEnv makes this test binary act as `reprise` when a test starts it as a bench worker
+// (bench --hosts N starts os.Executable(), which under go test is the test binary).
+const workerEnv = "REPRISE_TEST_AS_CLI"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(workerEnv) == "1" {
+		os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	}
+	os.Exit(m.Run())
+}
+
+// TestBenchHosts runs hello-sequence on two hosts sharing a PostgreSQL database: this process
+// and a bench-worker process. Every instance completes, and the activity counts of the two hosts
+// add up to every invocation, once.
+func TestBenchHosts(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	t.Setenv(workerEnv, "1")
+	r := runCLI(t, nil, "bench", "hello-sequence", "-n", "40", "--hosts", "2", "--store", dsn, "--json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	var results []bench.Result
+	if err := json.Unmarshal([]byte(r.stdout), &results); err != nil || len(results) != 1 {
+		t.Fatalf("--json output: %v\n%s", err, r.stdout)
+	}
+	res := results[0]
+	if res.Hosts != 2 || res.Completed != 40 || len(res.ActivitiesPerHost) != 2 {
+		t.Fatalf("hosts %d, completed %d, activities per host %v; want 2 hosts, 40 completed, 2 counts", res.Hosts, res.Completed, res.ActivitiesPerHost)
+	}
+	// An activity may run twice only if a lease expired, which does not happen in a healthy run.
+	if sum := res.ActivitiesPerHost[0] + res.ActivitiesPerHost[1]; sum != 120 {
+		t.Errorf("activities per host %v add up to %d, want 120 (40 instances × 3)", res.ActivitiesPerHost, sum)
+	}
+}
 
 // TestBenchAllScenarios runs `reprise bench` with a small N: every scenario runs, passes its
 // output checks and reports its figures.
@@ -55,6 +93,8 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bench", "-n", "-4"},
 		{"bench", "--store", "mysql://localhost/db"},
 		{"bench", "--duration", "soon"},
+		{"bench", "--hosts", "0"},
+		{"bench", "--hosts", "3", "--store", "bench.db"},
 	} {
 		r := runCLI(t, nil, args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, "Usage: reprise bench") {

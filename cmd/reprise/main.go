@@ -84,6 +84,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		cmd = startNewCommand
 	case "bench":
 		return runBench(ctx, cmdArgs, stdout, stderr)
+	case "bench-worker": // started by bench --hosts N; not in the usage
+		return runBenchWorker(ctx, cmdArgs, os.Stdin, stdout, stderr)
 	case "instances", "instance":
 		ifs := newFlagSet("reprise instances")
 		g.register(ifs)

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/reprise-dev/reprise"
@@ -41,6 +42,13 @@ type Config struct {
 	CacheSize, Concurrency int
 	// Progress, if set, is called from the run's goroutine as work completes.
 	Progress func(done, total int)
+	// Hosts is the number of Reprise hosts sharing the store; 0 means 1. More than one needs a
+	// postgres:// Store and WorkerCommand: the run's App is the first host and WorkerCommand
+	// starts each other one as a process of its own (see Worker).
+	Hosts int
+	// WorkerCommand is the program and arguments that start a worker host; the WorkerConfig's
+	// Args are appended.
+	WorkerCommand []string
 
 	wrongOutput bool // tests: make the activities answer wrongly, to see the check fail
 }
@@ -94,6 +102,14 @@ type Result struct {
 	PeakMemoryBytes        uint64  `json:"peakMemoryBytes"`
 	MemoryPerInstanceBytes float64 `json:"memoryPerIdleInstanceBytes,omitempty"`
 
+	// Hosts is how many hosts ran the scenario; ActivitiesPerHost is how many activity
+	// invocations each ran, the run's own App first. CPUSeconds is all hosts' CPU time.
+	Hosts             int     `json:"hosts"`
+	ActivitiesPerHost []int64 `json:"activitiesPerHost,omitempty"`
+	// MachineCPUBusy is the share of the machine's CPU time (all processes, all cores) that was
+	// busy during the run, from 0 to 1 (Linux only; 0 elsewhere). Near 1, the machine is the limit.
+	MachineCPUBusy float64 `json:"machineCpuBusy,omitempty"`
+
 	Store      string `json:"store"`
 	Durability string `json:"durability"`
 }
@@ -127,9 +143,18 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("bench: no scenario %q: want one of %s", name, strings.Join(Names(), ", "))
 	}
 	sc := Scenarios()[i]
-	postgres := strings.HasPrefix(cfg.Store, "postgres://") || strings.HasPrefix(cfg.Store, "postgresql://")
+	postgres := isPostgres(cfg.Store)
 	if strings.Contains(cfg.Store, "://") && !postgres {
 		return Result{}, fmt.Errorf("bench: store %q: want a SQLite file path or a postgres:// DSN", cfg.Store)
+	}
+	if cfg.Hosts <= 0 {
+		cfg.Hosts = 1
+	}
+	if cfg.Hosts > 1 && !postgres {
+		return Result{}, fmt.Errorf("bench: %d hosts need a shared postgres:// store, not %q", cfg.Hosts, cfg.Store)
+	}
+	if cfg.Hosts > 1 && len(cfg.WorkerCommand) == 0 {
+		return Result{}, errors.New("bench: more than one host needs Config.WorkerCommand, the command that starts a worker host")
 	}
 	if cfg.N <= 0 {
 		cfg.N = sc.DefaultN
@@ -143,7 +168,7 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 1000
 	}
-	r := &runner{cfg: cfg, res: Result{Scenario: name, N: cfg.N, Durability: "durable (fsync per commit)"}}
+	r := &runner{cfg: cfg, res: Result{Scenario: name, N: cfg.N, Hosts: cfg.Hosts, Durability: "durable (fsync per commit)"}}
 	if cfg.Relaxed {
 		r.res.Durability = "relaxed (no fsync per commit)"
 	}
@@ -161,23 +186,12 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		hub = fmt.Sprintf("bench_%s_%d", strings.ReplaceAll(name, "-", "_"), time.Now().UnixNano())
 		r.res.Store = "sqlite " + path + " (hub " + hub + ")"
 	}
-	storeOpt := reprise.WithSQLiteFile(path)
 	if postgres {
-		storeOpt = reprise.WithPostgres(cfg.Store)
 		r.res.Store = "postgres " + redact(cfg.Store) + " (hub " + hub + ")"
 	}
-	opts := []reprise.Option{
-		storeOpt,
-		reprise.WithHub(hub),
-		reprise.WithLogger(slog.New(slog.DiscardHandler)),
-		reprise.WithCacheSize(cfg.CacheSize),
-		reprise.WithMaxConcurrentOrchestrations(cfg.Concurrency),
-		reprise.WithMaxConcurrentActivities(cfg.Concurrency),
-	}
-	if cfg.Relaxed {
-		opts = append(opts, reprise.WithRelaxedDurability())
-	}
-	r.app = reprise.NewApp(opts...)
+	appCfg := cfg
+	appCfg.Store = path
+	r.app = reprise.NewApp(appOptions(appCfg, hub)...)
 	r.app.Register(r.definitions()...)
 	if err := r.app.Start(ctx); err != nil {
 		return Result{}, fmt.Errorf("bench: %w", err)
@@ -190,10 +204,19 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		}
 		_ = r.app.Shutdown(sctx)
 	}()
+	var workers []*worker
+	if cfg.Hosts > 1 {
+		var err error
+		if workers, err = startWorkers(ctx, cfg, hub, cfg.Hosts-1); err != nil {
+			return Result{}, err
+		}
+		defer func() { _, _ = stopWorkers(workers) }() // on early returns; stopping twice is harmless
+	}
 
 	runtime.GC()
 	mem := startMemorySampler()
 	cpu0 := cpuTime()
+	busy0 := machineCPU()
 	r.start = time.Now()
 	runCtx := ctx
 	if cfg.Duration > 0 {
@@ -206,7 +229,20 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		r.res.Seconds = time.Since(r.start).Seconds()
 	}
 	r.res.CPUSeconds = (cpuTime() - cpu0).Seconds()
+	r.res.MachineCPUBusy = machineCPU().busySince(busy0)
 	r.res.PeakMemoryBytes = mem.stop()
+	r.res.ActivitiesPerHost = []int64{r.activities.Load()}
+	if len(workers) > 0 {
+		reports, werr := stopWorkers(workers)
+		workers = nil
+		if werr != nil && err == nil {
+			err = werr
+		}
+		for _, rep := range reports {
+			r.res.ActivitiesPerHost = append(r.res.ActivitiesPerHost, rep.Activities)
+			r.res.CPUSeconds += rep.CPUSeconds
+		}
+	}
 	if err != nil {
 		if cfg.Duration > 0 && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			r.res.Stopped = true
@@ -216,6 +252,30 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	}
 	r.finish()
 	return r.res, nil
+}
+
+func isPostgres(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// appOptions configures a host of the run: cfg.Store is a SQLite path or a postgres:// DSN.
+func appOptions(cfg Config, hub string) []reprise.Option {
+	storeOpt := reprise.WithSQLiteFile(cfg.Store)
+	if isPostgres(cfg.Store) {
+		storeOpt = reprise.WithPostgres(cfg.Store)
+	}
+	opts := []reprise.Option{
+		storeOpt,
+		reprise.WithHub(hub),
+		reprise.WithLogger(slog.New(slog.DiscardHandler)),
+		reprise.WithCacheSize(cfg.CacheSize),
+		reprise.WithMaxConcurrentOrchestrations(cfg.Concurrency),
+		reprise.WithMaxConcurrentActivities(cfg.Concurrency),
+	}
+	if cfg.Relaxed {
+		opts = append(opts, reprise.WithRelaxedDurability())
+	}
+	return opts
 }
 
 // redact hides the password of a DSN in reports.
@@ -238,6 +298,8 @@ type runner struct {
 	orchDone  int
 	actsDone  int
 	latencies []time.Duration
+
+	activities atomic.Int64 // activity invocations this host ran
 }
 
 func (r *runner) progress(done int) {

@@ -69,11 +69,34 @@ func TestDurationStopsTheRun(t *testing.T) {
 	}
 }
 
+// TestReportOfHosts: a multi-host result names the activities each host ran.
+func TestReportOfHosts(t *testing.T) {
+	var out bytes.Buffer
+	res := Result{Scenario: "hello-sequence", N: 10, Completed: 10, Hosts: 3, ActivitiesPerHost: []int64{12, 9, 9}, MachineCPUBusy: 0.5}
+	if err := WriteText(&out, []Result{res}, Config{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"activities run per host 12 / 9 / 9", "50%", "machine busy"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestBadArguments(t *testing.T) {
 	if _, err := Run(context.Background(), "nope", Config{}); err == nil || !strings.Contains(err.Error(), "hello-sequence") {
 		t.Errorf("unknown scenario: %v, want an error listing the scenarios", err)
 	}
 	if _, err := Run(context.Background(), "latency", Config{Store: "mysql://x"}); err == nil || !strings.Contains(err.Error(), "postgres://") {
 		t.Errorf("mysql store: %v, want a clear error", err)
+	}
+	if _, err := Run(context.Background(), "latency", Config{Hosts: 3, Store: "bench.db"}); err == nil || !strings.Contains(err.Error(), "3 hosts need a shared postgres:// store") {
+		t.Errorf("3 hosts on SQLite: %v, want a clear error", err)
+	}
+	if _, err := Run(context.Background(), "latency", Config{Hosts: 2, Store: "postgres://127.0.0.1:1/none"}); err == nil || !strings.Contains(err.Error(), "WorkerCommand") {
+		t.Errorf("2 hosts without a worker command: %v, want an error naming WorkerCommand", err)
+	}
+	if _, err := Worker(context.Background(), WorkerConfig{Store: "bench.db", Hub: "h"}, func() { t.Error("ready on a SQLite store") }); err == nil {
+		t.Error("Worker on a SQLite store: no error")
 	}
 }

@@ -16,7 +16,7 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; store: %s, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
 		runtime.Version(), results[0].Store, results[0].Durability)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "scenario\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\t")
+	fmt.Fprintln(tw, "scenario\thosts\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\tmachine busy\t")
 	for _, r := range results {
 		n := fmt.Sprint(r.N)
 		if r.Stopped {
@@ -26,14 +26,18 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 		if r.Latency != nil {
 			p50, p99 = ms(r.Latency.P50), ms(r.Latency.P99)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, n, r.Seconds,
+		busy := "-"
+		if r.MachineCPUBusy > 0 {
+			busy = fmt.Sprintf("%.0f%%", r.MachineCPUBusy*100)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, max(r.Hosts, 1), n, r.Seconds,
 			rate(r.OrchestrationsPerSecond), rate(r.ActivitiesPerSecond), p50, p99,
-			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)))
+			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)), busy)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	var notes []string
+	notes := []string{"machine busy: the share of all CPU time (every process, every core) that was busy during the run"}
 	for _, r := range results {
 		switch r.Scenario {
 		case "timers":
@@ -43,6 +47,14 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 		case "idle":
 			notes = append(notes, fmt.Sprintf("idle: %s of memory per idle instance; time, rate and latency are the release's (raise to Completed)",
 				size(r.MemoryPerInstanceBytes)))
+		}
+		if len(r.ActivitiesPerHost) > 1 {
+			per := make([]string, len(r.ActivitiesPerHost))
+			for i, n := range r.ActivitiesPerHost {
+				per[i] = fmt.Sprint(n)
+			}
+			notes = append(notes, fmt.Sprintf("%s: activities run per host %s; CPU is all hosts'; peak memory is the first host's",
+				r.Scenario, strings.Join(per, " / ")))
 		}
 		if r.Stopped {
 			notes = append(notes, fmt.Sprintf("%s: stopped by --duration after %d of %d", r.Scenario, r.Completed, r.N))

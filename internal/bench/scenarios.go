@@ -24,12 +24,14 @@ type timerInput struct {
 func (r *runner) definitions() []reprise.Definition {
 	wrong := r.cfg.wrongOutput
 	sayHello := reprise.NewActivity("say_hello", func(ctx context.Context, city string) (string, error) {
+		r.activities.Add(1)
 		if wrong {
 			return "Goodbye " + city + "!", nil
 		}
 		return "Hello " + city + "!", nil
 	})
 	inc := reprise.NewActivity("inc", func(ctx context.Context, n int) (int, error) {
+		r.activities.Add(1)
 		if wrong {
 			return n + 2, nil
 		}
