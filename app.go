@@ -39,6 +39,7 @@ type App struct {
 	ownsStore bool
 	eng       *engine.Engine
 	api       *httpapi.API
+	dash      http.Handler // the dashboard, from Start on
 	keys      keyring
 	stopped   bool
 }
@@ -149,6 +150,7 @@ func NewApp(opts ...Option) *App {
 	a.reg = &registry{orchestrators: map[string]replay.Func{}, activities: map[string]engine.ActivityFunc{}, app: a}
 	a.client = &Client{app: a}
 	a.mountManagement()
+	a.mountDashboard()
 	return a
 }
 
@@ -220,6 +222,7 @@ func (a *App) Start(ctx context.Context) error {
 		MaxBodyBytes: a.cfg.maxBody,
 		Logger:       a.logger,
 	})
+	a.dash = a.newDashboard()
 	a.warnAboutKeys()
 	return nil
 }

@@ -122,6 +122,7 @@ func ActivityInfoFrom(ctx context.Context) (info ActivityInfo, ok bool) {
 // registry holds an App's definitions. Names are case-insensitive, as in Durable Functions.
 type registry struct {
 	orchestrators map[string]replay.Func
+	names         []string // orchestrator names as registered, for the dashboard's name filter
 	activities    map[string]engine.ActivityFunc
 	app           *App
 }
@@ -145,6 +146,7 @@ func (r *registry) addOrchestrator(name string, fn func(*OrchestrationContext) (
 	if _, dup := r.orchestrators[key]; dup {
 		panic(fmt.Sprintf("reprise: orchestrator %q registered twice", name))
 	}
+	r.names = append(r.names, name)
 	r.orchestrators[key] = func(rc *replay.Context) ([]byte, error) {
 		out, err := fn(&OrchestrationContext{rc: rc, base: r.app.logger})
 		return out, internalError(err)

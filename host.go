@@ -94,9 +94,10 @@ func (a *App) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Reque
 	a.Handle(pattern, http.HandlerFunc(h), opts...)
 }
 
-// Handler returns the App's HTTP handler: the user routes and the Durable Functions management
-// API under /runtime/webhooks/durabletask/ (and /durabletask/ for loopback callers). Use it to
-// serve the App from your own http.Server; ListenAndServe does that for you.
+// Handler returns the App's HTTP handler: the user routes, the Durable Functions management
+// API under /runtime/webhooks/durabletask/ (and /durabletask/ for loopback callers) and the
+// dashboard under /dashboard/. Use it to serve the App from your own http.Server;
+// ListenAndServe does that for you.
 func (a *App) Handler() http.Handler { return a.mux }
 
 // ListenAndServe starts the App if it has not started, serves its Handler on the configured
@@ -124,6 +125,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.logger.Info("host listening", "addr", ln.Addr().String(), "hub", a.cfg.hub, "store", a.storeDescription())
+	a.logDashboard(ln.Addr())
 	var serveErr error
 	select {
 	case serveErr = <-served:

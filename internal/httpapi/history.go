@@ -36,6 +36,12 @@ type FailureDetails struct {
 	IsNonRetriable bool            `json:"IsNonRetriable"`
 }
 
+// HistoryEvents returns the history of a status response with showHistory=true, for other views of
+// it (the dashboard's raw history).
+func HistoryEvents(events []history.Event, opts StatusOptions) []HistoryEvent {
+	return transformHistory(events, opts)
+}
+
 // transformHistory turns stored events into historyEvents, keeping their order. The result is
 // never nil, so that an asked-for history is present even when empty.
 func transformHistory(events []history.Event, opts StatusOptions) []HistoryEvent {

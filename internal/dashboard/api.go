@@ -1,0 +1,345 @@
+package dashboard
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// Limits of a listing page.
+const (
+	defaultTop = 50
+	maxTop     = 500
+)
+
+// allStatuses are the runtime statuses in the order the page shows them.
+var allStatuses = []store.Status{
+	store.StatusPending, store.StatusRunning, store.StatusSuspended, store.StatusCompleted,
+	store.StatusContinuedAsNew, store.StatusFailed, store.StatusTerminated, store.StatusCanceled,
+}
+
+// api answers the JSON API; rest is the escaped path after APIPath.
+func (h *handler) api(w http.ResponseWriter, r *http.Request, rest string) {
+	switch {
+	case rest == "info":
+		h.info(w)
+	case rest == "instances":
+		h.list(w, r)
+	case rest == "counts":
+		h.counts(w, r)
+	case strings.HasPrefix(rest, "instances/"):
+		id, err := url.PathUnescape(strings.TrimPrefix(rest, "instances/"))
+		if err != nil || id == "" || strings.Contains(id, "/") {
+			writeMessage(w, http.StatusBadRequest, fmt.Sprintf("invalid instance ID in the path %q", r.URL.EscapedPath()))
+			return
+		}
+		h.instance(w, r, id)
+	default:
+		writeMessage(w, http.StatusNotFound, "no such dashboard API route: "+APIPath+rest)
+	}
+}
+
+// Info is the answer of GET /dashboard/api/info.
+type Info struct {
+	Hub           string   `json:"hub"`
+	Orchestrators []string `json:"orchestrators"`
+	Statuses      []string `json:"statuses"`
+	Anonymous     bool     `json:"anonymous"`
+}
+
+func (h *handler) info(w http.ResponseWriter) {
+	names := slices.Clone(h.b.Orchestrators())
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	if names == nil {
+		names = []string{}
+	}
+	statuses := make([]string, len(allStatuses))
+	for i, s := range allStatuses {
+		statuses[i] = s.String()
+	}
+	writeJSON(w, http.StatusOK, Info{
+		Hub:           h.b.Hub(),
+		Orchestrators: names,
+		Statuses:      statuses,
+		Anonymous:     h.opts.Anonymous != nil && h.opts.Anonymous(),
+	})
+}
+
+// Summary is one row of a listing.
+type Summary struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Status    string `json:"status"`
+	CreatedAt string `json:"createdAt"`
+	UpdatedAt string `json:"updatedAt"`
+	ParentID  string `json:"parentId,omitempty"`
+}
+
+// Page is the answer of GET /dashboard/api/instances.
+type Page struct {
+	Instances []Summary `json:"instances"`
+	// Next is the token of the next page; "" on the last one.
+	Next string `json:"next"`
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), true)
+	if err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	page, next, err := h.b.ListInstances(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := Page{Instances: make([]Summary, len(page)), Next: next}
+	for i, inst := range page {
+		out.Instances[i] = Summary{
+			ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
+			CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt), ParentID: inst.ParentID,
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Counts is the answer of GET /dashboard/api/counts: every status, with 0 for those without
+// instances, and the total.
+type Counts struct {
+	Counts map[string]int `json:"counts"`
+	Total  int            `json:"total"`
+}
+
+func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
+	q, err := parseQuery(r.URL.Query(), false)
+	if err != nil {
+		writeMessage(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	q.Statuses = nil // the counts are what a status filter chooses from
+	byStatus, err := h.b.CountInstances(r.Context(), q)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	out := Counts{Counts: map[string]int{}}
+	for _, s := range allStatuses {
+		out.Counts[s.String()] = byStatus[s]
+		out.Total += byStatus[s]
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// queryParams are the parameters the listing understands; any other is refused, so that a typo
+// in a shared URL does not silently show everything.
+var queryParams = []string{"status", "name", "createdFrom", "createdTo", "prefix", "top", "token"}
+
+// ignoredParams may come with any request: the key, which the host has already checked.
+var ignoredParams = []string{"code"}
+
+// parseQuery reads the filters of a listing (and, with paging, top and token).
+func parseQuery(v url.Values, paging bool) (store.Query, error) {
+	q := store.Query{WithoutPayloads: true, PageSize: defaultTop}
+	for k := range v {
+		if !slices.Contains(queryParams, k) && !slices.Contains(ignoredParams, k) {
+			return q, fmt.Errorf("unknown query parameter %q: the dashboard API takes %s", k, strings.Join(queryParams, ", "))
+		}
+	}
+	for _, list := range v["status"] {
+		for s := range strings.SplitSeq(list, ",") {
+			s = strings.TrimSpace(s)
+			if s == "" {
+				continue
+			}
+			st, err := store.ParseStatus(s)
+			if err != nil {
+				return q, fmt.Errorf("invalid status filter: %w", err)
+			}
+			if !slices.Contains(q.Statuses, st) {
+				q.Statuses = append(q.Statuses, st)
+			}
+		}
+	}
+	q.Name = strings.TrimSpace(v.Get("name"))
+	q.IDPrefix = v.Get("prefix")
+	var err error
+	if q.CreatedFrom, err = parseTime(v, "createdFrom"); err != nil {
+		return q, err
+	}
+	if q.CreatedTo, err = parseTime(v, "createdTo"); err != nil {
+		return q, err
+	}
+	if !q.CreatedFrom.IsZero() && !q.CreatedTo.IsZero() && q.CreatedTo.Before(q.CreatedFrom) {
+		return q, fmt.Errorf("createdTo (%s) is before createdFrom (%s)", timeText(q.CreatedTo), timeText(q.CreatedFrom))
+	}
+	if !paging {
+		return q, nil
+	}
+	if s := v.Get("top"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxTop {
+			return q, fmt.Errorf("invalid top %q: want a page size from 1 to %d", s, maxTop)
+		}
+		q.PageSize = n
+	}
+	q.ContinuationToken = v.Get("token")
+	return q, nil
+}
+
+// parseTime reads an RFC 3339 time; the zone may be left out (UTC), as a datetime-local input
+// gives it.
+func parseTime(v url.Values, name string) (time.Time, error) {
+	s := strings.TrimSpace(v.Get(name))
+	if s == "" {
+		return time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("invalid %s %q: want an RFC 3339 time such as 2024-01-02T15:04:05Z", name, s)
+}
+
+// Failure is an instance's or a task's failure details.
+type Failure struct {
+	Type         string          `json:"type,omitempty"`
+	Message      string          `json:"message"`
+	Details      json.RawMessage `json:"details,omitempty"`
+	StackTrace   string          `json:"stackTrace,omitempty"`
+	NonRetriable bool            `json:"nonRetriable,omitempty"`
+	Inner        *Failure        `json:"inner,omitempty"`
+}
+
+// Detail is the answer of GET /dashboard/api/instances/{id}.
+type Detail struct {
+	ID           string          `json:"id"`
+	Name         string          `json:"name"`
+	Status       string          `json:"status"`
+	CreatedAt    string          `json:"createdAt"`
+	UpdatedAt    string          `json:"updatedAt"`
+	ParentID     string          `json:"parentId,omitempty"`
+	ExecutionID  string          `json:"executionId,omitempty"`
+	Input        json.RawMessage `json:"input"`
+	Output       json.RawMessage `json:"output"`
+	CustomStatus json.RawMessage `json:"customStatus"`
+	Failure      *Failure        `json:"failure,omitempty"`
+	Timeline     Timeline        `json:"timeline"`
+	// History is the history as the management API shows it (showHistory=true with inputs and
+	// outputs): the raw view behind the timeline.
+	History []httpapi.HistoryEvent `json:"history"`
+}
+
+func (h *handler) instance(w http.ResponseWriter, r *http.Request, id string) {
+	inst, err := h.b.GetInstance(r.Context(), id)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	events, err := h.b.History(r.Context(), id)
+	if err != nil && h.b.ErrorKind(err) != httpapi.KindNotFound {
+		h.fail(w, r, err)
+		return
+	}
+	d := Detail{
+		ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
+		CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt),
+		ParentID: inst.ParentID, ExecutionID: inst.ExecutionID,
+		Input: jsonOrString(inst.Input), Output: jsonOrString(inst.Output), CustomStatus: jsonOrString(inst.CustomStatus),
+		Timeline: BuildTimeline(inst, events),
+		History:  httpapi.HistoryEvents(events, httpapi.StatusOptions{ShowInput: true, ShowHistoryOutput: true}),
+	}
+	if len(inst.Failure) > 0 {
+		var f history.Failure
+		if json.Unmarshal(inst.Failure, &f) == nil {
+			d.Failure = failure(&f)
+		} else {
+			d.Failure = &Failure{Message: string(inst.Failure)}
+		}
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+func failure(f *history.Failure) *Failure {
+	if f == nil {
+		return nil
+	}
+	return &Failure{
+		Type: f.Type, Message: f.Message, Details: jsonOrString(f.Details), StackTrace: f.StackTrace,
+		NonRetriable: f.NonRetriable, Inner: failure(f.Inner),
+	}
+}
+
+// fail answers a backend error by its kind.
+func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		writeMessage(w, http.StatusServiceUnavailable, "the request was canceled")
+		return
+	}
+	switch h.b.ErrorKind(err) {
+	case httpapi.KindNotFound:
+		writeMessage(w, http.StatusNotFound, "no instance with this ID in task hub "+strconv.Quote(h.b.Hub()))
+	case httpapi.KindInvalidInput:
+		writeMessage(w, http.StatusBadRequest, err.Error())
+	case httpapi.KindUnavailable:
+		writeMessage(w, http.StatusServiceUnavailable, "the app is not running: "+err.Error())
+	default:
+		h.log.Error("dashboard request failed", slog.String("path", r.URL.Path), slog.Any("err", err))
+		writeMessage(w, http.StatusInternalServerError, "the dashboard could not read the store: "+err.Error())
+	}
+}
+
+// timeText formats a time for the page: RFC 3339 in UTC with the fraction it has; "" for zero.
+func timeText(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// jsonOrString returns stored JSON for embedding: nil stays nil (null), and bytes that are not
+// valid JSON become a JSON string, so that one bad row cannot break the page.
+func jsonOrString(b []byte) json.RawMessage {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil
+	}
+	if !json.Valid(b) {
+		s, _ := json.Marshal(string(b))
+		return s
+	}
+	return json.RawMessage(b)
+}
+
+// message is the error body, in the shape of the host's and the management API's errors.
+type message struct {
+	Message string `json:"Message"`
+}
+
+func writeMessage(w http.ResponseWriter, code int, msg string) { writeJSON(w, code, message{msg}) }
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		code = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"Message":"the dashboard could not encode its answer"}` + "\n")
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(code)
+	_, _ = w.Write(buf.Bytes())
+}

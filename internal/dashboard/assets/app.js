@@ -1,0 +1,813 @@
+// Reprise dashboard: a hand-written ES module, no framework, no build step. Data comes from the
+// dashboard's JSON API (/dashboard/api/); actions go through the Durable Functions management API
+// (/runtime/webhooks/durabletask/), so they answer with its status codes and messages.
+
+const API = new URL('api/', document.baseURI).pathname; // /dashboard/api/
+const MGMT = '/runtime/webhooks/durabletask';
+const KEY_STORE = 'reprise.dashboard.key';
+const REFRESH_MS = 2500;
+const STATUSES = ['Pending', 'Running', 'Suspended', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Canceled'];
+const ACTIVE = new Set(['Pending', 'Running', 'Suspended', 'ContinuedAsNew']);
+
+const $ = (sel, root = document) => root.querySelector(sel);
+
+// h builds an element: h('a', {href: '#', class: 'x', dataset: {testid: 'y'}}, 'text', child...).
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === undefined || c === null || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+
+// ---- state -------------------------------------------------------------------------------------
+
+const state = {
+  info: null,
+  live: true,
+  timer: 0,
+  view: null, // {kind: 'list'|'instance', ...}
+  pages: new Map(), // filter key → {stack: [token...], index}
+  lastData: '', // JSON of the last rendered data, to skip identical refreshes
+  loading: 0, // loads in flight
+};
+
+// ---- HTTP --------------------------------------------------------------------------------------
+
+class HTTPError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORE);
+  return key ? { 'x-functions-key': key } : {};
+}
+
+// errorText turns an error answer into a sentence: the management API's Message and
+// ExceptionMessage, or the status line when the body is empty (its 404 and 401 have none).
+async function errorText(resp) {
+  const text = await resp.text();
+  let msg = '';
+  try {
+    const body = JSON.parse(text);
+    msg = [body.Message, body.ExceptionMessage].filter(Boolean).join(' ');
+  } catch {
+    msg = text.trim();
+  }
+  const line = `${resp.status} ${resp.statusText}`.trim();
+  return msg ? `${line}: ${msg}` : line;
+}
+
+// request sends a request with the key; on 401 it asks for the key and tries once more.
+async function request(method, url, body, retried = false) {
+  const headers = { ...authHeaders() };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const resp = await fetch(url, { method, headers, body, cache: 'no-store' });
+  if (resp.status === 401 && !retried) {
+    await askForKey(sessionStorage.getItem(KEY_STORE) ? 'The key was refused.' : '');
+    return request(method, url, body, true);
+  }
+  if (!resp.ok) throw new HTTPError(resp.status, await errorText(resp));
+  return resp;
+}
+
+async function apiGet(path) {
+  const resp = await request('GET', API + path);
+  return resp.json();
+}
+
+// ---- key ---------------------------------------------------------------------------------------
+
+let keyWaiters = null;
+
+// askForKey shows the key dialog and resolves once a key the API accepts is stored.
+function askForKey(error) {
+  const dlg = $('#key-dialog');
+  $('#key-error').textContent = error || '';
+  if (!keyWaiters) {
+    keyWaiters = [];
+    $('#key-input').value = '';
+    if (!dlg.open) dlg.showModal();
+  }
+  return new Promise((resolve) => keyWaiters.push(resolve));
+}
+
+async function submitKey(ev) {
+  ev.preventDefault();
+  const key = $('#key-input').value.trim();
+  if (!key) {
+    $('#key-error').textContent = 'Enter the master key.';
+    return;
+  }
+  let resp;
+  try {
+    resp = await fetch(API + 'info', { headers: { 'x-functions-key': key }, cache: 'no-store' });
+  } catch (err) {
+    $('#key-error').textContent = `Could not reach the host: ${err.message}`;
+    return;
+  }
+  if (resp.status === 401) {
+    $('#key-error').textContent = 'This key was refused: the dashboard needs the master key.';
+    $('#key-input').select();
+    return;
+  }
+  sessionStorage.setItem(KEY_STORE, key);
+  $('#key-dialog').close();
+  updateSignOut();
+  const waiters = keyWaiters || [];
+  keyWaiters = null;
+  waiters.forEach((w) => w());
+}
+
+function updateSignOut() {
+  $('#sign-out').hidden = !sessionStorage.getItem(KEY_STORE);
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORE);
+  updateSignOut();
+  state.info = null;
+  state.lastData = '';
+  $('#main').replaceChildren(h('p', { class: 'loading' }, 'Signed out.'));
+  notify('Signed out: the key was forgotten.');
+  route();
+}
+
+// ---- notices -----------------------------------------------------------------------------------
+
+let noticeTimer = 0;
+
+// notify shows a result in the aria-live region; successes fade after a while, errors stay until
+// the next notice.
+function notify(text, kind = 'info') {
+  const n = $('#notice');
+  n.className = `notice ${kind}`;
+  n.textContent = text;
+  clearTimeout(noticeTimer);
+  if (kind !== 'error') noticeTimer = setTimeout(() => { n.textContent = ''; }, 10_000);
+}
+
+// ---- formatting --------------------------------------------------------------------------------
+
+const pad = (n, w = 2) => String(n).padStart(w, '0');
+
+function formatTime(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function timeEl(iso) {
+  return h('time', { datetime: iso, title: iso }, formatTime(iso));
+}
+
+function formatDuration(ms) {
+  if (!Number.isFinite(ms) || ms < 0) return '';
+  if (ms < 1) return '<1 ms';
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  const s = Math.round(ms / 1000);
+  if (s < 3600) return `${Math.floor(s / 60)} min ${pad(s % 60)} s`;
+  const m = Math.round(s / 60);
+  if (m < 48 * 60) return `${Math.floor(m / 60)} h ${pad(m % 60)} min`;
+  return `${Math.floor(m / 1440)} d ${Math.floor((m % 1440) / 60)} h`;
+}
+
+function pretty(raw) {
+  if (raw === null || raw === undefined) return 'null';
+  return JSON.stringify(raw, null, 2);
+}
+
+function badge(status) {
+  return h('span', { class: `badge s-${status}`, dataset: { testid: 'status-badge' } }, status);
+}
+
+// toLocalInput turns an ISO time into a datetime-local value; fromLocalInput does the reverse.
+function toLocalInput(iso) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+function fromLocalInput(v) {
+  if (!v) return '';
+  const d = new Date(v);
+  return Number.isNaN(d.getTime()) ? '' : d.toISOString();
+}
+
+// ---- routing -----------------------------------------------------------------------------------
+
+// parseHash reads #/ (the list, filters as query) and #/instances/{id}.
+function parseHash() {
+  const hash = location.hash.replace(/^#/, '') || '/';
+  const [path, query = ''] = hash.split('?');
+  const m = path.match(/^\/instances\/(.+)$/);
+  if (m) return { kind: 'instance', id: decodeURIComponent(m[1]) };
+  const p = new URLSearchParams(query);
+  return {
+    kind: 'list',
+    filters: {
+      status: (p.get('status') || '').split(',').filter((s) => STATUSES.includes(s)),
+      name: p.get('name') || '',
+      createdFrom: p.get('createdFrom') || '',
+      createdTo: p.get('createdTo') || '',
+      prefix: p.get('prefix') || '',
+      top: validTop(p.get('top')),
+    },
+  };
+}
+
+const DEFAULT_TOP = 50;
+
+function validTop(v) {
+  const n = Number.parseInt(v, 10);
+  return Number.isInteger(n) && n >= 1 && n <= 500 ? n : DEFAULT_TOP;
+}
+
+function filterQuery(f, withStatus = true) {
+  const p = new URLSearchParams();
+  if (withStatus && f.status.length) p.set('status', f.status.join(','));
+  if (f.name) p.set('name', f.name);
+  if (f.createdFrom) p.set('createdFrom', f.createdFrom);
+  if (f.createdTo) p.set('createdTo', f.createdTo);
+  if (f.prefix) p.set('prefix', f.prefix);
+  return p.toString();
+}
+
+// listHash is the URL of a list view: the filters and, unless it is the default, the page size.
+function listHash(f) {
+  const p = new URLSearchParams(filterQuery(f));
+  if (f.top && f.top !== DEFAULT_TOP) p.set('top', String(f.top));
+  const q = p.toString();
+  return q ? `#/?${q}` : '#/';
+}
+
+const instanceHash = (id) => `#/instances/${encodeURIComponent(id)}`;
+
+async function route(fromNavigation = false) {
+  const view = parseHash();
+  const reuse = state.view && state.view.kind === 'list' && view.kind === 'list' && $('#filters');
+  state.view = view;
+  state.lastData = '';
+  try {
+    if (!state.info) {
+      state.info = await apiGet('info');
+      $('#hub').textContent = `task hub ${state.info.hub}`;
+      updateSignOut();
+    }
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  if (view.kind === 'instance') mountInstance(view);
+  else if (reuse) syncFilters(view.filters); // keeps the focus on the control just changed
+  else mountList(view);
+  // A new view takes the focus, so that keyboard and screen-reader users start at its top.
+  if (!reuse && fromNavigation) $('#main').focus({ preventScroll: false });
+  await refresh();
+}
+
+function showError(err) {
+  $('#main').replaceChildren(
+    h('div', { class: 'error-box', role: 'alert', dataset: { testid: 'load-error' } },
+      h('p', {}, `Could not load the dashboard: ${err.message}`),
+      h('button', { type: 'button', onclick: () => route() }, 'Try again')));
+}
+
+// refresh reloads the data of the current view. Live mode calls it every REFRESH_MS with
+// tick set, and a tick is skipped while another load is in flight; navigation and actions always
+// load (the loaders drop answers for a view that is no longer shown).
+async function refresh(tick = false) {
+  if (tick && state.loading > 0) return;
+  state.loading++;
+  try {
+    if (state.view.kind === 'instance') await loadInstance();
+    else await loadList();
+    if (state.refreshFailed) {
+      state.refreshFailed = false;
+      notify('Reconnected.');
+    }
+  } catch (err) {
+    state.refreshFailed = true;
+    notify(`Could not refresh: ${err.message}`, 'error');
+  } finally {
+    state.loading--;
+  }
+}
+
+function schedule() {
+  clearInterval(state.timer);
+  state.timer = 0;
+  if (state.live && document.visibilityState === 'visible') {
+    state.timer = setInterval(() => {
+      if (!$('#key-dialog').open && !$('#action-dialog').open) refresh(true);
+    }, REFRESH_MS);
+  }
+}
+
+function toggleLive() {
+  state.live = !state.live;
+  const b = $('#live');
+  b.setAttribute('aria-pressed', String(state.live));
+  b.textContent = state.live ? 'Live' : 'Paused';
+  schedule();
+  if (state.live) refresh();
+}
+
+// ---- list view ---------------------------------------------------------------------------------
+
+function pagerFor(f) {
+  const key = `${filterQuery(f)}&top=${f.top}`;
+  if (!state.pages.has(key)) state.pages.set(key, { stack: [''], index: 0, next: '' });
+  return state.pages.get(key);
+}
+
+function mountList(view) {
+  const main = $('#main');
+  main.replaceChildren($('#list-view').content.cloneNode(true));
+  const f = view.filters;
+  const boxes = $('#status-boxes');
+  for (const s of STATUSES) {
+    const id = `f-st-${s}`;
+    boxes.append(h('span', { class: 'check' },
+      h('input', { type: 'checkbox', id, name: 'status', value: s, checked: f.status.includes(s), dataset: { testid: `filter-status-${s}` } }),
+      h('label', { for: id }, s)));
+  }
+  const sel = $('#f-name');
+  const names = [...state.info.orchestrators];
+  if (f.name && !names.includes(f.name)) names.push(f.name);
+  for (const n of names) sel.append(h('option', { value: n }, n));
+  syncFilters(f);
+
+  const form = $('#filters');
+  const apply = (ev) => {
+    ev?.preventDefault();
+    const next = {
+      status: [...form.querySelectorAll('input[name=status]:checked')].map((c) => c.value),
+      name: sel.value,
+      createdFrom: fromLocalInput($('#f-from').value),
+      createdTo: fromLocalInput($('#f-to').value),
+      prefix: $('#f-prefix').value.trim(),
+      top: validTop($('#f-top').value),
+    };
+    const hash = listHash(next);
+    if (hash !== location.hash && !(hash === '#/' && location.hash === '')) location.hash = hash;
+  };
+  form.addEventListener('submit', apply);
+  form.addEventListener('change', (ev) => {
+    if (ev.target.type !== 'search') apply();
+  });
+  $('#f-clear').addEventListener('click', () => { location.hash = listHash({ status: [], top: state.view.filters.top }); });
+  $('#prev').addEventListener('click', () => page(-1));
+  $('#next').addEventListener('click', () => page(+1));
+}
+
+function syncFilters(f) {
+  document.title = 'Instances · Reprise dashboard';
+  for (const c of document.querySelectorAll('#filters input[name=status]')) c.checked = f.status.includes(c.value);
+  const sel = $('#f-name');
+  if (f.name && ![...sel.options].some((o) => o.value === f.name)) sel.append(h('option', { value: f.name }, f.name));
+  sel.value = f.name;
+  $('#f-from').value = toLocalInput(f.createdFrom);
+  $('#f-to').value = toLocalInput(f.createdTo);
+  $('#f-prefix').value = f.prefix;
+  const top = $('#f-top');
+  if (![...top.options].some((o) => o.value === String(f.top))) top.append(h('option', { value: String(f.top) }, String(f.top)));
+  top.value = String(f.top);
+}
+
+function page(delta) {
+  const p = pagerFor(state.view.filters);
+  if (delta > 0 && p.next) {
+    p.stack.length = p.index + 1;
+    p.stack.push(p.next);
+    p.index++;
+  } else if (delta < 0 && p.index > 0) {
+    p.index--;
+  } else {
+    return;
+  }
+  state.lastData = '';
+  refresh().then(() => $('#rows')?.closest('.table-wrap')?.scrollIntoView({ block: 'nearest' }));
+}
+
+async function loadList() {
+  const f = state.view.filters;
+  const p = pagerFor(f);
+  const q = new URLSearchParams(filterQuery(f));
+  q.set('top', String(f.top));
+  if (p.stack[p.index]) q.set('token', p.stack[p.index]);
+  const [list, counts] = await Promise.all([
+    apiGet(`instances?${q}`),
+    apiGet(`counts?${filterQuery(f, false)}`),
+  ]);
+  if (state.view.filters !== f) return; // navigated away meanwhile
+  const data = JSON.stringify([list, counts]);
+  if (data === state.lastData) return;
+  state.lastData = data;
+  p.next = list.next;
+  renderCounts(f, counts);
+  renderRows(list.instances);
+  $('#prev').disabled = p.index === 0;
+  $('#next').disabled = !list.next;
+  $('#page-no').textContent = `Page ${p.index + 1}`;
+}
+
+function renderCounts(f, counts) {
+  const ul = $('#counts');
+  const items = [h('li', {},
+    h('a', { href: listHash({ ...f, status: [] }), class: 'count', 'aria-current': f.status.length === 0 ? 'true' : false, dataset: { testid: 'count-all' } },
+      h('span', { class: 'count-label' }, 'All'), ' ', h('span', { class: 'count-n' }, counts.total)))];
+  for (const s of STATUSES) {
+    const n = counts.counts[s] || 0;
+    if (n === 0 && !f.status.includes(s) && (s === 'ContinuedAsNew' || s === 'Canceled')) continue;
+    const only = f.status.length === 1 && f.status[0] === s;
+    items.push(h('li', {},
+      h('a', {
+        href: listHash({ ...f, status: only ? [] : [s] }),
+        class: `count s-${s}`,
+        'aria-current': only ? 'true' : false,
+        title: only ? 'Show every status' : `Show only ${s}`,
+        dataset: { testid: `count-${s}`, count: String(n) },
+      }, h('span', { class: 'count-label' }, s), ' ', h('span', { class: 'count-n' }, n))));
+  }
+  ul.replaceChildren(...items);
+}
+
+function renderRows(instances) {
+  const rows = instances.map((i) => h('tr', { dataset: { testid: 'instance-row', id: i.id, status: i.status } },
+    h('td', { 'data-label': 'Instance ID', class: 'id' }, h('a', { href: instanceHash(i.id), dataset: { testid: 'instance-link' } }, i.id)),
+    h('td', { 'data-label': 'Orchestrator' }, i.name),
+    h('td', { 'data-label': 'Status' }, badge(i.status)),
+    h('td', { 'data-label': 'Created' }, timeEl(i.createdAt)),
+    h('td', { 'data-label': 'Updated' }, timeEl(i.updatedAt))));
+  $('#rows').replaceChildren(...rows);
+  $('#empty').hidden = instances.length > 0;
+}
+
+// ---- instance view -----------------------------------------------------------------------------
+
+function mountInstance(view) {
+  const main = $('#main');
+  main.replaceChildren($('#instance-view').content.cloneNode(true));
+  $('#crumb-id').textContent = view.id;
+  $('#i-id').textContent = view.id;
+  document.title = `${view.id} · Reprise dashboard`;
+}
+
+async function loadInstance() {
+  const view = state.view;
+  let d;
+  try {
+    d = await apiGet(`instances/${encodeURIComponent(view.id)}`);
+  } catch (err) {
+    if (state.view !== view) return;
+    if (err.status === 404) {
+      $('#main').replaceChildren(
+        h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/' }, 'Instances')),
+        h('div', { class: 'error-box', role: 'alert', dataset: { testid: 'not-found' } },
+          h('p', {}, `No instance ${view.id} in this task hub (it may have been purged).`)));
+      state.lastData = '';
+      return;
+    }
+    throw err;
+  }
+  if (state.view !== view) return;
+  const data = JSON.stringify(d);
+  if (data === state.lastData) {
+    if (!d.timeline.end) { // still running: the duration and the open bars grow
+      renderDuration(d);
+      renderTimeline(d);
+    }
+    return;
+  }
+  state.lastData = data;
+  state.detail = d;
+  $('#i-name').textContent = d.name;
+  const st = $('#i-status');
+  st.className = `badge s-${d.status}`;
+  st.textContent = d.status;
+  $('#i-created').replaceChildren(timeEl(d.createdAt));
+  $('#i-updated').replaceChildren(timeEl(d.updatedAt));
+  renderDuration(d);
+  $('#i-exec').textContent = d.executionId || '';
+  const parent = $('#i-parent');
+  $('#i-parent-row').hidden = !d.parentId;
+  if (d.parentId) {
+    parent.href = instanceHash(d.parentId);
+    parent.textContent = d.parentId;
+  }
+  $('#i-input').textContent = pretty(d.input);
+  $('#i-output').textContent = pretty(d.output);
+  $('#i-custom').textContent = pretty(d.customStatus);
+  $('#raw-json').textContent = JSON.stringify(d.history, null, 2);
+  renderFailure(d.failure);
+  renderActions(d);
+  renderTimeline(d);
+}
+
+function renderDuration(d) {
+  const end = d.timeline.end ? Date.parse(d.timeline.end) : Date.now();
+  $('#i-duration').textContent = formatDuration(end - Date.parse(d.timeline.start)) + (d.timeline.end ? '' : ' so far');
+}
+
+function renderFailure(f) {
+  const sec = $('#failure');
+  sec.hidden = !f;
+  if (!f) return;
+  const parts = [];
+  for (let cur = f, depth = 0; cur; cur = cur.inner, depth++) {
+    parts.push(h('div', { class: 'failure-item' },
+      depth ? h('h3', {}, 'Caused by') : null,
+      h('p', {}, cur.type ? h('strong', { dataset: { testid: 'failure-type' } }, cur.type) : null, cur.type ? ': ' : '',
+        h('span', { dataset: { testid: 'failure-message' } }, cur.message)),
+      cur.details ? h('pre', { tabindex: '0' }, pretty(cur.details)) : null,
+      cur.stackTrace ? h('details', { open: depth === 0 },
+        h('summary', {}, 'Stack trace'), h('pre', { class: 'stack', tabindex: '0', dataset: { testid: 'failure-stack' } }, cur.stackTrace)) : null));
+  }
+  $('#failure-body').replaceChildren(...parts);
+}
+
+// ---- timeline ----------------------------------------------------------------------------------
+
+const KIND_LABEL = { activity: 'Activity', timer: 'Timer', suborchestration: 'Sub-orchestration' };
+const TICK_STEPS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1e3, 2e3, 5e3, 1e4, 15e3, 3e4, 6e4, 12e4, 3e5, 6e5, 9e5, 18e5, 36e5, 72e5, 216e5, 432e5, 864e5];
+
+function renderTimeline(d) {
+  const tl = d.timeline;
+  const box = $('#timeline');
+  if (!box) return;
+  const start = Date.parse(tl.start);
+  const now = Date.now();
+  const finish = tl.end ? Date.parse(tl.end) : now;
+  let last = finish;
+  for (const s of tl.spans) last = Math.max(last, s.end ? Date.parse(s.end) : now);
+  for (const m of tl.marks) last = Math.max(last, Date.parse(m.time));
+  const total = Math.max(last - start, 1);
+  const pct = (t) => `${(Math.min(Math.max(t - start, 0), total) / total) * 100}%`;
+
+  // About one labelled tick per 90 px of track, and none so close to the end that its label
+  // would be cut off.
+  const trackWidth = Math.max(box.clientWidth - (window.innerWidth <= 640 ? 0 : 360), 120);
+  const maxTicks = Math.max(2, Math.floor(trackWidth / 90));
+  const step = TICK_STEPS.find((s) => total / s <= maxTicks) || TICK_STEPS[TICK_STEPS.length - 1];
+  const ticks = [];
+  for (let t = 0; t <= total * 0.88; t += step) {
+    const tick = h('span', { class: 'tick' }, `+${formatDuration(t)}`.replace('+<1 ms', '0'));
+    tick.style.left = `${(t / total) * 100}%`;
+    ticks.push(tick);
+  }
+  const rows = [h('div', { class: 'tl-row tl-axis', 'aria-hidden': 'true' },
+    h('div', { class: 'tl-label' }, formatTime(tl.start)), h('div', { class: 'tl-track' }, ticks))];
+
+  if (tl.spans.length === 0 && tl.marks.length === 0) {
+    rows.push(h('p', { class: 'muted' }, 'No activities, timers, sub-orchestrations or events yet.'));
+  }
+  for (const s of tl.spans) {
+    const s0 = Date.parse(s.start);
+    const s1 = s.end ? Date.parse(s.end) : now;
+    const dur = formatDuration(s1 - s0) + (s.end ? '' : ' so far');
+    const label = `${KIND_LABEL[s.kind]} ${s.name}: ${s.state}, ${dur}`;
+    const barAttrs = {
+      class: `bar k-${s.kind} st-${s.state}`,
+      title: [label, s.fireAt ? `due ${s.fireAt}` : '', s.error ? `error: ${s.error}` : ''].filter(Boolean).join('\n'),
+      dataset: { testid: `span-${s.kind}`, state: s.state },
+    };
+    const bar = s.kind === 'suborchestration' && s.instanceId
+      ? h('a', { ...barAttrs, href: instanceHash(s.instanceId), 'aria-label': `${label}; open instance ${s.instanceId}` })
+      : h('span', { ...barAttrs, role: 'img', 'aria-label': label });
+    bar.style.left = pct(s0);
+    bar.style.width = `max(3px, calc(${pct(s1)} - ${pct(s0)}))`;
+    const name = s.kind === 'suborchestration' && s.instanceId
+      ? h('a', { href: instanceHash(s.instanceId), dataset: { testid: 'child-link' } }, s.name)
+      : h('span', {}, s.name);
+    rows.push(h('div', { class: 'tl-row', dataset: { testid: 'timeline-row', kind: s.kind } },
+      h('div', { class: 'tl-label' },
+        h('span', { class: `kind k-${s.kind}` }, KIND_LABEL[s.kind]), ' ', name,
+        h('span', { class: 'dur' }, ` ${dur}`),
+        s.state === 'failed' || s.state === 'abandoned' ? h('span', { class: `state st-${s.state}` }, ` ${s.state}`) : null,
+        s.error ? h('span', { class: 'span-error' }, s.error) : null),
+      h('div', { class: 'tl-track' }, bar)));
+  }
+  if (tl.marks.length) {
+    const marks = tl.marks.map((m) => {
+      const text = markText(m);
+      const el = h('span', { class: `mark m-${m.kind}`, role: 'img', 'aria-label': `${text} at ${m.time}`, title: `${text}\n${m.time}`, dataset: { testid: 'mark', kind: m.kind } });
+      el.style.left = pct(Date.parse(m.time));
+      return el;
+    });
+    rows.push(h('div', { class: 'tl-row tl-marks', dataset: { testid: 'timeline-marks' } },
+      h('div', { class: 'tl-label' }, h('span', { class: 'kind' }, 'Events'), ' ',
+        h('span', { class: 'mark-list' }, tl.marks.map((m) => markText(m)).join(' · '))),
+      h('div', { class: 'tl-track' }, marks)));
+  }
+  box.replaceChildren(...rows);
+}
+
+function markText(m) {
+  switch (m.kind) {
+    case 'EventRaised': return `event ${m.name} raised`;
+    case 'EventSent': return `event ${m.name} sent to ${m.instanceId}`;
+    case 'ExecutionSuspended': return 'suspended';
+    case 'ExecutionResumed': return 'resumed';
+    case 'ExecutionTerminated': return 'terminated';
+    case 'ExecutionRewound': return 'rewound';
+    case 'ContinueAsNew': return 'continued as new';
+    case 'ExecutionCompleted': return (m.name || 'completed').toLowerCase();
+    default: return m.name ? `${m.kind} ${m.name}` : m.kind;
+  }
+}
+
+// ---- actions -----------------------------------------------------------------------------------
+
+function renderActions(d) {
+  const st = d.status;
+  const active = ACTIVE.has(st);
+  const buttons = [];
+  const add = (label, testid, fn, danger = false) =>
+    buttons.push(h('button', { type: 'button', class: danger ? 'danger' : '', dataset: { testid }, onclick: fn }, label));
+  if (active) {
+    add('Raise event…', 'action-raise', () => raiseEvent(d));
+    if (st === 'Suspended') add('Resume…', 'action-resume', () => simpleAction(d, 'resume'));
+    else add('Suspend…', 'action-suspend', () => simpleAction(d, 'suspend'));
+    add('Terminate…', 'action-terminate', () => simpleAction(d, 'terminate'), true);
+  }
+  if (st === 'Failed') add('Rewind…', 'action-rewind', () => simpleAction(d, 'rewind'));
+  add('Restart…', 'action-restart', () => restart(d));
+  if (!active) add('Purge…', 'action-purge', () => purge(d), true);
+  $('#actions').replaceChildren(...buttons);
+}
+
+const mgmtInstance = (id) => `${MGMT}/instances/${encodeURIComponent(id)}`;
+
+// openDialog fills the action dialog and resolves with true when the action ran (submit) or
+// false when cancelled. run(values) performs the action and throws to keep the dialog open with
+// the error shown inline.
+function openDialog({ title, text, confirm, danger, fields = [], run }) {
+  const dlg = $('#action-dialog');
+  $('#action-h').textContent = title;
+  $('#action-text').textContent = text;
+  $('#action-fields').replaceChildren(...fields);
+  $('#action-error').textContent = '';
+  const ok = $('#action-ok');
+  ok.textContent = confirm;
+  ok.className = danger ? 'danger' : 'primary';
+  ok.disabled = false;
+  return new Promise((resolve) => {
+    const form = $('#action-form');
+    const done = (result) => {
+      form.removeEventListener('submit', onSubmit);
+      $('#action-cancel').removeEventListener('click', onCancel);
+      dlg.removeEventListener('cancel', onCancel);
+      if (dlg.open) dlg.close();
+      resolve(result);
+    };
+    const onCancel = (ev) => { ev.preventDefault(); done(false); };
+    const onSubmit = async (ev) => {
+      ev.preventDefault();
+      $('#action-error').textContent = '';
+      ok.disabled = true;
+      try {
+        await run();
+        done(true);
+      } catch (err) {
+        $('#action-error').textContent = err.message;
+      } finally {
+        ok.disabled = false;
+      }
+    };
+    form.addEventListener('submit', onSubmit);
+    $('#action-cancel').addEventListener('click', onCancel);
+    dlg.addEventListener('cancel', onCancel);
+    dlg.showModal();
+    (fields.length ? dlg.querySelector('input, textarea, select') : $('#action-cancel'))?.focus();
+  });
+}
+
+function field(id, label, input, hint) {
+  return h('div', { class: 'field' }, h('label', { for: id }, label), input, hint ? h('p', { class: 'hint', id: `${id}-hint` }, hint) : null);
+}
+
+const VERBS = {
+  terminate: { title: 'Terminate', text: 'The instance stops at once and its status becomes Terminated. Running activities finish, but their results are ignored.', done: 'Terminate request accepted' },
+  suspend: { title: 'Suspend', text: 'The instance stops making progress until it is resumed; events raised meanwhile are kept.', done: 'Suspend request accepted' },
+  resume: { title: 'Resume', text: 'The suspended instance continues where it stopped.', done: 'Resume request accepted' },
+  rewind: { title: 'Rewind', text: 'The failed instance is rerun from history: the failed activities and sub-orchestrations run again.', done: 'Rewind request accepted' },
+};
+
+function simpleAction(d, op) {
+  const v = VERBS[op];
+  const reason = h('input', { id: 'a-reason', type: 'text', autocomplete: 'off', dataset: { testid: 'action-reason' } });
+  return act(openDialog({
+    title: `${v.title} ${d.id}?`, text: v.text, confirm: v.title, danger: op === 'terminate',
+    fields: [field('a-reason', 'Reason (optional)', reason)],
+    run: async () => {
+      const q = reason.value.trim() ? `?reason=${encodeURIComponent(reason.value.trim())}` : '';
+      await request('POST', `${mgmtInstance(d.id)}/${op}${q}`);
+      notify(`${v.done} for ${d.id}.`, 'ok');
+    },
+  }));
+}
+
+function raiseEvent(d) {
+  const name = h('input', { id: 'a-event', type: 'text', required: true, autocomplete: 'off', dataset: { testid: 'event-name' } });
+  const payload = h('textarea', { id: 'a-payload', rows: '6', spellcheck: 'false', 'aria-describedby': 'a-payload-hint', dataset: { testid: 'event-payload' } });
+  payload.value = 'null';
+  return act(openDialog({
+    title: `Raise an event to ${d.id}`, text: 'The orchestration receives the event if it waits for one with this name (now or later).',
+    confirm: 'Raise event',
+    fields: [field('a-event', 'Event name', name), field('a-payload', 'Payload (JSON)', payload, 'Any JSON value: null, a number, "a string", {"an": "object"}.')],
+    run: async () => {
+      const n = name.value.trim();
+      if (!n) {
+        name.focus();
+        throw new Error('Enter the event name.');
+      }
+      const body = payload.value.trim() || 'null';
+      try {
+        JSON.parse(body);
+      } catch (err) {
+        payload.focus();
+        payload.setAttribute('aria-invalid', 'true');
+        throw new Error(`The payload is not valid JSON: ${err.message}`);
+      }
+      payload.removeAttribute('aria-invalid');
+      await request('POST', `${mgmtInstance(d.id)}/raiseEvent/${encodeURIComponent(n)}`, body);
+      notify(`Event ${n} raised to ${d.id}.`, 'ok');
+    },
+  }));
+}
+
+function restart(d) {
+  const same = h('input', { id: 'a-same', type: 'checkbox', dataset: { testid: 'restart-same-id' } });
+  let started = '';
+  return act(openDialog({
+    title: `Restart ${d.id}?`,
+    text: 'A new instance of the orchestrator starts with the same input. By default it gets a new instance ID; with the same ID, this instance must have finished and is replaced.',
+    confirm: 'Restart',
+    fields: [h('div', { class: 'field check' }, same, h('label', { for: 'a-same' }, 'Keep the same instance ID'))],
+    run: async () => {
+      const resp = await request('POST', `${mgmtInstance(d.id)}/restart?restartWithNewInstanceId=${!same.checked}`);
+      const body = await resp.json().catch(() => ({}));
+      started = body.id || d.id;
+      notify(`Restarted as ${started}.`, 'ok');
+    },
+  }), () => {
+    if (started && started !== d.id) location.hash = instanceHash(started);
+  });
+}
+
+function purge(d) {
+  let purged = false;
+  return act(openDialog({
+    title: `Purge ${d.id}?`, text: 'The instance and its history are deleted from the store. This cannot be undone.',
+    confirm: 'Purge', danger: true,
+    run: async () => {
+      await request('DELETE', mgmtInstance(d.id));
+      purged = true;
+      notify(`Purged ${d.id}.`, 'ok');
+    },
+  }), () => {
+    if (purged) location.hash = '#/';
+  });
+}
+
+// act waits for a dialog's action, then refreshes (or navigates) so the page shows the result.
+async function act(dialogDone, after) {
+  const ran = await dialogDone;
+  if (!ran) return;
+  state.lastData = '';
+  if (after) after();
+  await refresh();
+}
+
+// ---- start -------------------------------------------------------------------------------------
+
+function start() {
+  $('#key-form').addEventListener('submit', submitKey);
+  $('#key-dialog').addEventListener('cancel', (ev) => ev.preventDefault()); // nothing to show without a key
+  $('#sign-out').addEventListener('click', signOut);
+  $('#live').addEventListener('click', toggleLive);
+  window.addEventListener('hashchange', () => route(true));
+  document.addEventListener('visibilitychange', () => {
+    schedule();
+    if (document.visibilityState === 'visible' && state.live) refresh();
+  });
+  updateSignOut();
+  schedule();
+  route();
+}
+
+start();

@@ -1,0 +1,143 @@
+package dashboard
+
+import (
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// Timeline is an execution's history laid out for the page: bars (spans) for the work that takes
+// time, marks for the events that happen at one moment.
+type Timeline struct {
+	// Start is when the execution started (its ExecutionStarted event, else the instance's
+	// creation); End when it finished, "" while it is active (the page draws up to now).
+	Start string `json:"start"`
+	End   string `json:"end,omitempty"`
+	Spans []Span `json:"spans"`
+	Marks []Mark `json:"marks"`
+}
+
+// Span kinds.
+const (
+	SpanActivity         = "activity"
+	SpanTimer            = "timer"
+	SpanSubOrchestration = "suborchestration"
+)
+
+// Span states.
+const (
+	StateRunning   = "running"   // still open in an active execution
+	StateCompleted = "completed" // activity or sub-orchestration completed; timer fired
+	StateFailed    = "failed"
+	StateAbandoned = "abandoned" // still open when the execution finished (e.g. terminated)
+)
+
+// Span is one bar: an activity (scheduled → completed or failed), a timer (created → fired) or a
+// sub-orchestration (created → completed or failed).
+type Span struct {
+	Kind  string `json:"kind"`
+	Name  string `json:"name"`
+	State string `json:"state"`
+	Start string `json:"start"`
+	// End is "" while the span is open in an active execution.
+	End string `json:"end,omitempty"`
+	// TaskID is the sequence number of the scheduling event.
+	TaskID int32 `json:"taskId"`
+	// InstanceID is the sub-orchestration's instance.
+	InstanceID string `json:"instanceId,omitempty"`
+	// FireAt is the timer's due time.
+	FireAt string `json:"fireAt,omitempty"`
+	// Attempt is the activity's retry attempt (1-based), when known.
+	Attempt int `json:"attempt,omitempty"`
+	// Error is the failure message of a failed span.
+	Error string `json:"error,omitempty"`
+}
+
+// Mark is an event of one moment: EventRaised, EventSent, ExecutionSuspended, ExecutionResumed,
+// ExecutionTerminated, ExecutionRewound, ContinueAsNew, ExecutionCompleted, ExecutionFailed.
+type Mark struct {
+	Kind       string `json:"kind"`
+	Time       string `json:"time"`
+	Name       string `json:"name,omitempty"`       // event name; final status of ExecutionCompleted
+	InstanceID string `json:"instanceId,omitempty"` // EventSent's target
+}
+
+// BuildTimeline lays out the events of inst's current execution. A completion closes the latest
+// open span of its kind with its task ID, so a task scheduled again after a rewind gets its own bar.
+func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
+	tl := Timeline{Start: timeText(inst.CreatedAt), Spans: []Span{}, Marks: []Mark{}}
+	type key struct {
+		kind string
+		id   int32
+	}
+	open := map[key]int{}
+	closeSpan := func(kind string, id int32, at time.Time, state string, f *history.Failure) {
+		k := key{kind, id}
+		i, ok := open[k]
+		if !ok {
+			return // a completion without its scheduling event: nothing to draw
+		}
+		delete(open, k)
+		tl.Spans[i].End, tl.Spans[i].State = timeText(at), state
+		if f != nil {
+			tl.Spans[i].Error = f.Message
+		}
+	}
+	addSpan := func(s Span) {
+		open[key{s.Kind, s.TaskID}] = len(tl.Spans)
+		tl.Spans = append(tl.Spans, s)
+	}
+	var end time.Time
+	for _, e := range events {
+		switch e.Type {
+		case history.ExecutionStarted:
+			tl.Start = timeText(e.Time)
+		case history.TaskScheduled:
+			addSpan(Span{Kind: SpanActivity, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, Attempt: e.Attempt})
+		case history.TaskCompleted:
+			closeSpan(SpanActivity, e.TaskID, e.Time, StateCompleted, nil)
+		case history.TaskFailed:
+			closeSpan(SpanActivity, e.TaskID, e.Time, StateFailed, e.Failure)
+		case history.TimerCreated:
+			name := "timer"
+			if e.Retry != "" {
+				name = e.Retry
+			}
+			addSpan(Span{Kind: SpanTimer, Name: name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, FireAt: timeText(e.FireAt)})
+		case history.TimerFired:
+			closeSpan(SpanTimer, e.TaskID, e.Time, StateCompleted, nil)
+		case history.SubOrchestrationInstanceCreated:
+			addSpan(Span{Kind: SpanSubOrchestration, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, InstanceID: e.InstanceID})
+		case history.SubOrchestrationInstanceCompleted:
+			closeSpan(SpanSubOrchestration, e.TaskID, e.Time, StateCompleted, nil)
+		case history.SubOrchestrationInstanceFailed:
+			closeSpan(SpanSubOrchestration, e.TaskID, e.Time, StateFailed, e.Failure)
+		case history.EventRaised, history.GenericEvent:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name})
+		case history.EventSent:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name, InstanceID: e.InstanceID})
+		case history.ExecutionSuspended, history.ExecutionResumed, history.ExecutionRewound:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})
+		case history.ExecutionTerminated:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})
+			end = e.Time
+		case history.ContinueAsNew:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})
+			end = e.Time
+		case history.ExecutionCompleted, history.ExecutionFailed:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: store.Status(e.Status).String()})
+			end = e.Time
+		}
+	}
+	if inst.Status.Terminal() || inst.Status == store.StatusContinuedAsNew {
+		if end.IsZero() {
+			end = inst.UpdatedAt
+		}
+		tl.End = timeText(end)
+		for _, i := range open {
+			tl.Spans[i].State, tl.Spans[i].End = StateAbandoned, tl.End
+		}
+	}
+	return tl
+}

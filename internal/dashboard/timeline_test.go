@@ -1,0 +1,121 @@
+package dashboard
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/store"
+)
+
+func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+
+func TestTimelineOfAFinishedExecution(t *testing.T) {
+	inst := store.Instance{ID: "p", Status: store.StatusCompleted, CreatedAt: t0.Add(-time.Second), UpdatedAt: at(500)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(10), Name: "charge", Attempt: 1},
+		{ID: -1, Type: history.TaskFailed, Time: at(20), TaskID: 0, Failure: &history.Failure{Message: "card declined"}},
+		{ID: 1, Type: history.TimerCreated, Time: at(20), FireAt: at(120), Retry: "Retry Attempt 1"},
+		{ID: -1, Type: history.TimerFired, Time: at(121), TaskID: 1, FireAt: at(120)},
+		{ID: 2, Type: history.TaskScheduled, Time: at(122), Name: "charge", Attempt: 2},
+		{ID: -1, Type: history.TaskCompleted, Time: at(130), TaskID: 2},
+		{ID: 3, Type: history.SubOrchestrationInstanceCreated, Time: at(131), Name: "ship", InstanceID: "p:3"},
+		{ID: 4, Type: history.TimerCreated, Time: at(131), FireAt: at(10_000)}, // a timeout that never fired
+		{ID: -1, Type: history.EventRaised, Time: at(200), Name: "approval"},
+		{ID: 5, Type: history.EventSent, Time: at(210), Name: "shipped", InstanceID: "other"},
+		{ID: -1, Type: history.SubOrchestrationInstanceCompleted, Time: at(300), TaskID: 3},
+		{ID: -1, Type: history.ExecutionCompleted, Time: at(310), Status: int(store.StatusCompleted)},
+	}
+	tl := BuildTimeline(inst, events)
+	if tl.Start != timeText(at(0)) || tl.End != timeText(at(310)) {
+		t.Errorf("start %s end %s", tl.Start, tl.End)
+	}
+	want := []Span{
+		{Kind: SpanActivity, Name: "charge", State: StateFailed, Start: timeText(at(10)), End: timeText(at(20)), TaskID: 0, Attempt: 1, Error: "card declined"},
+		{Kind: SpanTimer, Name: "Retry Attempt 1", State: StateCompleted, Start: timeText(at(20)), End: timeText(at(121)), TaskID: 1, FireAt: timeText(at(120))},
+		{Kind: SpanActivity, Name: "charge", State: StateCompleted, Start: timeText(at(122)), End: timeText(at(130)), TaskID: 2, Attempt: 2},
+		{Kind: SpanSubOrchestration, Name: "ship", State: StateCompleted, Start: timeText(at(131)), End: timeText(at(300)), TaskID: 3, InstanceID: "p:3"},
+		{Kind: SpanTimer, Name: "timer", State: StateAbandoned, Start: timeText(at(131)), End: timeText(at(310)), TaskID: 4, FireAt: timeText(at(10_000))},
+	}
+	if !reflect.DeepEqual(tl.Spans, want) {
+		t.Errorf("spans:\n got %+v\nwant %+v", tl.Spans, want)
+	}
+	wantMarks := []Mark{
+		{Kind: "EventRaised", Time: timeText(at(200)), Name: "approval"},
+		{Kind: "EventSent", Time: timeText(at(210)), Name: "shipped", InstanceID: "other"},
+		{Kind: "ExecutionCompleted", Time: timeText(at(310)), Name: "Completed"},
+	}
+	if !reflect.DeepEqual(tl.Marks, wantMarks) {
+		t.Errorf("marks:\n got %+v\nwant %+v", tl.Marks, wantMarks)
+	}
+}
+
+func TestTimelineOfARunningExecution(t *testing.T) {
+	inst := store.Instance{ID: "r", Status: store.StatusRunning, CreatedAt: at(0), UpdatedAt: at(50)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(1)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(10), Name: "slow"},
+		{ID: -1, Type: history.ExecutionSuspended, Time: at(20)},
+		{ID: -1, Type: history.ExecutionResumed, Time: at(30)},
+	}
+	tl := BuildTimeline(inst, events)
+	if tl.End != "" {
+		t.Errorf("an active execution has no end: %q", tl.End)
+	}
+	if len(tl.Spans) != 1 || tl.Spans[0].State != StateRunning || tl.Spans[0].End != "" {
+		t.Errorf("open activity: %+v", tl.Spans)
+	}
+	if len(tl.Marks) != 2 || tl.Marks[0].Kind != "ExecutionSuspended" || tl.Marks[1].Kind != "ExecutionResumed" {
+		t.Errorf("marks %+v", tl.Marks)
+	}
+}
+
+func TestTimelineOfATerminatedExecution(t *testing.T) {
+	inst := store.Instance{ID: "x", Status: store.StatusTerminated, CreatedAt: at(0), UpdatedAt: at(99)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
+		{ID: 0, Type: history.SubOrchestrationInstanceCreated, Time: at(5), Name: "child", InstanceID: "x:0"},
+		{ID: -1, Type: history.ExecutionTerminated, Time: at(40)},
+	}
+	tl := BuildTimeline(inst, events)
+	if tl.End != timeText(at(40)) {
+		t.Errorf("end %q, want the terminate time", tl.End)
+	}
+	if s := tl.Spans[0]; s.State != StateAbandoned || s.End != tl.End || s.InstanceID != "x:0" {
+		t.Errorf("span %+v", s)
+	}
+	if len(tl.Marks) != 1 || tl.Marks[0].Kind != "ExecutionTerminated" {
+		t.Errorf("marks %+v", tl.Marks)
+	}
+}
+
+// After a rewind a task is scheduled again with the same ID: each scheduling gets its own bar,
+// closed by its own completion.
+func TestTimelineAfterRewind(t *testing.T) {
+	inst := store.Instance{ID: "w", Status: store.StatusCompleted, CreatedAt: at(0), UpdatedAt: at(100)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(1), Name: "flaky"},
+		{ID: -1, Type: history.TaskFailed, Time: at(2), TaskID: 0, Failure: &history.Failure{Message: "no"}},
+		{ID: -1, Type: history.ExecutionRewound, Time: at(50)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(51), Name: "flaky"},
+		{ID: -1, Type: history.TaskCompleted, Time: at(60), TaskID: 0},
+		{ID: -1, Type: history.TaskCompleted, Time: at(61), TaskID: 7}, // no scheduling event: ignored
+	}
+	tl := BuildTimeline(inst, events)
+	if len(tl.Spans) != 2 || tl.Spans[0].State != StateFailed || tl.Spans[1].State != StateCompleted || tl.Spans[1].End != timeText(at(60)) {
+		t.Errorf("spans %+v", tl.Spans)
+	}
+	if tl.End != timeText(at(100)) {
+		t.Errorf("end %q: without a final event the instance's update time", tl.End)
+	}
+}
+
+func TestTimelineWithoutHistory(t *testing.T) {
+	tl := BuildTimeline(store.Instance{Status: store.StatusPending, CreatedAt: t0}, nil)
+	if tl.Start != timeText(t0) || tl.End != "" || tl.Spans == nil || tl.Marks == nil {
+		t.Errorf("%+v", tl)
+	}
+}

@@ -1,0 +1,350 @@
+// Drives Reprise's dashboard in headless Chromium (the system's, through playwright-core) against
+// a host that dashboard_browser_test.go serves with a few instances. Each step prints
+// "ok N - what"; the last line is "OK <n> steps". Any failure exits 1 after a screenshot and the
+// page's HTML are written to ARTIFACTS_DIR. Waits are Playwright's own (locators, waitForFunction),
+// never fixed sleeps.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) throw new Error(`${name} is not set: run this through go test -run TestDashboardInBrowser`);
+  return v;
+};
+const URL_ = env('DASHBOARD_URL');
+const KEY = env('MASTER_KEY');
+const ART = env('ARTIFACTS_DIR');
+const HELLO = env('HELLO_ID');
+const FAILED = env('FAILED_ID');
+const WAITING = env('WAITING_ID');
+const PARENT = env('PARENT_ID');
+const CHILD = env('CHILD_ID');
+const TIMEOUT = 15_000;
+
+mkdirSync(ART, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+context.setDefaultTimeout(TIMEOUT);
+const page = await context.newPage();
+
+// Console errors and uncaught exceptions (a CSP violation shows up as one) fail the run.
+const pageErrors = [];
+page.on('pageerror', (err) => pageErrors.push(`uncaught: ${err.message}`));
+page.on('console', (msg) => {
+  if (msg.type() !== 'error') return;
+  const text = msg.text();
+  // Chromium logs every 4xx as a failed load; the API's answers (401 before the key, 404 after a
+  // purge, 409 on purpose) are expected, and the page's own files are checked below.
+  if (/^Failed to load resource/.test(text)) return;
+  pageErrors.push(`console: ${text}`);
+});
+page.on('response', (resp) => {
+  const path = new URL(resp.url()).pathname;
+  const data = path.startsWith('/dashboard/api/') || path.startsWith('/runtime/webhooks/durabletask/');
+  if (!data && resp.status() >= 400) pageErrors.push(`${resp.status()} for ${resp.url()}`);
+});
+
+let n = 0;
+async function step(what, fn) {
+  try {
+    await fn();
+  } catch (err) {
+    const name = `failure-step-${n + 1}`;
+    await page.screenshot({ path: join(ART, `${name}.png`), fullPage: true }).catch(() => {});
+    writeFileSync(join(ART, `${name}.html`), await page.content().catch(() => ''));
+    console.log(`not ok ${n + 1} - ${what}\n  ${String(err.stack || err).split('\n').join('\n  ')}`);
+    if (pageErrors.length) console.log(`  page errors:\n  ${pageErrors.join('\n  ')}`);
+    await browser.close();
+    process.exit(1);
+  }
+  n++;
+  console.log(`ok ${n} - ${what}`);
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+const tid = (id) => `[data-testid="${id}"]`;
+const rows = () => page.locator(tid('instance-row'));
+
+// waitRows waits until the table lists exactly these instance IDs (in any order).
+async function waitRows(ids) {
+  const want = [...ids].sort();
+  await page.waitForFunction((want) => {
+    const got = [...document.querySelectorAll('[data-testid="instance-row"]')].map((r) => r.dataset.id).sort();
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, want).catch(async (err) => {
+    const got = await rows().evaluateAll((rs) => rs.map((r) => r.dataset.id));
+    throw new Error(`rows: want ${JSON.stringify(want)}, have ${JSON.stringify(got)} (${err.message})`);
+  });
+}
+
+async function waitCount(selector, want) {
+  await page.waitForFunction(([sel, want]) => document.querySelectorAll(sel).length === want, [selector, want])
+    .catch(async () => {
+      throw new Error(`${selector}: want ${want} elements, have ${await page.locator(selector).count()}`);
+    });
+}
+
+async function openInstance(id) {
+  await page.goto(`${URL_}#/instances/${encodeURIComponent(id)}`);
+  await page.locator(tid('instance-id')).filter({ hasText: id }).waitFor();
+  await page.locator(tid('instance-name')).filter({ hasText: /\S/ }).waitFor();
+}
+
+const ALL = [HELLO, 'hello-2', FAILED, WAITING, PARENT, CHILD];
+// The instances the list shows now: steps below add (live-1, extra-1) and purge (HELLO).
+const known = new Set(ALL);
+const KNOWN = () => [...known];
+
+await step('the page asks for the key, refuses a wrong one and loads the list with the master key', async () => {
+  const resp = await page.goto(URL_);
+  assert(resp.status() === 200, `GET ${URL_}: ${resp.status()}`);
+  await page.locator(tid('key-dialog')).waitFor({ state: 'visible' });
+  await page.screenshot({ path: join(ART, 'dashboard-key-prompt.png') });
+  await page.locator(tid('key-input')).fill('not-the-key');
+  await page.locator(tid('key-submit')).click();
+  await page.locator(tid('key-error')).filter({ hasText: 'refused' }).waitFor();
+  await page.locator(tid('key-input')).fill(KEY);
+  await page.locator(tid('key-submit')).click();
+  await page.locator(tid('key-dialog')).waitFor({ state: 'hidden' });
+  await waitRows(ALL);
+  await page.locator(tid('sign-out')).waitFor({ state: 'visible' });
+});
+
+await step('the counts per status match the instances', async () => {
+  const count = async (s) => page.locator(tid(`count-${s}`)).locator('.count-n').textContent();
+  await page.locator(tid('count-all')).filter({ hasText: '6' }).waitFor();
+  assert(await count('Completed') === '4', `Completed: ${await count('Completed')}`);
+  assert(await count('Failed') === '1', `Failed: ${await count('Failed')}`);
+  assert(await count('Running') === '1', `Running: ${await count('Running')}`);
+});
+
+await step('filtering by status Failed shows only the failed instance, and the filter is in the URL', async () => {
+  await page.locator(tid('filter-status-Failed')).check();
+  await waitRows([FAILED]);
+  assert(page.url().includes('status=Failed'), `URL without the filter: ${page.url()}`);
+  assert(await page.locator(tid('filter-status-Failed')).isChecked(), 'the Failed box is not checked after the reload of the view');
+});
+
+await step('the back button restores the unfiltered list; a status count link filters too', async () => {
+  await page.goBack();
+  await waitRows(ALL);
+  await page.locator(tid('count-Running')).click();
+  await waitRows([WAITING]);
+  assert(page.url().includes('status=Running'), `URL: ${page.url()}`);
+  await page.locator(tid('filter-clear')).click();
+  await waitRows(ALL);
+});
+
+await step('filtering by orchestrator name shows only its instances; a shared URL opens filtered', async () => {
+  await page.locator(tid('filter-name')).selectOption('hello_sequence');
+  await waitRows([HELLO, 'hello-2', CHILD]);
+  await page.goto(`${URL_}#/?name=wait_for_approval`);
+  await waitRows([WAITING]);
+  assert(await page.locator(tid('filter-name')).inputValue() === 'wait_for_approval', 'the select does not show the name filter');
+  await page.goto(`${URL_}#/?prefix=hello-`);
+  await waitRows([HELLO, 'hello-2']);
+});
+
+await step('paging: Next and Previous walk the pages; live refresh keeps the page', async () => {
+  await page.goto(`${URL_}#/?top=2`);
+  await waitCount(tid('instance-row'), 2);
+  const ids = async () => rows().evaluateAll((rs) => rs.map((r) => r.dataset.id));
+  const page1 = await ids();
+  assert(await page.locator(tid('prev')).isDisabled(), 'Previous is enabled on page 1');
+  await page.locator(tid('next')).click();
+  await page.locator(tid('page-no')).filter({ hasText: 'Page 2' }).waitFor();
+  await page.waitForFunction((p1) => {
+    const got = [...document.querySelectorAll('[data-testid="instance-row"]')].map((r) => r.dataset.id);
+    return got.length === 2 && !got.some((id) => p1.includes(id));
+  }, page1);
+  const page2 = await ids();
+  await page.locator(tid('next')).click();
+  await page.locator(tid('page-no')).filter({ hasText: 'Page 3' }).waitFor();
+  await page.waitForFunction(() => document.querySelector('[data-testid="next"]').disabled);
+  await page.locator(tid('prev')).click();
+  await page.locator(tid('page-no')).filter({ hasText: 'Page 2' }).waitFor();
+  await waitRows(page2);
+  // The next live refresh asks for page 2 again (its token), and the page stays there.
+  await page.waitForResponse((r) => r.url().includes('/dashboard/api/instances?') && r.url().includes('token='));
+  await page.waitForResponse((r) => r.url().includes('/dashboard/api/counts'));
+  await waitRows(page2);
+  assert((await page.locator(tid('page-no')).textContent()) === 'Page 2', 'the refresh moved the page');
+  assert(await page.locator(tid('filter-top')).inputValue() === '2', 'the page size select does not show 2');
+});
+
+await step('live refresh shows a new instance and its completion without a reload', async () => {
+  await page.goto(`${URL_}#/?name=wait_for_approval`);
+  await waitRows([WAITING]);
+  const call = (method, path, body) => page.evaluate(async ([method, path, body, key]) => {
+    const r = await fetch(`/runtime/webhooks/durabletask/${path}`,
+      { method, headers: { 'x-functions-key': key, 'Content-Type': 'application/json' }, body });
+    return r.status;
+  }, [method, path, body, KEY]);
+  assert(await call('POST', 'orchestrators/wait_for_approval/live-1', 'null') === 202, 'start live-1');
+  known.add('live-1');
+  await waitRows([WAITING, 'live-1']);
+  await page.locator('[data-testid="instance-row"][data-id="live-1"][data-status="Running"]').waitFor();
+  assert(await call('POST', 'instances/live-1/raiseEvent/approval', '"yes"') === 202, 'raise approval to live-1');
+  await page.locator('[data-testid="instance-row"][data-id="live-1"][data-status="Completed"]').waitFor();
+});
+
+await step('a completed hello sequence shows exactly 3 activity bars and its output', async () => {
+  await openInstance(HELLO);
+  await page.locator(tid('instance-status')).filter({ hasText: 'Completed' }).waitFor();
+  await waitCount(tid('span-activity'), 3);
+  await waitCount(tid('span-timer'), 0);
+  await waitCount(tid('span-suborchestration'), 0);
+  const out = await page.locator(tid('output')).textContent();
+  assert(out.includes('Hello Tokyo!') && out.includes('Hello London!'), `output: ${out}`);
+  const labels = await page.locator('[data-testid="timeline-row"][data-kind="activity"] .tl-label').allTextContents();
+  assert(labels.every((l) => /say_hello/.test(l) && /\d/.test(l)), `activity labels without name or duration: ${labels}`);
+  await page.screenshot({ path: join(ART, 'dashboard-instance-light.png'), fullPage: true });
+});
+
+await step('the failed instance shows its failure message and type', async () => {
+  await openInstance(FAILED);
+  await page.locator(tid('instance-status')).filter({ hasText: 'Failed' }).waitFor();
+  await page.locator(tid('failure-message')).filter({ hasText: 'the warp core breached' }).first().waitFor();
+  await waitCount('[data-testid="span-activity"][data-state="failed"]', 1);
+  await page.locator(tid('action-rewind')).waitFor();
+});
+
+await step('the parent shows a timer bar and a sub-orchestration bar linking to the child, which links back', async () => {
+  await openInstance(PARENT);
+  await waitCount(tid('span-timer'), 1);
+  await waitCount(tid('span-suborchestration'), 1);
+  await waitCount(tid('span-activity'), 0);
+  const href = await page.locator(tid('span-suborchestration')).getAttribute('href');
+  assert(href === `#/instances/${encodeURIComponent(CHILD)}`, `sub-orchestration bar links to ${href}, want the child ${CHILD}`);
+  await page.locator(tid('child-link')).click();
+  await page.locator(tid('instance-id')).filter({ hasText: CHILD }).waitFor();
+  await waitCount(tid('span-activity'), 3);
+  const parent = await page.locator(tid('parent-link')).getAttribute('href');
+  assert(parent === `#/instances/${encodeURIComponent(PARENT)}`, `parent link: ${parent}`);
+});
+
+await step('the raw history is there on demand', async () => {
+  await openInstance(HELLO);
+  const raw = page.locator(tid('raw-history'));
+  assert(!(await raw.locator('pre').isVisible()), 'raw history visible before it was asked for');
+  await raw.locator('summary').click();
+  await raw.locator('pre').filter({ hasText: '"EventType": "TaskCompleted"' }).waitFor();
+});
+
+await step('raise event with invalid JSON shows a validation error and sends nothing', async () => {
+  await openInstance(WAITING);
+  await page.locator(tid('instance-status')).filter({ hasText: 'Running' }).waitFor();
+  let raised = 0;
+  const onRequest = (req) => { if (req.url().includes('/raiseEvent/')) raised++; };
+  page.on('request', onRequest);
+  await page.locator(tid('action-raise')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  await page.locator(tid('event-name')).fill('approval');
+  await page.locator(tid('event-payload')).fill('{not json');
+  await page.locator(tid('action-confirm')).click();
+  await page.locator(tid('action-error')).filter({ hasText: 'not valid JSON' }).waitFor();
+  assert(await page.locator(tid('action-dialog')).isVisible(), 'the dialog closed on invalid JSON');
+  page.off('request', onRequest);
+  assert(raised === 0, `${raised} raiseEvent requests were sent with invalid JSON`);
+  assert(await page.locator(tid('event-payload')).getAttribute('aria-invalid') === 'true', 'the payload is not marked invalid');
+  await page.locator(tid('action-cancel')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
+  await page.locator(tid('instance-status')).filter({ hasText: 'Running' }).waitFor();
+});
+
+await step('terminating the running instance (with confirmation) makes it Terminated', async () => {
+  await page.locator(tid('action-terminate')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  await page.locator(tid('action-reason')).fill('stopped from the browser test');
+  await page.screenshot({ path: join(ART, 'dashboard-confirm-terminate.png') });
+  await page.locator(tid('action-confirm')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
+  await page.locator(tid('instance-status')).filter({ hasText: 'Terminated' }).waitFor();
+  await page.locator(tid('notice')).filter({ hasText: 'Terminate request accepted' }).waitFor();
+  await page.locator('[data-testid="mark"][data-kind="ExecutionTerminated"]').waitFor({ state: 'attached' });
+  await page.locator(tid('action-terminate')).waitFor({ state: 'detached' });
+});
+
+await step('purge works from the page; an action the API refuses shows its message', async () => {
+  await openInstance(HELLO);
+  await page.locator(tid('action-purge')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  await page.locator(tid('action-confirm')).click();
+  await page.locator(tid('notice')).filter({ hasText: `Purged ${HELLO}` }).waitFor();
+  known.delete(HELLO);
+  await waitRows(KNOWN());
+  // An active instance, started through the management API as any client would.
+  const started = await page.evaluate(async (key) => {
+    const r = await fetch('/runtime/webhooks/durabletask/orchestrators/wait_for_approval/extra-1',
+      { method: 'POST', headers: { 'x-functions-key': key, 'Content-Type': 'application/json' }, body: 'null' });
+    return r.status;
+  }, KEY);
+  assert(started === 202, `starting extra-1: ${started}`);
+  known.add('extra-1');
+  await openInstance('extra-1');
+  await page.locator(tid('action-restart')).click();
+  await page.locator(tid('restart-same-id')).check();
+  await page.locator(tid('action-confirm')).click();
+  await page.locator(tid('action-error')).filter({ hasText: /409.*already active/ }).waitFor();
+  await page.locator(tid('action-cancel')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
+});
+
+await step('keyboard: Enter opens a confirmation dialog with the focus inside, Escape closes it and gives the focus back', async () => {
+  await openInstance('extra-1');
+  const terminate = page.locator(tid('action-terminate'));
+  await terminate.focus();
+  await page.keyboard.press('Enter');
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  assert(await page.evaluate(() => document.activeElement?.closest('dialog')?.id === 'action-dialog'), 'the focus is not in the dialog');
+  await page.keyboard.press('Escape');
+  await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
+  await page.waitForFunction(() => document.activeElement?.dataset.testid === 'action-terminate');
+  await page.locator(tid('instance-status')).filter({ hasText: 'Running' }).waitFor();
+});
+
+await step('light, dark and phone-width screenshots; the phone layout does not scroll sideways', async () => {
+  await page.goto(`${URL_}#/`);
+  await waitRows(KNOWN());
+  await page.screenshot({ path: join(ART, 'dashboard-list-light.png'), fullPage: true });
+  await page.emulateMedia({ colorScheme: 'dark' });
+  const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  assert(bg !== 'rgb(247, 248, 250)', `dark mode did not change the background: ${bg}`);
+  await page.screenshot({ path: join(ART, 'dashboard-list-dark.png'), fullPage: true });
+  await openInstance(PARENT);
+  await waitCount(tid('span-suborchestration'), 1);
+  await page.screenshot({ path: join(ART, 'dashboard-instance-dark.png'), fullPage: true });
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${URL_}#/`);
+  await waitRows(KNOWN());
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(overflow <= 0, `the list scrolls sideways by ${overflow}px at 390px`);
+  await page.screenshot({ path: join(ART, 'dashboard-list-phone.png'), fullPage: true });
+  await openInstance(FAILED);
+  await page.screenshot({ path: join(ART, 'dashboard-instance-phone.png'), fullPage: true });
+});
+
+await step('signing out forgets the key and asks for it again', async () => {
+  await page.setViewportSize({ width: 1280, height: 860 });
+  await page.locator(tid('sign-out')).click();
+  await page.locator(tid('key-dialog')).waitFor({ state: 'visible' });
+  assert(await page.evaluate(() => sessionStorage.length) === 0, 'the key is still in sessionStorage');
+});
+
+await browser.close();
+if (pageErrors.length) {
+  console.log(`not ok - the page logged errors:\n  ${pageErrors.join('\n  ')}`);
+  process.exit(1);
+}
+console.log(`OK ${n} steps`);
