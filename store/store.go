@@ -204,8 +204,10 @@ type Query struct {
 	CreatedFrom time.Time // inclusive
 	CreatedTo   time.Time // inclusive
 	IDPrefix    string
-	Name        string // the orchestrator's name, exactly
+	Name        string // the orchestrator's name, case-insensitively, as names are matched
 	PageSize    int    // 0 means 100
+	// NewestFirst lists by creation time then ID descending, instead of ascending.
+	NewestFirst bool
 
 	// ContinuationToken continues a previous listing; "" starts from the beginning.
 	ContinuationToken string
@@ -241,8 +243,9 @@ type Store interface {
 	CreateInstance(ctx context.Context, inst Instance, start Message, policy ReusePolicy) error
 	// GetInstance returns an instance or ErrNotFound.
 	GetInstance(ctx context.Context, id string) (Instance, error)
-	// ListInstances returns one page of the instances matching q, ordered by creation time then ID,
-	// and the token of the next page ("" on the last page).
+	// ListInstances returns one page of the instances matching q, ordered by creation time then ID
+	// (ascending, or descending with q.NewestFirst), and the token of the next page ("" on the
+	// last page).
 	ListInstances(ctx context.Context, q Query) (page []Instance, next string, err error)
 	// CountInstances counts the instances matching q's filters (its paging fields are ignored),
 	// by status; statuses without instances are absent from the map.

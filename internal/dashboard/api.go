@@ -145,7 +145,7 @@ func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
 
 // queryParams are the parameters the listing understands; any other is refused, so that a typo
 // in a shared URL does not silently show everything.
-var queryParams = []string{"status", "name", "createdFrom", "createdTo", "prefix", "top", "token"}
+var queryParams = []string{"status", "name", "createdFrom", "createdTo", "prefix", "top", "token", "order"}
 
 // ignoredParams may come with any request: the key, which the host has already checked.
 var ignoredParams = []string{"code"}
@@ -196,6 +196,13 @@ func parseQuery(v url.Values, paging bool) (store.Query, error) {
 		q.PageSize = n
 	}
 	q.ContinuationToken = v.Get("token")
+	switch o := v.Get("order"); o {
+	case "", "newest":
+		q.NewestFirst = true
+	case "oldest":
+	default:
+		return q, fmt.Errorf("invalid order %q: want newest (the default) or oldest", o)
+	}
 	return q, nil
 }
 

@@ -250,8 +250,16 @@ func TestListParsesFilters(t *testing.T) {
 	}
 
 	get(t, h, "/dashboard/api/instances")
-	if q := f.lastQuery; q.PageSize != defaultTop || q.Statuses != nil || !q.CreatedFrom.IsZero() || q.Name != "" {
-		t.Errorf("default query %+v", q)
+	if q := f.lastQuery; q.PageSize != defaultTop || q.Statuses != nil || !q.CreatedFrom.IsZero() || q.Name != "" || !q.NewestFirst {
+		t.Errorf("default query %+v, want newest first with the default page size and no filter", q)
+	}
+	get(t, h, "/dashboard/api/instances?order=oldest")
+	if f.lastQuery.NewestFirst {
+		t.Error("order=oldest listed newest first")
+	}
+	get(t, h, "/dashboard/api/instances?order=newest")
+	if !f.lastQuery.NewestFirst {
+		t.Error("order=newest did not list newest first")
 	}
 	// A datetime-local value (no zone) is UTC; the key may come as code= and is ignored here.
 	get(t, h, "/dashboard/api/instances?createdFrom=2026-03-01T10:00&code=secret")
@@ -271,6 +279,7 @@ func TestBadInputIs400(t *testing.T) {
 		"/dashboard/api/instances?top=0":                                              `invalid top "0"`,
 		"/dashboard/api/instances?top=5000":                                           `invalid top "5000"`,
 		"/dashboard/api/instances?top=ten":                                            `invalid top "ten"`,
+		"/dashboard/api/instances?order=random":                                       `invalid order "random"`,
 		"/dashboard/api/instances?token=forged":                                       "invalid continuation token",
 		"/dashboard/api/instances?stauts=Running":                                     `unknown query parameter "stauts"`,
 		"/dashboard/api/instances/a%2Fb":                                              "invalid instance ID",

@@ -85,7 +85,8 @@ func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 	return out, nil
 }
 
-// ListInstances returns one page of matching instances ordered by creation time, then ID.
+// ListInstances returns one page of matching instances ordered by creation time, then ID
+// (descending with q.NewestFirst).
 func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
 	if s.isClosed() {
 		return nil, "", errClosed("list instances")
@@ -110,10 +111,18 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 		if err != nil {
 			return nil, "", err
 		}
-		sb.WriteString(` AND (i.created_at, i.id) > (` + arg(created) + `::timestamptz, ` + arg(id) + `::text)`)
+		cmp := ` > `
+		if q.NewestFirst {
+			cmp = ` < `
+		}
+		sb.WriteString(` AND (i.created_at, i.id)` + cmp + `(` + arg(created) + `::timestamptz, ` + arg(id) + `::text)`)
 	}
 	// One extra row tells whether another page follows.
-	sb.WriteString(` ORDER BY i.created_at, i.id LIMIT ` + arg(size+1))
+	if q.NewestFirst {
+		sb.WriteString(` ORDER BY i.created_at DESC, i.id DESC LIMIT ` + arg(size+1))
+	} else {
+		sb.WriteString(` ORDER BY i.created_at, i.id LIMIT ` + arg(size+1))
+	}
 
 	rows, err := s.pool.Query(ctx, sb.String(), args...)
 	if err != nil {
@@ -155,7 +164,7 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 		sb.WriteString(` AND i.status = ANY(` + arg(statuses) + `::smallint[])`)
 	}
 	if q.Name != "" {
-		sb.WriteString(` AND i.name = ` + arg(q.Name) + `::text`)
+		sb.WriteString(` AND lower(i.name) = lower(` + arg(q.Name) + `::text)`) // names are case-insensitive
 	}
 	if !q.CreatedFrom.IsZero() {
 		sb.WriteString(` AND i.created_at >= ` + arg(q.CreatedFrom))

@@ -60,7 +60,8 @@ func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 	return out, nil
 }
 
-// ListInstances returns one page of matching instances ordered by creation time, then ID.
+// ListInstances returns one page of matching instances ordered by creation time, then ID
+// (descending with q.NewestFirst).
 func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
 	if s.isClosed() {
 		return nil, "", fmt.Errorf("sqlite: list instances: %w", store.ErrClosed)
@@ -81,10 +82,18 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 		if err != nil {
 			return nil, "", err
 		}
-		sb.WriteString(` AND (created_at > ? OR (created_at = ? AND id > ?))`)
+		if q.NewestFirst {
+			sb.WriteString(` AND (created_at < ? OR (created_at = ? AND id < ?))`)
+		} else {
+			sb.WriteString(` AND (created_at > ? OR (created_at = ? AND id > ?))`)
+		}
 		args = append(args, created, created, id)
 	}
-	sb.WriteString(` ORDER BY created_at, id LIMIT ?`)
+	if q.NewestFirst {
+		sb.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	} else {
+		sb.WriteString(` ORDER BY created_at, id LIMIT ?`)
+	}
 	args = append(args, size+1) // one extra row tells whether another page follows
 
 	rows, err := s.readDB.QueryContext(ctx, sb.String(), args...)
@@ -122,7 +131,7 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 		}
 	}
 	if q.Name != "" {
-		sb.WriteString(` AND name = ?`)
+		sb.WriteString(` AND name = ? COLLATE NOCASE`) // names are case-insensitive, as in the registry
 		args = append(args, q.Name)
 	}
 	if !q.CreatedFrom.IsZero() {

@@ -259,6 +259,20 @@ func (s suite) testListOrderAndPaging(t *testing.T) {
 	if pages != 1 || len(all) != 21 {
 		t.Fatalf("default page size: %d pages, %d instances; want 1 page of 21", pages, len(all))
 	}
+	// Newest first: the same order reversed, across pages too.
+	rev := ids(want)
+	slices.Reverse(rev)
+	all, pages = listAll(t, st, store.Query{PageSize: 4, NewestFirst: true})
+	if pages != 6 || !slices.Equal(ids(all), rev) {
+		t.Fatalf("newest first in pages of 4: %d pages, %v; want 6 pages, %v", pages, ids(all), rev)
+	}
+	newest, _ := listAll(t, st, store.Query{NewestFirst: true, IDPrefix: "p-1"})
+	if got := ids(newest); len(got) != 10 || !slices.IsSortedFunc(got, func(a, b string) int {
+		return slices.Index(rev, a) - slices.Index(rev, b)
+	}) {
+		t.Fatalf("newest first with prefix p-1: %v, want p-10 to p-19 in newest-first order", got)
+	}
+
 	// An instance created while paging sorts after the pages already read and shows up at the end.
 	page, next, err := st.ListInstances(ctxOf(t), store.Query{PageSize: 10})
 	if err != nil || len(page) != 10 || next == "" {
@@ -321,7 +335,7 @@ func (s suite) testListFilters(t *testing.T) {
 		t.Fatalf("prefix f-0 and Pending: %d instances, want 7", len(pref))
 	}
 
-	// Orchestrator name: exact, case-sensitive.
+	// Orchestrator name: whole, and case-insensitive as orchestrator names are.
 	other := newInstance("n-1")
 	other.Name = "Other"
 	if err := st.CreateInstance(ctx, other, startMessage("n-1"), store.ReuseNever); err != nil {
@@ -331,8 +345,11 @@ func (s suite) testListFilters(t *testing.T) {
 	if got := ids(named); !slices.Equal(got, []string{"n-1"}) {
 		t.Fatalf("name filter Other: %v, want [n-1]", got)
 	}
-	if named, _ := listAll(t, st, store.Query{Name: "other"}); len(named) != 0 {
-		t.Fatalf("name filter other (lower case): %v, want none", ids(named))
+	if named, _ := listAll(t, st, store.Query{Name: "oTHER"}); !slices.Equal(ids(named), []string{"n-1"}) {
+		t.Fatalf("name filter oTHER: %v, want [n-1] (names are case-insensitive)", ids(named))
+	}
+	if named, _ := listAll(t, st, store.Query{Name: "Othe"}); len(named) != 0 {
+		t.Fatalf("name filter Othe: %v, want none (the whole name, not a prefix)", ids(named))
 	}
 	if named, _ := listAll(t, st, store.Query{Name: "orchestrator", Statuses: []store.Status{store.StatusCompleted}}); len(named) != 2 {
 		t.Fatalf("name orchestrator and Completed: %v, want f-01 and f-05", ids(named))

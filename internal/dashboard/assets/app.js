@@ -6,6 +6,9 @@ const API = new URL('api/', document.baseURI).pathname; // /dashboard/api/
 const MGMT = '/runtime/webhooks/durabletask';
 const KEY_STORE = 'reprise.dashboard.key';
 const REFRESH_MS = 2500;
+// Counts cost the store a pass over every matching instance (millions, on a big hub), so live
+// refresh reloads them less often than the page of rows; a change of filters reloads them at once.
+const COUNTS_REFRESH_MS = 10_000;
 const STATUSES = ['Pending', 'Running', 'Suspended', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Canceled'];
 const ACTIVE = new Set(['Pending', 'Running', 'Suspended', 'ContinuedAsNew']);
 
@@ -37,6 +40,7 @@ const state = {
   view: null, // {kind: 'list'|'instance', ...}
   pages: new Map(), // filter key → {stack: [token...], index}
   lastData: '', // JSON of the last rendered data, to skip identical refreshes
+  counts: { query: null, at: 0, data: null }, // the last counts loaded, for their filters
   loading: 0, // loads in flight
 };
 
@@ -225,6 +229,7 @@ function parseHash() {
       createdTo: p.get('createdTo') || '',
       prefix: p.get('prefix') || '',
       top: validTop(p.get('top')),
+      order: p.get('order') === 'oldest' ? 'oldest' : 'newest',
     },
   };
 }
@@ -246,10 +251,12 @@ function filterQuery(f, withStatus = true) {
   return p.toString();
 }
 
-// listHash is the URL of a list view: the filters and, unless it is the default, the page size.
+// listHash is the URL of a list view: the filters and, unless they are the defaults, the page
+// size and the order.
 function listHash(f) {
   const p = new URLSearchParams(filterQuery(f));
   if (f.top && f.top !== DEFAULT_TOP) p.set('top', String(f.top));
+  if (f.order === 'oldest') p.set('order', 'oldest');
   const q = p.toString();
   return q ? `#/?${q}` : '#/';
 }
@@ -294,7 +301,7 @@ async function refresh(tick = false) {
   state.loading++;
   try {
     if (state.view.kind === 'instance') await loadInstance();
-    else await loadList();
+    else await loadList(tick);
     if (state.refreshFailed) {
       state.refreshFailed = false;
       notify('Reconnected.');
@@ -329,7 +336,7 @@ function toggleLive() {
 // ---- list view ---------------------------------------------------------------------------------
 
 function pagerFor(f) {
-  const key = `${filterQuery(f)}&top=${f.top}`;
+  const key = `${filterQuery(f)}&top=${f.top}&order=${f.order}`;
   if (!state.pages.has(key)) state.pages.set(key, { stack: [''], index: 0, next: '' });
   return state.pages.get(key);
 }
@@ -361,6 +368,7 @@ function mountList(view) {
       createdTo: fromLocalInput($('#f-to').value),
       prefix: $('#f-prefix').value.trim(),
       top: validTop($('#f-top').value),
+      order: $('#f-order').value === 'oldest' ? 'oldest' : 'newest',
     };
     const hash = listHash(next);
     if (hash !== location.hash && !(hash === '#/' && location.hash === '')) location.hash = hash;
@@ -369,7 +377,7 @@ function mountList(view) {
   form.addEventListener('change', (ev) => {
     if (ev.target.type !== 'search') apply();
   });
-  $('#f-clear').addEventListener('click', () => { location.hash = listHash({ status: [], top: state.view.filters.top }); });
+  $('#f-clear').addEventListener('click', () => { location.hash = listHash({ status: [], top: state.view.filters.top, order: state.view.filters.order }); });
   $('#prev').addEventListener('click', () => page(-1));
   $('#next').addEventListener('click', () => page(+1));
 }
@@ -386,6 +394,7 @@ function syncFilters(f) {
   const top = $('#f-top');
   if (![...top.options].some((o) => o.value === String(f.top))) top.append(h('option', { value: String(f.top) }, String(f.top)));
   top.value = String(f.top);
+  $('#f-order').value = f.order;
 }
 
 function page(delta) {
@@ -403,16 +412,21 @@ function page(delta) {
   refresh().then(() => $('#rows')?.closest('.table-wrap')?.scrollIntoView({ block: 'nearest' }));
 }
 
-async function loadList() {
+async function loadList(tick = false) {
   const f = state.view.filters;
   const p = pagerFor(f);
   const q = new URLSearchParams(filterQuery(f));
   q.set('top', String(f.top));
+  q.set('order', f.order);
   if (p.stack[p.index]) q.set('token', p.stack[p.index]);
+  const cq = filterQuery(f, false);
+  const c = state.counts;
+  const fresh = tick && c.query === cq && Date.now() - c.at < COUNTS_REFRESH_MS;
   const [list, counts] = await Promise.all([
     apiGet(`instances?${q}`),
-    apiGet(`counts?${filterQuery(f, false)}`),
+    fresh ? c.data : apiGet(`counts?${cq}`),
   ]);
+  if (!fresh) state.counts = { query: cq, at: Date.now(), data: counts };
   if (state.view.filters !== f) return; // navigated away meanwhile
   const data = JSON.stringify([list, counts]);
   if (data === state.lastData) return;
