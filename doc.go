@@ -97,6 +97,9 @@
 //	}, reprise.AuthAnonymous)
 //	log.Fatal(app.ListenAndServe(ctx))
 //
+// The same listener serves a web dashboard at /dashboard/ (the instances, their timelines and the
+// management actions; its data needs the master key unless the management API is anonymous).
 // host.json (extensions.durableTask) and REPRISE_* environment variables configure the App; see
-// docs/http-api.md in the repository for the settings, the keys and the API's routes.
+// docs/http-api.md and docs/dashboard.md in the repository for the settings, the keys and the
+// API's routes.
 package reprise
