@@ -232,22 +232,43 @@ type Query struct {
 	CreatedFrom       time.Time // inclusive
 	CreatedTo         time.Time // inclusive
 	IDPrefix          string
+	Name              string // the orchestrator's name (case-insensitive, as names are)
 	PageSize          int    // default 100
 	ContinuationToken string // from the previous page; "" for the first
 	WithoutPayloads   bool
+	NewestFirst       bool // list newest first instead of oldest first
 }
 
-// ListInstances returns a page of the instances matching q, oldest first, and the token of the
-// next page ("" after the last page).
+func (q Query) store() store.Query {
+	return store.Query{
+		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, IDPrefix: q.IDPrefix, Name: q.Name,
+		PageSize: q.PageSize, ContinuationToken: q.ContinuationToken, WithoutPayloads: q.WithoutPayloads, NewestFirst: q.NewestFirst,
+	}
+}
+
+// CountInstances counts the instances matching q's filters by status (paging fields are
+// ignored); statuses without instances are absent. It reads every matching instance: on a hub
+// of millions, prefer narrow filters.
+func (c *Client) CountInstances(ctx context.Context, q Query) (map[RuntimeStatus]int, error) {
+	st, err := c.app.store()
+	if err != nil {
+		return nil, err
+	}
+	counts, err := st.CountInstances(ctx, q.store())
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	return counts, nil
+}
+
+// ListInstances returns a page of the instances matching q, oldest first (or newest first), and
+// the token of the next page ("" after the last page).
 func (c *Client) ListInstances(ctx context.Context, q Query) ([]*Instance, string, error) {
 	st, err := c.app.store()
 	if err != nil {
 		return nil, "", err
 	}
-	page, next, err := st.ListInstances(ctx, store.Query{
-		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, IDPrefix: q.IDPrefix,
-		PageSize: q.PageSize, ContinuationToken: q.ContinuationToken, WithoutPayloads: q.WithoutPayloads,
-	})
+	page, next, err := st.ListInstances(ctx, q.store())
 	if err != nil {
 		return nil, "", fmt.Errorf("list instances: %w", err)
 	}

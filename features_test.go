@@ -653,4 +653,18 @@ func TestQueryPaging(t *testing.T) {
 	if err != nil || len(page) != 1 || page[0].ID != "other" {
 		t.Fatalf("status filter: %v %v", page, err)
 	}
+
+	// By orchestrator name (case-insensitive), newest first, and counted.
+	page, _, err = c.ListInstances(ctx, reprise.Query{Name: "HELLO_Sequence_Orchestrator", PageSize: 3, NewestFirst: true})
+	if err != nil || len(page) != 3 || page[0].ID != "q-24" || page[2].ID != "q-22" {
+		t.Fatalf("newest hello sequences: %v %v, want q-24, q-23, q-22", page, err)
+	}
+	counts, err := c.CountInstances(ctx, reprise.Query{PageSize: 1})
+	if err != nil || counts[reprise.StatusCompleted] != 25 || counts[reprise.StatusCompleted]+counts[reprise.StatusRunning]+counts[reprise.StatusPending] != 26 {
+		t.Fatalf("counts %v %v, want 25 Completed and the other instance Running or Pending", counts, err)
+	}
+	counts, err = c.CountInstances(ctx, reprise.Query{Name: "approval_flow_that_does_not_exist"})
+	if err != nil || len(counts) != 0 {
+		t.Fatalf("counts of an unknown name: %v %v, want none", counts, err)
+	}
 }
