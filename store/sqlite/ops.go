@@ -150,7 +150,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 		return nil, err
 	}
 	var work []store.OrchestrationWork
-	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
+	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
 		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
@@ -335,7 +335,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leas
 		return nil, err
 	}
 	var work []store.ActivityWork
-	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
+	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
 		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
@@ -391,7 +391,7 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Dur
 	if owner == "" {
 		return errors.New("sqlite: renew leases: empty owner")
 	}
-	return s.do(ctx, func(w *writer, eff *effects) error {
+	return s.doLeases(ctx, false, func(w *writer, eff *effects) error {
 		until := w.now + int64(leaseFor)
 		if _, err := w.renewInstances.ExecContext(w.ctx, w.hub, owner, until); err != nil {
 			return fmt.Errorf("sqlite: renew leases: %w", err)
@@ -408,7 +408,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	if owner == "" {
 		return errors.New("sqlite: release leases: empty owner")
 	}
-	return s.do(ctx, func(w *writer, eff *effects) error {
+	return s.doLeases(ctx, false, func(w *writer, eff *effects) error {
 		r, err := w.releaseInstances.ExecContext(w.ctx, w.hub, owner)
 		if err != nil {
 			return fmt.Errorf("sqlite: release leases: %w", err)

@@ -1,7 +1,9 @@
 // Package sqlite is the embedded SQLite implementation of store.Store, Reprise's default store.
 //
 // One file holds any number of task hubs. The file is opened in WAL mode; by default every
-// acknowledged write is on disk (synchronous=FULL), so it survives a crash or power loss.
+// acknowledged write is on disk (synchronous=FULL), so it survives a crash or power loss. The
+// exception is a transaction that writes only leases (claims, renewals): it is synced with the
+// next commit, since a crash that could undo it also ends every holder of those leases.
 //
 // All writes go through a single writer goroutine that applies the operations queued since its
 // last transaction in one transaction (group commit), each in its own savepoint so that one
@@ -30,7 +32,9 @@ type Durability int
 
 const (
 	// DurabilityFull (the default) syncs the write-ahead log on every commit: an acknowledged
-	// write survives a crash of the process or of the machine.
+	// write survives a crash of the process or of the machine. (Lease writes alone, claims
+	// and renewals, are synced with the next commit: a machine crash may undo them, and also
+	// ends their holders; see writer.setSync.)
 	DurabilityFull Durability = iota
 	// DurabilityRelaxed (synchronous=NORMAL) syncs only at checkpoints. It is faster, and an
 	// acknowledged write survives a crash of the process, but a power loss or OS crash can lose
@@ -134,7 +138,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if err := migrate(ctx, conn); err != nil {
 		return fail(err)
 	}
-	w, err := newWriter(ctx, conn, opts.Hub)
+	w, err := newWriter(ctx, conn, opts.Hub, opts.Durability == DurabilityFull)
 	if err != nil {
 		return fail(err)
 	}

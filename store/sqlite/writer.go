@@ -18,9 +18,12 @@ type op struct {
 	// no savepoint: a precondition failure (ErrLeaseLost) has written nothing, and any other
 	// error undoes the whole transaction. Two statements fewer per commit on the hot path.
 	fenced bool
-	err    error
-	eff    effects
-	done   chan error // buffered, so the writer never blocks on a caller that gave up
+	// leasesOnly ops change nothing but leases (claims, renewals, releases). A transaction of
+	// such ops alone need not be synced to disk at commit (see runBatch).
+	leasesOnly bool
+	err        error
+	eff        effects
+	done       chan error // buffered, so the writer never blocks on a caller that gave up
 }
 
 // effects are the wake-ups an operation causes, fired only once its transaction is durable.
@@ -39,6 +42,11 @@ func (s *Store) do(ctx context.Context, fn func(w *writer, eff *effects) error) 
 // doFenced is do for an op that fails only through ErrLeaseLost before its first write (see op).
 func (s *Store) doFenced(ctx context.Context, fn func(w *writer, eff *effects) error) error {
 	return s.enqueue(ctx, &op{ctx: ctx, fn: fn, fenced: true, done: make(chan error, 1)})
+}
+
+// doLeases is do for an op that writes only leases; claim says it is also fenced (see op).
+func (s *Store) doLeases(ctx context.Context, claim bool, fn func(w *writer, eff *effects) error) error {
+	return s.enqueue(ctx, &op{ctx: ctx, fn: fn, fenced: claim, leasesOnly: true, done: make(chan error, 1)})
 }
 
 func (s *Store) enqueue(ctx context.Context, o *op) error {
@@ -109,6 +117,10 @@ func (s *Store) runBatch(batch []*op) {
 		for _, o := range batch {
 			o.done <- fmt.Errorf("sqlite: write transaction: %w", err)
 		}
+	}
+	if err := w.setSync(batch); err != nil {
+		failAll(err)
+		return
 	}
 	if _, err := w.begin.ExecContext(w.ctx); err != nil {
 		failAll(err)
@@ -186,6 +198,10 @@ type writer struct {
 
 	begin, commit, rollbackStmt, savepoint, rollbackTo, release *sql.Stmt
 
+	// durable is DurabilityFull; synced is whether the connection's synchronous setting is FULL
+	// now (see setSync).
+	durable, synced bool
+
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
 	commitInstance, hasVisible                                                         *sql.Stmt
@@ -197,8 +213,8 @@ type writer struct {
 
 const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len`
 
-func newWriter(ctx context.Context, conn *sql.Conn, hub string) (*writer, error) {
-	w := &writer{ctx: context.Background(), conn: conn, hub: hub, lastToken: time.Now().UnixNano()}
+func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*writer, error) {
+	w := &writer{ctx: context.Background(), conn: conn, hub: hub, lastToken: time.Now().UnixNano(), durable: durable, synced: durable}
 	// Lease tokens start from the clock, so they keep growing across restarts of the process.
 	prep := []struct {
 		dst   **sql.Stmt
@@ -292,6 +308,39 @@ func (w *writer) close() error {
 }
 
 func (w *writer) rollback() { _, _ = w.rollbackStmt.ExecContext(w.ctx) }
+
+// setSync chooses, for a durable store, whether the batch's commit syncs the write-ahead log.
+// A batch of lease writes alone (claims, renewals, releases) commits without a sync: the log is
+// appended in order, so the next synced commit makes it durable too, and only a crash of the
+// machine before then can undo it. Such a crash also ends every holder of those leases (the
+// store is one file on one machine), so an undone lease is one nobody holds any more, and its
+// work is claimed again as after any crash. Everything else a caller is told is done (instances,
+// messages, episodes, completions) is synced before the caller hears of it.
+func (w *writer) setSync(batch []*op) error {
+	if !w.durable {
+		return nil
+	}
+	want := false
+	for _, o := range batch {
+		if !o.leasesOnly {
+			want = true
+			break
+		}
+	}
+	if want == w.synced {
+		return nil
+	}
+	// Not a prepared statement: SQLite applies this pragma when it compiles the statement.
+	pragma := `PRAGMA synchronous = NORMAL`
+	if want {
+		pragma = `PRAGMA synchronous = FULL`
+	}
+	if _, err := w.conn.ExecContext(w.ctx, pragma); err != nil {
+		return err
+	}
+	w.synced = want
+	return nil
+}
 
 // token returns a lease token no earlier claim of this store has used.
 func (w *writer) token() int64 {
