@@ -1,7 +1,10 @@
 package dashboard
 
 import (
+	"bytes"
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/store"
@@ -52,6 +55,33 @@ type Span struct {
 	Attempt int `json:"attempt,omitempty"`
 	// Error is the failure message of a failed span.
 	Error string `json:"error,omitempty"`
+	// Input is the activity's or sub-orchestration's input as compact JSON, cut to inputPreview
+	// bytes (with "…"), so that bars of the same name can be told apart.
+	Input string `json:"input,omitempty"`
+}
+
+// inputPreview bounds Span.Input; the raw history has the whole input.
+const inputPreview = 200
+
+// preview returns raw JSON compacted and cut to inputPreview bytes, "" for no input or null.
+func preview(raw []byte) string {
+	var buf bytes.Buffer
+	if json.Compact(&buf, raw) != nil {
+		buf.Reset()
+		buf.Write(raw) // not JSON: shown as stored
+	}
+	s := buf.String()
+	if s == "" || s == "null" {
+		return ""
+	}
+	if len(s) > inputPreview {
+		cut := inputPreview
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
 }
 
 // Mark is an event of one moment: EventRaised, EventSent, ExecutionSuspended, ExecutionResumed,
@@ -94,7 +124,7 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 		case history.ExecutionStarted:
 			tl.Start = timeText(e.Time)
 		case history.TaskScheduled:
-			addSpan(Span{Kind: SpanActivity, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, Attempt: e.Attempt})
+			addSpan(Span{Kind: SpanActivity, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, Attempt: e.Attempt, Input: preview(e.Input)})
 		case history.TaskCompleted:
 			closeSpan(SpanActivity, e.TaskID, e.Time, StateCompleted, nil)
 		case history.TaskFailed:
@@ -108,7 +138,7 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 		case history.TimerFired:
 			closeSpan(SpanTimer, e.TaskID, e.Time, StateCompleted, nil)
 		case history.SubOrchestrationInstanceCreated:
-			addSpan(Span{Kind: SpanSubOrchestration, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, InstanceID: e.InstanceID})
+			addSpan(Span{Kind: SpanSubOrchestration, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, InstanceID: e.InstanceID, Input: preview(e.Input)})
 		case history.SubOrchestrationInstanceCompleted:
 			closeSpan(SpanSubOrchestration, e.TaskID, e.Time, StateCompleted, nil)
 		case history.SubOrchestrationInstanceFailed:

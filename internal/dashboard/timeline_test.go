@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,7 +16,8 @@ func TestTimelineOfAFinishedExecution(t *testing.T) {
 	inst := store.Instance{ID: "p", Status: store.StatusCompleted, CreatedAt: t0.Add(-time.Second), UpdatedAt: at(500)}
 	events := []history.Event{
 		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
-		{ID: 0, Type: history.TaskScheduled, Time: at(10), Name: "charge", Attempt: 1},
+		{ID: 0, Type: history.TaskScheduled, Time: at(10), Name: "charge", Attempt: 1, Input: []byte(`{ "amount": 12,
+			"currency": "EUR" }`)},
 		{ID: -1, Type: history.TaskFailed, Time: at(20), TaskID: 0, Failure: &history.Failure{Message: "card declined"}},
 		{ID: 1, Type: history.TimerCreated, Time: at(20), FireAt: at(120), Retry: "Retry Attempt 1"},
 		{ID: -1, Type: history.TimerFired, Time: at(121), TaskID: 1, FireAt: at(120)},
@@ -33,7 +35,8 @@ func TestTimelineOfAFinishedExecution(t *testing.T) {
 		t.Errorf("start %s end %s", tl.Start, tl.End)
 	}
 	want := []Span{
-		{Kind: SpanActivity, Name: "charge", State: StateFailed, Start: timeText(at(10)), End: timeText(at(20)), TaskID: 0, Attempt: 1, Error: "card declined"},
+		{Kind: SpanActivity, Name: "charge", State: StateFailed, Start: timeText(at(10)), End: timeText(at(20)), TaskID: 0, Attempt: 1, Error: "card declined",
+			Input: `{"amount":12,"currency":"EUR"}`},
 		{Kind: SpanTimer, Name: "Retry Attempt 1", State: StateCompleted, Start: timeText(at(20)), End: timeText(at(121)), TaskID: 1, FireAt: timeText(at(120))},
 		{Kind: SpanActivity, Name: "charge", State: StateCompleted, Start: timeText(at(122)), End: timeText(at(130)), TaskID: 2, Attempt: 2},
 		{Kind: SpanSubOrchestration, Name: "ship", State: StateCompleted, Start: timeText(at(131)), End: timeText(at(300)), TaskID: 3, InstanceID: "p:3"},
@@ -49,6 +52,24 @@ func TestTimelineOfAFinishedExecution(t *testing.T) {
 	}
 	if !reflect.DeepEqual(tl.Marks, wantMarks) {
 		t.Errorf("marks:\n got %+v\nwant %+v", tl.Marks, wantMarks)
+	}
+}
+
+// TestSpanInputPreview: inputs are shown compact, cut on a character boundary, and not at all
+// when absent or null.
+func TestSpanInputPreview(t *testing.T) {
+	long := `"` + strings.Repeat("é", 150) + `"` // 302 bytes
+	for in, want := range map[string]string{
+		"":         "",
+		"null":     "",
+		`[ 1, 2 ]`: "[1,2]",
+		`"Tokyo"`:  `"Tokyo"`,
+		"not json": "not json",
+		long:       long[:199] + "…", // 1 + 99 two-byte runes: the cut does not split one
+	} {
+		if got := preview([]byte(in)); got != want {
+			t.Errorf("preview(%.20q) = %.40q, want %.40q", in, got, want)
+		}
 	}
 }
 

@@ -220,6 +220,9 @@ await step('a completed hello sequence shows exactly 3 activity bars and its out
   assert(out.includes('Hello Tokyo!') && out.includes('Hello London!'), `output: ${out}`);
   const labels = await page.locator('[data-testid="timeline-row"][data-kind="activity"] .tl-label').allTextContents();
   assert(labels.every((l) => /say_hello/.test(l) && /\d/.test(l)), `activity labels without name or duration: ${labels}`);
+  const inputs = await page.locator(tid('span-input')).allTextContents();
+  assert(JSON.stringify(inputs.map((i) => i.trim())) === JSON.stringify(['"Tokyo"', '"Seattle"', '"London"']),
+    `activity inputs: ${JSON.stringify(inputs)}, want "Tokyo", "Seattle", "London" in order`);
   await page.screenshot({ path: join(ART, 'dashboard-instance-light.png'), fullPage: true });
 });
 

@@ -596,7 +596,7 @@ function renderTimeline(d) {
     const label = `${KIND_LABEL[s.kind]} ${s.name}: ${s.state}, ${dur}`;
     const barAttrs = {
       class: `bar k-${s.kind} st-${s.state}`,
-      title: [label, s.fireAt ? `due ${s.fireAt}` : '', s.error ? `error: ${s.error}` : ''].filter(Boolean).join('\n'),
+      title: [label, s.input ? `input: ${s.input}` : '', s.fireAt ? `due ${s.fireAt}` : '', s.error ? `error: ${s.error}` : ''].filter(Boolean).join('\n'),
       dataset: { testid: `span-${s.kind}`, state: s.state },
     };
     const bar = s.kind === 'suborchestration' && s.instanceId
@@ -610,6 +610,8 @@ function renderTimeline(d) {
     rows.push(h('div', { class: 'tl-row', dataset: { testid: 'timeline-row', kind: s.kind } },
       h('div', { class: 'tl-label' },
         h('span', { class: `kind k-${s.kind}` }, KIND_LABEL[s.kind]), ' ', name,
+        // A short input tells apart the bars of one activity (say_hello "Tokyo", "Seattle", ...).
+        s.input && s.input.length <= 40 ? h('span', { class: 'span-input', dataset: { testid: 'span-input' } }, ` ${s.input}`) : null,
         h('span', { class: 'dur' }, ` ${dur}`),
         s.state === 'failed' || s.state === 'abandoned' ? h('span', { class: `state st-${s.state}` }, ` ${s.state}`) : null,
         s.error ? h('span', { class: 'span-error' }, s.error) : null),
