@@ -2,7 +2,6 @@ package reprise
 
 import (
 	"context"
-	"crypto/sha256"
 	"net"
 	"net/http"
 	"slices"
@@ -55,24 +54,14 @@ func (a *App) newDashboard() http.Handler {
 	keys := a.keys
 	return dashboard.New(dashboardBackend{backend{a}}, dashboard.Options{
 		Authorize: keys.admin,
-		Anonymous: func() bool { return keys.anonMgmt },
+		Anonymous: keys.anonMgmt,
 		Logger:    a.logger,
 	})
 }
 
 // admin authorises the dashboard's data: the master key, or nothing when the management API is
 // anonymous (the dashboard shows no more than that API does).
-func (k keyring) admin(r *http.Request) bool {
-	if k.anonMgmt {
-		return true
-	}
-	key := requestKey(r)
-	if key == "" {
-		return false
-	}
-	h := sha256.Sum256([]byte(key))
-	return matches(h, k.master)
-}
+func (k keyring) admin(r *http.Request) bool { return k.anonMgmt || k.carries(r, k.master) }
 
 // logDashboard logs where the dashboard is, once the host listens, and what opens it.
 func (a *App) logDashboard(addr net.Addr) {

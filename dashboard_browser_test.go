@@ -199,23 +199,3 @@ func childOf(t *testing.T, app *reprise.App, parent string) string {
 	}
 	return child
 }
-
-// installNodeDeps runs npm ci in dir when node_modules lacks pkg, so that go test works on a fresh
-// checkout.
-func installNodeDeps(t *testing.T, npm, dir, pkg string) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
-		return
-	} else if !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm ci in %s failed: %v\n%s\nRun (cd %s && npm ci) by hand and fix what it reports (network access to the registry, npm version).",
-			dir, err, out, dir)
-	}
-}

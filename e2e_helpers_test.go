@@ -2,7 +2,10 @@ package reprise_test
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -49,4 +52,24 @@ func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// installNodeDeps runs npm ci in dir when node_modules lacks pkg, so that go test works on a fresh
+// checkout (the interop test's interop/js, the browser test's interop/browser).
+func installNodeDeps(t *testing.T, npm, dir, pkg string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", pkg, "package.json")); err == nil {
+		return
+	} else if !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("npm ci in %s failed: %v\n%s\nRun (cd %s && npm ci) by hand and fix what it reports (network access to the registry, npm version).",
+			dir, err, out, dir)
+	}
 }

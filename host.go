@@ -284,31 +284,33 @@ func matches(candidate [sha256.Size]byte, keys [][sha256.Size]byte) bool {
 }
 
 func (k keyring) allows(r *http.Request, rt route) bool {
-	if rt.level == AuthAnonymous {
+	switch rt.level {
+	case AuthAnonymous:
 		return true
+	case AuthFunction:
+		return k.carries(r, k.master, k.host, k.functions[rt.name])
 	}
-	key := requestKey(r)
-	if key == "" {
-		return false
-	}
-	h := sha256.Sum256([]byte(key))
-	if matches(h, k.master) {
-		return true
-	}
-	return rt.level == AuthFunction && (matches(h, k.host) || matches(h, k.functions[rt.name]))
+	return k.carries(r, k.master)
 }
 
 // management authorises the management API: the system key or the master key.
 func (k keyring) management(r *http.Request) bool {
-	if k.anonMgmt {
-		return true
-	}
+	return k.anonMgmt || k.carries(r, k.sys, k.master)
+}
+
+// carries reports whether r carries one of the keys of the given sets.
+func (k keyring) carries(r *http.Request, sets ...[][sha256.Size]byte) bool {
 	key := requestKey(r)
 	if key == "" {
 		return false
 	}
 	h := sha256.Sum256([]byte(key))
-	return matches(h, k.sys) || matches(h, k.master)
+	for _, set := range sets {
+		if matches(h, set) {
+			return true
+		}
+	}
+	return false
 }
 
 func unauthorizedMessage(l AuthLevel) string {

@@ -3,7 +3,6 @@ package reprise_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -52,7 +51,7 @@ func TestInteropDurableFunctionsJS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	installInteropDeps(t, npm, dir)
+	installNodeDeps(t, npm, dir, "durable-functions")
 
 	for _, mode := range []string{"rpc", "webhook"} {
 		t.Run(mode, func(t *testing.T) {
@@ -70,26 +69,6 @@ func TestInteropDurableFunctionsJS(t *testing.T) {
 				t.Errorf("MODE=webhook: %d requests to %s/ and %d to %s/; want none and some", rpc, interopRPCBase, webhook, interopWebhookBase)
 			}
 		})
-	}
-}
-
-// installInteropDeps runs npm ci in dir when its node_modules is missing, so that go test works on
-// a fresh checkout.
-func installInteropDeps(t *testing.T, npm, dir string) {
-	t.Helper()
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "durable-functions", "package.json")); err == nil {
-		return
-	} else if !errors.Is(err, os.ErrNotExist) {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm ci in %s failed: %v\n%s\nThe interop test needs the durable-functions package from the npm registry: "+
-			"run (cd interop/js && npm ci) by hand and fix what it reports (network access to the registry, npm version).", dir, err, out)
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/reprise-dev/reprise/internal/pgtest"
 )
 
 // TestEveryScenario runs each scenario with a small N and checks that it completed all of it and
@@ -79,6 +81,24 @@ func TestReportOfHosts(t *testing.T) {
 	for _, want := range []string{"activities run per host 12 / 9 / 9", "50%", "machine busy"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestWorkerThatDoesNotStart: a worker host that exits without saying "ready", or cannot be
+// started at all, fails the run with an error that says which and what the worker printed.
+func TestWorkerThatDoesNotStart(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	for _, c := range []struct {
+		command []string
+		want    string
+	}{
+		{[]string{"sh", "-c", "echo no such hub >&2; exit 3", "worker"}, "worker host 2 did not start: no such hub"},
+		{[]string{"/nonexistent/reprise"}, "start worker host 2 (/nonexistent/reprise)"},
+	} {
+		_, err := Run(context.Background(), "latency", Config{N: 1, Hosts: 2, Store: dsn, WorkerCommand: c.command})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("worker %q: %v, want an error containing %q", c.command, err, c.want)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func startWorkers(ctx context.Context, cfg Config, hub string, n int) ([]*worker
 			}
 		}
 		if err != nil {
-			stopWorkers(started)
+			killWorkers(started)
 			return nil, fmt.Errorf("bench: start worker host %d (%s): %w", i+2, cfg.WorkerCommand[0], err)
 		}
 		started = append(started, w)
@@ -96,18 +96,31 @@ func startWorkers(ctx context.Context, cfg Config, hub string, n int) ([]*worker
 	for i, w := range started {
 		ready := make(chan bool, 1)
 		go func() { ready <- w.lines.Scan() && w.lines.Text() == "ready" }()
+		ok := false
 		select {
-		case ok := <-ready:
-			if !ok {
-				stopWorkers(started)
-				return nil, fmt.Errorf("bench: worker host %d did not start: %s", i+2, strings.TrimSpace(w.stderr.String()))
-			}
+		case ok = <-ready:
 		case <-ctx.Done():
-			stopWorkers(started)
-			return nil, ctx.Err()
+			_ = w.cmd.Process.Kill()
+			<-ready // its output ends with it; the scanner is free again
+		}
+		if !ok || ctx.Err() != nil {
+			killWorkers(started) // waits for them, so their standard error is complete
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("bench: worker host %d did not start: %s", i+2, strings.TrimSpace(w.stderr.String()))
 		}
 	}
 	return started, nil
+}
+
+// killWorkers ends workers that never got to run the scenario, and waits for them.
+func killWorkers(ws []*worker) {
+	for _, w := range ws {
+		_ = w.cmd.Process.Kill()
+		w.stdin.Close()
+		_ = w.cmd.Wait()
+	}
 }
 
 // stopWorkers asks the workers to stop, waits for them and returns their reports.

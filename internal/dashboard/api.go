@@ -70,11 +70,11 @@ func (h *handler) info(w http.ResponseWriter) {
 	for i, s := range allStatuses {
 		statuses[i] = s.String()
 	}
-	writeJSON(w, http.StatusOK, Info{
+	httpapi.WriteJSON(w, http.StatusOK, Info{
 		Hub:           h.b.Hub(),
 		Orchestrators: names,
 		Statuses:      statuses,
-		Anonymous:     h.opts.Anonymous != nil && h.opts.Anonymous(),
+		Anonymous:     h.opts.Anonymous,
 	})
 }
 
@@ -86,6 +86,13 @@ type Summary struct {
 	CreatedAt string `json:"createdAt"`
 	UpdatedAt string `json:"updatedAt"`
 	ParentID  string `json:"parentId,omitempty"`
+}
+
+func summary(inst store.Instance) Summary {
+	return Summary{
+		ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
+		CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt), ParentID: inst.ParentID,
+	}
 }
 
 // Page is the answer of GET /dashboard/api/instances.
@@ -108,12 +115,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 	}
 	out := Page{Instances: make([]Summary, len(page)), Next: next}
 	for i, inst := range page {
-		out.Instances[i] = Summary{
-			ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
-			CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt), ParentID: inst.ParentID,
-		}
+		out.Instances[i] = summary(inst)
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // Counts is the answer of GET /dashboard/api/counts: every status, with 0 for those without
@@ -140,7 +144,7 @@ func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
 		out.Counts[s.String()] = byStatus[s]
 		out.Total += byStatus[s]
 	}
-	writeJSON(w, http.StatusOK, out)
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }
 
 // queryParams are the parameters the listing understands; any other is refused, so that a typo
@@ -221,30 +225,15 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("invalid %s %q: want an RFC 3339 time such as 2024-01-02T15:04:05Z", name, s)
 }
 
-// Failure is an instance's or a task's failure details.
-type Failure struct {
-	Type         string          `json:"type,omitempty"`
-	Message      string          `json:"message"`
-	Details      json.RawMessage `json:"details,omitempty"`
-	StackTrace   string          `json:"stackTrace,omitempty"`
-	NonRetriable bool            `json:"nonRetriable,omitempty"`
-	Inner        *Failure        `json:"inner,omitempty"`
-}
-
 // Detail is the answer of GET /dashboard/api/instances/{id}.
 type Detail struct {
-	ID           string          `json:"id"`
-	Name         string          `json:"name"`
-	Status       string          `json:"status"`
-	CreatedAt    string          `json:"createdAt"`
-	UpdatedAt    string          `json:"updatedAt"`
-	ParentID     string          `json:"parentId,omitempty"`
-	ExecutionID  string          `json:"executionId,omitempty"`
-	Input        json.RawMessage `json:"input"`
-	Output       json.RawMessage `json:"output"`
-	CustomStatus json.RawMessage `json:"customStatus"`
-	Failure      *Failure        `json:"failure,omitempty"`
-	Timeline     Timeline        `json:"timeline"`
+	Summary                       // id, name, status, createdAt, updatedAt, parentId, as in a listing
+	ExecutionID  string           `json:"executionId,omitempty"`
+	Input        json.RawMessage  `json:"input"`
+	Output       json.RawMessage  `json:"output"`
+	CustomStatus json.RawMessage  `json:"customStatus"`
+	Failure      *history.Failure `json:"failure,omitempty"` // as stored: type, message, stack, inner
+	Timeline     Timeline         `json:"timeline"`
 	// History is the history as the management API shows it (showHistory=true with inputs and
 	// outputs): the raw view behind the timeline.
 	History []httpapi.HistoryEvent `json:"history"`
@@ -262,32 +251,18 @@ func (h *handler) instance(w http.ResponseWriter, r *http.Request, id string) {
 		return
 	}
 	d := Detail{
-		ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
-		CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt),
-		ParentID: inst.ParentID, ExecutionID: inst.ExecutionID,
+		Summary: summary(inst), ExecutionID: inst.ExecutionID,
 		Input: jsonOrString(inst.Input), Output: jsonOrString(inst.Output), CustomStatus: jsonOrString(inst.CustomStatus),
 		Timeline: BuildTimeline(inst, events),
 		History:  httpapi.HistoryEvents(events, httpapi.StatusOptions{ShowInput: true, ShowHistoryOutput: true}),
 	}
 	if len(inst.Failure) > 0 {
-		var f history.Failure
-		if json.Unmarshal(inst.Failure, &f) == nil {
-			d.Failure = failure(&f)
-		} else {
-			d.Failure = &Failure{Message: string(inst.Failure)}
+		d.Failure = new(history.Failure)
+		if json.Unmarshal(inst.Failure, d.Failure) != nil {
+			d.Failure = &history.Failure{Message: string(inst.Failure)}
 		}
 	}
-	writeJSON(w, http.StatusOK, d)
-}
-
-func failure(f *history.Failure) *Failure {
-	if f == nil {
-		return nil
-	}
-	return &Failure{
-		Type: f.Type, Message: f.Message, Details: jsonOrString(f.Details), StackTrace: f.StackTrace,
-		NonRetriable: f.NonRetriable, Inner: failure(f.Inner),
-	}
+	httpapi.WriteJSON(w, http.StatusOK, d)
 }
 
 // fail answers a backend error by its kind.
@@ -335,18 +310,6 @@ type message struct {
 	Message string `json:"Message"`
 }
 
-func writeMessage(w http.ResponseWriter, code int, msg string) { writeJSON(w, code, message{msg}) }
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		code = http.StatusInternalServerError
-		buf.Reset()
-		buf.WriteString(`{"Message":"the dashboard could not encode its answer"}` + "\n")
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(code)
-	_, _ = w.Write(buf.Bytes())
+func writeMessage(w http.ResponseWriter, code int, msg string) {
+	httpapi.WriteJSON(w, code, message{msg})
 }

@@ -63,7 +63,7 @@ type Options struct {
 	// Authorize guards the JSON API; nil allows everyone. A false answer gives 401.
 	Authorize func(*http.Request) bool
 	// Anonymous is reported by /api/info, so the page knows it will never be asked for a key.
-	Anonymous func() bool
+	Anonymous bool
 	// Logger receives unexpected backend errors (answered with 500); default discards.
 	Logger *slog.Logger
 }

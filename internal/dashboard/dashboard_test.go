@@ -201,7 +201,7 @@ func TestAPIRequiresAuthorization(t *testing.T) {
 }
 
 func TestInfo(t *testing.T) {
-	h := New(newFake(), Options{Anonymous: func() bool { return true }})
+	h := New(newFake(), Options{Anonymous: true})
 	info := decode[Info](t, get(t, h, "/dashboard/api/info"))
 	if info.Hub != "TestHub" || !info.Anonymous {
 		t.Errorf("info: %+v", info)

@@ -28,9 +28,9 @@ type errorBody struct {
 	ExceptionType    string `json:"ExceptionType,omitempty"`
 }
 
-// writeJSON writes v as the body with the JSON Content-Type. HTML escaping is off so that the
-// '&' of generated URLs stays readable.
-func writeJSON(w http.ResponseWriter, code int, v any) {
+// WriteJSON writes v as the body with the JSON Content-Type (the dashboard answers with it too).
+// HTML escaping is off so that the '&' of generated URLs stays readable.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
@@ -45,7 +45,7 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_, _ = w.Write(buf.Bytes())
 }
 
-func writeError(w http.ResponseWriter, code int, body errorBody) { writeJSON(w, code, body) }
+func writeError(w http.ResponseWriter, code int, body errorBody) { WriteJSON(w, code, body) }
 
 // badRequest answers 400 for an invalid argument, in the shape of the extension's
 // ArgumentException answer.

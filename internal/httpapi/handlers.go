@@ -185,7 +185,7 @@ func (a *API) writeStatus(w http.ResponseWriter, r *http.Request, inst store.Ins
 	default:
 		code = http.StatusInternalServerError
 	}
-	writeJSON(w, code, StatusPayload(inst, events, opts))
+	WriteJSON(w, code, StatusPayload(inst, events, opts))
 }
 
 // continuationHeader carries list paging in both directions.
@@ -229,7 +229,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 	// Always present, empty on the last page: clients loop while it is truthy, and a literal
 	// "null" token has made clients loop forever (reference §6 item 18).
 	w.Header().Set(continuationHeader, next)
-	writeJSON(w, http.StatusOK, out)
+	WriteJSON(w, http.StatusOK, out)
 }
 
 // purgeResult is the body of a successful purge.
@@ -245,7 +245,7 @@ func (a *API) purgeOne(w http.ResponseWriter, r *http.Request, id string) {
 		a.fail(w, r, id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, purgeResult{InstancesDeleted: 1})
+	WriteJSON(w, http.StatusOK, purgeResult{InstancesDeleted: 1})
 }
 
 // purgeMany handles DELETE instances (route row 5).
@@ -257,7 +257,7 @@ func (a *API) purgeMany(w http.ResponseWriter, r *http.Request, q query) {
 	}
 	if !ok {
 		// The extension answers this one case with a bare JSON string.
-		writeJSON(w, http.StatusBadRequest, "Please provide value for 'createdTimeFrom' parameter.")
+		WriteJSON(w, http.StatusBadRequest, "Please provide value for 'createdTimeFrom' parameter.")
 		return
 	}
 	to, ok, err := q.time("createdTimeTo")
@@ -289,7 +289,7 @@ func (a *API) purgeMany(w http.ResponseWriter, r *http.Request, q query) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}
-	writeJSON(w, http.StatusOK, purgeResult{InstancesDeleted: n})
+	WriteJSON(w, http.StatusOK, purgeResult{InstancesDeleted: n})
 }
 
 // raiseEvent handles POST instances/{id}/raiseEvent/{name} (route row 6).

@@ -61,7 +61,7 @@ func (a *API) WriteCheckStatus(w http.ResponseWriter, r *http.Request, id string
 	l := a.Links(r, id)
 	w.Header().Set("Location", l.StatusQueryGetURI)
 	w.Header().Set("Retry-After", "10")
-	writeJSON(w, http.StatusAccepted, checkStatusBody{
+	WriteJSON(w, http.StatusAccepted, checkStatusBody{
 		ID:                    l.ID,
 		StatusQueryGetURI:     l.StatusQueryGetURI,
 		SendEventPostURI:      l.SendEventPostURI,
