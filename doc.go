@@ -89,13 +89,19 @@
 //
 //	app.HandleFunc("POST /api/start-sequence", func(w http.ResponseWriter, r *http.Request) {
 //		id, err := HelloSequence.Start(r.Context(), app.Client(), reprise.None{})
-//		if err != nil {
+//		switch {
+//		case errors.Is(err, reprise.ErrInstanceExists): // an ID given with WithInstanceID is active
+//			http.Error(w, err.Error(), http.StatusConflict)
+//			return
+//		case err != nil:
 //			http.Error(w, err.Error(), http.StatusInternalServerError)
 //			return
 //		}
 //		app.Client().WriteCheckStatusResponse(w, r, id)
 //	}, reprise.AuthAnonymous)
-//	log.Fatal(app.ListenAndServe(ctx))
+//	if err := app.ListenAndServe(ctx); err != nil { // nil after a graceful shutdown
+//		log.Fatal(err)
+//	}
 //
 // The same listener serves a web dashboard at /dashboard/ (the instances, their timelines and the
 // management actions; its data needs the master key unless the management API is anonymous).

@@ -13,6 +13,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log"
 	"net/http"
 	"os"
@@ -49,7 +50,11 @@ func newApp(opts ...reprise.Option) *reprise.App {
 	app.Register(SayHello, HelloSequence)
 	app.HandleFunc("POST /api/start-sequence", func(w http.ResponseWriter, r *http.Request) {
 		id, err := HelloSequence.Start(r.Context(), app.Client(), reprise.None{})
-		if err != nil {
+		switch {
+		case errors.Is(err, reprise.ErrInstanceExists): // only when an ID is chosen (WithInstanceID)
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		case err != nil:
 			http.Error(w, "could not start hello_sequence_orchestrator: "+err.Error(), http.StatusInternalServerError)
 			return
 		}

@@ -53,6 +53,9 @@ func newApp(opts ...reprise.Option) *reprise.App {
 		case errors.Is(err, reprise.ErrNotRegistered):
 			writeError(w, http.StatusNotFound, "no orchestrator named "+name+" in this app (it has hello_orchestrator)")
 			return
+		case errors.Is(err, reprise.ErrInstanceExists): // only when an ID is chosen (WithInstanceID)
+			writeError(w, http.StatusConflict, err.Error())
+			return
 		case err != nil:
 			writeError(w, http.StatusInternalServerError, "could not start "+name+": "+err.Error())
 			return
