@@ -3,6 +3,7 @@ package reprise
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -120,9 +121,39 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 		Input: data, CreatedAt: now, UpdatedAt: now}
 	m := store.Message{InstanceID: id, ExecutionID: execID, Data: msg, VisibleAt: cfg.startAt}
 	if err := st.CreateInstance(ctx, inst, m, cfg.reuse); err != nil {
+		if errors.Is(err, store.ErrInstanceExists) {
+			return "", c.exists(ctx, st, name, id)
+		}
 		return "", fmt.Errorf("start orchestrator %q as %q: %w", name, id, err)
 	}
 	return id, nil
+}
+
+// exists reports a start refused because the ID is taken, with what to do about it. The store's
+// own text is not passed on: it names the store's internals.
+func (c *Client) exists(ctx context.Context, st store.Store, name, id string) error {
+	advice := "wait for it to finish or terminate it, or start the orchestration under another instance ID"
+	status := "still active"
+	if inst, err := st.GetInstance(ctx, id); err == nil {
+		status = inst.Status.String()
+		if inst.Status.Terminal() {
+			advice = "purge it, start with ReuseIfFinished, or choose another instance ID"
+		}
+	}
+	return fmt.Errorf("start orchestrator %q as %q: %w (%s); %s", name, id, ErrInstanceExists, status, advice)
+}
+
+// fail reports a store error of an operation on one instance. The store's errors wrap the
+// sentinels in text that names the store ("sqlite: purge ..."); a caller acts on the sentinel,
+// so those are reported by it alone, with what to do. Other errors pass on whole.
+func (c *Client) fail(op, id string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%s %q: %w in task hub %q", op, id, ErrInstanceNotFound, c.app.cfg.hub)
+	case errors.Is(err, store.ErrInstanceActive):
+		return fmt.Errorf("%s %q: %w; terminate it first", op, id, ErrInstanceActive)
+	}
+	return fmt.Errorf("%s %q: %w", op, id, err)
 }
 
 // Instance is the status of an orchestration instance.
@@ -179,13 +210,13 @@ func (c *Client) GetInstance(ctx context.Context, id string, opts ...GetOption) 
 	}
 	si, err := st.GetInstance(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("get instance %q: %w", id, err)
+		return nil, c.fail("get instance", id, err)
 	}
 	inst := publicInstance(si, !cfg.noPayloads)
 	if cfg.history {
 		chunks, err := st.History(ctx, id)
 		if err != nil {
-			return nil, fmt.Errorf("get history of %q: %w", id, err)
+			return nil, c.fail("get history of", id, err)
 		}
 		events, err := history.DecodeAll(chunks)
 		if err != nil {
@@ -269,6 +300,9 @@ func (c *Client) ListInstances(ctx context.Context, q Query) ([]*Instance, strin
 		return nil, "", err
 	}
 	page, next, err := st.ListInstances(ctx, q.store())
+	if errors.Is(err, store.ErrInvalidToken) {
+		return nil, "", fmt.Errorf("list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, q.ContinuationToken)
+	}
 	if err != nil {
 		return nil, "", fmt.Errorf("list instances: %w", err)
 	}
@@ -287,19 +321,27 @@ func (c *Client) send(ctx context.Context, op, id string, ev history.Event, allo
 	}
 	inst, err := st.GetInstance(ctx, id)
 	if err != nil {
-		return fmt.Errorf("%s %q: %w", op, id, err)
+		return c.fail(op, id, err)
 	}
 	if err := allowed(inst.Status); err != nil {
-		return fmt.Errorf("%s %q (status %s): %w", op, id, inst.Status, err)
+		return fmt.Errorf("%s %q: %w (%s); %s", op, id, err, inst.Status, advice(err))
 	}
 	data, err := history.EncodeEvent(ev)
 	if err != nil {
 		return err
 	}
 	if err := st.SendMessage(ctx, store.Message{InstanceID: id, Data: data}); err != nil {
-		return fmt.Errorf("%s %q: %w", op, id, err)
+		return c.fail(op, id, err)
 	}
 	return nil
+}
+
+// advice says what to do when an instance's status refuses an operation.
+func advice(err error) string {
+	if errors.Is(err, ErrNotFailed) {
+		return "only a Failed instance can be rewound"
+	}
+	return "it takes no more events or commands"
 }
 
 func mustBeActive(s store.Status) error {
@@ -321,7 +363,7 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 	}
 	ev := history.New(history.EventRaised, time.Now().UTC())
 	ev.Name, ev.Input = name, raw
-	return c.send(ctx, "raise event "+name+" on", id, ev, mustBeActive)
+	return c.send(ctx, fmt.Sprintf("raise event %q on", name), id, ev, mustBeActive)
 }
 
 func reasonJSON(reason string) json.RawMessage {
@@ -376,7 +418,7 @@ func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (st
 	}
 	inst, err := st.GetInstance(ctx, id)
 	if err != nil {
-		return "", fmt.Errorf("restart %q: %w", id, err)
+		return "", c.fail("restart", id, err)
 	}
 	var opts []StartOption
 	if !newInstanceID {
@@ -397,7 +439,7 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 		return err
 	}
 	if err := st.PurgeInstance(ctx, id); err != nil {
-		return fmt.Errorf("purge %q: %w", id, err)
+		return c.fail("purge", id, err)
 	}
 	return nil
 }
@@ -460,7 +502,7 @@ func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status)
 		si, err := st.GetInstance(ctx, id)
 		if err != nil {
 			stop()
-			return store.Instance{}, fmt.Errorf("wait for %q: %w", id, err)
+			return store.Instance{}, c.fail("wait for", id, err)
 		}
 		if done(si.Status) {
 			stop()

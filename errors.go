@@ -129,7 +129,7 @@ func internalError(err error) error {
 	if errors.As(err, &tf) {
 		return describedError{&history.Failure{Type: "TaskFailed", Message: err.Error(), Inner: historyFailure(tf.Failure)}}
 	}
-	return describedError{&history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}}
+	return describedError{&history.Failure{Type: history.ErrorType(err), Message: err.Error()}}
 }
 
 func historyFailure(f *FailureDetails) *history.Failure {

@@ -247,6 +247,11 @@ func errorMessage(body []byte) string {
 				parts = append(parts, s)
 			}
 		}
+		// The extension's generic Message ("One or more of the arguments submitted is
+		// incorrect") says no more than the status code; the ExceptionMessage after it is the news.
+		if len(parts) > 1 && genericMessages[parts[0]] {
+			parts = parts[1:]
+		}
 		return joinSentences(parts)
 	}
 	var s string
@@ -258,6 +263,12 @@ func errorMessage(body []byte) string {
 		text = text[:200] + "..."
 	}
 	return sanitize(text)
+}
+
+// genericMessages are the Message texts of the extension's catch-all answers to 400 and 500.
+var genericMessages = map[string]bool{
+	"One or more of the arguments submitted is incorrect": true,
+	"Something went wrong while processing your request":  true,
 }
 
 // joinSentences joins the host's Message and ExceptionMessage: "Invalid JSON content: invalid

@@ -43,7 +43,8 @@ var listCommand = &command{
 	name: "instances list",
 	usage: `Usage: reprise instances list [flags]
 
-List instances as a table (INSTANCE ID, NAME, STATUS, CREATED, UPDATED), one page unless --all.
+List instances as a table (INSTANCE ID, NAME, STATUS, CREATED, UPDATED), newest first, one page
+unless --all.
 
 Flags:
   --status S,...         only these runtime statuses (Pending, Running, Completed, ContinuedAsNew,
@@ -52,6 +53,8 @@ Flags:
   --created-from T       only instances created at or after T (RFC 3339, a date, or -24h)
   --created-to T         only instances created at or before T
   --top N                page size (the host's default is 100)
+  --order O              newest (the default) or oldest first, by creation time; hosts other
+                         than Reprise ignore it and list in their own order
   --all                  follow the continuation token through all pages
   --continuation TOKEN   start at this page (the token a previous list printed)
   --show-input           ask for inputs and show them in an INPUT column
@@ -65,9 +68,13 @@ Flags:
 		all := fs.Bool("all", false, "")
 		token := fs.String("continuation", "", "")
 		showInput := fs.Bool("show-input", false, "")
+		order := fs.String("order", "newest", "")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("instances list takes no arguments, got %q", args)
+			}
+			if *order != "newest" && *order != "oldest" {
+				return usagef("unknown --order %q: use newest or oldest", *order)
 			}
 			if *top < 0 {
 				return usagef("--top must be positive")
@@ -90,6 +97,9 @@ Flags:
 			}
 			// Inputs can be large; the table does not show them unless asked.
 			q.Set("showInput", strconv.FormatBool(*showInput))
+			// A Reprise host's own parameter: the newest instances are the ones people look for,
+			// and the API's default (oldest first) is what Durable Functions clients expect.
+			q.Set("order", *order)
 			return e.list(ctx, q, *token, *all, *showInput)
 		}
 	},

@@ -313,7 +313,8 @@ Usage:
 
 Commands:
   instances list      [--status S,...] [--prefix ID] [--created-from T] [--created-to T]
-                      [--top N] [--all] [--continuation TOKEN] [--show-input]
+                      [--top N] [--order newest|oldest] [--all] [--continuation TOKEN]
+                      [--show-input]
   instances show      ID [--history] [--history-output] [--no-input]
   instances history   ID [--output]
   instances raise     ID EVENT [DATA-JSON | --data-file F]

@@ -62,15 +62,16 @@ func badRequest(w http.ResponseWriter, err error) {
 // it is their request that conflicts, not the server that broke.
 func writeAlreadyActive(w http.ResponseWriter, id string) {
 	writeError(w, http.StatusConflict, errorBody{
-		Message: "An orchestration instance with the ID '" + id + "' is already active.",
-		ExceptionMessage: "Wait for instance '" + id + "' to finish, or terminate it, before starting it again; " +
-			"or start the orchestration with another instance ID.",
+		Message: "An orchestration instance with the ID '" + id + "' is already active: wait for it to finish " +
+			"or terminate it, or start the orchestration with another instance ID.",
 		ExceptionType: alreadyExistsException,
 	})
 }
 
 // fail answers a Backend error by its kind. Handlers deal first with the kinds that need a
-// route-specific answer (restart of an unknown instance, rewind, ...).
+// route-specific answer (restart of an unknown instance, rewind, ...). The kinds a caller can act
+// on are answered with a message of their own that says what to do, and without the Backend's
+// error text, which would say it a second time.
 func (a *API) fail(w http.ResponseWriter, r *http.Request, id string, err error) {
 	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 		// The caller went away; nobody reads this answer, and it is no server error worth logging.
@@ -83,15 +84,14 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, id string, err error)
 	case KindExists:
 		writeAlreadyActive(w, id)
 	case KindFinished:
-		writeFinished(w, id, err)
+		writeFinished(w, id)
 	case KindActive:
 		writeError(w, http.StatusConflict, errorBody{
-			Message:          "The orchestration instance '" + id + "' is still active; terminate it first.",
-			ExceptionMessage: err.Error(),
-			ExceptionType:    invalidOperationException,
+			Message:       "The orchestration instance '" + id + "' is still active; terminate it first.",
+			ExceptionType: invalidOperationException,
 		})
 	case KindNotFailed:
-		writeNotFailed(w, id, err)
+		writeNotFailed(w, id)
 	case KindInvalidInput:
 		badRequest(w, err)
 	case KindUnavailable:
@@ -110,20 +110,21 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, id string, err error)
 }
 
 // writeFinished answers 410 Gone: the instance has finished and takes no more events or commands.
-func writeFinished(w http.ResponseWriter, id string, err error) {
+func writeFinished(w http.ResponseWriter, id string) {
 	writeError(w, http.StatusGone, errorBody{
-		Message:          "The orchestration instance '" + id + "' has finished; it takes no more events or commands.",
-		ExceptionMessage: err.Error(),
-		ExceptionType:    invalidOperationException,
+		Message:       "The orchestration instance '" + id + "' has finished; it takes no more events or commands.",
+		ExceptionType: invalidOperationException,
 	})
 }
 
+// notFailedMessage is the answer to a rewind of an instance that has not failed.
+func notFailedMessage(id string) string {
+	return "The orchestration instance '" + id + "' has not failed; only failed instances can be rewound."
+}
+
 // writeNotFailed answers 412, which the JavaScript client expects from a rewind of an instance
-// that has not failed.
-func writeNotFailed(w http.ResponseWriter, id string, err error) {
-	writeError(w, http.StatusPreconditionFailed, errorBody{
-		Message:          "The orchestration instance '" + id + "' has not failed: only failed instances can be rewound.",
-		ExceptionMessage: err.Error(),
-		ExceptionType:    invalidOperationException,
-	})
+// that has not failed. The body is a bare JSON string, as Durable Functions sends it: the client
+// rejects with the body as its message, and an object would read "[object Object]".
+func writeNotFailed(w http.ResponseWriter, id string) {
+	WriteJSON(w, http.StatusPreconditionFailed, notFailedMessage(id))
 }

@@ -181,6 +181,9 @@ func (f *fakeBackend) ListInstances(_ context.Context, q store.Query) ([]store.I
 		}
 		return strings.Compare(a.ID, b.ID)
 	})
+	if q.NewestFirst {
+		slices.Reverse(all)
+	}
 	start := 0
 	if q.ContinuationToken != "" {
 		n, err := strconv.Atoi(strings.TrimPrefix(q.ContinuationToken, "pos-"))

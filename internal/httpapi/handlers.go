@@ -212,6 +212,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 	if err == nil {
 		sq.PageSize, err = q.integer("top", 100, 1, 1000)
 	}
+	if err == nil {
+		sq.NewestFirst, err = q.newestFirst("order")
+	}
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -335,7 +338,9 @@ func (a *API) rewind(w http.ResponseWriter, r *http.Request, id, reason string) 
 			return
 		}
 		if inst.Status.Terminal() {
-			writeFinished(w, id, err)
+			// 410, as the extension answers for Completed and Terminated, with the reason
+			// that matters for a rewind.
+			writeError(w, http.StatusGone, errorBody{Message: notFailedMessage(id), ExceptionType: invalidOperationException})
 			return
 		}
 	}

@@ -159,6 +159,20 @@ func (q query) integer(name string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
+// newestFirst parses order, a parameter of Reprise's own (the extension has no order): "oldest",
+// the default, lists by creation time as the extension's clients expect; "newest" reverses it,
+// for people looking for what they just started.
+func (q query) newestFirst(name string) (bool, error) {
+	switch v := q.first(name); strings.ToLower(strings.TrimSpace(v)) {
+	case "", "oldest":
+		return false, nil
+	case "newest":
+		return true, nil
+	default:
+		return false, &paramError{name, v, "want newest or oldest"}
+	}
+}
+
 // statuses parses runtimeStatus: comma-separated and/or repeated names (any case) or numbers.
 // The extension drops names it does not know, which turns a typo into "all statuses"; an error
 // naming the value is kinder.

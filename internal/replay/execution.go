@@ -508,7 +508,7 @@ func FailureFromError(err error) *history.Failure {
 		f := &history.Failure{Type: "TaskFailed", Message: fe.Error(), Inner: fe.Failure}
 		return f
 	}
-	return &history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}
+	return &history.Failure{Type: history.ErrorType(err), Message: err.Error()}
 }
 
 // Describer is implemented by errors that carry their own failure details.
