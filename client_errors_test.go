@@ -95,3 +95,54 @@ func TestPlainErrorHasNoGoTypeName(t *testing.T) {
 		t.Errorf("orchestration failure %q, want %q", inst.Failure.Message, want)
 	}
 }
+
+// TestSuspendAndResumeAreIdempotent: resuming a running instance and suspending a suspended one
+// are accepted and change nothing (docs/http-api.md lists this deviation from the extension).
+func TestSuspendAndResumeAreIdempotent(t *testing.T) {
+	gate := reprise.NewOrchestrator("gate", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		return reprise.WaitForEvent[string](ctx, "open", 0).Await()
+	})
+	app := startApp(t, []reprise.Definition{gate})
+	ctx := testCtx(t)
+	c := app.Client()
+	id, err := gate.Start(ctx, c, reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitForStart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		do   func() error
+		want reprise.RuntimeStatus
+	}{
+		{func() error { return c.Resume(ctx, id, "not suspended") }, reprise.StatusRunning},
+		{func() error { return c.Suspend(ctx, id, "first") }, reprise.StatusSuspended},
+		{func() error { return c.Suspend(ctx, id, "second") }, reprise.StatusSuspended},
+		{func() error { return c.Resume(ctx, id, "first") }, reprise.StatusRunning},
+		{func() error { return c.Resume(ctx, id, "second") }, reprise.StatusRunning},
+	}
+	// Each command is carried out as an event in the history: wait for it, then look.
+	eventOf := map[reprise.RuntimeStatus]string{reprise.StatusSuspended: "ExecutionSuspended", reprise.StatusRunning: "ExecutionResumed"}
+	seen := map[string]int{}
+	for i, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		seen[eventOf[s.want]]++
+		waitForHistory(t, c, id, eventOf[s.want], seen[eventOf[s.want]])
+		inst, err := c.GetInstance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inst.Status != s.want {
+			t.Fatalf("after step %d: %s, want %s", i, inst.Status, s.want)
+		}
+	}
+	if err := c.RaiseEvent(ctx, id, "open", "done"); err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, id); inst.Status != reprise.StatusCompleted || string(inst.Output) != `"done"` {
+		t.Fatalf("%s %s, want Completed \"done\"", inst.Status, inst.Output)
+	}
+}
