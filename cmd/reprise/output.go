@@ -231,8 +231,8 @@ func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(s, "\n", "\n"+prefix)
 }
 
-// printHistoryTable prints history events (§2.3 of the Durable Functions HTTP API: EventType,
-// Timestamp, FunctionName and event-specific fields) one per row.
+// printHistoryTable prints history events (EventType, Timestamp, FunctionName and event-specific
+// fields; docs/compat/durable-functions-http.md §7) one per row.
 func printHistoryTable(w io.Writer, events []object) {
 	tw := newTable(w)
 	fmt.Fprintln(tw, "TIME\tEVENT\tNAME\tDETAILS")

@@ -160,7 +160,7 @@ func isLoopback(remoteAddr string) bool {
 	return err == nil && addr.Unmap().IsLoopback()
 }
 
-// route dispatches to the handler of one row of the route table (reference §1.2), in the
+// route dispatches to the handler of one row of the route table (docs/compat/durable-functions-http.md §2), in the
 // extension's order. A known path with the wrong method is 404, as in the extension.
 func (a *API) route(w http.ResponseWriter, r *http.Request, segs []string, q query) {
 	m := r.Method

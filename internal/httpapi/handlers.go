@@ -92,7 +92,7 @@ func (a *API) checkStatusOrWait(w http.ResponseWriter, r *http.Request, id strin
 	a.WriteCheckStatus(w, r, id)
 }
 
-// WriteWaitOrCheckStatus waits up to timeout for instance id to finish (reference §1.4):
+// WriteWaitOrCheckStatus waits up to timeout for instance id to finish (docs/compat/durable-functions-http.md §4):
 // Completed gives 200 with the output as the body; Failed, Terminated and Canceled give 200 with
 // the status JSON; an instance still running at the timeout gives the 202 check-status response.
 // interval is only checked (it may not exceed timeout: 400): the Backend waits without polling.
@@ -230,7 +230,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 		out = append(out, StatusPayload(inst, nil, StatusOptions{ShowInput: showInput}))
 	}
 	// Always present, empty on the last page: clients loop while it is truthy, and a literal
-	// "null" token has made clients loop forever (reference §6 item 18).
+	// "null" token has made clients loop forever (docs/compat/durable-functions-http.md §10).
 	w.Header().Set(continuationHeader, next)
 	WriteJSON(w, http.StatusOK, out)
 }

@@ -8,9 +8,9 @@ import (
 )
 
 // HistoryEvent is one entry of historyEvents in the shape the extension returns with
-// showHistory=true (reference §2.3): PascalCase keys, EventType as a name, scheduling events
-// merged into their completions. Keys without a value for the event are left out; the order of
-// the others follows the reference's example.
+// showHistory=true (docs/compat/durable-functions-http.md §7): PascalCase keys, EventType as a
+// name, scheduling events merged into their completions. Keys without a value for the event are
+// left out; the order of the others follows the documentation's example given there.
 type HistoryEvent struct {
 	EventType           string          `json:"EventType"`
 	OrchestrationStatus string          `json:"OrchestrationStatus,omitempty"`

@@ -21,7 +21,7 @@ type Links struct {
 }
 
 // checkStatusBody is the body of the 202 check-status response: the extension serialises it
-// without rewindPostUri (reference §1.3), and some callers compare bodies.
+// without rewindPostUri (docs/compat/durable-functions-http.md §3), and some callers compare bodies.
 type checkStatusBody struct {
 	ID                    string `json:"id"`
 	StatusQueryGetURI     string `json:"statusQueryGetUri"`
@@ -40,7 +40,7 @@ type CreationURLs struct {
 	CreateAndWaitOnNewInstancePostURI string `json:"createAndWaitOnNewInstancePostUri"`
 }
 
-// ClientData is the durable client binding JSON (reference §5.1), from which the JavaScript and
+// ClientData is the durable client binding JSON (docs/compat/durable-functions-http.md §8.1), from which the JavaScript and
 // Python clients are constructed. The gRPC-mode keys (connectionName, httpBaseUrl) are left out:
 // the JavaScript client cannot use that mode.
 type ClientData struct {

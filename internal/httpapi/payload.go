@@ -9,7 +9,7 @@ import (
 	"github.com/reprise-dev/reprise/store"
 )
 
-// InstanceStatus is the status JSON of an instance (reference §1.5). Every key but historyEvents
+// InstanceStatus is the status JSON of an instance (docs/compat/durable-functions-http.md §5). Every key but historyEvents
 // is always present, null when empty: the JavaScript client throws when input or output is missing.
 type InstanceStatus struct {
 	Name            string          `json:"name"`

@@ -27,7 +27,7 @@ import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 // ---------------------------------------------------------------------------------------------
-// Environment and client construction (reference §5.1)
+// Environment and client construction (docs/compat/durable-functions-http.md §8.1)
 
 function env(name) {
     const v = process.env[name];
@@ -208,7 +208,7 @@ await step("instance started without input completes; input and output are the e
     const st = await waitFor(noInputId, hasStatus("Completed"), "Completed");
     assert.equal(st.name, "echo");
     assert.equal(st.instanceId, noInputId);
-    // The client sends the JSON string "" as the body when there is no input (reference §5.3).
+    // The client sends the JSON string "" as the body when there is no input (docs/compat/durable-functions-http.md §8.2).
     assert.equal(st.input, "");
     assert.equal(st.output, "");
 });
@@ -239,8 +239,8 @@ await step("getStatus with showHistory: the client parses the answer (it reads `
     const st = await client.getStatus(helloId, { showHistory: true, showHistoryOutput: true });
     assert.equal(st.runtimeStatus, "Completed");
     assert.equal(st.output, "Hello Tokyo!");
-    // DurableOrchestrationStatus copies init.history; the API returns historyEvents (reference
-    // §1.5), so a JS user sees no history through the client.
+    // DurableOrchestrationStatus copies init.history; the API returns historyEvents
+    // (docs/compat/durable-functions-http.md §5), so a JS user sees no history through the client.
     assert.equal(st.history, undefined);
 });
 
