@@ -417,6 +417,14 @@ await step("raiseEvent to the resumed instance completes it", async () => {
     assert.equal(st.output, "resumed and approved");
 });
 
+await step("rewind of a running instance rejects with the server's message (412 with a JSON string body)", async () => {
+    const id = track(await client.startNew("wait_approval", { instanceId: `rewind-running-${MODE}` }));
+    await waitFor(id, hasStatus("Running"), "Running");
+    // The client rejects with the body as the message: an object body would read [object Object].
+    await assert.rejects(client.rewind(id, "x"), { message: `The orchestration instance '${id}' has not failed; only failed instances can be rewound.` });
+    await client.terminate(id, "done");
+});
+
 await step("suspend and resume of an unknown instance reject", async () => {
     await assert.rejects(client.suspend(`no-such-instance-${MODE}`, "x"), /No instance with ID/);
     await assert.rejects(client.resume(`no-such-instance-${MODE}`, "x"), /No instance with ID/);
