@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/reprise-dev/reprise/internal/localguard"
 )
 
 // Base paths of the management API. The webhook base is what the generated URLs point to; the
@@ -32,6 +32,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// Logger receives unexpected backend errors (the ones answered with 500); default discards.
 	Logger *slog.Logger
+	// Guard keeps the keyless RPC base from web pages and remote callers (see package
+	// localguard); nil accepts loopback host names only.
+	Guard *localguard.Guard
 }
 
 // API is the http.Handler of the management API. It is safe for concurrent use.
@@ -42,6 +45,7 @@ type API struct {
 	connection string
 	maxBody    int64
 	log        *slog.Logger
+	guard      *localguard.Guard
 }
 
 // New returns an API over opts.Backend, which must not be nil.
@@ -56,6 +60,7 @@ func New(opts Options) *API {
 		connection: opts.ConnectionName,
 		maxBody:    opts.MaxBodyBytes,
 		log:        opts.Logger,
+		guard:      opts.Guard,
 	}
 	if a.connection == "" {
 		a.connection = "Storage"
@@ -69,8 +74,9 @@ func New(opts Options) *API {
 	return a
 }
 
-// ServeHTTP answers requests under WebhookBase and RPCBase; any other path is 404. RPCBase trusts
-// any loopback caller, so do not forward it through a reverse proxy on the same host.
+// ServeHTTP answers requests under WebhookBase and RPCBase; any other path is 404. RPCBase needs no
+// key: it answers callers on this machine that connect directly (no forwarding headers), address
+// it by a loopback name, and are not a page of another site (Options.Guard).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The escaped path keeps %2F inside a segment, so an instance ID containing '/' arrives as one
 	// segment (and is then rejected as invalid) instead of silently changing the route.
@@ -86,12 +92,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case RPCBase:
-		// The RPC base needs no key, as in the extension, so it must not be reachable from outside.
-		if !isLoopback(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, errorBody{
-				Message: "The " + RPCBase + "/ endpoint answers only local (loopback) callers; use " +
-					WebhookBase + "/ with the system key (code=<key>) instead.",
-			})
+		// The RPC base needs no key, as in the extension, so it must not be reachable from outside
+		// this machine, nor from the web pages its browser shows.
+		why := a.guard.CheckLoopbackPeer(r, RPCBase)
+		if why == nil {
+			why = a.guard.CheckBrowser(r)
+		}
+		if why != nil {
+			localguard.Refuse(w, why)
 			return
 		}
 	}
@@ -148,16 +156,6 @@ func splitSegments(rest string) ([]string, bool) {
 		segs[i] = u
 	}
 	return segs, true
-}
-
-// isLoopback reports whether a RemoteAddr ("ip:port", or a bare IP) is a loopback address.
-func isLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	return err == nil && addr.Unmap().IsLoopback()
 }
 
 // route dispatches to the handler of one row of the route table (reference §1.2), in the

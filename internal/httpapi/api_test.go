@@ -48,6 +48,9 @@ func (rq request) do(h http.Handler) *httptest.ResponseRecorder {
 	}
 	if rq.remote != "" {
 		r.RemoteAddr = rq.remote
+		if strings.HasPrefix(rq.remote, "127.") || strings.HasPrefix(rq.remote, "[::1]") {
+			r.Host = "127.0.0.1:7071" // a local caller addresses the host by a loopback name
+		}
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)

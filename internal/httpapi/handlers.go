@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -373,13 +374,26 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 	if r.Body == nil { // requests built by hand (not by net/http) may have none
 		return json.RawMessage("null"), true
 	}
+	tooLarge := func() {
+		writeError(w, http.StatusRequestEntityTooLarge, errorBody{
+			Message: "The request body is larger than the limit of " + strconv.FormatInt(a.maxBody, 10) + " bytes.",
+		})
+	}
+	if r.ContentLength > a.maxBody {
+		// Before the first read, so a client that sent Expect: 100-continue uploads nothing.
+		tooLarge()
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, errorBody{
-				Message: "The request body is larger than the limit of " + strconv.FormatInt(a.maxBody, 10) + " bytes.",
-			})
+			tooLarge()
+			return nil, false
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			writeError(w, http.StatusRequestTimeout, errorBody{Message: "The request body did not arrive in time; send it without pauses."})
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, errorBody{Message: "The request body could not be read.", ExceptionMessage: err.Error()})
