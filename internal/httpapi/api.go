@@ -17,6 +17,13 @@ const (
 	RPCBase     = "/durabletask"
 )
 
+// DefaultMaxPageBytes is the default size bound of a page of GET instances: the stored bytes of
+// its instances (IDs, names, payloads), which the JSON of the page exceeds only by its keys.
+const DefaultMaxPageBytes = 4 << 20
+
+// MaxTop is the largest page size (the top parameter) GET instances accepts.
+const MaxTop = 1000
+
 // Options configures an API.
 type Options struct {
 	Backend Backend
@@ -30,6 +37,9 @@ type Options struct {
 	ConnectionName string
 	// MaxBodyBytes bounds request bodies; default 4 MiB (4<<20). Past it: 413 with a JSON message.
 	MaxBodyBytes int64
+	// MaxPageBytes bounds a page of GET instances by size (store.Query.MaxBytes); default
+	// DefaultMaxPageBytes.
+	MaxPageBytes int
 	// Logger receives unexpected backend errors (the ones answered with 500); default discards.
 	Logger *slog.Logger
 	// Guard keeps the keyless RPC base from web pages and remote callers (see package
@@ -44,6 +54,7 @@ type API struct {
 	systemKey  string
 	connection string
 	maxBody    int64
+	maxPage    int
 	log        *slog.Logger
 	guard      *localguard.Guard
 }
@@ -59,6 +70,7 @@ func New(opts Options) *API {
 		systemKey:  opts.SystemKey,
 		connection: opts.ConnectionName,
 		maxBody:    opts.MaxBodyBytes,
+		maxPage:    opts.MaxPageBytes,
 		log:        opts.Logger,
 		guard:      opts.Guard,
 	}
@@ -67,6 +79,9 @@ func New(opts Options) *API {
 	}
 	if a.maxBody <= 0 {
 		a.maxBody = 4 << 20
+	}
+	if a.maxPage <= 0 {
+		a.maxPage = DefaultMaxPageBytes
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)

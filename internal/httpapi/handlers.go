@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -211,26 +212,51 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 		showInput, err = q.boolean("showInput", true)
 	}
 	if err == nil {
-		sq.PageSize, err = q.integer("top", 100, 1, 1000)
+		sq.PageSize, err = q.integer("top", 100, 1, MaxTop)
 	}
 	if err != nil {
 		badRequest(w, err)
 		return
 	}
+	// A page also ends once it holds maxPage bytes, so that large payloads cannot make one
+	// response (and the memory behind it) unbounded; clients follow the token for the rest.
+	sq.MaxBytes = a.maxPage
 	// showInput=false hides only the input; WithoutPayloads would drop outputs too.
 	page, next, err := a.backend.ListInstances(r.Context(), sq)
 	if err != nil {
 		a.fail(w, r, "", err)
 		return
 	}
-	out := make([]InstanceStatus, 0, len(page))
-	for _, inst := range page {
-		out = append(out, StatusPayload(inst, nil, StatusOptions{ShowInput: showInput}))
-	}
 	// Always present, empty on the last page: clients loop while it is truthy, and a literal
 	// "null" token has made clients loop forever (reference §6 item 18).
 	w.Header().Set(continuationHeader, next)
-	WriteJSON(w, http.StatusOK, out)
+	writeList(w, page, StatusOptions{ShowInput: showInput})
+}
+
+// writeList streams a page as a JSON array, one instance at a time, instead of building the
+// whole body first: the page is already in memory once, it need not be twice more.
+func writeList(w http.ResponseWriter, page []store.Instance, opts StatusOptions) {
+	w.Header().Set("Content-Type", jsonContentType)
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var item bytes.Buffer
+	enc := json.NewEncoder(&item)
+	enc.SetEscapeHTML(false) // as WriteJSON
+	_ = bw.WriteByte('[')
+	for i, inst := range page {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		item.Reset()
+		// Every field is built from valid JSON (rawJSON), so encoding cannot fail.
+		_ = enc.Encode(StatusPayload(inst, nil, opts))
+		if _, err := bw.Write(bytes.TrimSuffix(item.Bytes(), []byte("\n"))); err != nil {
+			return // the client left
+		}
+		page[i] = store.Instance{} // let the payloads go as soon as they are written
+	}
+	_, _ = bw.WriteString("]\n")
+	_ = bw.Flush()
 }
 
 // purgeResult is the body of a successful purge.
