@@ -110,7 +110,9 @@ func (a *App) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Reque
 // Handler returns the App's HTTP handler: the user routes, the Durable Functions management
 // API under /runtime/webhooks/durabletask/ (and /durabletask/ for loopback callers) and the
 // dashboard under /dashboard/. Use it to serve the App from your own http.Server;
-// ListenAndServe does that for you.
+// ListenAndServe does that for you. Under your server, /durabletask/ judges the caller by
+// Request.RemoteAddr (Serve records the connection's own address): do not rewrite it from
+// forwarding headers, and set the server's timeouts (see ServerTimeouts).
 func (a *App) Handler() http.Handler { return a.mux }
 
 // ListenAndServe starts the App if it has not started, serves its Handler on the configured
