@@ -12,6 +12,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/internal/localguard"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
@@ -41,6 +42,7 @@ type App struct {
 	api       *httpapi.API
 	dash      http.Handler // the dashboard, from Start on
 	keys      keyring
+	guard     *localguard.Guard // of the keyless routes, from Start on
 	stopped   bool
 }
 
@@ -62,6 +64,8 @@ type config struct {
 	anonymousManagement bool
 	maxBody             int64
 	shutdownTimeout     time.Duration
+	allowedHosts        []string            // besides the loopback names, for the keyless routes
+	timeouts            ServerTimeouts      // of the http.Server of Serve
 	getenv              func(string) string // os.Getenv; replaced in tests
 }
 
@@ -183,6 +187,11 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.keys = keys
+	guard, err := localguard.New(a.cfg.allowedHosts)
+	if err != nil {
+		return fmt.Errorf("reprise: invalid setting REPRISE_ALLOWED_HOSTS (or WithAllowedHosts): %w", err)
+	}
+	a.guard = guard
 	st := a.cfg.store
 	if st == nil && a.cfg.postgresDSN != "" {
 		s, err := postgres.Open(ctx, a.cfg.postgresDSN, postgres.Options{Hub: a.cfg.hub})
@@ -221,6 +230,7 @@ func (a *App) Start(ctx context.Context) error {
 		SystemKey:    a.keys.system,
 		MaxBodyBytes: a.cfg.maxBody,
 		Logger:       a.logger,
+		Guard:        a.guard,
 	})
 	a.dash = a.newDashboard()
 	a.warnAboutKeys()

@@ -30,6 +30,7 @@ import (
 //	REPRISE_FUNCTION_KEYS                function keys: name=key pairs, comma-separated
 //	REPRISE_SYSTEM_KEY                   the system key of the management API (durabletask_extension)
 //	REPRISE_MANAGEMENT_AUTH              "system" (the default: system or master key) or "anonymous"
+//	REPRISE_ALLOWED_HOSTS                host names the keyless routes answer besides loopback ones, comma-separated
 //	REPRISE_MAX_REQUEST_BODY             request body limit in bytes, or with a KiB/MiB suffix (default 4MiB)
 //	REPRISE_MAX_CONCURRENT_ACTIVITIES    activities run at once
 //	REPRISE_MAX_CONCURRENT_ORCHESTRATIONS orchestration episodes run at once
@@ -98,6 +99,7 @@ func (c *config) resolve(getenv func(string) string) error {
 	if err := c.applyEnv(getenv); err != nil {
 		return err
 	}
+	c.resolveServer(getenv)
 	if c.store == nil && c.storePath == "" && c.postgresDSN == "" {
 		c.storePath = DefaultStorePath
 	}

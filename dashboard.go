@@ -30,15 +30,19 @@ func (b dashboardBackend) CountInstances(ctx context.Context, q store.Query) (ma
 
 // mountDashboard serves the dashboard at /dashboard/. The shell (HTML, CSS, JavaScript) carries no
 // data and is served without a key; its JSON API requires the master key unless the management
-// API is anonymous. Until Start, and after Shutdown, both answer 503.
+// API is anonymous, and then the whole dashboard is behind the local guard (guardKeyless). Until
+// Start, and after Shutdown, both answer 503.
 func (a *App) mountDashboard() {
 	a.mux.Handle(dashboard.Path, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.mu.Lock()
-		dash, running := a.dash, a.eng != nil && !a.stopped
+		dash, running, anonymous, guard := a.dash, a.eng != nil && !a.stopped, a.keys.anonMgmt, a.guard
 		a.mu.Unlock()
 		if dash == nil || !running {
 			dashboard.SetSecurityHeaders(w)
 			writeMessage(w, http.StatusServiceUnavailable, "the app is not running: it has not started or is shutting down")
+			return
+		}
+		if anonymous && !guardKeyless(w, r, guard) {
 			return
 		}
 		dash.ServeHTTP(w, r)

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/internal/localguard"
 )
 
 // Keys are the access keys of a host, as in Azure Functions. A key is passed as the code query
@@ -75,13 +77,24 @@ func (a *App) Handle(pattern string, h http.Handler, opts ...RouteOption) {
 	}
 	a.routes = append(a.routes, rt)
 	a.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		keys, maxBody, ok := a.running()
+		keys, maxBody, guard, ok := a.running()
 		if !ok {
 			writeMessage(w, http.StatusServiceUnavailable, "the app is not running: it has not started or is shutting down")
 			return
 		}
+		// An anonymous route served on a loopback address is a local developer's: keep web pages
+		// out of it. On a public address it is the app's public API, which the app guards itself.
+		if rt.level == AuthAnonymous && localguard.IsLoopbackConn(r) && !guardKeyless(w, r, guard) {
+			return
+		}
 		if !keys.allows(r, rt) {
 			writeMessage(w, http.StatusUnauthorized, unauthorizedMessage(rt.level))
+			return
+		}
+		if r.ContentLength > maxBody {
+			// Before the first read, so a client that sent Expect: 100-continue uploads nothing.
+			writeMessage(w, http.StatusRequestEntityTooLarge, "the request body ("+strconv.FormatInt(r.ContentLength, 10)+
+				" bytes) is larger than the limit of "+strconv.FormatInt(maxBody, 10)+" bytes (WithMaxRequestBody, REPRISE_MAX_REQUEST_BODY)")
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
@@ -97,7 +110,9 @@ func (a *App) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Reque
 // Handler returns the App's HTTP handler: the user routes, the Durable Functions management
 // API under /runtime/webhooks/durabletask/ (and /durabletask/ for loopback callers) and the
 // dashboard under /dashboard/. Use it to serve the App from your own http.Server;
-// ListenAndServe does that for you.
+// ListenAndServe does that for you. Under your server, /durabletask/ judges the caller by
+// Request.RemoteAddr (Serve records the connection's own address): do not rewrite it from
+// forwarding headers, and set the server's timeouts (see ServerTimeouts).
 func (a *App) Handler() http.Handler { return a.mux }
 
 // ListenAndServe starts the App if it has not started, serves its Handler on the configured
@@ -121,7 +136,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := a.newServer()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	a.logger.Info("host listening", "addr", ln.Addr().String(), "hub", a.cfg.hub, "store", a.storeDescription())
@@ -169,27 +184,49 @@ func (a *App) storeDescription() string {
 	return "sqlite:" + a.cfg.storePath
 }
 
-// running returns the keys and body limit of a started App that is not shutting down.
-func (a *App) running() (keyring, int64, bool) {
+// running returns the keys, body limit and guard of a started App that is not shutting down.
+func (a *App) running() (keyring, int64, *localguard.Guard, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.keys, a.cfg.maxBody, a.eng != nil && !a.stopped
+	return a.keys, a.cfg.maxBody, a.guard, a.eng != nil && !a.stopped
+}
+
+// guardKeyless applies the local guard (package localguard: loopback Host names only, no
+// state-changing request from a page of another site) to a request that a route serves without
+// a key. It is the one gate of every keyless route: the management API and the dashboard when
+// anonymous, anonymous user routes on a loopback address, and (inside httpapi, with the same
+// guard) /durabletask/. It reports false when it has answered 403.
+func guardKeyless(w http.ResponseWriter, r *http.Request, g *localguard.Guard) bool {
+	if why := g.CheckBrowser(r); why != nil {
+		localguard.Refuse(w, why)
+		return false
+	}
+	return true
 }
 
 // mountManagement adds the management API routes. Until Start they answer 503.
 func (a *App) mountManagement() {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.mu.Lock()
-		api := a.api
-		a.mu.Unlock()
-		if api == nil {
-			writeMessage(w, http.StatusServiceUnavailable, "the app is not running: it has not started or is shutting down")
-			return
-		}
-		api.ServeHTTP(w, r)
-	})
-	for _, p := range []string{httpapi.WebhookBase, httpapi.WebhookBase + "/", httpapi.RPCBase, httpapi.RPCBase + "/"} {
-		a.mux.Handle(p, h)
+	serve := func(webhook bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			a.mu.Lock()
+			api, anonymous, guard := a.api, a.keys.anonMgmt, a.guard
+			a.mu.Unlock()
+			if api == nil {
+				writeMessage(w, http.StatusServiceUnavailable, "the app is not running: it has not started or is shutting down")
+				return
+			}
+			// The RPC base is guarded inside the API, which knows which base a path matched.
+			if webhook && anonymous && !guardKeyless(w, r, guard) {
+				return
+			}
+			api.ServeHTTP(w, r)
+		})
+	}
+	for _, p := range []string{httpapi.WebhookBase, httpapi.WebhookBase + "/"} {
+		a.mux.Handle(p, serve(true))
+	}
+	for _, p := range []string{httpapi.RPCBase, httpapi.RPCBase + "/"} {
+		a.mux.Handle(p, serve(false))
 	}
 }
 

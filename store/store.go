@@ -120,6 +120,13 @@ type Instance struct {
 	HistoryLen int
 }
 
+// Size is the bytes of the instance's variable-size fields (IDs, name, payloads, failure), which
+// Query.MaxBytes counts.
+func (i Instance) Size() int {
+	return len(i.ID) + len(i.Name) + len(i.ExecutionID) + len(i.ParentID) +
+		len(i.Input) + len(i.Output) + len(i.CustomStatus) + len(i.Failure)
+}
+
 // Message is an event waiting in an instance's inbox.
 type Message struct {
 	ID          int64  // assigned by the store
@@ -214,6 +221,11 @@ type Query struct {
 
 	// WithoutPayloads leaves Input, Output and CustomStatus nil, for cheap listings.
 	WithoutPayloads bool
+
+	// MaxBytes, when above 0, also bounds a page by size: once the instances of the page hold
+	// MaxBytes bytes or more (Instance.Size), the page ends and its token continues after the last
+	// one. A page holds at least one instance, however large.
+	MaxBytes int
 }
 
 // PurgeFilter selects finished instances for PurgeInstances.

@@ -2,12 +2,12 @@ package httpapi
 
 import (
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/reprise-dev/reprise/internal/localguard"
 )
 
 // Base paths of the management API. The webhook base is what the generated URLs point to; the
@@ -16,6 +16,13 @@ const (
 	WebhookBase = "/runtime/webhooks/durabletask"
 	RPCBase     = "/durabletask"
 )
+
+// DefaultMaxPageBytes is the default size bound of a page of GET instances: the stored bytes of
+// its instances (IDs, names, payloads), which the JSON of the page exceeds only by its keys.
+const DefaultMaxPageBytes = 4 << 20
+
+// MaxTop is the largest page size (the top parameter) GET instances accepts.
+const MaxTop = 1000
 
 // Options configures an API.
 type Options struct {
@@ -30,8 +37,14 @@ type Options struct {
 	ConnectionName string
 	// MaxBodyBytes bounds request bodies; default 4 MiB (4<<20). Past it: 413 with a JSON message.
 	MaxBodyBytes int64
+	// MaxPageBytes bounds a page of GET instances by size (store.Query.MaxBytes); default
+	// DefaultMaxPageBytes.
+	MaxPageBytes int
 	// Logger receives unexpected backend errors (the ones answered with 500); default discards.
 	Logger *slog.Logger
+	// Guard keeps the keyless RPC base from web pages and remote callers (see package
+	// localguard); nil accepts loopback host names only.
+	Guard *localguard.Guard
 }
 
 // API is the http.Handler of the management API. It is safe for concurrent use.
@@ -41,7 +54,9 @@ type API struct {
 	systemKey  string
 	connection string
 	maxBody    int64
+	maxPage    int
 	log        *slog.Logger
+	guard      *localguard.Guard
 }
 
 // New returns an API over opts.Backend, which must not be nil.
@@ -55,7 +70,9 @@ func New(opts Options) *API {
 		systemKey:  opts.SystemKey,
 		connection: opts.ConnectionName,
 		maxBody:    opts.MaxBodyBytes,
+		maxPage:    opts.MaxPageBytes,
 		log:        opts.Logger,
+		guard:      opts.Guard,
 	}
 	if a.connection == "" {
 		a.connection = "Storage"
@@ -63,14 +80,18 @@ func New(opts Options) *API {
 	if a.maxBody <= 0 {
 		a.maxBody = 4 << 20
 	}
+	if a.maxPage <= 0 {
+		a.maxPage = DefaultMaxPageBytes
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
 	return a
 }
 
-// ServeHTTP answers requests under WebhookBase and RPCBase; any other path is 404. RPCBase trusts
-// any loopback caller, so do not forward it through a reverse proxy on the same host.
+// ServeHTTP answers requests under WebhookBase and RPCBase; any other path is 404. RPCBase needs no
+// key: it answers callers on this machine that connect directly (no forwarding headers), address
+// it by a loopback name, and are not a page of another site (Options.Guard).
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The escaped path keeps %2F inside a segment, so an instance ID containing '/' arrives as one
 	// segment (and is then rejected as invalid) instead of silently changing the route.
@@ -86,12 +107,14 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	case RPCBase:
-		// The RPC base needs no key, as in the extension, so it must not be reachable from outside.
-		if !isLoopback(r.RemoteAddr) {
-			writeError(w, http.StatusForbidden, errorBody{
-				Message: "The " + RPCBase + "/ endpoint answers only local (loopback) callers; use " +
-					WebhookBase + "/ with the system key (code=<key>) instead.",
-			})
+		// The RPC base needs no key, as in the extension, so it must not be reachable from outside
+		// this machine, nor from the web pages its browser shows.
+		why := a.guard.CheckLoopbackPeer(r, RPCBase)
+		if why == nil {
+			why = a.guard.CheckBrowser(r)
+		}
+		if why != nil {
+			localguard.Refuse(w, why)
 			return
 		}
 	}
@@ -148,16 +171,6 @@ func splitSegments(rest string) ([]string, bool) {
 		segs[i] = u
 	}
 	return segs, true
-}
-
-// isLoopback reports whether a RemoteAddr ("ip:port", or a bare IP) is a loopback address.
-func isLoopback(remoteAddr string) bool {
-	host, _, err := net.SplitHostPort(remoteAddr)
-	if err != nil {
-		host = remoteAddr
-	}
-	addr, err := netip.ParseAddr(host)
-	return err == nil && addr.Unmap().IsLoopback()
 }
 
 // route dispatches to the handler of one row of the route table (docs/compat/durable-functions-http.md §2), in the

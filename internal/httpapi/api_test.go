@@ -48,6 +48,9 @@ func (rq request) do(h http.Handler) *httptest.ResponseRecorder {
 	}
 	if rq.remote != "" {
 		r.RemoteAddr = rq.remote
+		if strings.HasPrefix(rq.remote, "127.") || strings.HasPrefix(rq.remote, "[::1]") {
+			r.Host = "127.0.0.1:7071" // a local caller addresses the host by a loopback name
+		}
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
@@ -734,5 +737,21 @@ func TestResponseBodyRead(t *testing.T) {
 	api.ServeHTTP(w, r)
 	if w.Code != http.StatusRequestEntityTooLarge {
 		t.Errorf("code %d, want 413", w.Code)
+	}
+}
+
+// TestListAsksForAByteBound: the store is asked to end pages at the byte bound, and an empty page
+// is still a JSON array.
+func TestListAsksForAByteBound(t *testing.T) {
+	for _, tc := range []struct{ opt, want int }{{0, DefaultMaxPageBytes}, {1234, 1234}} {
+		f := seeded()
+		api := New(Options{Backend: f, MaxPageBytes: tc.opt})
+		if w := (request{target: wh + "/instances"}).do(api); w.Code != 200 || f.lastQuery.MaxBytes != tc.want {
+			t.Errorf("MaxPageBytes %d: %d, store asked for MaxBytes %d, want %d", tc.opt, w.Code, f.lastQuery.MaxBytes, tc.want)
+		}
+	}
+	w := (request{target: wh + "/instances?instanceIdPrefix=none"}).do(New(Options{Backend: seeded()}))
+	if w.Code != 200 || strings.TrimSpace(w.Body.String()) != "[]" {
+		t.Errorf("empty page: %d %q, want 200 []", w.Code, w.Body.String())
 	}
 }

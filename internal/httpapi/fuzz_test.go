@@ -70,7 +70,7 @@ func FuzzRoute(f *testing.F) {
 		r := &http.Request{
 			Method:     fuzzMethods[int(method)%len(fuzzMethods)],
 			URL:        u,
-			Host:       "example.com",
+			Host:       "127.0.0.1:7071",
 			Header:     http.Header{},
 			Body:       io.NopCloser(bytes.NewReader(body)),
 			RemoteAddr: "127.0.0.1:40000",

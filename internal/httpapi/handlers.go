@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -210,7 +212,7 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 		showInput, err = q.boolean("showInput", true)
 	}
 	if err == nil {
-		sq.PageSize, err = q.integer("top", 100, 1, 1000)
+		sq.PageSize, err = q.integer("top", 100, 1, MaxTop)
 	}
 	if err == nil {
 		sq.NewestFirst, err = q.newestFirst("order")
@@ -219,20 +221,45 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 		badRequest(w, err)
 		return
 	}
+	// A page also ends once it holds maxPage bytes, so that large payloads cannot make one
+	// response (and the memory behind it) unbounded; clients follow the token for the rest.
+	sq.MaxBytes = a.maxPage
 	// showInput=false hides only the input; WithoutPayloads would drop outputs too.
 	page, next, err := a.backend.ListInstances(r.Context(), sq)
 	if err != nil {
 		a.fail(w, r, "", err)
 		return
 	}
-	out := make([]InstanceStatus, 0, len(page))
-	for _, inst := range page {
-		out = append(out, StatusPayload(inst, nil, StatusOptions{ShowInput: showInput}))
-	}
 	// Always present, empty on the last page: clients loop while it is truthy, and a literal
 	// "null" token has made clients loop forever (docs/compat/durable-functions-http.md §10).
 	w.Header().Set(continuationHeader, next)
-	WriteJSON(w, http.StatusOK, out)
+	writeList(w, page, StatusOptions{ShowInput: showInput})
+}
+
+// writeList streams a page as a JSON array, one instance at a time, instead of building the
+// whole body first: the page is already in memory once, it need not be twice more.
+func writeList(w http.ResponseWriter, page []store.Instance, opts StatusOptions) {
+	w.Header().Set("Content-Type", jsonContentType)
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	var item bytes.Buffer
+	enc := json.NewEncoder(&item)
+	enc.SetEscapeHTML(false) // as WriteJSON
+	_ = bw.WriteByte('[')
+	for i, inst := range page {
+		if i > 0 {
+			_ = bw.WriteByte(',')
+		}
+		item.Reset()
+		// Every field is built from valid JSON (rawJSON), so encoding cannot fail.
+		_ = enc.Encode(StatusPayload(inst, nil, opts))
+		if _, err := bw.Write(bytes.TrimSuffix(item.Bytes(), []byte("\n"))); err != nil {
+			return // the client left
+		}
+		page[i] = store.Instance{} // let the payloads go as soon as they are written
+	}
+	_, _ = bw.WriteString("]\n")
+	_ = bw.Flush()
 }
 
 // purgeResult is the body of a successful purge.
@@ -378,13 +405,26 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 	if r.Body == nil { // requests built by hand (not by net/http) may have none
 		return json.RawMessage("null"), true
 	}
+	tooLarge := func() {
+		writeError(w, http.StatusRequestEntityTooLarge, errorBody{
+			Message: "The request body is larger than the limit of " + strconv.FormatInt(a.maxBody, 10) + " bytes.",
+		})
+	}
+	if r.ContentLength > a.maxBody {
+		// Before the first read, so a client that sent Expect: 100-continue uploads nothing.
+		tooLarge()
+		return nil, false
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.maxBody))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, errorBody{
-				Message: "The request body is larger than the limit of " + strconv.FormatInt(a.maxBody, 10) + " bytes.",
-			})
+			tooLarge()
+			return nil, false
+		}
+		var netErr net.Error
+		if errors.As(err, &netErr) && netErr.Timeout() {
+			writeError(w, http.StatusRequestTimeout, errorBody{Message: "The request body did not arrive in time; send it without pauses."})
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, errorBody{Message: "The request body could not be read.", ExceptionMessage: err.Error()})

@@ -101,22 +101,29 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 		return nil, "", s.readErr("list instances", err)
 	}
 	defer rows.Close()
+	// Rows are read one at a time, so a page cut by MaxBytes never holds more than the bound
+	// and one instance in memory.
 	var page []store.Instance
+	more, bytes := false, 0
 	for rows.Next() {
+		if len(page) == size || (q.MaxBytes > 0 && bytes >= q.MaxBytes) {
+			more = true // a row follows the page
+			break
+		}
 		inst, err := scanInstance(rows)
 		if err != nil {
 			return nil, "", s.readErr("list instances", err)
 		}
 		page = append(page, inst)
+		bytes += inst.Size()
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", s.readErr("list instances", err)
 	}
-	if len(page) <= size {
+	if !more {
 		return page, "", nil
 	}
-	page = page[:size]
-	last := page[size-1]
+	last := page[len(page)-1]
 	return page, makeToken(toNanos(last.CreatedAt), last.ID), nil
 }
 

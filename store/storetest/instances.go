@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -484,5 +485,69 @@ func (s suite) testPurgeInstances(t *testing.T) {
 	}
 	if n, err := st.PurgeInstances(ctx, store.PurgeFilter{}); err != nil || n != 0 {
 		t.Fatalf("second PurgeInstances = %d, %v; want 0", n, err)
+	}
+}
+
+// testListByteBound: Query.MaxBytes ends a page once it holds the bound, the token continues
+// after it, and following the tokens lists every instance once, in order.
+func (s suite) testListByteBound(t *testing.T) {
+	st := s.open(t)
+	input := []byte(`"` + strings.Repeat("x", 1000) + `"`)
+	var want []store.Instance
+	for i := range 12 {
+		id := fmt.Sprintf("b-%02d", i)
+		inst := newInstance(id)
+		inst.Input = input
+		if err := st.CreateInstance(ctxOf(t), inst, startMessage(id), store.ReuseNever); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, mustGet(t, st, id))
+	}
+	sortByCreated(want)
+	one := want[0].Size()
+	if one < len(input) {
+		t.Fatalf("Size() = %d, less than the input alone (%d bytes)", one, len(input))
+	}
+	sizes := func(q store.Query) (all []store.Instance, lens []int) {
+		t.Helper()
+		for range 100 {
+			page, next, err := st.ListInstances(ctxOf(t), q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all, lens = append(all, page...), append(lens, len(page))
+			if next == "" {
+				return all, lens
+			}
+			q.ContinuationToken = next
+		}
+		t.Fatal("ListInstances never returned an empty token")
+		return nil, nil
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.Query
+		lens []int
+	}{
+		// 3.5 instances' worth: a page ends with the instance that reaches the bound.
+		{"bound of 3.5 instances", store.Query{MaxBytes: 3*one + one/2}, []int{4, 4, 4}},
+		{"bound of exactly 3", store.Query{MaxBytes: 3 * one}, []int{3, 3, 3, 3}},
+		{"bound below one instance", store.Query{MaxBytes: 1}, []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1}},
+		{"page size first", store.Query{MaxBytes: 100 * one, PageSize: 5}, []int{5, 5, 2}},
+		{"bound of 5, page size 4", store.Query{MaxBytes: 5 * one, PageSize: 4}, []int{4, 4, 4}},
+		{"newest first", store.Query{MaxBytes: 5*one + 1, NewestFirst: true}, []int{6, 6}},
+	} {
+		all, lens := sizes(tc.q)
+		order := ids(want)
+		if tc.q.NewestFirst {
+			slices.Reverse(order)
+		}
+		if !slices.Equal(lens, tc.lens) || !slices.Equal(ids(all), order) {
+			t.Errorf("%s: pages of %v listing %v; want pages of %v listing %v", tc.name, lens, ids(all), tc.lens, order)
+		}
+	}
+	// Without payloads the instances are small, so the same bound holds all of them.
+	if _, lens := sizes(store.Query{MaxBytes: 3*one + one/2, WithoutPayloads: true}); !slices.Equal(lens, []int{12}) {
+		t.Errorf("without payloads: pages of %v, want one page of 12", lens)
 	}
 }

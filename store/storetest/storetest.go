@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"ReuseNever", s.testReuseNever},
 		{"ReuseAlways", s.testReuseAlways},
 		{"ListOrderAndPaging", s.testListOrderAndPaging},
+		{"ListByteBound", s.testListByteBound},
 		{"ListFilters", s.testListFilters},
 		{"SendMessage", s.testSendMessage},
 		{"ClaimOnlyVisible", s.testClaimOnlyVisible},
