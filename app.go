@@ -60,9 +60,11 @@ type config struct {
 	addr                string
 	keys                Keys
 	anonymousManagement bool
+	anonymousSet        bool // WithAnonymousManagement was given
 	maxBody             int64
 	shutdownTimeout     time.Duration
 	getenv              func(string) string // os.Getenv; replaced in tests
+	src                 sources             // where each setting came from, set by resolve
 }
 
 // Option configures an App.
@@ -126,7 +128,9 @@ func WithKeys(k Keys) Option { return func(c *config) { c.keys = k } }
 
 // WithAnonymousManagement serves the Durable Functions management API without a key, as the
 // Functions Core Tools do on a developer's machine. Do not use it on a host others can reach.
-func WithAnonymousManagement() Option { return func(c *config) { c.anonymousManagement = true } }
+func WithAnonymousManagement() Option {
+	return func(c *config) { c.anonymousManagement, c.anonymousSet = true, true }
+}
 
 // WithMaxRequestBody bounds the size of HTTP request bodies, for user routes and the management
 // API alike (default 4 MiB). Larger bodies are refused with 413 by the management API; user
@@ -178,11 +182,6 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.logger = a.cfg.logger
-	keys, err := newKeyring(a.cfg.keys, a.cfg.anonymousManagement)
-	if err != nil {
-		return err
-	}
-	a.keys = keys
 	st := a.cfg.store
 	if st == nil && a.cfg.postgresDSN != "" {
 		s, err := postgres.Open(ctx, a.cfg.postgresDSN, postgres.Options{Hub: a.cfg.hub})
@@ -202,6 +201,16 @@ func (a *App) Start(ctx context.Context) error {
 			return fmt.Errorf("reprise: open the SQLite store %s: %w", path, err)
 		}
 		st, a.ownsStore = s, true
+	}
+	keys, err := a.cfg.hostKeys(ctx, st)
+	if err == nil {
+		a.keys, err = newKeyring(keys, a.cfg.anonymousManagement)
+	}
+	if err != nil {
+		if a.ownsStore {
+			_ = st.Close()
+		}
+		return err
 	}
 	a.st = st
 	a.eng = engine.New(engine.Options{
@@ -223,6 +232,7 @@ func (a *App) Start(ctx context.Context) error {
 		Logger:       a.logger,
 	})
 	a.dash = a.newDashboard()
+	a.logConfiguration()
 	a.warnAboutKeys()
 	return nil
 }
