@@ -304,7 +304,8 @@ func (b *logBuffer) records(t *testing.T) []map[string]any {
 	return out
 }
 
-// TestConfiguration: host.json and the environment configure the App, the environment winning;
+// TestConfiguration: host.json and the environment configure the App, the environment winning
+// over host.json (options win over both: TestConfigurationPrecedence);
 // an invalid setting stops Start with an error naming it.
 func TestConfiguration(t *testing.T) {
 	dir := t.TempDir()

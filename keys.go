@@ -116,8 +116,9 @@ type GeneratedKeys struct {
 
 // ReadGeneratedKeys reads the keys that hosts generated and keep in the store, from the store and
 // task hub an App with these options would use (the options, then the REPRISE_* variables, then
-// host.json, as Start resolves them). It generates and changes nothing; a SQLite file that does
-// not exist is an error, not created. `reprise keys` prints what it returns.
+// host.json, as Start resolves them). It generates no key (opening the store brings its schema
+// up to date, as a host would); a SQLite file that does not exist is an error, not created.
+// `reprise keys` prints what it returns.
 func ReadGeneratedKeys(ctx context.Context, opts ...Option) (GeneratedKeys, error) {
 	var cfg config
 	for _, o := range opts {

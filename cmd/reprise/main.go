@@ -4,9 +4,10 @@
 // `reprise bench` runs the standard workloads on a store, in-process, and measures them;
 // `reprise keys` prints the keys a host generated and keeps in its store.
 //
-// It talks only HTTP to the host's /runtime/webhooks/durabletask routes, like the
-// `func durable` commands of the Azure Functions Core Tools, so it needs no access to the store
-// and works the same against a local process or a remote deployment.
+// The instance commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
+// without a key on this machine, its loopback /durabletask routes), like the `func durable`
+// commands of the Azure Functions Core Tools, so they need no access to the store and work the
+// same against a local process or a remote deployment.
 //
 // Run `reprise help` for the commands, flags and exit codes; docs/cli.md has example sessions.
 package main
