@@ -62,11 +62,13 @@ type config struct {
 	addr                string
 	keys                Keys
 	anonymousManagement bool
+	anonymousSet        bool // WithAnonymousManagement was given
 	maxBody             int64
 	shutdownTimeout     time.Duration
 	allowedHosts        []string            // besides the loopback names, for the keyless routes
 	timeouts            ServerTimeouts      // of the http.Server of Serve
 	getenv              func(string) string // os.Getenv; replaced in tests
+	src                 sources             // where each setting came from, set by resolve
 }
 
 // Option configures an App.
@@ -130,7 +132,9 @@ func WithKeys(k Keys) Option { return func(c *config) { c.keys = k } }
 
 // WithAnonymousManagement serves the Durable Functions management API without a key, as the
 // Functions Core Tools do on a developer's machine. Do not use it on a host others can reach.
-func WithAnonymousManagement() Option { return func(c *config) { c.anonymousManagement = true } }
+func WithAnonymousManagement() Option {
+	return func(c *config) { c.anonymousManagement, c.anonymousSet = true, true }
+}
 
 // WithMaxRequestBody bounds the size of HTTP request bodies, for user routes and the management
 // API alike (default 4 MiB). Larger bodies are refused with 413 by the management API; user
@@ -182,11 +186,6 @@ func (a *App) Start(ctx context.Context) error {
 		return err
 	}
 	a.logger = a.cfg.logger
-	keys, err := newKeyring(a.cfg.keys, a.cfg.anonymousManagement)
-	if err != nil {
-		return err
-	}
-	a.keys = keys
 	guard, err := localguard.New(a.cfg.allowedHosts)
 	if err != nil {
 		return fmt.Errorf("reprise: invalid setting REPRISE_ALLOWED_HOSTS (or WithAllowedHosts): %w", err)
@@ -212,6 +211,16 @@ func (a *App) Start(ctx context.Context) error {
 		}
 		st, a.ownsStore = s, true
 	}
+	keys, err := a.cfg.hostKeys(ctx, st)
+	if err == nil {
+		a.keys, err = newKeyring(keys, a.cfg.anonymousManagement)
+	}
+	if err != nil {
+		if a.ownsStore {
+			_ = st.Close()
+		}
+		return err
+	}
 	a.st = st
 	a.eng = engine.New(engine.Options{
 		Store:                       st,
@@ -233,6 +242,7 @@ func (a *App) Start(ctx context.Context) error {
 		Guard:        a.guard,
 	})
 	a.dash = a.newDashboard()
+	a.logConfiguration()
 	a.warnAboutKeys()
 	return nil
 }

@@ -13,11 +13,14 @@ import (
 	"time"
 )
 
-// Configuration comes from, in increasing precedence: the defaults, host.json, the options given
-// to NewApp, and the REPRISE_* environment variables. Options are part of the app's code; the
-// environment belongs to the deployment, which has the last word (as app settings do over
-// host.json in Azure Functions). It is resolved by App.Start, which fails with an error naming
-// the setting when one is invalid.
+// Configuration comes from, in decreasing precedence: the options given to NewApp, the REPRISE_*
+// environment variables, host.json, and the defaults. Options are the app's code and say what it
+// needs: nothing outside the code overrides them. The environment (the deployment's app settings)
+// and host.json fill in what the options left open, the environment first, as app settings come
+// before host.json in Azure Functions. A variable or host.json setting that an option overrides is
+// ignored, and the start-up log says so (decision 0010). It is resolved by App.Start, which logs
+// one line saying where each setting came from, and fails with an error naming the setting when
+// one is invalid.
 //
 // Environment variables:
 //
@@ -91,30 +94,102 @@ func settingError(setting, value, want string) error {
 	return fmt.Errorf("reprise: invalid setting %s = %q: %s", setting, value, want)
 }
 
-// resolve applies host.json and the environment to the options' configuration.
+// Setting names, as the start-up log shows them.
+const (
+	setStore    = "store"
+	setHub      = "hub"
+	setAddr     = "addr"
+	setMaster   = "masterKey"
+	setSystem   = "systemKey"
+	setHostKeys = "hostKeys"
+	setFuncKeys = "functionKeys"
+	setMgmtAuth = "managementAuth"
+	setMaxBody  = "maxRequestBody"
+	setMaxAct   = "maxConcurrentActivities"
+	setMaxOrch  = "maxConcurrentOrchestrations"
+)
+
+// Where a setting came from.
+const (
+	fromOption   = "option"
+	fromDefault  = "default"
+	fromHostJSON = "host.json"
+)
+
+// sources records where each setting came from, and what was set outside the code but not used
+// because an option decided it.
+type sources struct {
+	from    map[string]string
+	ignored []string
+}
+
+func (s *sources) set(setting, from string) {
+	if s.from == nil {
+		s.from = map[string]string{}
+	}
+	s.from[setting] = from
+}
+
+// fill reports whether a setting is still open; if it is, it records from as its source. If it
+// is not, and the setting was decided by an option, what tried to set it is recorded as ignored.
+func (s *sources) fill(setting, from string) bool {
+	if prev, ok := s.from[setting]; ok {
+		if prev == fromOption && from != fromDefault {
+			s.ignored = append(s.ignored, from)
+		}
+		return false
+	}
+	s.set(setting, from)
+	return true
+}
+
+// resolve fills in what the options left open: from the environment, then host.json, then the
+// defaults.
 func (c *config) resolve(getenv func(string) string) error {
-	if err := c.applyHostJSON(getenv("REPRISE_HOST_JSON"), getenv); err != nil {
-		return err
+	c.src = sources{}
+	for _, o := range []struct {
+		setting string
+		given   bool
+	}{
+		{setStore, c.store != nil || c.storePath != "" || c.postgresDSN != ""},
+		{setHub, c.hub != ""},
+		{setAddr, c.addr != ""},
+		{setMaster, c.keys.Master != ""},
+		{setSystem, c.keys.System != ""},
+		{setHostKeys, len(c.keys.Host) > 0},
+		{setFuncKeys, len(c.keys.Functions) > 0},
+		{setMgmtAuth, c.anonymousSet},
+		{setMaxBody, c.maxBody > 0},
+		{setMaxAct, c.maxAct > 0},
+		{setMaxOrch, c.maxOrch > 0},
+	} {
+		if o.given {
+			c.src.set(o.setting, fromOption)
+		}
 	}
 	if err := c.applyEnv(getenv); err != nil {
 		return err
 	}
+	if err := c.applyHostJSON(getenv("REPRISE_HOST_JSON"), getenv); err != nil {
+		return err
+	}
 	c.resolveServer(getenv)
-	if c.store == nil && c.storePath == "" && c.postgresDSN == "" {
+	if c.src.fill(setStore, fromDefault) {
 		c.storePath = DefaultStorePath
 	}
-	if c.hub == "" {
+	if c.src.fill(setHub, fromDefault) {
 		c.hub = "default"
 	}
 	if !hubPattern.MatchString(c.hub) {
 		return settingError("hub name", c.hub, "want 1 to 64 letters, digits, '-' or '_', starting with a letter")
 	}
-	if c.addr == "" {
+	if c.src.fill(setAddr, fromDefault) {
 		c.addr = DefaultAddr
 	}
-	if c.maxBody <= 0 {
+	if c.src.fill(setMaxBody, fromDefault) {
 		c.maxBody = DefaultMaxRequestBody
 	}
+	c.src.fill(setMgmtAuth, fromDefault)
 	if c.shutdownTimeout <= 0 {
 		c.shutdownTimeout = 30 * time.Second
 	}
@@ -139,88 +214,108 @@ func (c *config) applyHostJSON(path string, getenv func(string) string) error {
 	}
 	dt := h.Extensions.DurableTask
 	where := func(key string) string { return path + ": extensions.durableTask." + key }
-	if dt.HubName != nil && c.hub == "" {
-		c.hub = *dt.HubName
-		if !hubPattern.MatchString(c.hub) {
-			return settingError(where("hubName"), c.hub, "want 1 to 64 letters, digits, '-' or '_', starting with a letter")
+	if dt.HubName != nil {
+		if !hubPattern.MatchString(*dt.HubName) {
+			return settingError(where("hubName"), *dt.HubName, "want 1 to 64 letters, digits, '-' or '_', starting with a letter")
+		}
+		if c.src.fill(setHub, where("hubName")) {
+			c.hub = *dt.HubName
 		}
 	}
-	if dt.MaxConcurrentActivityFunctions != nil && c.maxAct == 0 {
-		n, err := positive(dt.MaxConcurrentActivityFunctions.String())
+	for _, s := range []struct {
+		setting, key string
+		n            *json.Number
+		dst          *int
+	}{
+		{setMaxAct, "maxConcurrentActivityFunctions", dt.MaxConcurrentActivityFunctions, &c.maxAct},
+		{setMaxOrch, "maxConcurrentOrchestratorFunctions", dt.MaxConcurrentOrchestratorFunctions, &c.maxOrch},
+	} {
+		if s.n == nil {
+			continue
+		}
+		n, err := positive(s.n.String())
 		if err != nil {
-			return settingError(where("maxConcurrentActivityFunctions"), dt.MaxConcurrentActivityFunctions.String(), err.Error())
+			return settingError(where(s.key), s.n.String(), err.Error())
 		}
-		c.maxAct = n
+		if c.src.fill(s.setting, where(s.key)) {
+			*s.dst = n
+		}
 	}
-	if dt.MaxConcurrentOrchestratorFunctions != nil && c.maxOrch == 0 {
-		n, err := positive(dt.MaxConcurrentOrchestratorFunctions.String())
-		if err != nil {
-			return settingError(where("maxConcurrentOrchestratorFunctions"), dt.MaxConcurrentOrchestratorFunctions.String(), err.Error())
-		}
-		c.maxOrch = n
+	if len(dt.StorageProvider) == 0 || string(dt.StorageProvider) == "null" {
+		return nil
 	}
-	if len(dt.StorageProvider) > 0 && string(dt.StorageProvider) != "null" {
-		var sp storageProvider
-		if err := json.Unmarshal(dt.StorageProvider, &sp); err != nil {
-			return settingError(where("storageProvider"), string(dt.StorageProvider), "want an object such as {\"type\": \"sqlite\", \"file\": \"reprise.db\"}")
+	var sp storageProvider
+	if err := json.Unmarshal(dt.StorageProvider, &sp); err != nil {
+		return settingError(where("storageProvider"), string(dt.StorageProvider), "want an object such as {\"type\": \"sqlite\", \"file\": \"reprise.db\"}")
+	}
+	switch strings.ToLower(sp.Type) {
+	case "", "sqlite":
+		if sp.File != "" && c.src.fill(setStore, where("storageProvider")) {
+			c.storePath = sp.File
 		}
-		unset := c.store == nil && c.storePath == "" && c.postgresDSN == ""
-		switch strings.ToLower(sp.Type) {
-		case "", "sqlite":
-			if sp.File != "" && unset {
-				c.storePath = sp.File
-			}
-		case "postgres", "postgresql":
-			dsn := sp.ConnectionString
-			if sp.ConnectionStringName != "" {
-				if dsn = getenv(sp.ConnectionStringName); dsn == "" {
-					return settingError(where("storageProvider.connectionStringName"), sp.ConnectionStringName,
-						"the environment variable it names is empty; set it to a postgres:// DSN")
-				}
-			}
-			if !isPostgresDSN(dsn) {
-				return settingError(where("storageProvider"), redactDSN(dsn), "want a postgres:// DSN in connectionString, or the name of an environment variable holding one in connectionStringName")
-			}
-			if unset {
-				c.postgresDSN = dsn
-			}
-		default:
-			return settingError(where("storageProvider.type"), sp.Type, "want \"sqlite\" (the embedded store) or \"postgres\"")
+	case "postgres", "postgresql":
+		if _, decided := c.src.from[setStore]; decided {
+			// Not even read: the DSN's variable may well be unset where another store is used.
+			c.src.fill(setStore, where("storageProvider"))
+			return nil
 		}
+		dsn := sp.ConnectionString
+		if sp.ConnectionStringName != "" {
+			if dsn = getenv(sp.ConnectionStringName); dsn == "" {
+				return settingError(where("storageProvider.connectionStringName"), sp.ConnectionStringName,
+					"the environment variable it names is empty; set it to a postgres:// DSN")
+			}
+		}
+		if !isPostgresDSN(dsn) {
+			return settingError(where("storageProvider"), redactDSN(dsn), "want a postgres:// DSN in connectionString, or the name of an environment variable holding one in connectionStringName")
+		}
+		c.src.fill(setStore, where("storageProvider"))
+		c.postgresDSN = dsn
+	default:
+		return settingError(where("storageProvider.type"), sp.Type, "want \"sqlite\" (the embedded store) or \"postgres\"")
 	}
 	return nil
 }
 
+// applyEnv fills in from the REPRISE_* variables what the options left open. Every variable that
+// is set is checked, used or not, so that a mistake in one never goes unnoticed.
 func (c *config) applyEnv(getenv func(string) string) error {
 	if v := getenv("REPRISE_STORE"); v != "" {
-		switch {
-		case isPostgresDSN(v):
-			c.store, c.storePath, c.postgresDSN = nil, "", v
-		case strings.Contains(v, "://"):
+		isPG := isPostgresDSN(v)
+		if !isPG && strings.Contains(v, "://") {
 			return settingError("REPRISE_STORE", redactDSN(v), "want a SQLite file path or a postgres:// DSN")
-		default:
-			c.store, c.storePath, c.postgresDSN = nil, v, ""
+		}
+		if c.src.fill(setStore, "REPRISE_STORE") {
+			if isPG {
+				c.postgresDSN = v
+			} else {
+				c.storePath = v
+			}
 		}
 	}
 	if v := getenv("REPRISE_HUB"); v != "" {
 		if !hubPattern.MatchString(v) {
 			return settingError("REPRISE_HUB", v, "want 1 to 64 letters, digits, '-' or '_', starting with a letter")
 		}
-		c.hub = v
+		if c.src.fill(setHub, "REPRISE_HUB") {
+			c.hub = v
+		}
 	}
 	if v := getenv("REPRISE_ADDR"); v != "" {
 		if !strings.Contains(v, ":") {
 			return settingError("REPRISE_ADDR", v, "want host:port, e.g. 127.0.0.1:7071 or :8080")
 		}
-		c.addr = v
+		if c.src.fill(setAddr, "REPRISE_ADDR") {
+			c.addr = v
+		}
 	}
-	if v := getenv("REPRISE_MASTER_KEY"); v != "" {
+	if v := getenv("REPRISE_MASTER_KEY"); v != "" && c.src.fill(setMaster, "REPRISE_MASTER_KEY") {
 		c.keys.Master = v
 	}
-	if v := getenv("REPRISE_HOST_KEYS"); v != "" {
+	if v := getenv("REPRISE_HOST_KEYS"); v != "" && c.src.fill(setHostKeys, "REPRISE_HOST_KEYS") {
 		c.keys.Host = splitList(v)
 	}
-	if v := getenv("REPRISE_SYSTEM_KEY"); v != "" {
+	if v := getenv("REPRISE_SYSTEM_KEY"); v != "" && c.src.fill(setSystem, "REPRISE_SYSTEM_KEY") {
 		c.keys.System = v
 	}
 	if v := getenv("REPRISE_FUNCTION_KEYS"); v != "" {
@@ -232,14 +327,16 @@ func (c *config) applyEnv(getenv func(string) string) error {
 			}
 			fk[name] = append(fk[name], key)
 		}
-		c.keys.Functions = fk
+		if c.src.fill(setFuncKeys, "REPRISE_FUNCTION_KEYS") {
+			c.keys.Functions = fk
+		}
 	}
 	switch v := strings.ToLower(getenv("REPRISE_MANAGEMENT_AUTH")); v {
 	case "":
-	case "system":
-		c.anonymousManagement = false
-	case "anonymous":
-		c.anonymousManagement = true
+	case "system", "anonymous":
+		if c.src.fill(setMgmtAuth, "REPRISE_MANAGEMENT_AUTH") {
+			c.anonymousManagement = v == "anonymous"
+		}
 	default:
 		return settingError("REPRISE_MANAGEMENT_AUTH", v, `want "system" or "anonymous"`)
 	}
@@ -248,21 +345,25 @@ func (c *config) applyEnv(getenv func(string) string) error {
 		if err != nil {
 			return settingError("REPRISE_MAX_REQUEST_BODY", v, err.Error())
 		}
-		c.maxBody = n
+		if c.src.fill(setMaxBody, "REPRISE_MAX_REQUEST_BODY") {
+			c.maxBody = n
+		}
 	}
 	for _, s := range []struct {
-		name string
-		dst  *int
+		setting, name string
+		dst           *int
 	}{
-		{"REPRISE_MAX_CONCURRENT_ACTIVITIES", &c.maxAct},
-		{"REPRISE_MAX_CONCURRENT_ORCHESTRATIONS", &c.maxOrch},
+		{setMaxAct, "REPRISE_MAX_CONCURRENT_ACTIVITIES", &c.maxAct},
+		{setMaxOrch, "REPRISE_MAX_CONCURRENT_ORCHESTRATIONS", &c.maxOrch},
 	} {
 		if v := getenv(s.name); v != "" {
 			n, err := positive(v)
 			if err != nil {
 				return settingError(s.name, v, err.Error())
 			}
-			*s.dst = n
+			if c.src.fill(s.setting, s.name) {
+				*s.dst = n
+			}
 		}
 	}
 	if c.logger == nil {

@@ -57,10 +57,26 @@ func (a *App) mountDashboard() {
 func (a *App) newDashboard() http.Handler {
 	keys := a.keys
 	return dashboard.New(dashboardBackend{backend{a}}, dashboard.Options{
-		Authorize: keys.admin,
-		Anonymous: keys.anonMgmt,
-		Logger:    a.logger,
+		Authorize:   keys.admin,
+		Anonymous:   keys.anonMgmt,
+		KeyHelp:     a.masterKeyHelp(),
+		NoMasterKey: len(keys.master) == 0,
+		Logger:      a.logger,
 	})
+}
+
+// masterKeyHelp says where the master key comes from and how to get it.
+func (a *App) masterKeyHelp() string {
+	switch from := a.cfg.src.from[setMaster]; from {
+	case fromGenerated, fromStore:
+		return "This host generated it and keeps it in its store: print it with `reprise keys` where the app runs."
+	case fromOption:
+		return "It is set in the app's code (WithKeys)."
+	case "":
+		return "Set one with REPRISE_MASTER_KEY (or WithKeys)."
+	default:
+		return "It is set by " + from + "."
+	}
 }
 
 // admin authorises the dashboard's data: the master key, or nothing when the management API is
@@ -84,6 +100,6 @@ func (a *App) logDashboard(addr net.Addr) {
 		a.logger.Warn("dashboard at "+url+": no master key is configured, so its data answers 401; set REPRISE_MASTER_KEY (or WithKeys) to use it",
 			"url", url)
 	default:
-		a.logger.Info("dashboard at "+url, "url", url, "auth", "master key")
+		a.logger.Info("dashboard at "+url, "url", url, "auth", "master key", "masterKey", a.masterKeyHelp())
 	}
 }

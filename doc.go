@@ -105,7 +105,8 @@
 //
 // The same listener serves a web dashboard at /dashboard/ (the instances, their timelines and the
 // management actions; its data needs the master key unless the management API is anonymous).
-// host.json (extensions.durableTask) and REPRISE_* environment variables configure the App; see
-// docs/http-api.md and docs/dashboard.md in the repository for the settings, the keys and the
-// API's routes.
+// REPRISE_* environment variables and host.json (extensions.durableTask) configure what the
+// options leave open; keys the configuration leaves open are generated once and kept in the
+// store (`reprise keys` prints them). See docs/http-api.md and docs/dashboard.md in the
+// repository for the settings, the keys and the API's routes.
 package reprise

@@ -28,7 +28,7 @@ func output[T any](t *testing.T, inst *reprise.Instance) T {
 
 var double = reprise.NewActivity("double", func(ctx context.Context, n int) (int, error) { return 2 * n, nil })
 
-func TestFanOutFanIn1000(t *testing.T) {
+func testFanOutFanIn1000(t *testing.T, s featureStore) {
 	fanOut := reprise.NewOrchestrator("fan_out", func(ctx *reprise.OrchestrationContext, n int) (int, error) {
 		tasks := make([]*reprise.Task[int], n)
 		for i := range tasks {
@@ -47,7 +47,7 @@ func TestFanOutFanIn1000(t *testing.T) {
 		}
 		return sum, nil
 	})
-	app := startApp(t, []reprise.Definition{double, fanOut})
+	app := s.start(t, []reprise.Definition{double, fanOut})
 	id, err := fanOut.Start(testCtx(t), app.Client(), 1000)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestFanOutFanIn1000(t *testing.T) {
 	}
 }
 
-func TestSubOrchestrations(t *testing.T) {
+func testSubOrchestrations(t *testing.T, s featureStore) {
 	child := reprise.NewOrchestrator("child", func(ctx *reprise.OrchestrationContext, n int) (string, error) {
 		if n < 0 {
 			return "", &reprise.Error{Type: "Negative", Message: "negative input", Details: map[string]int{"n": n}}
@@ -79,7 +79,7 @@ func TestSubOrchestrations(t *testing.T) {
 		}
 		return out, nil
 	})
-	app := startApp(t, []reprise.Definition{double, child, parent})
+	app := s.start(t, []reprise.Definition{double, child, parent})
 	ctx := testCtx(t)
 	id, err := parent.Start(ctx, app.Client(), reprise.None{}, reprise.WithInstanceID("parent-1"))
 	if err != nil {
@@ -98,7 +98,7 @@ func TestSubOrchestrations(t *testing.T) {
 	}
 }
 
-func TestDurableTimer(t *testing.T) {
+func testDurableTimer(t *testing.T, s featureStore) {
 	timer := reprise.NewOrchestrator("timer", func(ctx *reprise.OrchestrationContext, _ reprise.None) (bool, error) {
 		start := ctx.Now()
 		if _, err := ctx.CreateTimer(50 * time.Millisecond).Await(); err != nil {
@@ -112,7 +112,7 @@ func TestDurableTimer(t *testing.T) {
 		}
 		return !ctx.Now().Before(start.Add(50 * time.Millisecond)), nil
 	})
-	app := startApp(t, []reprise.Definition{timer})
+	app := s.start(t, []reprise.Definition{timer})
 	id, err := timer.Start(testCtx(t), app.Client(), reprise.None{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,7 +138,7 @@ var approval = reprise.NewOrchestrator("approval", func(ctx *reprise.Orchestrati
 	return got, nil
 })
 
-func TestEventsRaisedBeforeAndAfterTheWait(t *testing.T) {
+func testEventsRaisedBeforeAndAfterTheWait(t *testing.T, s featureStore) {
 	gate := make(chan struct{})
 	waiter := reprise.NewOrchestrator("waiter", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
 		// Block on an activity first so that both events arrive before the wait starts.
@@ -160,7 +160,7 @@ func TestEventsRaisedBeforeAndAfterTheWait(t *testing.T) {
 		<-gate
 		return reprise.None{}, nil
 	})
-	app := startApp(t, []reprise.Definition{waiter, gateActivity})
+	app := s.start(t, []reprise.Definition{waiter, gateActivity})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := waiter.Start(ctx, c, reprise.None{})
@@ -217,8 +217,8 @@ func waitForHistory(t *testing.T, c *reprise.Client, id, eventType string, n int
 	}
 }
 
-func TestEventTimeout(t *testing.T) {
-	app := startApp(t, []reprise.Definition{approval})
+func testEventTimeout(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{approval})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := approval.Start(ctx, c, 30*time.Millisecond)
@@ -244,7 +244,7 @@ func TestEventTimeout(t *testing.T) {
 	}
 }
 
-func TestContinueAsNewCarriesEvents(t *testing.T) {
+func testContinueAsNewCarriesEvents(t *testing.T, s featureStore) {
 	counter := reprise.NewOrchestrator("counter", func(ctx *reprise.OrchestrationContext, total int) (int, error) {
 		v, err := reprise.WaitForEvent[int](ctx, "add", 0).Await()
 		if err != nil {
@@ -256,7 +256,7 @@ func TestContinueAsNewCarriesEvents(t *testing.T) {
 		// Events raised meanwhile must reach the next execution.
 		return 0, ctx.ContinueAsNew(total+v, true)
 	})
-	app := startApp(t, []reprise.Definition{counter})
+	app := s.start(t, []reprise.Definition{counter})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := counter.Start(ctx, c, 0)
@@ -284,7 +284,7 @@ func TestContinueAsNewCarriesEvents(t *testing.T) {
 	}
 }
 
-func TestRetriesWithBackoff(t *testing.T) {
+func testRetriesWithBackoff(t *testing.T, s featureStore) {
 	var calls atomic.Int32
 	var attempts sync.Map
 	flaky := reprise.NewActivity("flaky", func(ctx context.Context, failures int) (string, error) {
@@ -299,7 +299,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 	retrying := reprise.NewOrchestrator("retrying", func(ctx *reprise.OrchestrationContext, failures int) (string, error) {
 		return flaky.Call(ctx, failures, reprise.WithRetry(policy)).Await()
 	})
-	app := startApp(t, []reprise.Definition{flaky, retrying})
+	app := s.start(t, []reprise.Definition{flaky, retrying})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := retrying.Start(ctx, c, 3)
@@ -338,7 +338,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 	}
 }
 
-func TestPanicsAreFailures(t *testing.T) {
+func testPanicsAreFailures(t *testing.T, s featureStore) {
 	boom := reprise.NewActivity("boom", func(ctx context.Context, _ reprise.None) (string, error) {
 		panic("activity exploded")
 	})
@@ -354,7 +354,7 @@ func TestPanicsAreFailures(t *testing.T) {
 		}
 		return "", fmt.Errorf("unexpected %v", err)
 	})
-	app := startApp(t, []reprise.Definition{boom, orch})
+	app := s.start(t, []reprise.Definition{boom, orch})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, _ := orch.Start(ctx, c, "activity")
@@ -372,7 +372,7 @@ func TestPanicsAreFailures(t *testing.T) {
 	}
 }
 
-func TestRecursiveTerminate(t *testing.T) {
+func testRecursiveTerminate(t *testing.T, s featureStore) {
 	sleeper := reprise.NewOrchestrator("sleeper", func(ctx *reprise.OrchestrationContext, depth int) (string, error) {
 		if depth > 0 {
 			return reprise.CallSubOrchestrator[string](ctx, "sleeper", depth-1).Await()
@@ -380,7 +380,7 @@ func TestRecursiveTerminate(t *testing.T) {
 		_, err := reprise.WaitForEvent[string](ctx, "never", 0).Await()
 		return "woke", err
 	})
-	app := startApp(t, []reprise.Definition{sleeper})
+	app := s.start(t, []reprise.Definition{sleeper})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := sleeper.Start(ctx, c, 2, reprise.WithInstanceID("root"))
@@ -431,8 +431,8 @@ func waitStatus(t *testing.T, c *reprise.Client, id string, want reprise.Runtime
 	}
 }
 
-func TestSuspendResumeKeepsEvents(t *testing.T) {
-	app := startApp(t, []reprise.Definition{approval})
+func testSuspendResumeKeepsEvents(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{approval})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, err := approval.Start(ctx, c, time.Duration(0))
@@ -465,7 +465,7 @@ func TestSuspendResumeKeepsEvents(t *testing.T) {
 	}
 }
 
-func TestRestart(t *testing.T) {
+func testRestart(t *testing.T, s featureStore) {
 	var calls atomic.Int32
 	count := reprise.NewActivity("count", func(ctx context.Context, s string) (string, error) {
 		calls.Add(1)
@@ -474,7 +474,7 @@ func TestRestart(t *testing.T) {
 	orch := reprise.NewOrchestrator("restartable", func(ctx *reprise.OrchestrationContext, s string) (string, error) {
 		return count.Call(ctx, s).Await()
 	})
-	app := startApp(t, []reprise.Definition{count, orch})
+	app := s.start(t, []reprise.Definition{count, orch})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, _ := orch.Start(ctx, c, "hi", reprise.WithInstanceID("r1"))
@@ -501,8 +501,8 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-func TestReusePolicy(t *testing.T) {
-	app := startApp(t, []reprise.Definition{approval})
+func testReusePolicy(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{approval})
 	ctx := testCtx(t)
 	c := app.Client()
 	if _, err := approval.Start(ctx, c, time.Duration(0), reprise.WithInstanceID("same")); err != nil {
@@ -519,7 +519,7 @@ func TestReusePolicy(t *testing.T) {
 	}
 }
 
-func TestRewind(t *testing.T) {
+func testRewind(t *testing.T, s featureStore) {
 	var broken atomic.Bool
 	broken.Store(true)
 	var stepCalls atomic.Int32
@@ -541,7 +541,7 @@ func TestRewind(t *testing.T) {
 		}
 		return []string{a, b}, nil
 	})
-	app := startApp(t, []reprise.Definition{step, orch})
+	app := s.start(t, []reprise.Definition{step, orch})
 	ctx := testCtx(t)
 	c := app.Client()
 	id, _ := orch.Start(ctx, c, reprise.None{})
@@ -568,8 +568,8 @@ func TestRewind(t *testing.T) {
 	}
 }
 
-func TestPurge(t *testing.T) {
-	app := startApp(t, []reprise.Definition{sayHello, helloSequence, approval})
+func testPurge(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{sayHello, helloSequence, approval})
 	ctx := testCtx(t)
 	c := app.Client()
 	var ids []string
@@ -608,8 +608,8 @@ func TestPurge(t *testing.T) {
 	}
 }
 
-func TestQueryPaging(t *testing.T) {
-	app := startApp(t, []reprise.Definition{sayHello, helloSequence, approval})
+func testQueryPaging(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{sayHello, helloSequence, approval})
 	ctx := testCtx(t)
 	c := app.Client()
 	for i := range 25 {
@@ -667,4 +667,26 @@ func TestQueryPaging(t *testing.T) {
 	if err != nil || len(counts) != 0 {
 		t.Fatalf("counts of an unknown name: %v %v, want none", counts, err)
 	}
+}
+
+// features are the feature tests, which TestFeatures runs on each store.
+var features = []struct {
+	name string
+	test func(t *testing.T, s featureStore)
+}{
+	{"FanOutFanIn1000", testFanOutFanIn1000},
+	{"SubOrchestrations", testSubOrchestrations},
+	{"DurableTimer", testDurableTimer},
+	{"EventsRaisedBeforeAndAfterTheWait", testEventsRaisedBeforeAndAfterTheWait},
+	{"EventTimeout", testEventTimeout},
+	{"ContinueAsNewCarriesEvents", testContinueAsNewCarriesEvents},
+	{"RetriesWithBackoff", testRetriesWithBackoff},
+	{"PanicsAreFailures", testPanicsAreFailures},
+	{"RecursiveTerminate", testRecursiveTerminate},
+	{"SuspendResumeKeepsEvents", testSuspendResumeKeepsEvents},
+	{"Restart", testRestart},
+	{"ReusePolicy", testReusePolicy},
+	{"Rewind", testRewind},
+	{"Purge", testPurge},
+	{"QueryPaging", testQueryPaging},
 }

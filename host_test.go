@@ -145,15 +145,21 @@ func TestAnonymousManagement(t *testing.T) {
 	if got := hosttest.Do(t, "GET", srv.URL+"/runtime/webhooks/durabletask/instances", nil).StatusCode; got != 200 {
 		t.Fatalf("anonymous list: %d, want 200", got)
 	}
-	// The environment has the last word: it can require the key again.
+	// The code has the last word (decision 0010): the environment cannot close what it opened...
 	t.Setenv("REPRISE_MANAGEMENT_AUTH", "system")
 	t.Setenv("REPRISE_SYSTEM_KEY", "from-env")
 	app2 := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement())...)
 	srv2 := hosttest.Serve(t, app2)
-	if got := hosttest.Do(t, "GET", srv2.URL+"/runtime/webhooks/durabletask/instances", nil).StatusCode; got != 401 {
+	if got := hosttest.Do(t, "GET", srv2.URL+"/runtime/webhooks/durabletask/instances", nil).StatusCode; got != 200 {
+		t.Errorf("list with WithAnonymousManagement, REPRISE_MANAGEMENT_AUTH=system and no key: %d, want 200", got)
+	}
+	// ...but fills in what the code left open.
+	app3 := reprise.NewApp(hosttest.Options(t)...)
+	srv3 := hosttest.Serve(t, app3)
+	if got := hosttest.Do(t, "GET", srv3.URL+"/runtime/webhooks/durabletask/instances", nil).StatusCode; got != 401 {
 		t.Errorf("list with REPRISE_MANAGEMENT_AUTH=system and no key: %d, want 401", got)
 	}
-	if got := hosttest.Do(t, "GET", srv2.URL+"/runtime/webhooks/durabletask/instances?code=from-env", nil).StatusCode; got != 200 {
+	if got := hosttest.Do(t, "GET", srv3.URL+"/runtime/webhooks/durabletask/instances?code=from-env", nil).StatusCode; got != 200 {
 		t.Errorf("list with the key from REPRISE_SYSTEM_KEY: %d, want 200", got)
 	}
 }
@@ -298,7 +304,8 @@ func (b *logBuffer) records(t *testing.T) []map[string]any {
 	return out
 }
 
-// TestConfiguration: host.json and the environment configure the App, the environment winning;
+// TestConfiguration: host.json and the environment configure the App, the environment winning
+// over host.json (options win over both: TestConfigurationPrecedence);
 // an invalid setting stops Start with an error naming it.
 func TestConfiguration(t *testing.T) {
 	dir := t.TempDir()
@@ -446,5 +453,86 @@ func TestListenAndServeAddressInUse(t *testing.T) {
 	}
 	if _, _, err := app.Client().ListInstances(context.Background(), reprise.Query{}); !errors.Is(err, reprise.ErrNotStarted) {
 		t.Errorf("client after the failed ListenAndServe: %v, want ErrNotStarted", err)
+	}
+}
+
+// TestGeneratedKeysSurviveARestart: a host with no keys configured (the README's sample) keeps
+// the keys it generated in its store, so a status URL handed out before a restart still works
+// after one, on the same store, and ReadGeneratedKeys (`reprise keys`) prints the same keys.
+func TestGeneratedKeysSurviveARestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "restart.db")
+	newApp := func() *reprise.App {
+		app := reprise.NewApp(reprise.WithSQLiteFile(path), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+		app.Register(sayHello, helloSequence)
+		app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
+			id, err := helloSequence.Start(r.Context(), app.Client(), reprise.None{})
+			if err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			app.Client().WriteCheckStatusResponse(w, r, id)
+		}, reprise.AuthAnonymous)
+		return app
+	}
+	first := newApp()
+	if err := first.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(first.Handler())
+	var urls reprise.ManagementURLs
+	hosttest.Do(t, "POST", srv.URL+"/api/start", nil).JSON(t, &urls)
+	hosttest.WaitDone(t, first, urls.ID)
+	srv.Close()
+	if err := first.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newApp()
+	srv2 := hosttest.Serve(t, second)
+	status := strings.Replace(urls.StatusQueryGetURI, srv.URL, srv2.URL, 1)
+	if got := hosttest.Do(t, "GET", status, nil); got.StatusCode != http.StatusOK {
+		t.Fatalf("GET the status URL handed out before the restart: %d %s, want 200", got.StatusCode, got.Body)
+	}
+	u, err := url.Parse(status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := reprise.ReadGeneratedKeys(context.Background(), reprise.WithSQLiteFile(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys.System != u.Query().Get("code") || len(keys.Master) < 32 || keys.Hub != "default" || keys.Store != "sqlite:"+path {
+		t.Fatalf("ReadGeneratedKeys = %+v; want the system key of the URLs (%s) and a master key", keys, u.Query().Get("code"))
+	}
+	if got := hosttest.Do(t, "GET", srv2.URL+"/dashboard/api/info", nil, "x-functions-key", keys.Master); got.StatusCode != http.StatusOK {
+		t.Errorf("the dashboard with the generated master key: %d %s", got.StatusCode, got.Body)
+	}
+	r := hosttest.Do(t, "GET", srv2.URL+"/dashboard/api/info", nil)
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(string(r.Body), "reprise keys") {
+		t.Errorf("the dashboard without a key: %d %s; want 401 saying how to print the key", r.StatusCode, r.Body)
+	}
+	if _, err := reprise.ReadGeneratedKeys(context.Background(), reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "nope.db"))); err == nil ||
+		!strings.Contains(err.Error(), "no SQLite store") {
+		t.Errorf("ReadGeneratedKeys of a missing file: %v, want an error saying there is no store", err)
+	}
+}
+
+// TestStoreGivenInCodeIsUsed: REPRISE_STORE fills in a store the code left open; it does not
+// redirect a host whose code names its store (the test suite's, `reprise bench --store`'s).
+func TestStoreGivenInCodeIsUsed(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("REPRISE_STORE", filepath.Join(dir, "env.db"))
+	t.Setenv("REPRISE_HUB", "EnvHub")
+	app := reprise.NewApp(reprise.WithSQLiteFile(filepath.Join(dir, "code.db")), reprise.WithHub("CodeHub"),
+		reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	srv := hosttest.Serve(t, app)
+	if _, err := os.Stat(filepath.Join(dir, "code.db")); err != nil {
+		t.Errorf("the store given in code is unused: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "env.db")); err == nil {
+		t.Error("REPRISE_STORE was opened although the code names the store")
+	}
+	if got := hosttest.Do(t, "GET", srv.URL+"/durabletask/instances?taskHub=CodeHub", nil).StatusCode; got != http.StatusOK {
+		t.Errorf("the hub given in code: %d, want 200", got)
 	}
 }

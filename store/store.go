@@ -300,6 +300,13 @@ type Store interface {
 	// reading the instance, so that no change is missed between the read and the wait.
 	WatchInstance(id string) (changed <-chan struct{}, stop func())
 
+	// Setting returns the value of a setting of the task hub: a small value a host keeps with the
+	// hub rather than with any instance, such as the keys it generated. When the setting does not
+	// exist and init is not nil, Setting stores init first; of callers racing to do so, on one
+	// node or several, all get the value that was stored first. With init nil, a missing setting
+	// is nil and no error. Purges never delete settings.
+	Setting(ctx context.Context, name string, init []byte) ([]byte, error)
+
 	// Close releases the store's resources. Pending calls fail with ErrClosed.
 	Close() error
 }

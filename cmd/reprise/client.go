@@ -33,8 +33,12 @@ const continuationHeader = "x-ms-continuation-token"
 // apiClient calls the management API of one host. It knows nothing of the commands: it sends
 // requests and reports answers, leaving their meaning to the caller.
 type apiClient struct {
-	base    string // scheme://host[:port][/prefix]/runtime/webhooks/durabletask, no trailing slash
-	host    string // the host's URL as the user gave it, without query, for messages
+	base string // scheme://host[:port][/prefix]/runtime/webhooks/durabletask, no trailing slash
+	host string // the host's URL as the user gave it, without query, for messages
+	// local is the loopback route (scheme://host[:port][/prefix]/durabletask) to fall back on
+	// when the webhook route refuses a request for want of a key; "" when there is none to try:
+	// a key was given, the host is not loopback, or the URL names its base path.
+	local   string
 	key     string
 	hub     string
 	timeout time.Duration // per request, unless the request sets its own
@@ -57,12 +61,17 @@ func newAPIClient(rawURL, key, hub string, timeout time.Duration) (*apiClient, e
 	path := strings.TrimRight(u.EscapedPath(), "/")
 	host := u.Scheme + "://" + u.Host
 	shown := host + path
+	local := ""
 	if !strings.HasSuffix(path, webhookPath) && !strings.HasSuffix(path, rpcPath) {
+		if key == "" && isLoopbackHost(u.Hostname()) {
+			local = host + path + rpcPath
+		}
 		path += webhookPath
 	}
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	return &apiClient{
 		base:    host + path,
+		local:   local,
 		host:    shown,
 		key:     key,
 		hub:     hub,
@@ -164,9 +173,33 @@ type request struct {
 	ok      []int         // the statuses the caller handles; others become *statusError
 }
 
+// isLoopbackHost reports whether a URL's host names this machine.
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
 // do sends one request and returns the answer if its status is one the caller handles; other
 // statuses come back as *statusError, and failures to get an answer as *transportError.
+//
+// Without a key, on a local host whose webhook route requires one (a Reprise host's does, with
+// the key it generated), the request is sent again on the host's loopback route, which needs no
+// key from this machine; so are the requests after it. A host whose webhook route is open (the
+// Functions Core Tools) never sees the other route.
 func (c *apiClient) do(ctx context.Context, r request) (*apiResponse, error) {
+	resp, err := c.send(ctx, r)
+	var se *statusError
+	if c.local != "" && errors.As(err, &se) && se.status == http.StatusUnauthorized {
+		c.base, c.local = c.local, ""
+		return c.send(ctx, r)
+	}
+	return resp, err
+}
+
+func (c *apiClient) send(ctx context.Context, r request) (*apiResponse, error) {
 	query := url.Values{}
 	for k, v := range r.query {
 		query[k] = v

@@ -736,7 +736,8 @@ func (e *env) failure(err error, action, id string) error {
 		if e.api.key == "" {
 			verb = "requires a key"
 		}
-		return &exitError{exitUnreachable, fmt.Sprintf("the host %s (%d): pass the system or master key with --key or REPRISE_KEY", verb, se.status)}
+		return &exitError{exitUnreachable, fmt.Sprintf("the host %s (%d): pass the system or master key with --key or REPRISE_KEY "+
+			"(where a Reprise host runs, `reprise keys` prints the keys it generated)", verb, se.status)}
 	case http.StatusNotFound:
 		if id != "" {
 			return &exitError{exitNotFound, e.notFoundMessage(id)}

@@ -1,11 +1,13 @@
 // Command reprise manages the orchestration instances of a running Reprise host (or any host that
 // serves the Azure Durable Functions management API) from the command line: list, show, raise
 // events, terminate, suspend, resume, restart, rewind and purge instances, and start new ones.
-// `reprise bench` runs the standard workloads on a store, in-process, and measures them.
+// `reprise bench` runs the standard workloads on a store, in-process, and measures them;
+// `reprise keys` prints the keys a host generated and keeps in its store.
 //
-// It talks only HTTP to the host's /runtime/webhooks/durabletask routes, like the
-// `func durable` commands of the Azure Functions Core Tools, so it needs no access to the store
-// and works the same against a local process or a remote deployment.
+// The instance commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
+// without a key on this machine, its loopback /durabletask routes), like the `func durable`
+// commands of the Azure Functions Core Tools, so they need no access to the store and work the
+// same against a local process or a remote deployment.
 //
 // Run `reprise help` for the commands, flags and exit codes; docs/cli.md has example sessions.
 package main
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		cmd = startNewCommand
 	case "bench":
 		return runBench(ctx, cmdArgs, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, cmdArgs, stdout, stderr, getenv)
 	case "bench-worker": // started by bench --hosts N; not in the usage
 		return runBenchWorker(ctx, cmdArgs, os.Stdin, stdout, stderr)
 	case "instances", "instance":
@@ -278,6 +282,9 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case topic == "bench":
 		fmt.Fprint(stdout, benchUsage)
 		return exitOK
+	case topic == "keys":
+		fmt.Fprint(stdout, keysUsage)
+		return exitOK
 	case len(args) == 2 && (args[0] == "instances" || args[0] == "instance") && instanceCommands[args[1]] != nil:
 		fmt.Fprint(stdout, instanceCommands[args[1]].usage)
 		return exitOK
@@ -328,6 +335,8 @@ Commands:
   start-new           NAME [--id ID] [--input JSON | --input-file F] [--wait]
   bench               [scenario ...] [-n N] [--duration D] [--store PATH] [--json]
                       run the standard workloads in this process (see reprise help bench)
+  keys                [--store S] [--hub NAME] [--json]
+                      print the keys a local host generated and keeps in its store
   version             print the version of this program
   help [command]      print this help, or a command's
 

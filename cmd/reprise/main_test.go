@@ -617,8 +617,9 @@ func TestConnectionAndKeyErrors(t *testing.T) {
 		h.wantExit(t, exitUnreachable, []string{"the host refused the key (401)", "--key or REPRISE_KEY"}, "instances", "list", "--key", "wrong")
 	})
 	t.Run("missing key exits 5", func(t *testing.T) {
-		r := runCLI(t, map[string]string{"REPRISE_URL": h.url}, "instances", "list")
-		checkExit(t, r, exitUnreachable, []string{"the host requires a key (401)"}, nil)
+		// With the base path in the URL there is no loopback route to fall back on.
+		r := runCLI(t, map[string]string{"REPRISE_URL": h.url + "/runtime/webhooks/durabletask"}, "instances", "list")
+		checkExit(t, r, exitUnreachable, []string{"the host requires a key (401)", "reprise keys"}, nil)
 	})
 	t.Run("unreachable host exits 5", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -747,4 +748,48 @@ func TestAPIBase(t *testing.T) {
 	if got := instancePath("a b/c?d#e", "raiseEvent", "x/y"); got != "/instances/a%20b%2Fc%3Fd%23e/raiseEvent/x%2Fy" {
 		t.Errorf("instancePath: %s", got)
 	}
+}
+
+// TestLocalHostWithoutKeys: against the README's host (no keys configured, management API not
+// anonymous) on this machine, the CLI works without a key (through the loopback route), and
+// `reprise keys` prints the keys the host generated, which open its webhook route.
+func TestLocalHostWithoutKeys(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "readme.db")
+	app := reprise.NewApp(reprise.WithSQLiteFile(path), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	app.Register(sayHello, helloSequence)
+	srv := hosttest.Serve(t, app)
+	env := map[string]string{"REPRISE_URL": srv.URL}
+
+	r := runCLI(t, env, "start-new", "hello_sequence", "--id", "local-1", "--input", `["Oslo"]`, "--wait")
+	checkExit(t, r, exitOK, nil, []string{"start-new"})
+	if !strings.Contains(r.stdout, "Hello Oslo!") {
+		t.Errorf("start-new --wait without a key: %s", r.stdout)
+	}
+	r = runCLI(t, env, "instances", "list")
+	checkExit(t, r, exitOK, nil, []string{"instances", "list"})
+	if !strings.Contains(r.stdout, "local-1") {
+		t.Errorf("instances list without a key: %s", r.stdout)
+	}
+
+	r = runCLI(t, nil, "keys", "--store", path, "--json")
+	checkExit(t, r, exitOK, nil, []string{"keys"})
+	var keys struct{ Store, Hub, MasterKey, SystemKey string }
+	if err := json.Unmarshal([]byte(r.stdout), &keys); err != nil || keys.Hub != "default" || len(keys.SystemKey) < 32 || len(keys.MasterKey) < 32 {
+		t.Fatalf("keys --json: %s (%v)", r.stdout, err)
+	}
+	webhook := srv.URL + "/runtime/webhooks/durabletask"
+	for _, key := range []string{keys.SystemKey, keys.MasterKey} {
+		r = runCLI(t, map[string]string{"REPRISE_URL": webhook, "REPRISE_KEY": key}, "instances", "show", "local-1")
+		checkExit(t, r, exitOK, nil, []string{"instances", "show"})
+	}
+	r = runCLI(t, nil, "keys", "--store", path)
+	checkExit(t, r, exitOK, nil, []string{"keys"})
+	if !strings.Contains(r.stdout, "system key  "+keys.SystemKey) || !strings.Contains(r.stdout, "master key  "+keys.MasterKey) {
+		t.Errorf("keys: %s", r.stdout)
+	}
+	r = runCLI(t, nil, "keys", "--store", path, "--hub", "other")
+	checkExit(t, r, exitNotFound, []string{`no generated keys in task hub "other"`}, []string{"keys", "--hub", "other"})
+	r = runCLI(t, nil, "keys", "--store", filepath.Join(t.TempDir(), "none.db"))
+	checkExit(t, r, exitNotFound, []string{"no SQLite store"}, []string{"keys"})
 }

@@ -43,10 +43,14 @@ var HelloSequence = reprise.NewOrchestrator("hello_sequence_orchestrator",
 	})
 
 // newApp builds the function app. The management API is anonymous, as under the Functions Core
-// Tools on a developer's machine; set REPRISE_MANAGEMENT_AUTH=system (and REPRISE_SYSTEM_KEY) to
-// require the system key.
+// Tools on a developer's machine, unless REPRISE_MANAGEMENT_AUTH=system asks for the system key
+// (REPRISE_SYSTEM_KEY, or the one the host generates): an option would win over the variable, so
+// the app gives it only when the variable leaves the choice open.
 func newApp(opts ...reprise.Option) *reprise.App {
-	app := reprise.NewApp(append([]reprise.Option{reprise.WithAnonymousManagement()}, opts...)...)
+	if os.Getenv("REPRISE_MANAGEMENT_AUTH") == "" {
+		opts = append([]reprise.Option{reprise.WithAnonymousManagement()}, opts...)
+	}
+	app := reprise.NewApp(opts...)
 	app.Register(SayHello, HelloSequence)
 	app.HandleFunc("POST /api/start-sequence", func(w http.ResponseWriter, r *http.Request) {
 		id, err := HelloSequence.Start(r.Context(), app.Client(), reprise.None{})

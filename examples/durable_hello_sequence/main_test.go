@@ -81,3 +81,18 @@ func TestStartSequenceRefusesGET(t *testing.T) {
 		t.Errorf("Allow = %q, want POST", allow)
 	}
 }
+
+// TestManagementAuthFromTheEnvironment: the README's REPRISE_MANAGEMENT_AUTH=system requires the
+// system key, which the app leaves to the environment (an option would win over it).
+func TestManagementAuthFromTheEnvironment(t *testing.T) {
+	t.Setenv("REPRISE_MANAGEMENT_AUTH", "system")
+	t.Setenv("REPRISE_SYSTEM_KEY", "some-long-secret")
+	srv := hosttest.Serve(t, newApp(hosttest.Options(t)...))
+	list := srv.URL + "/runtime/webhooks/durabletask/instances"
+	if got := hosttest.Do(t, "GET", list, nil).StatusCode; got != http.StatusUnauthorized {
+		t.Errorf("list without the key: %d, want 401", got)
+	}
+	if got := hosttest.Do(t, "GET", list+"?code=some-long-secret", nil).StatusCode; got != http.StatusOK {
+		t.Errorf("list with the key: %d, want 200", got)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +120,22 @@ func TestBadArguments(t *testing.T) {
 	}
 	if _, err := Worker(context.Background(), WorkerConfig{Store: "bench.db", Hub: "h"}, func() { t.Error("ready on a SQLite store") }); err == nil {
 		t.Error("Worker on a SQLite store: no error")
+	}
+}
+
+// TestStoreFlagWinsOverTheEnvironment: a run measures the store it was given, whatever
+// REPRISE_STORE says (decision 0010).
+func TestStoreFlagWinsOverTheEnvironment(t *testing.T) {
+	dir := t.TempDir()
+	given, other := filepath.Join(dir, "given.db"), filepath.Join(dir, "other.db")
+	t.Setenv("REPRISE_STORE", other)
+	if _, err := Run(context.Background(), "latency", Config{N: 2, Store: given}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(given); err != nil {
+		t.Errorf("the run did not use its --store: %v", err)
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Error("the run opened REPRISE_STORE instead of its --store")
 	}
 }

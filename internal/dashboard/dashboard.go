@@ -64,6 +64,12 @@ type Options struct {
 	Authorize func(*http.Request) bool
 	// Anonymous is reported by /api/info, so the page knows it will never be asked for a key.
 	Anonymous bool
+	// KeyHelp says where the master key comes from and how to get it, for the 401 answer and the
+	// page's key dialog, such as "print it with `reprise keys`".
+	KeyHelp string
+	// NoMasterKey says the host has no master key: the 401 answer says so, and the page tells the
+	// user instead of asking for a key that does not exist.
+	NoMasterKey bool
 	// Logger receives unexpected backend errors (answered with 500); default discards.
 	Logger *slog.Logger
 }
@@ -107,7 +113,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rest, ok := strings.CutPrefix(path, APIPath); ok {
 		w.Header().Set("Cache-Control", "no-store")
 		if h.opts.Authorize != nil && !h.opts.Authorize(r) {
-			writeMessage(w, http.StatusUnauthorized, "the dashboard's data requires the master key: pass it as the x-functions-key header")
+			h.unauthorized(w)
 			return
 		}
 		h.api(w, r, rest)
@@ -131,4 +137,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// unauthorized answers 401 with what the page needs to ask for the key, or to say there is none.
+func (h *handler) unauthorized(w http.ResponseWriter) {
+	msg := "the dashboard's data requires the master key: pass it as the x-functions-key header"
+	if h.opts.NoMasterKey {
+		msg = "this host has no master key, so the dashboard's data cannot be shown"
+	}
+	if h.opts.KeyHelp != "" {
+		msg += ". " + h.opts.KeyHelp
+	}
+	httpapi.WriteJSON(w, http.StatusUnauthorized, struct {
+		Message   string `json:"Message"`
+		MasterKey bool   `json:"masterKey"` // whether the host has one to ask for
+		KeyHelp   string `json:"keyHelp,omitempty"`
+	}{msg, !h.opts.NoMasterKey, h.opts.KeyHelp})
 }

@@ -200,6 +200,27 @@ func TestAPIRequiresAuthorization(t *testing.T) {
 	}
 }
 
+// TestAPISaysWhereTheKeyIs: the 401 answer carries the host's help on the master key, and says
+// when the host has none, so the page does not ask for a key that does not exist.
+func TestAPISaysWhereTheKeyIs(t *testing.T) {
+	deny := func(*http.Request) bool { return false }
+	type answer struct {
+		Message   string
+		MasterKey bool   `json:"masterKey"`
+		KeyHelp   string `json:"keyHelp"`
+	}
+	h := New(newFake(), Options{Authorize: deny, KeyHelp: "print it with `reprise keys`"})
+	a := decode[answer](t, get(t, h, "/dashboard/api/info"))
+	if !a.MasterKey || a.KeyHelp != "print it with `reprise keys`" || !strings.Contains(a.Message, "reprise keys") {
+		t.Errorf("401 of a host with a master key: %+v", a)
+	}
+	h = New(newFake(), Options{Authorize: deny, NoMasterKey: true, KeyHelp: "set REPRISE_MASTER_KEY"})
+	a = decode[answer](t, get(t, h, "/dashboard/api/info"))
+	if a.MasterKey || !strings.Contains(a.Message, "no master key") || !strings.Contains(a.Message, "REPRISE_MASTER_KEY") {
+		t.Errorf("401 of a host without a master key: %+v", a)
+	}
+}
+
 func TestInfo(t *testing.T) {
 	h := New(newFake(), Options{Anonymous: true})
 	info := decode[Info](t, get(t, h, "/dashboard/api/info"))

@@ -109,6 +109,8 @@ await step('the page asks for the key, refuses a wrong one and loads the list wi
   const resp = await page.goto(URL_);
   assert(resp.status() === 200, `GET ${URL_}: ${resp.status()}`);
   await page.locator(tid('key-dialog')).waitFor({ state: 'visible' });
+  // The host says where its master key comes from (here: the app's code).
+  await page.locator(tid('key-help')).filter({ hasText: 'WithKeys' }).waitFor();
   await page.screenshot({ path: join(ART, 'dashboard-key-prompt.png') });
   await page.locator(tid('key-input')).fill('not-the-key');
   await page.locator(tid('key-submit')).click();

@@ -133,6 +133,15 @@ CREATE INDEX tasks_unleased ON reprise.tasks (hub, id) WHERE lease_owner IS NULL
 CREATE INDEX tasks_leased ON reprise.tasks (hub, id) WHERE lease_owner IS NOT NULL;
 CREATE INDEX tasks_by_instance ON reprise.tasks (hub, instance_id);
 `,
+	// 2: settings of a hub (store.Store.Setting), such as the keys a host generated.
+	`
+CREATE TABLE reprise.settings (
+	hub   text COLLATE "C" NOT NULL,
+	name  text COLLATE "C" NOT NULL,
+	value bytea NOT NULL,
+	PRIMARY KEY (hub, name)
+);
+`,
 }
 
 // migrate brings the schema up to date. The advisory lock makes concurrent Opens of a fresh

@@ -78,6 +78,15 @@ CREATE INDEX tasks_by_ready ON tasks (hub, lease_expires, id);
 CREATE INDEX tasks_by_instance ON tasks (hub, instance_id);
 CREATE INDEX tasks_by_lease_owner ON tasks (hub, lease_owner) WHERE lease_owner IS NOT NULL;
 `,
+	// 2: settings of a hub (store.Store.Setting), such as the keys a host generated.
+	`
+CREATE TABLE settings (
+	hub   TEXT NOT NULL,
+	name  TEXT NOT NULL,
+	value BLOB NOT NULL,
+	PRIMARY KEY (hub, name)
+);
+`,
 }
 
 // migrate brings the schema up to date in one immediate transaction, so two processes opening

@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"PurgeInstance", s.testPurgeInstance},
 		{"PurgeInstances", s.testPurgeInstances},
 		{"HubIsolation", s.testHubIsolation},
+		{"Settings", s.testSettings},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
 		{"Closed", s.testClosed},

@@ -876,6 +876,7 @@ func (s suite) testClosed(t *testing.T) {
 	_, checks["ClaimOrchestrations"] = st.ClaimOrchestrations(ctx, "n", 1, time.Second)
 	_, checks["ClaimActivities"] = st.ClaimActivities(ctx, "n", 1, time.Second)
 	_, checks["NextVisibleAt"] = st.NextVisibleAt(ctx)
+	_, checks["Setting"] = st.Setting(ctx, "s", []byte("v"))
 	for name, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)

@@ -79,7 +79,7 @@ async function request(method, url, body, retried = false) {
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const resp = await fetch(url, { method, headers, body, cache: 'no-store' });
   if (resp.status === 401 && !retried) {
-    await askForKey(sessionStorage.getItem(KEY_STORE) ? 'The key was refused.' : '');
+    await askForKey(sessionStorage.getItem(KEY_STORE) ? 'The key was refused.' : '', await resp.clone().json().catch(() => ({})));
     return request(method, url, body, true);
   }
   if (!resp.ok) throw new HTTPError(resp.status, await errorText(resp));
@@ -95,10 +95,16 @@ async function apiGet(path) {
 
 let keyWaiters = null;
 
-// askForKey shows the key dialog and resolves once a key the API accepts is stored.
-function askForKey(error) {
+// askForKey shows the key dialog and resolves once a key the API accepts is stored. answer is
+// the 401 body: its keyHelp says where the key comes from; masterKey false means the host has
+// none, and then the dialog says so instead of asking (it never resolves).
+function askForKey(error, answer = {}) {
   const dlg = $('#key-dialog');
-  $('#key-error').textContent = error || '';
+  const none = answer.masterKey === false;
+  $('#key-h').textContent = none ? 'No master key' : 'Master key required';
+  $('#key-help').textContent = none ? answer.Message || '' : answer.keyHelp || '';
+  $('#key-form').querySelectorAll('#key-intro, label, input, .buttons').forEach((el) => { el.hidden = none; });
+  $('#key-error').textContent = none ? '' : error || '';
   if (!keyWaiters) {
     keyWaiters = [];
     $('#key-input').value = '';
