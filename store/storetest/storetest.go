@@ -68,6 +68,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"PurgeInstance", s.testPurgeInstance},
 		{"PurgeInstances", s.testPurgeInstances},
 		{"HubIsolation", s.testHubIsolation},
+		{"InvalidArguments", s.testInvalidArguments},
+		{"TimeBounds", s.testTimeBounds},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
 		{"Closed", s.testClosed},
