@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -145,10 +146,16 @@ func TestHostileClientArguments(t *testing.T) {
 	}
 }
 
-// TestHostileHTTP sends hostile requests to the management API of a real host: each is a 400
-// with a message, and nothing is started or purged.
+// TestHostileHTTP sends hostile requests to the management API of a real host, on both stores
+// (PostgreSQL answered the non-UTF-8 ID with 500): each is a 400 with a message, and nothing is
+// started or purged.
 func TestHostileHTTP(t *testing.T) {
-	app := startApp(t, []reprise.Definition{echo}, reprise.WithAnonymousManagement())
+	t.Run("sqlite", func(t *testing.T) { testHostileHTTP(t) })
+	t.Run("postgres", func(t *testing.T) { testHostileHTTP(t, reprise.WithPostgres(pgtest.DSN(t))) })
+}
+
+func testHostileHTTP(t *testing.T, opts ...reprise.Option) {
+	app := startApp(t, []reprise.Definition{echo}, append(opts, reprise.WithAnonymousManagement())...)
 	c := app.Client()
 	ctx := testCtx(t)
 	done, err := echo.Start(ctx, c, json.RawMessage(`1`), reprise.WithInstanceID("done"))
