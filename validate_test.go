@@ -212,3 +212,39 @@ func TestManagementUnauthorizedMessage(t *testing.T) {
 		t.Fatalf("401 answer: %d %q, want a JSON message saying how to pass the key", w.Code, w.Body)
 	}
 }
+
+// TestHostileOrchestratorCalls checks the text an orchestrator hands the engine: each call with a
+// name, ID or payload a store would refuse fails at once, in the orchestrator, instead of
+// producing a commit that is refused (and retried) for ever.
+func TestHostileOrchestratorCalls(t *testing.T) {
+	hostile := reprise.NewOrchestrator("hostile", func(ctx *reprise.OrchestrationContext, _ any) ([]string, error) {
+		var out []string
+		note := func(what string, err error) {
+			if errors.Is(err, reprise.ErrInvalidArgument) || errors.Is(err, reprise.ErrInvalidInstanceID) {
+				out = append(out, what)
+			}
+		}
+		_, err := reprise.CallActivity[int](ctx, "act\xff", 1).Await()
+		note("activity name", err)
+		_, err = reprise.CallActivity[int](ctx, "act", json.RawMessage("\"\xff\"")).Await()
+		note("activity input", err)
+		_, err = reprise.CallSubOrchestrator[int](ctx, "echo\x00", 1).Await()
+		note("sub-orchestrator name", err)
+		_, err = reprise.CallSubOrchestrator[int](ctx, "echo", 1, reprise.WithInstanceID("sub-\xff")).Await()
+		note("sub-orchestration ID", err)
+		note("event target", ctx.SendEvent("x-\xff", "e", 1))
+		note("event name", ctx.SendEvent("other", "e\xff", 1))
+		note("event data", ctx.SendEvent("other", "e", json.RawMessage("\"\xff\"")))
+		return out, nil
+	})
+	app := startApp(t, []reprise.Definition{echo, hostile})
+	id, err := hostile.Start(testCtx(t), app.Client(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := waitDone(t, app.Client(), id)
+	want := []string{"activity name", "activity input", "sub-orchestrator name", "sub-orchestration ID", "event target", "event name", "event data"}
+	if got := output[[]string](t, inst); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("refused calls: %q, want %q (status %s, output %s)", got, want, inst.Status, inst.Output)
+	}
+}
