@@ -2,6 +2,7 @@ package reprise
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise/store"
@@ -15,12 +16,19 @@ const (
 	maxReasonBytes     = 64 << 10          // terminate, suspend, resume and rewind reasons
 )
 
-// checkID checks the ID of an instance that is looked up (not created): the store's rule
-// (UTF-8, no NUL, not empty, at most store.MaxKeyBytes; derived sub-orchestration IDs may pass
-// 256 bytes), reported as ErrInvalidInstanceID.
+// checkID checks the ID of an instance that is looked up (not created) against the store's rule:
+// not empty, UTF-8, no NUL, at most store.MaxKeyBytes (derived sub-orchestration IDs may pass
+// the 256 bytes of a new ID).
 func checkID(id string) error {
-	if err := store.CheckID(id); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidInstanceID, err)
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: it is empty", ErrInvalidInstanceID)
+	case len(id) > store.MaxKeyBytes:
+		return fmt.Errorf("%w: it is %d bytes long, the limit is %d", ErrInvalidInstanceID, len(id), store.MaxKeyBytes)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w %q: it is not valid UTF-8", ErrInvalidInstanceID, id)
+	case strings.IndexByte(id, 0) >= 0:
+		return fmt.Errorf("%w %q: it contains a NUL character", ErrInvalidInstanceID, id)
 	}
 	return nil
 }

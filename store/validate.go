@@ -87,8 +87,8 @@ func (q Query) Check() error {
 		return err
 	}
 	// Tokens are ASCII; anything else is not one a store handed out.
-	if err := CheckText("continuation token", q.ContinuationToken, 4*MaxKeyBytes); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidToken, err)
+	if CheckText("", q.ContinuationToken, 4*MaxKeyBytes) != nil {
+		return fmt.Errorf("%w %q: pass back the token of a previous page unchanged", ErrInvalidToken, q.ContinuationToken)
 	}
 	return nil
 }
