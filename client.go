@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/history"
@@ -68,13 +69,18 @@ func WithReusePolicy(p ReusePolicy) StartOption {
 	return startFunc(func(c *startConfig) { c.reuse = p })
 }
 
-// ValidateInstanceID checks an instance ID against the Durable Functions rules.
+// ValidateInstanceID checks an instance ID chosen for a new instance against the Durable Functions
+// rules, and against what would make its management URLs lead elsewhere ("." and "..").
 func ValidateInstanceID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: it is empty", ErrInvalidInstanceID)
-	case len(id) > 256:
-		return fmt.Errorf("%w: it is %d characters long, the limit is 256", ErrInvalidInstanceID, len(id))
+	case len(id) > maxInstanceIDBytes:
+		return fmt.Errorf("%w: it is %d bytes long, the limit is %d", ErrInvalidInstanceID, len(id), maxInstanceIDBytes)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w %q: it is not valid UTF-8", ErrInvalidInstanceID, id)
+	case id == "." || id == "..":
+		return fmt.Errorf("%w %q: \".\" and \"..\" are path steps in URLs, so the instance's URLs would lead elsewhere", ErrInvalidInstanceID, id)
 	case strings.HasPrefix(id, "@"):
 		return fmt.Errorf("%w %q: IDs starting with '@' are reserved for entities", ErrInvalidInstanceID, id)
 	case strings.ContainsAny(id, `/\?#`):
@@ -96,6 +102,9 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 	for _, o := range opts {
 		o.applyStart(&cfg)
 	}
+	if err := checkText("orchestrator name", name, maxNameBytes); err != nil {
+		return "", fmt.Errorf("start orchestrator: %w", err)
+	}
 	if _, ok := c.app.reg.Orchestrator(name); !ok {
 		return "", fmt.Errorf("start orchestrator %q: %w: register it with App.Register", name, ErrNotRegistered)
 	}
@@ -108,6 +117,9 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 	data, err := json.Marshal(input)
 	if err != nil {
 		return "", fmt.Errorf("start orchestrator %q: %w: the input must be JSON-serialisable: %w", name, ErrInvalidArgument, err)
+	}
+	if err := checkPayload("input", data); err != nil {
+		return "", fmt.Errorf("start orchestrator %q: %w", name, err)
 	}
 	now := time.Now().UTC()
 	execID := engine.RandomID()
@@ -204,6 +216,9 @@ func (c *Client) GetInstance(ctx context.Context, id string, opts ...GetOption) 
 	if err != nil {
 		return nil, err
 	}
+	if err := checkID(id); err != nil {
+		return nil, fmt.Errorf("get instance: %w", err)
+	}
 	var cfg getConfig
 	for _, o := range opts {
 		o(&cfg)
@@ -257,7 +272,8 @@ func publicEvent(e history.Event) HistoryEvent {
 	return h
 }
 
-// Query selects instances for ListInstances. Zero fields do not filter.
+// Query selects instances for ListInstances. Zero fields do not filter; dates outside
+// store.MinTime to store.MaxTime, and text that is not UTF-8 or holds NUL, are ErrInvalidArgument.
 type Query struct {
 	Statuses          []RuntimeStatus
 	CreatedFrom       time.Time // inclusive
@@ -270,11 +286,15 @@ type Query struct {
 	NewestFirst       bool // list newest first instead of oldest first
 }
 
-func (q Query) store() store.Query {
-	return store.Query{
+// store returns q as the store takes it, checked: dates outside store.MinTime to store.MaxTime,
+// and text that is not UTF-8 or holds NUL, are ErrInvalidArgument (a malformed token
+// store.ErrInvalidToken too).
+func (q Query) store() (store.Query, error) {
+	sq := store.Query{
 		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, IDPrefix: q.IDPrefix, Name: q.Name,
 		PageSize: q.PageSize, ContinuationToken: q.ContinuationToken, WithoutPayloads: q.WithoutPayloads, NewestFirst: q.NewestFirst,
 	}
+	return sq, sq.Check()
 }
 
 // CountInstances counts the instances matching q's filters by status (paging fields are
@@ -285,7 +305,11 @@ func (c *Client) CountInstances(ctx context.Context, q Query) (map[RuntimeStatus
 	if err != nil {
 		return nil, err
 	}
-	counts, err := st.CountInstances(ctx, q.store())
+	sq, err := q.store()
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	counts, err := st.CountInstances(ctx, sq)
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
 	}
@@ -299,7 +323,11 @@ func (c *Client) ListInstances(ctx context.Context, q Query) ([]*Instance, strin
 	if err != nil {
 		return nil, "", err
 	}
-	page, next, err := st.ListInstances(ctx, q.store())
+	sq, err := q.store()
+	if err != nil {
+		return nil, "", fmt.Errorf("list instances: %w", err)
+	}
+	page, next, err := st.ListInstances(ctx, sq)
 	if errors.Is(err, store.ErrInvalidToken) {
 		return nil, "", fmt.Errorf("list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, q.ContinuationToken)
 	}
@@ -318,6 +346,9 @@ func (c *Client) send(ctx context.Context, op, id string, ev history.Event, allo
 	st, err := c.app.store()
 	if err != nil {
 		return err
+	}
+	if err := checkID(id); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
 	inst, err := st.GetInstance(ctx, id)
 	if err != nil {
@@ -361,14 +392,25 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 	if name == "" {
 		return fmt.Errorf("raise event on %q: %w: the event name is empty", id, ErrInvalidArgument)
 	}
+	if err := checkText("event name", name, maxNameBytes); err != nil {
+		return fmt.Errorf("raise event on %q: %w", id, err)
+	}
+	if err := checkPayload("event data", raw); err != nil {
+		return fmt.Errorf("raise event %q on %q: %w", name, id, err)
+	}
 	ev := history.New(history.EventRaised, time.Now().UTC())
 	ev.Name, ev.Input = name, raw
 	return c.send(ctx, fmt.Sprintf("raise event %q on", name), id, ev, mustBeActive)
 }
 
-func reasonJSON(reason string) json.RawMessage {
+// reasonJSON encodes the reason of a command, checked (UTF-8 without NUL, at most 64 KiB):
+// json.Marshal would turn invalid bytes into U+FFFD without a word.
+func reasonJSON(op, reason string) (json.RawMessage, error) {
+	if err := checkText("reason", reason, maxReasonBytes); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	data, _ := json.Marshal(reason)
-	return data
+	return data, nil
 }
 
 // Terminate stops an instance: it becomes Terminated, with the reason as its output, and so do
@@ -376,7 +418,11 @@ func reasonJSON(reason string) json.RawMessage {
 // ignored.
 func (c *Client) Terminate(ctx context.Context, id, reason string) error {
 	ev := history.New(history.ExecutionTerminated, time.Now().UTC())
-	ev.Input, ev.Recursive = reasonJSON(reason), true
+	var err error
+	if ev.Input, err = reasonJSON("terminate", reason); err != nil {
+		return err
+	}
+	ev.Recursive = true
 	return c.send(ctx, "terminate", id, ev, mustBeActive)
 }
 
@@ -384,14 +430,20 @@ func (c *Client) Terminate(ctx context.Context, id, reason string) error {
 // Terminate; events that arrive meanwhile are kept and processed on Resume.
 func (c *Client) Suspend(ctx context.Context, id, reason string) error {
 	ev := history.New(history.ExecutionSuspended, time.Now().UTC())
-	ev.Input = reasonJSON(reason)
+	var err error
+	if ev.Input, err = reasonJSON("suspend", reason); err != nil {
+		return err
+	}
 	return c.send(ctx, "suspend", id, ev, mustBeActive)
 }
 
 // Resume continues a suspended instance.
 func (c *Client) Resume(ctx context.Context, id, reason string) error {
 	ev := history.New(history.ExecutionResumed, time.Now().UTC())
-	ev.Input = reasonJSON(reason)
+	var err error
+	if ev.Input, err = reasonJSON("resume", reason); err != nil {
+		return err
+	}
 	return c.send(ctx, "resume", id, ev, mustBeActive)
 }
 
@@ -400,7 +452,10 @@ func (c *Client) Resume(ctx context.Context, id, reason string) error {
 // code first when the failure came from the orchestrator itself (a non-determinism error, say).
 func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	ev := history.New(history.ExecutionRewound, time.Now().UTC())
-	ev.Input = reasonJSON(reason)
+	var err error
+	if ev.Input, err = reasonJSON("rewind", reason); err != nil {
+		return err
+	}
 	return c.send(ctx, "rewind", id, ev, func(s store.Status) error {
 		if s != store.StatusFailed {
 			return ErrNotFailed
@@ -415,6 +470,9 @@ func (c *Client) Restart(ctx context.Context, id string, newInstanceID bool) (st
 	st, err := c.app.store()
 	if err != nil {
 		return "", err
+	}
+	if err := checkID(id); err != nil {
+		return "", fmt.Errorf("restart: %w", err)
 	}
 	inst, err := st.GetInstance(ctx, id)
 	if err != nil {
@@ -438,13 +496,17 @@ func (c *Client) PurgeInstance(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	if err := checkID(id); err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
 	if err := st.PurgeInstance(ctx, id); err != nil {
 		return c.fail("purge", id, err)
 	}
 	return nil
 }
 
-// PurgeFilter selects finished instances for PurgeInstances.
+// PurgeFilter selects finished instances for PurgeInstances. A bound outside store.MinTime to
+// store.MaxTime is ErrInvalidArgument.
 type PurgeFilter struct {
 	CreatedFrom time.Time       // inclusive; zero means no lower bound
 	CreatedTo   time.Time       // inclusive; zero means no upper bound
@@ -462,7 +524,11 @@ func (c *Client) PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
 		}
 	}
-	n, err := st.PurgeInstances(ctx, store.PurgeFilter{CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, Statuses: f.Statuses})
+	sf := store.PurgeFilter{CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, Statuses: f.Statuses}
+	if err := sf.Check(); err != nil {
+		return 0, fmt.Errorf("purge instances: %w", err)
+	}
+	n, err := st.PurgeInstances(ctx, sf)
 	if err != nil {
 		return n, fmt.Errorf("purge instances: %w", err)
 	}
@@ -496,6 +562,9 @@ func (c *Client) waitFor(ctx context.Context, id string, done func(store.Status)
 	st, err := c.app.store()
 	if err != nil {
 		return store.Instance{}, err
+	}
+	if err := checkID(id); err != nil {
+		return store.Instance{}, fmt.Errorf("wait for instance: %w", err)
 	}
 	for {
 		changed, stop := st.WatchInstance(id)

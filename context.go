@@ -3,6 +3,7 @@ package reprise
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -95,6 +96,17 @@ func (c *OrchestrationContext) SendEvent(instanceID, name string, data any) erro
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("event data must be JSON-serialisable: %w", err)
+	}
+	// Checked here, deterministically: a store refuses such text, and a commit it refuses would
+	// be retried for ever.
+	if err := checkID(instanceID); err != nil {
+		return fmt.Errorf("send event: %w", err)
+	}
+	if err := checkText("event name", name, maxNameBytes); err != nil {
+		return fmt.Errorf("send event to %q: %w", instanceID, err)
+	}
+	if err := checkPayload("event data", raw); err != nil {
+		return fmt.Errorf("send event %q to %q: %w", name, instanceID, err)
 	}
 	c.rc.SendEvent(instanceID, name, raw)
 	return nil
@@ -194,6 +206,9 @@ func CallActivity[O any](ctx *OrchestrationContext, name string, input any, opts
 	if err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: input must be JSON-serialisable: %w", name, err))}
 	}
+	if err := errors.Join(checkText("activity name", name, maxNameBytes), checkPayload("input", data)); err != nil {
+		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: %w", name, err))}
+	}
 	cfg := callConfigOf(opts)
 	return &Task[O]{t: ctx.rc.CallActivity(name, data, cfg.retry.internal())}
 }
@@ -204,6 +219,9 @@ func CallSubOrchestrator[O any](ctx *OrchestrationContext, name string, input an
 	data, err := json.Marshal(input)
 	if err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("sub-orchestrator %q: input must be JSON-serialisable: %w", name, err))}
+	}
+	if err := errors.Join(checkText("orchestrator name", name, maxNameBytes), checkPayload("input", data)); err != nil {
+		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("sub-orchestrator %q: %w", name, err))}
 	}
 	cfg := callConfigOf(opts)
 	if cfg.instanceID != "" {

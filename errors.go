@@ -31,12 +31,14 @@ var (
 	ErrNotRegistered = errors.New("not registered")
 	// ErrNotStarted: the App's client was used before App.Start or after App.Shutdown.
 	ErrNotStarted = errors.New("app not running: call App.Start first (after Shutdown, create a new App)")
-	// ErrInvalidInstanceID: instance IDs must be 1 to 256 characters, must not start with '@' and
-	// must not contain '/', '\\', '?', '#' or control characters.
+	// ErrInvalidInstanceID: instance IDs must be 1 to 256 bytes of UTF-8, must not be "." or "..",
+	// must not start with '@' and must not contain '/', '\\', '?', '#' or control characters.
 	ErrInvalidInstanceID = errors.New("invalid instance ID")
 	// ErrInvalidArgument: an argument is malformed (an empty event name, a payload that is not
-	// JSON-serialisable, a filter on a status that does not apply).
-	ErrInvalidArgument = errors.New("invalid argument")
+	// JSON-serialisable or not UTF-8, text that is not UTF-8 or holds NUL, a date outside
+	// store.MinTime to store.MaxTime, a filter on a status that does not apply). It is the
+	// store's ErrInvalidArgument, so what a store refuses tests the same.
+	ErrInvalidArgument = store.ErrInvalidArgument
 )
 
 // FailureDetails describes why an activity, a sub-orchestration or an orchestration failed.

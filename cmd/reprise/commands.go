@@ -15,6 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // env is what a running command works with.
@@ -87,6 +91,12 @@ Flags:
 				return err
 			}
 			if err := addTimeFilter(q, "createdTimeTo", "--created-to", *to); err != nil {
+				return err
+			}
+			if err := checkText("--prefix", *prefix, store.MaxKeyBytes); err != nil {
+				return err
+			}
+			if err := checkText("--continuation token", *token, 4*store.MaxKeyBytes); err != nil {
 				return err
 			}
 			if *prefix != "" {
@@ -311,6 +321,12 @@ Flags:
 			if id == "" || event == "" {
 				return usagef("the instance ID and the event name must not be empty")
 			}
+			if err := checkID(id); err != nil {
+				return err
+			}
+			if err := checkText("event name", event, store.MaxKeyBytes); err != nil {
+				return err
+			}
 			inline := ""
 			if len(args) == 3 {
 				inline = args[2]
@@ -348,6 +364,9 @@ Flags:
 			return func(ctx context.Context, e *env, args []string) error {
 				id, err := oneID("instances "+op, args)
 				if err != nil {
+					return err
+				}
+				if err := checkText("--reason", *reason, maxReasonBytes); err != nil {
 					return err
 				}
 				q := url.Values{}
@@ -481,8 +500,8 @@ Flags:
 }
 
 func (e *env) purgeOne(ctx context.Context, id string) error {
-	if id == "" {
-		return usagef("the instance ID must not be empty")
+	if err := checkID(id); err != nil {
+		return err
 	}
 	resp, err := e.api.do(ctx, request{method: http.MethodDelete, path: instancePath(id), ok: []int{http.StatusOK}})
 	if err != nil {
@@ -530,6 +549,14 @@ Flags:
 				return usagef("start-new needs the orchestrator's name, got %d arguments", len(args))
 			}
 			name := args[0]
+			if err := checkText("orchestrator name", name, store.MaxKeyBytes); err != nil {
+				return err
+			}
+			if *id != "" {
+				if err := reprise.ValidateInstanceID(*id); err != nil {
+					return usagef("--id: %v", err)
+				}
+			}
 			inputSet := false
 			fs.Visit(func(f *flag.Flag) { inputSet = inputSet || f.Name == "input" })
 			body, err := jsonArgument("input", *input, inputSet, "--input-file", *inputFile)
@@ -773,10 +800,29 @@ func oneID(cmd string, args []string) (string, error) {
 	if len(args) != 1 {
 		return "", usagef("%s needs exactly one instance ID, got %d arguments", cmd, len(args))
 	}
-	if args[0] == "" {
-		return "", usagef("the instance ID must not be empty")
+	if err := checkID(args[0]); err != nil {
+		return "", err
 	}
 	return args[0], nil
+}
+
+// maxReasonBytes is the host's limit on a reason.
+const maxReasonBytes = 64 << 10
+
+// checkID and checkText refuse, before anything is sent, what every host refuses: text that is
+// not UTF-8, holds NUL or is too long (see store.CheckText).
+func checkID(id string) error {
+	if id == "" {
+		return usagef("the instance ID must not be empty")
+	}
+	return checkText("instance ID", id, store.MaxKeyBytes)
+}
+
+func checkText(what, s string, maxBytes int) error {
+	if err := store.CheckText(what, s, maxBytes); err != nil {
+		return usagef("%v", strings.TrimPrefix(err.Error(), store.ErrInvalidArgument.Error()+": "))
+	}
+	return nil
 }
 
 // jsonArgument returns the JSON given inline (when given) or in a file, checked to be valid, or
@@ -802,6 +848,9 @@ func jsonArgument(what, inline string, inlineSet bool, fileFlag, file string) ([
 		var v any
 		err := json.Unmarshal(data, &v)
 		return nil, usagef("the %s is not valid JSON (%v); a string needs quotes: '\"text\"'", what, err)
+	}
+	if !utf8.Valid(data) {
+		return nil, usagef("the %s is not valid UTF-8; JSON text must be UTF-8", what)
 	}
 	return data, nil
 }
@@ -847,6 +896,11 @@ func addTimeFilter(q url.Values, param, flagName, value string) error {
 	t, err := parseTime(value, time.Now())
 	if err != nil {
 		return usagef("%s: %v", flagName, err)
+	}
+	// Hosts refuse dates out of the stores' range (0001-01-01, Go's zero time, included).
+	if t.Before(store.MinTime()) || t.After(store.MaxTime()) {
+		return usagef("%s: %s is outside the supported range %s to %s", flagName, t.UTC().Format(time.RFC3339Nano),
+			store.MinTime().Format(time.DateOnly), store.MaxTime().Format(time.DateOnly))
 	}
 	q.Set(param, t.UTC().Format(time.RFC3339Nano))
 	return nil

@@ -793,3 +793,43 @@ func TestLocalHostWithoutKeys(t *testing.T) {
 	r = runCLI(t, nil, "keys", "--store", filepath.Join(t.TempDir(), "none.db"))
 	checkExit(t, r, exitNotFound, []string{"no SQLite store"}, []string{"keys"})
 }
+
+// TestHostileArguments checks that what every host refuses (text that is not UTF-8, holds NUL
+// or is too long, IDs that are path steps, dates outside the stores' range) is a usage error
+// before anything is sent: the URL is never contacted.
+func TestHostileArguments(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"REPRISE_URL": "http://127.0.0.1:1"} // never contacted
+	long := strings.Repeat("i", 2049)
+	dateRange := "outside the supported range 1678-01-01 to 2261-12-31"
+	cases := []struct {
+		args []string
+		msgs []string
+	}{
+		{[]string{"instances", "show", "x-\xff"}, []string{"instance ID", "not valid UTF-8"}},
+		{[]string{"instances", "history", "x\x00y"}, []string{"instance ID", "NUL"}},
+		{[]string{"instances", "terminate", long}, []string{"instance ID is 2049 bytes long"}},
+		{[]string{"instances", "terminate", "x", "--reason", "why\xff"}, []string{"--reason", "not valid UTF-8"}},
+		{[]string{"instances", "suspend", "x", "--reason", strings.Repeat("r", 64<<10+1)}, []string{"--reason is 65537 bytes long"}},
+		{[]string{"instances", "raise", "x\xff", "ev"}, []string{"instance ID", "not valid UTF-8"}},
+		{[]string{"instances", "raise", "x", "ev\x00"}, []string{"event name", "NUL"}},
+		{[]string{"instances", "raise", "x", "ev", "\"\xff\""}, []string{"event data is not valid UTF-8"}},
+		{[]string{"instances", "purge", "x\xff"}, []string{"instance ID", "not valid UTF-8"}},
+		{[]string{"instances", "restart", "x\x00"}, []string{"NUL"}},
+		{[]string{"instances", "list", "--prefix", "p\xff"}, []string{"--prefix", "not valid UTF-8"}},
+		{[]string{"instances", "list", "--continuation", "\xff"}, []string{"continuation token", "not valid UTF-8"}},
+		{[]string{"instances", "list", "--created-from", "9999-01-01"}, []string{"--created-from", dateRange}},
+		{[]string{"instances", "list", "--created-to", "0001-01-01"}, []string{"--created-to", dateRange}},
+		{[]string{"instances", "purge", "--created-from", "0001-01-01", "--created-to", "0001-01-01"}, []string{dateRange}},
+		{[]string{"instances", "purge", "--created-from", "2262-01-01T00:00:00Z"}, []string{dateRange}},
+		{[]string{"start-new", "hello\xff"}, []string{"orchestrator name", "not valid UTF-8"}},
+		{[]string{"start-new", "hello", "--id", "x-\xff"}, []string{"--id", "not valid UTF-8"}},
+		{[]string{"start-new", "hello", "--id", ".."}, []string{"--id", "URLs would lead elsewhere"}},
+		{[]string{"start-new", "hello", "--id", "."}, []string{"--id", "URLs would lead elsewhere"}},
+		{[]string{"start-new", "hello", "--input", "\"\xff\""}, []string{"input is not valid UTF-8"}},
+	}
+	for _, c := range cases {
+		r := runCLI(t, env, c.args...)
+		checkExit(t, r, exitUsage, c.msgs, c.args)
+	}
+}

@@ -219,6 +219,11 @@ func parseTime(v url.Values, name string) (time.Time, error) {
 	}
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04", "2006-01-02"} {
 		if t, err := time.Parse(layout, s); err == nil {
+			// A time given is a bound: 0001-01-01 (Go's zero time) must not read as "none".
+			if t.Before(store.MinTime()) || t.After(store.MaxTime()) {
+				return time.Time{}, fmt.Errorf("invalid %s %q: want a time from %s to %s", name, s,
+					store.MinTime().Format(time.DateOnly), store.MaxTime().Format(time.DateOnly))
+			}
 			return t.UTC(), nil
 		}
 	}

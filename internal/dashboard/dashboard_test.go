@@ -305,6 +305,8 @@ func TestBadInputIs400(t *testing.T) {
 		"/dashboard/api/instances?stauts=Running":                                     `unknown query parameter "stauts"`,
 		"/dashboard/api/instances/a%2Fb":                                              "invalid instance ID",
 		"/dashboard/api/instances?createdFrom=2026-03-01T10:00:00Z&createdTo=garbage": "invalid createdTo",
+		"/dashboard/api/instances?createdFrom=0001-01-01":                             "want a time from 1678-01-01 to 2261-12-31",
+		"/dashboard/api/counts?createdTo=9999-01-01":                                  "invalid createdTo",
 	} {
 		r := get(t, h, target)
 		if r.code != http.StatusBadRequest {

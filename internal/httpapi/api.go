@@ -10,6 +10,9 @@ import (
 	"github.com/reprise-dev/reprise/internal/localguard"
 )
 
+// unauthorizedMessage is the body of a 401 under WebhookBase.
+const unauthorizedMessage = "The management API requires the system key or the master key: pass it as the code query parameter or the x-functions-key header."
+
 // Base paths of the management API. The webhook base is what the generated URLs point to; the
 // RPC base is where the JavaScript and Python clients send everything once they have rpcBaseUrl.
 const (
@@ -28,7 +31,7 @@ const MaxTop = 1000
 type Options struct {
 	Backend Backend
 	// Authorize guards requests under /runtime/webhooks/durabletask; nil allows everyone. A false
-	// answer gives 401 with an empty body.
+	// answer gives 401 with a JSON message saying how to pass the key.
 	Authorize func(*http.Request) bool
 	// SystemKey, when not empty, is appended as code=<key> to every generated URL (as the
 	// extension does with requiredQueryStringParameters).
@@ -103,7 +106,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch base {
 	case WebhookBase:
 		if a.authorize != nil && !a.authorize(r) {
-			w.WriteHeader(http.StatusUnauthorized)
+			writeError(w, http.StatusUnauthorized, errorBody{Message: unauthorizedMessage})
 			return
 		}
 	case RPCBase:
@@ -124,6 +127,10 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := parseQuery(r.URL.RawQuery)
+	if err := checkRequestText(segs, q, r.Header.Get(continuationHeader)); err != nil {
+		badRequest(w, err)
+		return
+	}
 	// One host serves one task hub. A request for another hub must not act on this one (in Durable
 	// Functions another hub is other storage, where these instances do not exist).
 	if hub := q.first("taskHub"); hub != "" && !strings.EqualFold(hub, a.backend.Hub()) {

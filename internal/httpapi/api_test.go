@@ -215,8 +215,10 @@ func TestAuthorize(t *testing.T) {
 		if w.Code != tc.code {
 			t.Errorf("%s: code %d, want %d", tc.req.target, w.Code, tc.code)
 		}
-		if w.Code == 401 && (w.Body.Len() != 0 || w.Header().Get("Content-Type") != "") {
-			t.Errorf("%s: 401 with body %q", tc.req.target, w.Body)
+		// The docs promise a message saying how to pass the key (it used to be an empty body).
+		if w.Code == 401 && (!strings.Contains(w.Body.String(), `"Message":"The management API requires the system key`) ||
+			!strings.Contains(w.Body.String(), "x-functions-key") || w.Header().Get("Content-Type") != jsonContentType) {
+			t.Errorf("%s: 401 with body %q, Content-Type %q; want a JSON message naming the key", tc.req.target, w.Body, w.Header().Get("Content-Type"))
 		}
 	}
 	if len(seen) != 4 {

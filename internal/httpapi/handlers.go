@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/store"
@@ -433,6 +434,16 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return json.RawMessage("null"), true
+	}
+	// encoding/json does not check that strings are UTF-8, and what is stored here is echoed
+	// as JSON to every client.
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, errorBody{
+			Message:          "Invalid JSON content",
+			ExceptionMessage: "The request body is not valid UTF-8; JSON text must be UTF-8.",
+			ExceptionType:    "Newtonsoft.Json.JsonReaderException",
+		})
+		return nil, false
 	}
 	var raw json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {

@@ -122,11 +122,22 @@ func (q query) time(name string) (t time.Time, ok bool, err error) {
 		// An unencoded "+02:00" offset arrives as " 02:00"; the second candidate undoes that.
 		for _, layout := range timeLayouts {
 			if t, err := time.Parse(layout, candidate); err == nil {
-				return t.UTC(), true, nil
+				return checkRange(name, v, t.UTC())
 			}
 		}
 	}
 	return time.Time{}, false, &paramError{name, v, "want an ISO-8601 date such as 2024-01-02T15:04:05Z"}
+}
+
+// checkRange refuses a date outside what the stores hold. 0001-01-01 is refused too, although
+// it is Go's zero time: a bound given is a bound, never "no bound"; and a bound past 2262 used
+// to overflow SQLite's nanoseconds and match everything.
+func checkRange(name, v string, t time.Time) (time.Time, bool, error) {
+	if t.Before(store.MinTime()) || t.After(store.MaxTime()) {
+		return time.Time{}, false, &paramError{name, v, fmt.Sprintf("want a date from %s to %s",
+			store.MinTime().Format(time.DateOnly), store.MaxTime().Format(time.DateOnly))}
+	}
+	return t, true, nil
 }
 
 // maxSeconds keeps a seconds parameter within what a time.Duration holds.

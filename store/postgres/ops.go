@@ -16,8 +16,8 @@ import (
 
 // CreateInstance creates an instance with its start message, applying the reuse policy.
 func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
-	if inst.ID == "" {
-		return errors.New("postgres: create instance: empty instance ID")
+	if err := inst.Check(); err != nil {
+		return fmt.Errorf("postgres: create instance: %w", err)
 	}
 	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
 		return fmt.Errorf("postgres: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
@@ -27,6 +27,9 @@ func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start s
 
 // SendMessage adds a message to an existing instance's inbox.
 func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
+	if err := store.CheckID(m.InstanceID); err != nil {
+		return fmt.Errorf("postgres: send message: %w", err)
+	}
 	return s.do(ctx, &writeOp{kind: opSend, msg: m})
 }
 
@@ -37,8 +40,8 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		return errors.New("postgres: commit episode: empty instance ID")
 	}
 	for _, st := range e.Starts {
-		if st.Instance.ID == "" {
-			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration with an empty instance ID", id)
+		if err := st.Instance.Check(); err != nil {
+			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)
 		}
 	}
 	if s.isClosed() {
@@ -440,6 +443,9 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 	if s.isClosed() {
 		return errClosed("purge instance")
 	}
+	if err := store.CheckID(id); err != nil {
+		return fmt.Errorf("postgres: purge: %w", err)
+	}
 	sql := strings.Replace(purgeSQL, "WHERE_MORE", "AND id = $3", 1)
 	b := &pgx.Batch{}
 	b.Queue(sql, s.hub, 1, id)
@@ -480,6 +486,9 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 	if s.isClosed() {
 		return 0, errClosed("purge instances")
 	}
+	if err := f.Check(); err != nil {
+		return 0, fmt.Errorf("postgres: purge instances: %w", err)
+	}
 	var statuses []int16
 	for _, st := range f.Statuses {
 		if st.Terminal() {
@@ -496,11 +505,11 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		more += fmt.Sprintf(" AND status = ANY($%d::smallint[])", len(args))
 	}
 	if !f.CreatedFrom.IsZero() {
-		args = append(args, f.CreatedFrom)
+		args = append(args, lowerBound(f.CreatedFrom))
 		more += fmt.Sprintf(" AND created_at >= $%d", len(args))
 	}
 	if !f.CreatedTo.IsZero() {
-		args = append(args, f.CreatedTo)
+		args = append(args, upperBound(f.CreatedTo))
 		more += fmt.Sprintf(" AND created_at <= $%d", len(args))
 	}
 	sql := strings.Replace(purgeSQL, "WHERE_MORE", more, 1)

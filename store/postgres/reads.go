@@ -39,6 +39,9 @@ func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, err
 	if s.isClosed() {
 		return store.Instance{}, errClosed("get instance")
 	}
+	if err := store.CheckID(id); err != nil {
+		return store.Instance{}, fmt.Errorf("postgres: get instance: %w", err)
+	}
 	row := s.pool.QueryRow(ctx, `SELECT `+instanceColumns("i")+` FROM reprise.instances i WHERE i.hub = $1 AND i.id = $2`, s.hub, id)
 	inst, err := scanInstance(row, nil)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -54,6 +57,9 @@ func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, err
 func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 	if s.isClosed() {
 		return nil, errClosed("history")
+	}
+	if err := store.CheckID(id); err != nil {
+		return nil, fmt.Errorf("postgres: history: %w", err)
 	}
 	// One statement, so existence and history come from the same snapshot: zero rows means no
 	// instance, one row with NULL data means an empty history.
@@ -90,6 +96,9 @@ func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
 	if s.isClosed() {
 		return nil, "", errClosed("list instances")
+	}
+	if err := q.Check(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list instances: %w", err)
 	}
 	size := q.PageSize
 	if size <= 0 {
@@ -174,10 +183,10 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 		sb.WriteString(` AND lower(i.name) = lower(` + arg(q.Name) + `::text)`) // names are case-insensitive
 	}
 	if !q.CreatedFrom.IsZero() {
-		sb.WriteString(` AND i.created_at >= ` + arg(q.CreatedFrom))
+		sb.WriteString(` AND i.created_at >= ` + arg(lowerBound(q.CreatedFrom)))
 	}
 	if !q.CreatedTo.IsZero() {
-		sb.WriteString(` AND i.created_at <= ` + arg(q.CreatedTo))
+		sb.WriteString(` AND i.created_at <= ` + arg(upperBound(q.CreatedTo)))
 	}
 	if q.IDPrefix != "" {
 		// starts_with, not LIKE: LIKE treats % and _ as wildcards.
@@ -190,6 +199,9 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error) {
 	if s.isClosed() {
 		return nil, errClosed("count instances")
+	}
+	if err := q.Check(); err != nil {
+		return nil, fmt.Errorf("postgres: count instances: %w", err)
 	}
 	var sb strings.Builder
 	sb.WriteString(`SELECT i.status, count(*) FROM reprise.instances i WHERE i.hub = $1`)
@@ -232,7 +244,7 @@ func parseToken(tok string) (time.Time, string, error) {
 		return time.Time{}, "", bad
 	}
 	created, err := strconv.ParseInt(us, 10, 64)
-	if err != nil {
+	if err != nil || store.CheckText("", id, 0) != nil {
 		return time.Time{}, "", bad
 	}
 	return time.UnixMicro(created), id, nil
@@ -254,3 +266,16 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 	}
 	return *next, nil
 }
+
+// lowerBound and upperBound turn a bound in nanoseconds into one at the database's microsecond
+// resolution that selects the same rows: stored times are whole microseconds, so ">= from" is
+// ">= from rounded up" and "<= to" is "<= to rounded down". (The driver truncates, which made a
+// lower bound with a fraction of a microsecond take in the microsecond before it.)
+func lowerBound(t time.Time) time.Time {
+	if u := t.Truncate(time.Microsecond); !u.Equal(t) {
+		return u.Add(time.Microsecond)
+	}
+	return t
+}
+
+func upperBound(t time.Time) time.Time { return t.Truncate(time.Microsecond) }

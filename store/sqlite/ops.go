@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -16,8 +15,8 @@ import (
 
 // CreateInstance creates an instance with its start message, applying the reuse policy.
 func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
-	if inst.ID == "" {
-		return errors.New("sqlite: create instance: empty instance ID")
+	if err := inst.Check(); err != nil {
+		return fmt.Errorf("sqlite: create instance: %w", err)
 	}
 	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
 		return fmt.Errorf("sqlite: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
@@ -49,6 +48,9 @@ func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start s
 
 // SendMessage adds a message to an existing instance's inbox.
 func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
+	if err := store.CheckID(m.InstanceID); err != nil {
+		return fmt.Errorf("sqlite: send message: %w", err)
+	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
 		ok, err := w.insertMsg(m)
 		if err != nil {
@@ -64,6 +66,9 @@ func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
 
 // PurgeInstance deletes a finished instance and everything it owns.
 func (s *Store) PurgeInstance(ctx context.Context, id string) error {
+	if err := store.CheckID(id); err != nil {
+		return fmt.Errorf("sqlite: purge: %w", err)
+	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
 		status, exists, err := w.status(id)
 		if err != nil {
@@ -85,6 +90,10 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 
 // PurgeInstances deletes the finished instances matching f.
 func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
+	// In range, UnixNano cannot overflow: a bound out of range used to wrap and match everything.
+	if err := f.Check(); err != nil {
+		return 0, fmt.Errorf("sqlite: purge instances: %w", err)
+	}
 	var statuses []any
 	for _, st := range f.Statuses {
 		if st.Terminal() {
@@ -175,17 +184,11 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 		if len(work) == 0 {
 			return nil
 		}
-		ids := make([]string, len(work))
 		index := make(map[string]int, len(work))
 		for i := range work {
-			ids[i] = work[i].Instance.ID
-			index[ids[i]] = i
+			index[work[i].Instance.ID] = i
 		}
-		idsJSON, err := json.Marshal(ids)
-		if err != nil {
-			return err
-		}
-		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, string(idsJSON), w.now)
+		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now)
 		if err != nil {
 			return err
 		}
@@ -214,6 +217,11 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	id := e.Instance.ID
 	if id == "" {
 		return errors.New("sqlite: commit episode: empty instance ID")
+	}
+	for _, st := range e.Starts {
+		if err := st.Instance.Check(); err != nil {
+			return fmt.Errorf("sqlite: commit episode of %q: start of a sub-orchestration: %w", id, err)
+		}
 	}
 	return s.doFenced(ctx, func(w *writer, eff *effects) error {
 		if e.Lease.Token == 0 || e.Lease.Owner == "" {

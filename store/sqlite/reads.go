@@ -18,6 +18,9 @@ func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, err
 	if s.isClosed() {
 		return store.Instance{}, fmt.Errorf("sqlite: get instance: %w", store.ErrClosed)
 	}
+	if err := store.CheckID(id); err != nil {
+		return store.Instance{}, fmt.Errorf("sqlite: get instance: %w", err)
+	}
 	row := s.getInstance.QueryRowContext(ctx, s.hub, id)
 	inst, err := scanInstance(row)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -33,6 +36,9 @@ func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, err
 func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 	if s.isClosed() {
 		return nil, fmt.Errorf("sqlite: history: %w", store.ErrClosed)
+	}
+	if err := store.CheckID(id); err != nil {
+		return nil, fmt.Errorf("sqlite: history: %w", err)
 	}
 	rows, err := s.history.QueryContext(ctx, s.hub, id)
 	if err != nil {
@@ -65,6 +71,9 @@ func (s *Store) History(ctx context.Context, id string) ([][]byte, error) {
 func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
 	if s.isClosed() {
 		return nil, "", fmt.Errorf("sqlite: list instances: %w", store.ErrClosed)
+	}
+	if err := q.Check(); err != nil {
+		return nil, "", fmt.Errorf("sqlite: list instances: %w", err)
 	}
 	size := q.PageSize
 	if size <= 0 {
@@ -162,6 +171,9 @@ func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.St
 	if s.isClosed() {
 		return nil, fmt.Errorf("sqlite: count instances: %w", store.ErrClosed)
 	}
+	if err := q.Check(); err != nil {
+		return nil, fmt.Errorf("sqlite: count instances: %w", err)
+	}
 	var sb strings.Builder
 	sb.WriteString(`SELECT status, count(*) FROM instances WHERE hub = ?`)
 	args := s.filter(&sb, q)
@@ -201,7 +213,7 @@ func parseToken(tok string) (int64, string, error) {
 		return 0, "", bad
 	}
 	created, err := strconv.ParseInt(ns, 10, 64)
-	if err != nil {
+	if err != nil || store.CheckText("", id, 0) != nil {
 		return 0, "", bad
 	}
 	return created, id, nil

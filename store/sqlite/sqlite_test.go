@@ -291,3 +291,43 @@ func TestClaimsNotReprepared(t *testing.T) {
 		t.Fatalf("the write connection compiled SQL %d times on a warm hot path, want 0 (a statement is re-prepared per execution)", n)
 	}
 }
+
+// TestClaimFindsMessagesOfAnyID checks that a claim hands out the messages of every instance it
+// claims, whatever bytes the ID holds. An ID that is not UTF-8 used to be claimed without its
+// messages (the claim looked them up through JSON, which turns invalid bytes into U+FFFD), so the
+// instance stayed claimable and the host spun on it for ever. Stores now refuse such IDs, so the
+// rows are written behind the store's back, as an older build or another program could have.
+func TestClaimFindsMessagesOfAnyID(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	if err := s.CreateInstance(ctx, store.Instance{ID: "placeholder", Name: "o", Status: store.StatusPending},
+		store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+		t.Fatal(err)
+	}
+	const badID = "x-\xff"
+	err := s.do(ctx, func(w *writer, eff *effects) error {
+		for _, q := range []string{`UPDATE instances SET id = ? WHERE id = 'placeholder'`, `UPDATE inbox SET instance_id = ? WHERE instance_id = 'placeholder'`} {
+			if _, err := w.conn.ExecContext(w.ctx, q, badID); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	work, err := s.ClaimOrchestrations(ctx, "n", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(work) != 1 || work[0].Instance.ID != badID {
+		t.Fatalf("claimed %d instances, want the one with ID %q", len(work), badID)
+	}
+	if len(work[0].Messages) != 1 || string(work[0].Messages[0].Data) != "start" {
+		t.Fatalf("claim of %q came with %d messages, want its start message", badID, len(work[0].Messages))
+	}
+	// The store refuses the ID at its front door, with a reason.
+	if err := s.CreateInstance(ctx, store.Instance{ID: badID, Name: "o"}, store.Message{Data: []byte("start")}, store.ReuseAlways); !errors.Is(err, store.ErrInvalidArgument) {
+		t.Fatalf("CreateInstance(%q) = %v, want ErrInvalidArgument", badID, err)
+	}
+}

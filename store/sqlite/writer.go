@@ -273,10 +273,12 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				WHERE m.hub = ?1 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
 				LIMIT +?6)
 			RETURNING ` + instanceColumns},
-		// One query for the messages of all instances just claimed (they share the token).
+		// One query for the messages of all instances just claimed: they share the lease, so the
+		// join is on the rows themselves. (Passing the IDs as JSON lost every ID that was not
+		// UTF-8: the claim came without messages and the instance was claimed again for ever.)
 		{&w.claimedMessages, `SELECT m.id, m.instance_id, m.execution_id, m.data, m.visible_at
 			FROM instances i JOIN inbox m ON m.hub = i.hub AND m.instance_id = i.id
-			WHERE i.hub = ?1 AND i.id IN (SELECT value FROM json_each(?2)) AND m.visible_at <= ?3
+			WHERE i.hub = ?1 AND i.lease_owner = ?2 AND i.lease_token = ?3 AND m.visible_at <= ?4
 			ORDER BY m.id`},
 		{&w.claimTasks, `UPDATE tasks SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
 			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT +?6)

@@ -70,6 +70,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"PurgeInstances", s.testPurgeInstances},
 		{"HubIsolation", s.testHubIsolation},
 		{"Settings", s.testSettings},
+		{"InvalidArguments", s.testInvalidArguments},
+		{"TimeBounds", s.testTimeBounds},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
 		{"Closed", s.testClosed},

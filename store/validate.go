@@ -1,0 +1,121 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ErrInvalidArgument means an argument cannot be stored or matched as given: text that is not
+// UTF-8 or holds a NUL byte, a key longer than MaxKeyBytes, a time outside [MinTime, MaxTime].
+// Nothing was written; fix the argument.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// MaxKeyBytes bounds the text a store keys or indexes: instance IDs, names, ID prefixes. Past
+// it PostgreSQL cannot index the row, and no sane key is that long.
+const MaxKeyBytes = 2048
+
+// The supported range of times: the years 1678 to 2261 (UTC), in which SQLite's nanosecond
+// integers cannot overflow. Bounds and creation times outside it are ErrInvalidArgument; within
+// it every store honours a bound exactly.
+const (
+	MinYear = 1678
+	MaxYear = 2261
+)
+
+// MinTime and MaxTime return the first and the last instant of the supported range (MaxTime at
+// microsecond resolution, the finest PostgreSQL keeps).
+func MinTime() time.Time { return time.Date(MinYear, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// MaxTime: see MinTime.
+func MaxTime() time.Time { return time.Date(MaxYear, 12, 31, 23, 59, 59, 999999000, time.UTC) }
+
+// CheckText returns an error wrapping ErrInvalidArgument, naming what (such as "instance ID"),
+// when s is not valid UTF-8, holds a NUL byte or is longer than maxBytes (0: no limit). Every
+// text column of PostgreSQL refuses the first two, and SQLite would store them but compare them
+// differently from Go once they pass through JSON.
+func CheckText(what, s string, maxBytes int) error {
+	switch {
+	case maxBytes > 0 && len(s) > maxBytes:
+		return fmt.Errorf("%w: the %s is %d bytes long, the limit is %d", ErrInvalidArgument, what, len(s), maxBytes)
+	case !utf8.ValidString(s):
+		return fmt.Errorf("%w: the %s %q is not valid UTF-8", ErrInvalidArgument, what, s)
+	case strings.IndexByte(s, 0) >= 0:
+		return fmt.Errorf("%w: the %s %q contains a NUL character", ErrInvalidArgument, what, s)
+	}
+	return nil
+}
+
+// CheckID checks an instance ID as a store takes it: not empty, plus CheckText with MaxKeyBytes.
+// Front ends apply stricter rules to the IDs users choose.
+func CheckID(id string) error {
+	if id == "" {
+		return fmt.Errorf("%w: the instance ID is empty", ErrInvalidArgument)
+	}
+	return CheckText("instance ID", id, MaxKeyBytes)
+}
+
+// CheckTime returns an error wrapping ErrInvalidArgument, naming what, when t is neither zero
+// nor within [MinTime, MaxTime]. The zero time means "none" (no bound, or "now") wherever the
+// store takes a time.
+func CheckTime(what string, t time.Time) error {
+	if t.IsZero() {
+		return nil
+	}
+	if t.Before(MinTime()) || t.After(MaxTime()) {
+		return fmt.Errorf("%w: the %s %s is outside the supported range %s to %s", ErrInvalidArgument, what,
+			t.UTC().Format(time.RFC3339Nano), MinTime().Format(time.RFC3339), MaxTime().Format(time.RFC3339Nano))
+	}
+	return nil
+}
+
+// Check checks the filters of q as stores take them (CheckTime, CheckText): callers get
+// ErrInvalidArgument instead of a wrong answer.
+func (q Query) Check() error {
+	if err := CheckTime("createdTimeFrom bound", q.CreatedFrom); err != nil {
+		return err
+	}
+	if err := CheckTime("createdTimeTo bound", q.CreatedTo); err != nil {
+		return err
+	}
+	if err := CheckText("instance ID prefix", q.IDPrefix, MaxKeyBytes); err != nil {
+		return err
+	}
+	if err := CheckText("orchestrator name", q.Name, MaxKeyBytes); err != nil {
+		return err
+	}
+	// Tokens are ASCII; anything else is not one a store handed out.
+	if CheckText("", q.ContinuationToken, 4*MaxKeyBytes) != nil {
+		return fmt.Errorf("%w %q: pass back the token of a previous page unchanged", ErrInvalidToken, q.ContinuationToken)
+	}
+	return nil
+}
+
+// Check checks the time bounds of f (CheckTime).
+func (f PurgeFilter) Check() error {
+	if err := CheckTime("createdTimeFrom bound", f.CreatedFrom); err != nil {
+		return err
+	}
+	return CheckTime("createdTimeTo bound", f.CreatedTo)
+}
+
+// Check checks what a store keys on in an instance: its ID (CheckID), name, parent and execution
+// IDs (CheckText), and its creation and update times (CheckTime).
+func (inst Instance) Check() error {
+	if err := CheckID(inst.ID); err != nil {
+		return err
+	}
+	for _, f := range [...]struct{ what, s string }{
+		{"orchestrator name", inst.Name}, {"parent instance ID", inst.ParentID}, {"execution ID", inst.ExecutionID},
+	} {
+		if err := CheckText(f.what, f.s, MaxKeyBytes); err != nil {
+			return fmt.Errorf("instance %q: %w", inst.ID, err)
+		}
+	}
+	if err := CheckTime("creation time", inst.CreatedAt); err != nil {
+		return fmt.Errorf("instance %q: %w", inst.ID, err)
+	}
+	return CheckTime("update time", inst.UpdatedAt)
+}
