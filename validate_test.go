@@ -171,13 +171,13 @@ func testHostileHTTP(t *testing.T, opts ...reprise.Option) {
 		method, target, body string
 		want                 string
 	}{
-		{"POST", base + "/orchestrators/echoOrch/x-%FF", "", "not valid UTF-8"},
-		{"POST", base + "/orchestrators/echoOrch/x%00y", "", "NUL"},
-		{"POST", base + "/orchestrators/echoOrch/" + long, "", "the limit is 256"},
-		{"POST", base + "/orchestrators/echoOrch/a%2Fb", "", "must not contain '/'"},
+		{"POST", base + "/orchestrators/echo/x-%FF", "", "not valid UTF-8"},
+		{"POST", base + "/orchestrators/echo/x%00y", "", "NUL"},
+		{"POST", base + "/orchestrators/echo/" + long, "", "the limit is 256"},
+		{"POST", base + "/orchestrators/echo/a%2Fb", "", "must not contain '/'"},
 		{"POST", base + "/orchestrators/ec%FFho", "", "not valid UTF-8"},
-		{"POST", base + "/orchestrators/echoOrch", "\"\xff\"", "not valid UTF-8"},
-		{"POST", base + "/orchestrators/echoOrch/ok", "[\"\xed\xa0\x80\"]", "not valid UTF-8"}, // a UTF-16 surrogate
+		{"POST", base + "/orchestrators/echo", "\"\xff\"", "not valid UTF-8"},
+		{"POST", base + "/orchestrators/echo/ok", "[\"\xed\xa0\x80\"]", "not valid UTF-8"}, // a UTF-16 surrogate
 		{"GET", base + "/instances/done%FF", "", "not valid UTF-8"},
 		{"POST", base + "/instances/done/terminate?reason=%FF", "", "'reason'"},
 		{"GET", base + "/instances?instanceIdPrefix=d%00", "", "NUL"},
@@ -188,6 +188,7 @@ func testHostileHTTP(t *testing.T, opts ...reprise.Option) {
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
+		r.Host = "localhost" // the anonymous management API answers loopback names only
 		w := httptest.NewRecorder()
 		app.Handler().ServeHTTP(w, r)
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tc.want) {
