@@ -47,6 +47,9 @@ type Options struct {
 	LeaseDuration               time.Duration // default 30s; renewed every third of it
 	PollInterval                time.Duration // fallback polling for work from other processes; default 1s
 	Owner                       string        // lease owner name; default a random ID
+	// DeadlockTimeout is how long an orchestrator may run without yielding (awaiting a task or
+	// returning) before its episode is given up as deadlocked; default 1s; <0 disables.
+	DeadlockTimeout time.Duration
 }
 
 // Engine runs work from one store.
@@ -113,7 +116,9 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-
+	if opts.DeadlockTimeout == 0 {
+		opts.DeadlockTimeout = time.Second
+	}
 	actCtx, actCancel := context.WithCancel(context.Background())
 	return &Engine{
 		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger,

@@ -22,8 +22,15 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
 	ep, exec, res, err := e.episode(ctx, w)
 	if err != nil {
-		// Nothing was changed.
-		e.log.Error("orchestration episode abandoned; it is tried again when its lease expires", append(attrs, "err", err)...)
+		// Nothing was changed. Not released at once: whatever failed (a stuck orchestrator, a
+		// store that cannot load the history) would most likely fail again straight away.
+		var dl *replay.DeadlockError
+		if errors.As(err, &dl) {
+			e.log.Error("orchestration episode abandoned: the orchestrator does not yield; it is tried again when its lease expires",
+				append(attrs, "err", err)...)
+		} else {
+			e.log.Error("orchestration episode abandoned; it is tried again when its lease expires", append(attrs, "err", err)...)
+		}
 		if exec != nil {
 			exec.Close()
 		}
@@ -244,6 +251,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 // newExecution returns a new execution of fn under the deadlock detector.
 func (e *Engine) newExecution(fn replay.Func) *replay.Execution {
 	x := replay.New(fn)
+	x.SetYieldTimeout(e.opts.DeadlockTimeout)
 	return x
 }
 
