@@ -57,6 +57,7 @@ type config struct {
 	cacheSize     int
 	leaseDuration time.Duration
 	pollInterval  time.Duration
+	deadlock      time.Duration
 	logger        *slog.Logger
 
 	addr                string
@@ -119,6 +120,13 @@ func WithLeaseDuration(d time.Duration) Option { return func(c *config) { c.leas
 // WithPollInterval sets how often the App looks for work that other processes added, when no
 // wake-up reached it (default 1s). Work added in-process wakes it at once.
 func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithDeadlockTimeout sets how long an orchestrator may run without yielding (awaiting a task or
+// returning) before its episode is given up as deadlocked (default 1s; less than 0 disables the
+// check). An orchestrator that blocks outside Await (a sleep, a channel, a lock, I/O) would
+// otherwise hold its slot and its instance for ever; given up, it is logged as an error naming
+// the orchestrator and the instance, and tried again when the instance's lease expires.
+func WithDeadlockTimeout(d time.Duration) Option { return func(c *config) { c.deadlock = d } }
 
 // WithLogger sets the structured logger. By default the App logs text (or JSON, with
 // REPRISE_LOG_FORMAT=json) to standard error at the REPRISE_LOG_LEVEL level (default info).
@@ -231,6 +239,7 @@ func (a *App) Start(ctx context.Context) error {
 		CacheSize:                   a.cfg.cacheSize,
 		LeaseDuration:               a.cfg.leaseDuration,
 		PollInterval:                a.cfg.pollInterval,
+		DeadlockTimeout:             a.cfg.deadlock,
 	})
 	a.eng.Start()
 	a.api = httpapi.New(httpapi.Options{
@@ -249,7 +258,9 @@ func (a *App) Start(ctx context.Context) error {
 
 // Shutdown stops taking new work and waits for running episodes and activities until ctx ends;
 // then activities' contexts are cancelled, leases still held are released (so another node can
-// take the work at once) and the store is closed if the App opened it.
+// take the work at once) and the store is closed if the App opened it. It returns at the
+// deadline even if an activity ignores its context: that activity's result is then refused, and
+// the activity runs again on the next host.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	eng, st, owns := a.eng, a.st, a.ownsStore

@@ -36,7 +36,9 @@
 // goroutines or let map iteration order decide what it calls. When code changes under running
 // instances in a way that breaks this, the instance fails with a non-determinism error naming
 // the recorded call and the new one; deploy matching code and Client.Rewind it. ReplayHistory
-// checks new code against recorded histories in your tests.
+// checks new code against recorded histories in your tests. Nor may it block except in Await: an
+// orchestrator that runs for more than a second (WithDeadlockTimeout) without yielding is logged
+// as deadlocked, and its episode is given up and tried again later.
 //
 // # Running them
 //

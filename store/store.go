@@ -153,6 +153,17 @@ type Lease struct {
 	Token int64  // unique per claim
 }
 
+// Claim names one claimed work item with its lease: the instance InstanceID claimed for an
+// episode (Kind OrchestrationWorkKind), or the activity task TaskID (Kind ActivityWorkKind).
+// RenewLeases takes claims, so that a node renews only the items it still works on and an item
+// it gave up on (a failed commit, a stuck orchestrator) expires and is claimed again.
+type Claim struct {
+	Kind       WorkKind
+	InstanceID string // OrchestrationWorkKind
+	TaskID     int64  // ActivityWorkKind
+	Lease      Lease
+}
+
 // OrchestrationWork is an instance claimed for one episode, with the messages visible to it.
 type OrchestrationWork struct {
 	Instance Instance
@@ -164,6 +175,16 @@ type OrchestrationWork struct {
 type ActivityWork struct {
 	Task  Task
 	Lease Lease
+}
+
+// Claim returns the claim of the instance.
+func (w OrchestrationWork) Claim() Claim {
+	return Claim{Kind: OrchestrationWorkKind, InstanceID: w.Instance.ID, Lease: w.Lease}
+}
+
+// Claim returns the claim of the task.
+func (w ActivityWork) Claim() Claim {
+	return Claim{Kind: ActivityWorkKind, TaskID: w.Task.ID, Lease: w.Lease}
 }
 
 // Start creates a sub-orchestration instance as part of an episode.
@@ -283,8 +304,12 @@ type Store interface {
 	// CompleteActivity deletes the task and delivers its result message atomically, if the lease is
 	// still held (else ErrLeaseLost).
 	CompleteActivity(ctx context.Context, taskID int64, lease Lease, result Message) error
-	// RenewLeases extends every lease held by owner to now+leaseFor.
-	RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error
+	// RenewLeases extends to now+leaseFor the leases of the claims (all of owner) that still
+	// hold; a claim whose lease was lost, committed or released is skipped. Leases of owner that
+	// are not listed are left to expire: a lease is live until its expiry, whether or not its
+	// owner is alive, and once expired the item can be claimed again (by the owner too).
+	// A call with no claims is valid: it announces owner as a live host (see store/postgres).
+	RenewLeases(ctx context.Context, owner string, claims []Claim, leaseFor time.Duration) error
 	// ReleaseLeases drops every lease held by owner, so other nodes can take the work at once.
 	ReleaseLeases(ctx context.Context, owner string) error
 	// NextVisibleAt returns the earliest visible time of the messages not yet visible, or the zero

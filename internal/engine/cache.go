@@ -22,6 +22,9 @@ type cache struct {
 	max   int
 	order *list.List // front = most recently used
 	byID  map[string]*list.Element
+	// closed is set at shutdown: an episode that ends later (it ignored the deadline) must not
+	// leave its execution here.
+	closed bool
 }
 
 func newCache(max int) *cache {
@@ -57,6 +60,11 @@ func (c *cache) put(e *cached) {
 	}
 	var evicted []*cached
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		e.exec.Close()
+		return
+	}
 	if old, ok := c.byID[e.instanceID]; ok {
 		c.order.Remove(old)
 		evicted = append(evicted, old.Value.(*cached))
@@ -75,9 +83,10 @@ func (c *cache) put(e *cached) {
 	}
 }
 
-// clear closes every cached execution.
-func (c *cache) clear() {
+// close closes every cached execution, and those put later.
+func (c *cache) close() {
 	c.mu.Lock()
+	c.closed = true
 	var all []*cached
 	for _, el := range c.byID {
 		all = append(all, el.Value.(*cached))

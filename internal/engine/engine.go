@@ -1,11 +1,15 @@
 // Package engine runs orchestration episodes and activities from a store: two dispatchers that
 // claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
 //
-// Lock and lease model: every work item is claimed with a lease (owner + token) that the renewer
-// extends while the node lives; each commit presents the lease and the store refuses it when the
-// item was claimed again since (ErrLeaseLost), so a node that stalled past its lease never
-// overwrites another's work. Within the engine, the cache mutex is the only lock held across
-// calls, and it is never held while calling the store or user code.
+// Lock and lease model: every work item is claimed with a lease (owner + token). The engine keeps
+// the set of claims it still works on (an episode running or committing, an activity running or
+// completing) and the renewer extends those leases and no others, so that an item the engine gave
+// up on (a commit that kept failing, an orchestrator that does not yield) expires and is claimed
+// again, by this node or another. Each commit presents the lease and the store refuses it when
+// the item was claimed again since (ErrLeaseLost), so a node that stalled past its lease never
+// overwrites another's work, and a commit retried after a lost reply is never applied twice.
+// Within the engine, the cache and claim-set mutexes are the only locks, and neither is held
+// while calling the store or user code.
 package engine
 
 import (
@@ -43,6 +47,9 @@ type Options struct {
 	LeaseDuration               time.Duration // default 30s; renewed every third of it
 	PollInterval                time.Duration // fallback polling for work from other processes; default 1s
 	Owner                       string        // lease owner name; default a random ID
+	// DeadlockTimeout is how long an orchestrator may run without yielding (awaiting a task or
+	// returning) before its episode is given up as deadlocked; default 1s; <0 disables.
+	DeadlockTimeout time.Duration
 }
 
 // Engine runs work from one store.
@@ -54,11 +61,14 @@ type Engine struct {
 	cache *cache
 
 	stop      chan struct{} // closed by Shutdown: stop claiming
+	halt      chan struct{} // closed by Shutdown when it stops waiting: stop renewing and retrying
+	held      claims        // the claims the engine still works on; only these are renewed
 	actCtx    context.Context
 	actCancel context.CancelFunc
 	episodes  sync.WaitGroup // running episodes
 	acts      sync.WaitGroup // running activities
-	loops     sync.WaitGroup // dispatchers and renewer
+	loops     sync.WaitGroup // dispatchers
+	renewing  chan struct{}  // closed when the renewer has ended
 	orchSlots chan struct{}
 	actSlots  chan struct{}
 	poke      chan struct{} // re-check for orchestration work after an episode
@@ -106,11 +116,17 @@ func New(opts Options) *Engine {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.DeadlockTimeout == 0 {
+		opts.DeadlockTimeout = time.Second
+	}
 	actCtx, actCancel := context.WithCancel(context.Background())
 	return &Engine{
 		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger,
 		cache:     newCache(opts.CacheSize),
 		stop:      make(chan struct{}),
+		halt:      make(chan struct{}),
+		renewing:  make(chan struct{}),
+		held:      claims{m: map[store.Claim]struct{}{}},
 		actCtx:    actCtx,
 		actCancel: actCancel,
 		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
@@ -133,21 +149,23 @@ func (e *Engine) Owner() string { return e.opts.Owner }
 // Start starts the dispatchers. It returns at once.
 func (e *Engine) Start() {
 	e.startOnce.Do(func() {
-		e.loops.Add(3)
+		e.loops.Add(2)
 		go e.orchestrationLoop()
 		go e.activityLoop()
 		go e.renewLoop()
 	})
 }
 
-// Shutdown stops taking work, waits for running episodes and activities until ctx ends, then
-// cancels the activities' contexts and releases the leases still held so that other nodes take
-// over at once. It returns ctx's error if work was still running at the deadline.
+// Shutdown stops taking work and waits for running episodes and activities until ctx ends.
+// Then it cancels the activities' contexts, releases the leases still held so that other nodes
+// take over at once, and returns, without waiting for work that ignores its context: such work
+// finishes in the background and its results are refused (the leases are gone), so it runs again
+// elsewhere. It returns ctx's error if work was still running at the deadline.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	var err error
 	e.stopOnce.Do(func() {
 		close(e.stop)
-		e.loops.Wait()
+		e.loops.Wait() // claims in flight return at once: their context ends with stop
 		done := make(chan struct{})
 		go func() {
 			e.episodes.Wait()
@@ -159,14 +177,18 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 			err = fmt.Errorf("shutdown: work still running at the deadline, its leases were released: %w", ctx.Err())
 		}
+		close(e.halt)
 		e.actCancel()
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Bounded by its own short timeout: past the deadline, a store that hangs must not hold
+		// Shutdown, and if the release fails the leases expire by themselves.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		if rerr := e.st.ReleaseLeases(rctx, e.opts.Owner); rerr != nil && !errors.Is(rerr, store.ErrClosed) {
-			e.log.Warn("releasing leases at shutdown", "err", rerr)
+			e.log.Warn("releasing leases at shutdown; other nodes take the work over when the leases expire", "err", rerr)
 		}
-		<-done // episodes end soon: their commits now fail fast on the released leases
-		e.cache.clear()
+		e.cache.close()
+		e.startOnce.Do(func() { close(e.renewing) }) // never started: no renewer to wait for
+		<-e.renewing                                 // at once: halt cancels a renewal in flight
 	})
 	return err
 }
@@ -237,8 +259,10 @@ func (e *Engine) orchestrationLoop() {
 		for _, w := range work {
 			e.orchSlots <- struct{}{}
 			e.episodes.Add(1)
+			e.held.add(w.Claim())
 			go func() {
 				defer func() {
+					e.held.remove(w.Claim())
 					<-e.orchSlots
 					e.episodes.Done()
 					e.wake()
@@ -260,12 +284,22 @@ func nudge(c chan struct{}) {
 	}
 }
 
+// renewLoop extends the leases of the claims the engine still works on, until Shutdown stops
+// waiting for them.
 func (e *Engine) renewLoop() {
-	defer e.loops.Done()
+	defer close(e.renewing)
 	renew := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/3)
 		defer cancel()
-		if err := e.st.RenewLeases(ctx, e.opts.Owner, e.opts.LeaseDuration); err != nil {
+		go func() {
+			select { // a renewal that hangs must not outlive Shutdown's deadline
+			case <-e.halt:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		if err := e.st.RenewLeases(ctx, e.opts.Owner, e.held.list(), e.opts.LeaseDuration); err != nil &&
+			!errors.Is(err, store.ErrClosed) && ctx.Err() == nil {
 			e.log.Error("renewing leases; work may be taken over by other nodes", "err", err)
 		}
 	}
@@ -276,10 +310,38 @@ func (e *Engine) renewLoop() {
 	defer t.Stop()
 	for {
 		select {
-		case <-e.stop:
+		case <-e.halt:
 			return
 		case <-t.C:
 			renew()
 		}
 	}
+}
+
+// claims is a set of claims.
+type claims struct {
+	mu sync.Mutex
+	m  map[store.Claim]struct{}
+}
+
+func (c *claims) add(x store.Claim) {
+	c.mu.Lock()
+	c.m[x] = struct{}{}
+	c.mu.Unlock()
+}
+
+func (c *claims) remove(x store.Claim) {
+	c.mu.Lock()
+	delete(c.m, x)
+	c.mu.Unlock()
+}
+
+func (c *claims) list() []store.Claim {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]store.Claim, 0, len(c.m))
+	for x := range c.m {
+		out = append(out, x)
+	}
+	return out
 }

@@ -13,27 +13,43 @@ import (
 	"github.com/reprise-dev/reprise/store"
 )
 
-// runEpisode runs one orchestration episode and commits it.
+// runEpisode runs one orchestration episode and commits it. Whatever it gives up on is tried
+// again from the stored history once the lease expires: its caller stops renewing the lease when
+// it returns.
 func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
 	defer cancel()
+	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
 	ep, exec, res, err := e.episode(ctx, w)
 	if err != nil {
-		// The lease runs out and the work is claimed again; nothing was changed.
-		e.log.Error("orchestration episode abandoned", "instanceId", w.Instance.ID, "err", err)
+		// Nothing was changed. Not released at once: whatever failed (a stuck orchestrator, a
+		// store that cannot load the history) would most likely fail again straight away.
+		var dl *replay.DeadlockError
+		if errors.As(err, &dl) {
+			e.log.Error("orchestration episode abandoned: the orchestrator does not yield; it is tried again when its lease expires",
+				append(attrs, "err", err)...)
+		} else {
+			e.log.Error("orchestration episode abandoned; it is tried again when its lease expires", append(attrs, "err", err)...)
+		}
 		if exec != nil {
 			exec.Close()
 		}
 		return
 	}
-	if err := e.st.CommitEpisode(ctx, ep); err != nil {
+	err = e.retry("committing orchestration episode", attrs, func(ctx context.Context) error {
+		return e.st.CommitEpisode(ctx, ep)
+	})
+	if err != nil {
 		if exec != nil {
-			exec.Close()
+			exec.Close() // its state is not what the store has
 		}
-		if errors.Is(err, store.ErrLeaseLost) {
-			e.log.Warn("orchestration episode discarded: lease lost", "instanceId", w.Instance.ID)
-		} else {
-			e.log.Error("committing orchestration episode", "instanceId", w.Instance.ID, "err", err)
+		switch {
+		case errors.Is(err, store.ErrLeaseLost):
+			e.log.Warn("orchestration episode discarded: lease lost, or applied by an attempt whose reply was lost", attrs...)
+		case errors.Is(err, store.ErrClosed):
+		default:
+			e.log.Error("orchestration episode not committed, given up: it runs again from its history when its lease expires",
+				append(attrs, "err", err)...)
 		}
 		return
 	}
@@ -50,6 +66,31 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		}
 	}
 	e.logEpisode(w, ep, res)
+}
+
+// retry calls op until it succeeds or fails for good: ErrLeaseLost or ErrClosed (another attempt
+// cannot help), Shutdown no longer waiting, or failures for half a lease duration, with backoff
+// in between. The caller's lease is renewed meanwhile. Retrying after a lost reply is safe: if
+// the first attempt was applied, the lease is gone and the store refuses the next (ErrLeaseLost).
+func (e *Engine) retry(what string, attrs []any, op func(ctx context.Context) error) error {
+	until := time.Now().Add(e.opts.LeaseDuration / 2)
+	backoff := 20 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/2)
+		err := op(ctx)
+		cancel()
+		if err == nil || errors.Is(err, store.ErrLeaseLost) || errors.Is(err, store.ErrClosed) ||
+			time.Now().Add(backoff).After(until) {
+			return err
+		}
+		e.log.Warn(what+" failed; retrying", append(attrs, "attempt", attempt, "err", err)...)
+		select {
+		case <-time.After(backoff):
+		case <-e.halt:
+			return err
+		}
+		backoff = min(2*backoff, time.Second)
+	}
 }
 
 // logEpisode logs an orchestration's start and end once each: only after the episode that
@@ -142,7 +183,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
 	}
 	if exec == nil && inst.HistoryLen == 0 {
-		exec = replay.New(fn) // a new execution: no history to load
+		exec = e.newExecution(fn) // a new execution: no history to load
 	} else if exec == nil {
 		chunks, err := e.st.History(ctx, inst.ID)
 		if err != nil {
@@ -151,7 +192,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		if old, err = history.DecodeAll(chunks); err != nil {
 			return ep, nil, nil, err
 		}
-		exec = replay.New(fn)
+		exec = e.newExecution(fn)
 	}
 
 	newEvents := []history.Event{history.New(history.OrchestratorStarted, now)}
@@ -205,6 +246,13 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	}
 	ep.Instance = inst
 	return ep, exec, res, nil
+}
+
+// newExecution returns a new execution of fn under the deadlock detector.
+func (e *Engine) newExecution(fn replay.Func) *replay.Execution {
+	x := replay.New(fn)
+	x.SetYieldTimeout(e.opts.DeadlockTimeout)
+	return x
 }
 
 // failedAtEnd finds the failures a rewind runs again: the task and sub-orchestration failures
@@ -432,15 +480,16 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 		e.log.Error("encoding activity result", "instanceId", w.Task.InstanceID, "err", err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
-	defer cancel()
-	if err := e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m); err != nil {
-		if errors.Is(err, store.ErrLeaseLost) {
-			e.log.Warn("activity result discarded: lease lost (the task runs again elsewhere)",
-				"instanceId", w.Task.InstanceID, "activity", w.Task.Name)
-		} else {
-			e.log.Error("committing activity result", "instanceId", w.Task.InstanceID, "activity", w.Task.Name, "err", err)
-		}
+	attrs := []any{"instanceId", w.Task.InstanceID, "activity", w.Task.Name}
+	err = e.retry("committing activity result", attrs, func(ctx context.Context) error {
+		return e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m)
+	})
+	switch {
+	case err == nil, errors.Is(err, store.ErrClosed):
+	case errors.Is(err, store.ErrLeaseLost):
+		e.log.Warn("activity result discarded: lease lost (the task runs again), or applied by an attempt whose reply was lost", attrs...)
+	default:
+		e.log.Error("activity result not recorded, given up: the activity runs again when its lease expires", append(attrs, "err", err)...)
 	}
 }
 
@@ -495,8 +544,10 @@ func (e *Engine) activityLoop() {
 		for _, w := range work {
 			e.actSlots <- struct{}{}
 			e.acts.Add(1)
+			e.held.add(w.Claim())
 			go func() {
 				defer func() {
+					e.held.remove(w.Claim())
 					<-e.actSlots
 					e.acts.Done()
 					nudge(e.actPoke)

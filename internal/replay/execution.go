@@ -105,6 +105,9 @@ type Execution struct {
 	recursive bool
 	suspended bool
 	held      []history.Event // events that arrived while suspended
+
+	yieldTimeout time.Duration // see SetYieldTimeout
+	stuck        bool          // the orchestrator did not yield in time; its goroutine is lost
 }
 
 // New returns an execution of fn that has not started; the first applied ExecutionStarted event
@@ -129,9 +132,10 @@ func (x *Execution) Context() *Context { return x.c }
 func (x *Execution) Finished() bool { return x.done }
 
 // Run applies history: old events (already committed; replayed) and then new events (this
-// episode's). It returns the episode's result, or a *NonDeterminismError. After an error the
-// execution must be closed.
-func (x *Execution) Run(old, new []history.Event) (*Result, error) {
+// episode's). It returns the episode's result, a *NonDeterminismError, or a *DeadlockError (see
+// SetYieldTimeout). After an error the execution must be closed.
+func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
+	defer recoverDeadlock(&err)
 	skip := voided(old, new)
 	x.c.replaying = true
 	for i, e := range old {
@@ -423,7 +427,7 @@ func (x *Execution) switchTo() {
 		} else {
 			x.resume <- struct{}{}
 		}
-		<-x.yield
+		x.waitYield()
 	}
 }
 
@@ -485,6 +489,9 @@ func (x *Execution) finish(status store.Status, output []byte, f *history.Failur
 // abort unwinds a parked orchestrator goroutine (its deferred calls run); it returns when the
 // goroutine has exited.
 func (x *Execution) abort() {
+	if x.stuck {
+		return // nothing can unwind it: it is not parked
+	}
 	if x.started && !x.finished && x.waiting != nil {
 		x.aborting = true
 		x.resume <- struct{}{}

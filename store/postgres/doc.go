@@ -38,12 +38,15 @@
 // hosts). CommitEpisode and CompleteActivity apply only if the row still carries their owner and
 // token (else store.ErrLeaseLost); a commit releases the lease.
 //
-// A lease is live while its owner's hosts row has the lease's epoch, until the later of the
-// lease's own expiry and the owner's. RenewLeases is therefore one update of that row (the owner's
-// expiry), ReleaseLeases one delete (every lease of the owner dies at once), and a host restarted
-// with the same owner name starts a new epoch at its first claim or renewal, which ends its
-// previous incarnation's leases without waiting for them to expire. Each owner name must be used
-// by one Store at a time.
+// A lease is live until its own expiry, and only while its owner's hosts row has the lease's
+// epoch. RenewLeases extends the leases of the claims it is given (one array update per table)
+// and the owner's row; a lease the owner no longer renews expires even though the owner lives on,
+// and is then claimable. ReleaseLeases is one delete (every lease of the owner dies at once), and
+// a host restarted with the same owner name starts a new epoch at its first claim or renewal,
+// which ends its previous incarnation's leases without waiting for them to expire. Each owner
+// name must be used by one Store at a time. (The comments of migration 1 in schema.go describe
+// the first lease model, in which an owner's expiry kept all its leases alive; migrations are
+// never edited.)
 //
 // # Group commit
 //

@@ -61,8 +61,9 @@ func (s *Store) CompleteActivity(ctx context.Context, taskID int64, lease store.
 // Hosts and epochs (see the hosts table in schema.go). hostSQL starts a new epoch for owner: the
 // first claim or renewal through this store does, so that the leases of an earlier incarnation
 // of the owner die. $3 is the epoch this store knows (0: none); a renewal ($5 true) with the
-// known epoch keeps it and sets the owner's expiry to now+$4 microseconds. A claim leaves the
-// expiry in the past: until the owner renews, its leases live by their own expiry.
+// known epoch keeps it and sets the owner's expiry to now+$4 microseconds. The owner's expiry
+// decides sticky routing only (leases live by their own expiry); a claim leaves it in the past,
+// so that an owner that never renews attracts no sticky routing.
 const hostSQL = `
 INSERT INTO reprise.hosts AS h (hub, owner, epoch, expires, renewed)
 VALUES ($1, $2, nextval('reprise.host_epochs'),
@@ -74,11 +75,12 @@ ON CONFLICT (hub, owner) DO UPDATE SET
 	announced = now()
 RETURNING h.epoch`
 
-// liveSQL is true when the lease on row X (an instance or a task) is live: its owner's hosts
-// row still has the lease's epoch, and the lease or the owner has not expired.
-const liveSQL = `(X.lease_owner IS NOT NULL AND EXISTS (SELECT 1 FROM reprise.hosts h
-	WHERE h.hub = X.hub AND h.owner = X.lease_owner AND h.epoch = X.lease_epoch
-		AND (X.lease_expires > now() OR h.expires > now())))`
+// liveSQL is true when the lease on row X (an instance or a task) is live: it has not expired,
+// and its owner's hosts row still has the lease's epoch. The owner's own liveness does not keep
+// a lease alive: RenewLeases extends the leases the owner still works on, one by one, so that
+// one it gave up on expires while the owner lives on.
+const liveSQL = `(X.lease_owner IS NOT NULL AND X.lease_expires > now() AND EXISTS (SELECT 1 FROM reprise.hosts h
+	WHERE h.hub = X.hub AND h.owner = X.lease_owner AND h.epoch = X.lease_epoch))`
 
 func live(x string) string { return strings.ReplaceAll(liveSQL, "X.", x+".") }
 
@@ -348,9 +350,26 @@ func (s *Store) ownerEpoch(ctx context.Context, owner string) (int64, error) {
 	return epoch, nil
 }
 
-// RenewLeases extends every lease held by owner to now+leaseFor: it is one update of owner's
-// hosts row, which also announces owner as a live, renewing host (sticky routing).
-func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error {
+// renewSQL extends the leases of the claims ($3 instance IDs with $4 tokens, $5 task IDs with
+// $6 tokens) of owner $2 that still hold, by $7 microseconds.
+const renewSQL = `
+WITH i AS (
+	UPDATE reprise.instances x SET lease_expires = now() + $7 * interval '1 microsecond'
+	FROM unnest($3::text[], $4::bigint[]) AS c(id, token)
+	WHERE x.hub = $1 AND x.id = c.id AND x.lease_token = c.token AND x.lease_owner = $2
+	RETURNING 1
+),
+t AS (
+	UPDATE reprise.tasks x SET lease_expires = now() + $7 * interval '1 microsecond'
+	FROM unnest($5::bigint[], $6::bigint[]) AS c(id, token)
+	WHERE x.id = c.id AND x.hub = $1 AND x.lease_token = c.token AND x.lease_owner = $2
+	RETURNING 1
+)
+SELECT (SELECT count(*) FROM i), (SELECT count(*) FROM t)`
+
+// RenewLeases extends the leases of the claims that still hold, and announces owner as a live,
+// renewing host (sticky routing) by updating its hosts row.
+func (s *Store) RenewLeases(ctx context.Context, owner string, claims []store.Claim, leaseFor time.Duration) error {
 	if owner == "" {
 		return errors.New("postgres: renew leases: empty owner")
 	}
@@ -360,6 +379,20 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Dur
 	if s.isClosed() {
 		return errClosed("renew leases")
 	}
+	instIDs, instTokens, taskIDs, taskTokens := []string{}, []int64{}, []int64{}, []int64{}
+	for _, c := range claims {
+		if c.Lease.Owner != owner {
+			return fmt.Errorf("postgres: renew leases of %q: a claim of %q is among them", owner, c.Lease.Owner)
+		}
+		switch c.Kind {
+		case store.OrchestrationWorkKind:
+			instIDs, instTokens = append(instIDs, c.InstanceID), append(instTokens, c.Lease.Token)
+		case store.ActivityWorkKind:
+			taskIDs, taskTokens = append(taskIDs, c.TaskID), append(taskTokens, c.Lease.Token)
+		default:
+			return fmt.Errorf("postgres: renew leases: claim of unknown kind %d", int(c.Kind))
+		}
+	}
 	known := s.epoch(owner)
 	if known == 0 {
 		s.announceMu.Lock() // see ownerEpoch
@@ -368,6 +401,9 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Dur
 	}
 	b := &pgx.Batch{}
 	b.Queue(hostSQL, s.hub, owner, known, micros(leaseFor), true)
+	if len(claims) > 0 {
+		b.Queue(renewSQL, s.hub, owner, instIDs, instTokens, taskIDs, taskTokens, micros(leaseFor))
+	}
 	// Forget hosts long dead, so the table does not grow with every restart of every host.
 	// (A host that never renews has no expiry of its own: its last announcement counts.)
 	b.Queue(`DELETE FROM reprise.hosts WHERE hub = $1 AND greatest(expires, announced) < now() - interval '1 day'

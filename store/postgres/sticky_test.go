@@ -23,7 +23,7 @@ func TestStickyRouting(t *testing.T) {
 	b := openStore(t, dsn, Options{Hub: "h"})
 	const lease = time.Minute
 
-	if err := a.RenewLeases(t.Context(), "A", lease); err != nil {
+	if err := a.RenewLeases(t.Context(), "A", nil, lease); err != nil {
 		t.Fatal(err)
 	}
 	create(t, a, "x")
@@ -35,7 +35,7 @@ func TestStickyRouting(t *testing.T) {
 
 	// While A renews, B does not take x.
 	for range 5 {
-		if err := a.RenewLeases(t.Context(), "A", lease); err != nil {
+		if err := a.RenewLeases(t.Context(), "A", nil, lease); err != nil {
 			t.Fatal(err)
 		}
 		if got := claim(t, b, "B", lease); len(got) != 0 {
@@ -44,7 +44,7 @@ func TestStickyRouting(t *testing.T) {
 	}
 
 	// A renews one last time, briefly, then stops: once its liveness expired, B takes x.
-	if err := a.RenewLeases(t.Context(), "A", 200*time.Millisecond); err != nil {
+	if err := a.RenewLeases(t.Context(), "A", nil, 200*time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
 	var got []store.OrchestrationWork
@@ -58,7 +58,7 @@ func TestStickyRouting(t *testing.T) {
 	// x is sticky to B now, but B never renewed: a host that does not announce itself through
 	// RenewLeases attracts no sticky routing, so A (renewing again) may take x at once.
 	commitWithMessage(t, b, got[0], store.StatusRunning)
-	if err := a.RenewLeases(t.Context(), "A", lease); err != nil {
+	if err := a.RenewLeases(t.Context(), "A", nil, lease); err != nil {
 		t.Fatal(err)
 	}
 	got = claim(t, a, "A", lease)
@@ -122,7 +122,7 @@ func TestStickyNotifications(t *testing.T) {
 	if p := next(); p != "o:" {
 		t.Fatalf("payload for a message to an instance sticky to a host that never renewed = %q, want o:", p)
 	}
-	if err := a.RenewLeases(t.Context(), "A", lease); err != nil {
+	if err := a.RenewLeases(t.Context(), "A", nil, lease); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.SendMessage(t.Context(), store.Message{InstanceID: "x", Data: []byte("event")}); err != nil {

@@ -394,21 +394,44 @@ func (s *Store) CompleteActivity(ctx context.Context, taskID int64, lease store.
 	})
 }
 
-// RenewLeases extends every lease held by owner.
-func (s *Store) RenewLeases(ctx context.Context, owner string, leaseFor time.Duration) error {
+// RenewLeases extends the leases of the claims that still hold.
+func (s *Store) RenewLeases(ctx context.Context, owner string, claims []store.Claim, leaseFor time.Duration) error {
 	if owner == "" {
 		return errors.New("sqlite: renew leases: empty owner")
 	}
+	if leaseFor <= 0 {
+		return fmt.Errorf("sqlite: renew leases: lease duration %v is not positive", leaseFor)
+	}
+	if len(claims) == 0 {
+		return nil // nothing to renew; liveness means nothing to a store of one process
+	}
 	return s.doLeases(ctx, false, func(w *writer, eff *effects) error {
 		until := w.now + int64(leaseFor)
-		if _, err := w.renewInstances.ExecContext(w.ctx, w.hub, owner, until); err != nil {
-			return fmt.Errorf("sqlite: renew leases: %w", err)
-		}
-		if _, err := w.renewTasks.ExecContext(w.ctx, w.hub, owner, until); err != nil {
-			return fmt.Errorf("sqlite: renew leases: %w", err)
+		for _, c := range claims {
+			if c.Lease.Owner != owner {
+				return fmt.Errorf("sqlite: renew leases of %q: a claim of %q is among them", owner, c.Lease.Owner)
+			}
+			st, key, err := w.claimStmt(c, w.renewInstance, w.renewTask)
+			if err != nil {
+				return fmt.Errorf("sqlite: renew leases: %w", err)
+			}
+			if _, err := st.ExecContext(w.ctx, w.hub, key, c.Lease.Token, owner, until); err != nil {
+				return fmt.Errorf("sqlite: renew leases: %w", err)
+			}
 		}
 		return nil
 	})
+}
+
+// claimStmt picks the statement for the claim's kind and the key it binds as ?2.
+func (w *writer) claimStmt(c store.Claim, instance, task *sql.Stmt) (*sql.Stmt, any, error) {
+	switch c.Kind {
+	case store.OrchestrationWorkKind:
+		return instance, c.InstanceID, nil
+	case store.ActivityWorkKind:
+		return task, c.TaskID, nil
+	}
+	return nil, nil, fmt.Errorf("claim of unknown kind %d", int(c.Kind))
 }
 
 // ReleaseLeases drops every lease held by owner.

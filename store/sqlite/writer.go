@@ -206,7 +206,7 @@ type writer struct {
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
 	commitInstance, hasVisible                                                         *sql.Stmt
 	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
-	renewInstances, renewTasks, releaseInstances, releaseTasks                         *sql.Stmt
+	renewInstance, renewTask, releaseInstances, releaseTasks                           *sql.Stmt
 
 	all []*sql.Stmt
 }
@@ -284,8 +284,12 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT +?6)
 			RETURNING id, instance_id, execution_id, name, data`},
 		{&w.completeTask, `DELETE FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4 RETURNING instance_id`},
-		{&w.renewInstances, `UPDATE instances SET lease_expires = ?3 WHERE hub = ?1 AND lease_owner = ?2`},
-		{&w.renewTasks, `UPDATE tasks SET lease_expires = ?3 WHERE hub = ?1 AND lease_owner = ?2`},
+		// One claim at a time, fenced like a commit: only a lease that still holds (the row
+		// carries its token) is renewed.
+		{&w.renewInstance, `UPDATE instances SET lease_expires = ?5
+			WHERE hub = ?1 AND id = ?2 AND lease_token = ?3 AND lease_owner = ?4`},
+		{&w.renewTask, `UPDATE tasks SET lease_expires = ?5
+			WHERE id = ?2 AND hub = ?1 AND lease_token = ?3 AND lease_owner = ?4`},
 		{&w.releaseInstances, `UPDATE instances SET lease_owner = NULL, lease_token = 0, lease_expires = 0 WHERE hub = ?1 AND lease_owner = ?2`},
 		{&w.releaseTasks, `UPDATE tasks SET lease_owner = NULL, lease_token = 0, lease_expires = 0 WHERE hub = ?1 AND lease_owner = ?2`},
 	}

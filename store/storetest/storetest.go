@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"Activities", s.testActivities},
 		{"ActivityLeaseExpiry", s.testActivityLeaseExpiry},
 		{"RenewLeases", s.testRenewLeases},
+		{"RenewOnlyListed", s.testRenewOnlyListed},
 		{"ReleaseLeases", s.testReleaseLeases},
 		{"WorkSignal", s.testWorkSignal},
 		{"WatchInstance", s.testWatchInstance},

@@ -489,10 +489,10 @@ func (s suite) testRenewLeases(t *testing.T) {
 	if len(orch) != 1 || len(tasks) != 1 {
 		t.Fatalf("claimed %d instances and %d tasks, want 1 and 1", len(orch), len(tasks))
 	}
-	if err := st.RenewLeases(ctx, "a", longLease); err != nil {
+	if err := st.RenewLeases(ctx, "a", []store.Claim{orch[0].Claim(), tasks[0].Claim()}, longLease); err != nil {
 		t.Fatalf("RenewLeases: %v", err)
 	}
-	if err := st.RenewLeases(ctx, "nobody", longLease); err != nil {
+	if err := st.RenewLeases(ctx, "nobody", nil, longLease); err != nil {
 		t.Fatalf("RenewLeases of an owner without leases: %v", err)
 	}
 	waitPast(start.Add(2 * lease))
@@ -504,6 +504,79 @@ func (s suite) testRenewLeases(t *testing.T) {
 	}
 	mustCommit(t, st, consumeAll(orch[0]))
 	if err := st.CompleteActivity(ctx, tasks[0].Task.ID, tasks[0].Lease, store.Message{InstanceID: "o", Data: []byte("r")}); err != nil {
+		t.Fatalf("CompleteActivity under a renewed lease: %v", err)
+	}
+}
+
+// testRenewOnlyListed: RenewLeases extends only the claims it is given. The owner's other leases
+// expire while the owner lives on and renews (a node that gave up on an item), and are then
+// claimable by others; renewing a claim that was taken over does not take it back.
+func (s suite) testRenewOnlyListed(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	for _, id := range []string{"kept", "dropped", "tasks"} {
+		mustCreate(t, st, id)
+	}
+	e := consumeAll(claimID(t, st, "n", "tasks"))
+	e.Tasks = []store.Task{{InstanceID: "tasks", Name: "kept", Data: []byte("k")}, {InstanceID: "tasks", Name: "dropped", Data: []byte("d")}}
+	mustCommit(t, st, e)
+
+	const lease = 300 * time.Millisecond
+	start := time.Now()
+	orch := claim(t, st, "a", 10, lease)
+	tasks := claimTasks(t, st, "a", 10, lease)
+	if len(orch) != 2 || len(tasks) != 2 {
+		t.Fatalf("claimed %d instances and %d tasks, want 2 and 2", len(orch), len(tasks))
+	}
+	byName := map[string]store.Claim{}
+	for _, w := range orch {
+		byName["instance "+w.Instance.ID] = w.Claim()
+	}
+	for _, w := range tasks {
+		byName["task "+w.Task.Name] = w.Claim()
+	}
+	kept := []store.Claim{byName["instance kept"], byName["task kept"]}
+	// Renew the kept claims until the original lease is long past, as a live node does.
+	for time.Since(start) < 2*lease {
+		if err := st.RenewLeases(ctx, "a", kept, lease); err != nil {
+			t.Fatalf("RenewLeases: %v", err)
+		}
+		time.Sleep(lease / 6)
+	}
+	if err := st.RenewLeases(ctx, "a", kept, longLease); err != nil {
+		t.Fatalf("RenewLeases: %v", err)
+	}
+	var ob []store.OrchestrationWork
+	Eventually(t, "the unrenewed instance lease of a live owner to be claimable", func() bool {
+		ob = append(ob, claim(t, st, "b", 10, longLease)...)
+		return len(ob) > 0
+	})
+	var tb []store.ActivityWork
+	Eventually(t, "the unrenewed task lease of a live owner to be claimable", func() bool {
+		tb = append(tb, claimTasks(t, st, "b", 10, longLease)...)
+		return len(tb) > 0
+	})
+	if len(ob) != 1 || ob[0].Instance.ID != "dropped" || len(tb) != 1 || tb[0].Task.Name != "dropped" {
+		t.Fatalf("b claimed %d instances and %d tasks; want only the dropped instance and task", len(ob), len(tb))
+	}
+	// a renews everything it once held: the taken-over claims stay b's.
+	all := []store.Claim{byName["instance kept"], byName["task kept"], byName["instance dropped"], byName["task dropped"]}
+	if err := st.RenewLeases(ctx, "a", all, longLease); err != nil {
+		t.Fatalf("RenewLeases with lost claims: %v", err)
+	}
+	wantErr(t, "a's commit of the instance b took over", st.CommitEpisode(ctx, consumeAll(store.OrchestrationWork{
+		Instance: ob[0].Instance, Lease: byName["instance dropped"].Lease})), store.ErrLeaseLost)
+	mustCommit(t, st, consumeAll(ob[0]))
+	if err := st.CompleteActivity(ctx, tb[0].Task.ID, tb[0].Lease, store.Message{InstanceID: "tasks", Data: []byte("b")}); err != nil {
+		t.Fatalf("b's completion of the task it took over: %v", err)
+	}
+	for _, w := range orch {
+		if w.Instance.ID == "kept" {
+			mustCommit(t, st, consumeAll(w))
+		}
+	}
+	kt := byName["task kept"]
+	if err := st.CompleteActivity(ctx, kt.TaskID, kt.Lease, store.Message{InstanceID: "tasks", Data: []byte("a")}); err != nil {
 		t.Fatalf("CompleteActivity under a renewed lease: %v", err)
 	}
 }
@@ -865,7 +938,7 @@ func (s suite) testClosed(t *testing.T) {
 		"PurgeInstance":    st.PurgeInstance(ctx, "c"),
 		"CommitEpisode":    st.CommitEpisode(ctx, store.Episode{Lease: lease, Instance: newInstance("c")}),
 		"CompleteActivity": st.CompleteActivity(ctx, 1, lease, store.Message{InstanceID: "c"}),
-		"RenewLeases":      st.RenewLeases(ctx, "n", time.Second),
+		"RenewLeases":      st.RenewLeases(ctx, "n", []store.Claim{{InstanceID: "c", Lease: lease}}, time.Second),
 		"ReleaseLeases":    st.ReleaseLeases(ctx, "n"),
 	}
 	_, checks["GetInstance"] = st.GetInstance(ctx, "c")

@@ -1,0 +1,57 @@
+package replay
+
+import (
+	"fmt"
+	"time"
+)
+
+// DeadlockError means the orchestrator ran for longer than the yield timeout without yielding
+// (awaiting a task that has not completed, or returning): it blocks outside Await, on a sleep, a
+// channel, a lock or I/O, which orchestrator code must not do.
+type DeadlockError struct {
+	Name       string // the orchestrator
+	InstanceID string
+	Timeout    time.Duration
+}
+
+func (e *DeadlockError) Error() string {
+	return fmt.Sprintf("orchestrator %q (instance %q) did not yield within %v: it blocks outside Await "+
+		"(a sleep, a channel, a lock or I/O?); orchestrator code must wait only on tasks (activities, "+
+		"timers, events, sub-orchestrations) and do its I/O in activities", e.Name, e.InstanceID, e.Timeout)
+}
+
+// SetYieldTimeout makes Run fail with a *DeadlockError when the orchestrator runs for longer
+// than d without yielding; 0 (the default) waits for ever. After that error the execution is
+// abandoned: its goroutine is still inside the orchestrator's code and may stay there for ever,
+// so Close returns without waiting for it and the execution must not be used again.
+func (x *Execution) SetYieldTimeout(d time.Duration) { x.yieldTimeout = d }
+
+// waitYield waits for the orchestrator goroutine to yield, for at most the yield timeout; past
+// it, it marks the execution stuck and unwinds Run (see recoverDeadlock).
+func (x *Execution) waitYield() {
+	if x.yieldTimeout <= 0 {
+		<-x.yield
+		return
+	}
+	t := time.NewTimer(x.yieldTimeout)
+	defer t.Stop()
+	select {
+	case <-x.yield:
+	case <-t.C:
+		x.stuck = true
+		panic(&DeadlockError{Name: x.c.name, InstanceID: x.c.instanceID, Timeout: x.yieldTimeout})
+	}
+}
+
+// recoverDeadlock, deferred by Run, turns the panic of waitYield into Run's error. The panic
+// unwinds only the caller's goroutine (the orchestrator's is the one stuck), from wherever in
+// apply the hand-off happened.
+func recoverDeadlock(err *error) {
+	if r := recover(); r != nil {
+		d, ok := r.(*DeadlockError)
+		if !ok {
+			panic(r)
+		}
+		*err = d
+	}
+}
