@@ -138,6 +138,9 @@ await step('the filters fit on one line; filtering by status Failed shows only t
   assert(page.url().includes('status=Failed'), `URL without the filter: ${page.url()}`);
   assert(await page.locator(tid('filter-status-Failed')).isChecked(), 'the Failed box is not checked after the reload of the view');
   await page.locator(tid('filter-status-text')).filter({ hasText: 'Failed' }).waitFor();
+  await page.screenshot({ path: join(ART, 'dashboard-status-menu.png') });
+  const filtered = await page.locator(tid('filters')).boundingBox();
+  assert(filtered.height < 60, `with a status chosen the filter panel is ${filtered.height}px high, want one line`);
   await page.locator('h1').click(); // a click elsewhere closes the status menu
   await page.locator(tid('filter-status-Failed')).waitFor({ state: 'hidden' });
 });

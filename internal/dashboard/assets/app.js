@@ -460,7 +460,8 @@ function mountList(view) {
 function syncFilters(f) {
   document.title = 'Instances · Reprise dashboard';
   for (const c of document.querySelectorAll('#filters input[name=status]')) c.checked = f.status.includes(c.value);
-  $('#f-status-text').textContent = f.status.length === 0 ? 'any' : f.status.length <= 2 ? f.status.join(', ') : `${f.status.length} statuses`;
+  $('#f-status-text').title = f.status.join(', ');
+  $('#f-status-text').textContent = f.status.length === 0 ? 'any' : f.status.length === 1 ? f.status[0] : `${f.status.length} statuses`;
   const sel = $('#f-name');
   if (f.name && ![...sel.options].some((o) => o.value === f.name)) sel.append(h('option', { value: f.name }, f.name));
   sel.value = f.name;
