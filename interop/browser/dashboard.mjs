@@ -373,10 +373,19 @@ await step('bulk terminate and purge, with a confirmation and a report of each i
   assert(/Terminate 3 instances\?/.test(await page.locator('#action-h').textContent()), 'the confirmation does not say how many');
   // bulk-3 finishes behind the page's back: its terminate is refused, and the page says so.
   assert(await call('POST', 'instances/bulk-3/terminate') === 202, 'terminate bulk-3 directly');
-  await page.waitForFunction(async (key) => {
-    const r = await fetch('/runtime/webhooks/durabletask/instances/bulk-3', { headers: { 'x-functions-key': key } });
-    return (await r.json()).runtimeStatus === 'Terminated';
-  }, KEY);
+  // waitForFunction does not wait for a promise, so the page polls the status itself.
+  const status = await page.evaluate(async ([key, timeout]) => {
+    const deadline = Date.now() + timeout;
+    let st = '';
+    while (Date.now() < deadline) {
+      const r = await fetch('/runtime/webhooks/durabletask/instances/bulk-3', { headers: { 'x-functions-key': key } });
+      st = (await r.json()).runtimeStatus;
+      if (st === 'Terminated') break;
+      await new Promise((done) => setTimeout(done, 50)); // the polling interval
+    }
+    return st;
+  }, [KEY, TIMEOUT]);
+  assert(status === 'Terminated', `bulk-3 is ${status} after its terminate, want Terminated`);
   await page.locator(tid('action-confirm')).click();
   await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
   const notice = page.locator(tid('notice'));
