@@ -202,10 +202,9 @@ function timeEl(iso, withZone = false) {
   return h('time', { datetime: iso, title: iso }, formatTime(iso, withZone));
 }
 
-// updateZoneLabels writes the zone into the header's toggle and every "(zone)" label.
+// updateZoneLabels writes the zone into the header's button and every zone label.
 function updateZoneLabels() {
   for (const el of document.querySelectorAll('.tz-name')) el.textContent = el.classList.contains('th-tz') ? `(${zoneName()})` : zoneName();
-  $('#tz').setAttribute('aria-pressed', String(state.utc));
 }
 
 function toggleZone() {
