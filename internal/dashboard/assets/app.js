@@ -714,7 +714,8 @@ function renderHistory(d) {
     }
     if (e.taskId !== undefined) {
       const at = scheduledAt.get(e.taskId);
-      text(`#${e.taskId}${at !== undefined ? `, after ${formatDuration(t - at)}` : ''}`);
+      const what = e.type === 'TimerFired' ? 'timer' : e.type.startsWith('Sub') ? 'sub-orchestration' : 'task';
+      text(`${what} #${e.taskId}${at !== undefined ? `, after ${formatDuration(t - at)}` : ''}`);
     }
     if (e.error) details.push(h('span', { class: 'span-error' }, [e.error.type, e.error.message].filter(Boolean).join(': ')));
     if (e.data) details.push(payload(e));
