@@ -3,6 +3,7 @@ package reprise_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,7 +19,7 @@ import (
 
 // dashboardSteps is the number of steps interop/browser/dashboard.mjs runs; a script that skipped
 // steps, or gained some without this being updated, fails the test.
-const dashboardSteps = 18
+const dashboardSteps = 22
 
 const (
 	chromiumPath   = "/usr/bin/chromium"
@@ -114,6 +115,16 @@ func TestDashboardInBrowser(t *testing.T) {
 	if inst.Status != reprise.StatusTerminated {
 		t.Fatalf("%s is %v after the page terminated it, want Terminated", ids.waiting, inst.Status)
 	}
+	// So did the bulk terminate and the bulk purge: bulk-1 and bulk-2 are gone, bulk-3 (which
+	// the script terminated behind the page's back) is there, terminated.
+	for _, id := range []string{"bulk-1", "bulk-2"} {
+		if _, err := app.Client().GetInstance(context.Background(), id); !errors.Is(err, reprise.ErrInstanceNotFound) {
+			t.Errorf("%s after the page's bulk purge: %v, want not found", id, err)
+		}
+	}
+	if inst := hosttest.WaitDone(t, app, "bulk-3"); inst.Status != reprise.StatusTerminated {
+		t.Errorf("bulk-3 is %v, want Terminated", inst.Status)
+	}
 	t.Logf("screenshots in %s", artifacts)
 }
 
@@ -144,16 +155,32 @@ func dashboardApp(t *testing.T) *reprise.App {
 		return explode.Call(ctx, reprise.None{}).Await()
 	})
 	approval := reprise.NewOrchestrator("wait_for_approval", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		if err := ctx.SetCustomStatus(map[string]string{"stage": "waiting for approval"}); err != nil {
+			return "", err
+		}
 		return reprise.WaitForEvent[string](ctx, "approval", 0).Await()
 	})
+	type order struct {
+		Customer string `json:"customer"`
+		Region   string `json:"region"`
+		Items    []int  `json:"items"`
+	}
+	ship := reprise.NewActivity("ship", func(ctx context.Context, o order) (int, error) { return len(o.Items), nil })
+	// The parent waits for an event that never comes (its timeout timer fires), ships two orders
+	// (bars of one activity told apart by their struct inputs) and calls a child.
 	parent := reprise.NewOrchestrator("parent_with_child", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
-		if _, err := ctx.CreateTimer(20 * time.Millisecond).Await(); err != nil {
-			return nil, err
+		if _, err := reprise.WaitForEvent[string](ctx, "go", 20*time.Millisecond).Await(); !errors.Is(err, reprise.ErrTimeout) {
+			return nil, fmt.Errorf("want a timeout, got %v", err)
+		}
+		for _, o := range []order{{"acme", "north", []int{1, 2}}, {"initech", "north", []int{3}}} {
+			if _, err := ship.Call(ctx, o).Await(); err != nil {
+				return nil, err
+			}
 		}
 		return helloSequence.Call(ctx, reprise.None{}).Await()
 	})
 	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithKeys(reprise.Keys{Master: dashMasterKey}))...)
-	app.Register(sayHello, helloSequence, explode, failing, approval, parent)
+	app.Register(sayHello, helloSequence, explode, failing, approval, ship, parent)
 	return app
 }
 

@@ -3,6 +3,7 @@ package reprise_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net"
 	"net/http"
@@ -276,5 +277,58 @@ func TestDashboardURLIsLogged(t *testing.T) {
 	}
 	if n != 1 {
 		t.Errorf("%d dashboard log records, want 1", n)
+	}
+}
+
+// TestDashboardNamesTimeoutTimers: the timer of WaitForEvent with a timeout is shown as that
+// event's timeout, in the timeline and the history table: canceled when the event came first,
+// completed when the timeout fired.
+func TestDashboardNamesTimeoutTimers(t *testing.T) {
+	approval := reprise.NewOrchestrator("approval_with_timeout", func(ctx *reprise.OrchestrationContext, wait time.Duration) (string, error) {
+		v, err := reprise.WaitForEvent[string](ctx, "Approve", wait).Await()
+		if errors.Is(err, reprise.ErrTimeout) {
+			return "timed out", nil
+		}
+		return v, err
+	})
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement())...)
+	app.Register(approval)
+	srv := hosttest.Serve(t, app)
+	c := app.Client()
+	if _, err := approval.Start(testCtx(t), c, time.Hour, reprise.WithInstanceID("answered")); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, "answered", reprise.StatusRunning)
+	if err := c.RaiseEvent(testCtx(t), "answered", "Approve", "yes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := approval.Start(testCtx(t), c, time.Millisecond, reprise.WithInstanceID("unanswered")); err != nil {
+		t.Fatal(err)
+	}
+	type detail struct {
+		Timeline struct {
+			Spans []struct{ Kind, Name, State, TimeoutOf string }
+		}
+		Events []struct{ Type, Name, TimeoutOf string }
+	}
+	for id, state := range map[string]string{"answered": "canceled", "unanswered": "completed"} {
+		hosttest.WaitDone(t, app, id)
+		var d detail
+		hosttest.Do(t, "GET", srv.URL+"/dashboard/api/instances/"+id, nil).JSON(t, &d)
+		if len(d.Timeline.Spans) != 1 {
+			t.Fatalf("%s: spans %+v, want the timeout timer", id, d.Timeline.Spans)
+		}
+		if s := d.Timeline.Spans[0]; s.Kind != "timer" || s.TimeoutOf != "Approve" || s.Name != "timeout of Approve" || s.State != state {
+			t.Errorf("%s: timer span %+v, want the timeout of Approve, %s", id, s, state)
+		}
+		var created bool
+		for _, e := range d.Events {
+			if e.Type == "TimerCreated" {
+				created = e.TimeoutOf == "Approve" && e.Name == "timeout of Approve"
+			}
+		}
+		if !created {
+			t.Errorf("%s: history rows %+v, want a TimerCreated naming the timeout of Approve", id, d.Events)
+		}
 	}
 }

@@ -86,12 +86,16 @@ type Summary struct {
 	CreatedAt string `json:"createdAt"`
 	UpdatedAt string `json:"updatedAt"`
 	ParentID  string `json:"parentId,omitempty"`
+	// CustomStatusPreview is the custom status as compact JSON cut to 200 bytes, for the list's
+	// column; "" when there is none.
+	CustomStatusPreview string `json:"customStatusPreview,omitempty"`
 }
 
 func summary(inst store.Instance) Summary {
 	return Summary{
 		ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
 		CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt), ParentID: inst.ParentID,
+		CustomStatusPreview: preview(inst.CustomStatus),
 	}
 }
 
@@ -108,6 +112,9 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The custom status column needs the payloads: the store reads them with input and output, as
+	// for a management API listing of the same page.
+	q.WithoutPayloads = false
 	page, next, err := h.b.ListInstances(r.Context(), q)
 	if err != nil {
 		h.fail(w, r, err)
@@ -242,6 +249,8 @@ type Detail struct {
 	// History is the history as the management API shows it (showHistory=true with inputs and
 	// outputs): the raw view behind the timeline.
 	History []httpapi.HistoryEvent `json:"history"`
+	// Events is the history event by event, for the page's history table.
+	Events []HistoryRow `json:"events"`
 }
 
 func (h *handler) instance(w http.ResponseWriter, r *http.Request, id string) {
@@ -260,6 +269,7 @@ func (h *handler) instance(w http.ResponseWriter, r *http.Request, id string) {
 		Input: jsonOrString(inst.Input), Output: jsonOrString(inst.Output), CustomStatus: jsonOrString(inst.CustomStatus),
 		Timeline: BuildTimeline(inst, events),
 		History:  httpapi.HistoryEvents(events, httpapi.StatusOptions{ShowInput: true, ShowHistoryOutput: true}),
+		Events:   HistoryRows(events),
 	}
 	if len(inst.Failure) > 0 {
 		d.Failure = new(history.Failure)

@@ -1,7 +1,7 @@
 // Package dashboard serves Reprise's web dashboard: a static shell (HTML, CSS and a JavaScript
 // module, embedded in the binary, no build step) under Path, and a small read-only JSON API under
 // APIPath for what the Durable Functions management API lacks (filtered listings by orchestrator
-// name, counts per status, an instance's history as a timeline).
+// name, counts per status, an instance's history as a timeline and as a table).
 //
 // The page changes instances through the management API itself (terminate, suspend, resume,
 // raise event, restart, rewind, purge), so the dashboard and the official clients share one set of

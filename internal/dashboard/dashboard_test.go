@@ -246,7 +246,7 @@ func TestListParsesFilters(t *testing.T) {
 	if !slices.Equal(q.Statuses, []store.Status{store.StatusRunning, store.StatusFailed}) {
 		t.Errorf("statuses %v", q.Statuses)
 	}
-	if q.Name != "hello" || q.IDPrefix != "a" || q.PageSize != 20 || q.ContinuationToken != "page2" || !q.WithoutPayloads {
+	if q.Name != "hello" || q.IDPrefix != "a" || q.PageSize != 20 || q.ContinuationToken != "page2" || q.WithoutPayloads {
 		t.Errorf("query %+v", q)
 	}
 	if !q.CreatedFrom.Equal(t0.Add(-2*time.Hour)) || !q.CreatedTo.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) {
@@ -385,7 +385,11 @@ func TestInstanceDetail(t *testing.T) {
 	}
 	var raw map[string]any
 	_ = json.Unmarshal(r.body, &raw)
-	for _, k := range []string{"input", "output", "customStatus", "timeline", "history"} {
+	// The history table's rows: every event but the bookkeeping, the completion named after its task.
+	if len(d.Events) != 4 || d.Events[2].Type != "TaskCompleted" || d.Events[2].Name != "say_hello" || d.Events[2].Data != `"Hello Tokyo!"` {
+		t.Errorf("events %+v", d.Events)
+	}
+	for _, k := range []string{"input", "output", "customStatus", "timeline", "history", "events"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("detail without %q", k)
 		}
@@ -396,7 +400,40 @@ func TestInstanceDetail(t *testing.T) {
 		d.Failure.Type != "*errors.errorString" || d.Failure.Inner == nil || d.Failure.Inner.Message != "root cause" {
 		t.Errorf("failed detail %+v, failure %+v", d, d.Failure)
 	}
-	if d.History == nil || d.Timeline.Spans == nil || d.Timeline.Marks == nil {
+	if d.History == nil || d.Events == nil || d.Timeline.Spans == nil || d.Timeline.Marks == nil {
 		t.Errorf("empty lists must be [] not null: %s", get(t, h, "/dashboard/api/instances/b2").body)
+	}
+}
+
+// TestListShowsCustomStatus: the list's rows carry a compact custom status, cut like a bar's input,
+// so the list must read the payloads.
+func TestListShowsCustomStatus(t *testing.T) {
+	f := newFake()
+	a1 := f.instances["a1"]
+	a1.CustomStatus = []byte(`{ "step": 2,  "of": 5 }`)
+	f.instances["a1"] = a1
+	b2 := f.instances["b2"]
+	b2.CustomStatus = []byte(`"` + strings.Repeat("x", 300) + `"`)
+	f.instances["b2"] = b2
+	r := get(t, New(f, Options{}), "/dashboard/api/instances")
+	if r.code != http.StatusOK {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	if f.lastQuery.WithoutPayloads {
+		t.Error("the list asked the store without payloads: it has no custom status then")
+	}
+	page := decode[Page](t, r)
+	if len(page.Instances) != 2 || page.Instances[0].CustomStatusPreview != `{"step":2,"of":5}` {
+		t.Fatalf("rows %+v", page.Instances)
+	}
+	if p := page.Instances[1].CustomStatusPreview; len(p) != inputPreview+len("…") || !strings.HasSuffix(p, "…") {
+		t.Errorf("long custom status: %d bytes %q, want it cut to %d and marked", len(p), p, inputPreview)
+	}
+	var raw struct{ Instances []map[string]any }
+	_ = json.Unmarshal(r.body, &raw)
+	for _, row := range raw.Instances {
+		if _, ok := row["input"]; ok {
+			t.Errorf("a list row carries the input: %v", row)
+		}
 	}
 }

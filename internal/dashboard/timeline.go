@@ -3,6 +3,7 @@ package dashboard
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -34,6 +35,7 @@ const (
 	StateCompleted = "completed" // activity or sub-orchestration completed; timer fired
 	StateFailed    = "failed"
 	StateAbandoned = "abandoned" // still open when the execution finished (e.g. terminated)
+	StateCanceled  = "canceled"  // a timeout timer whose event came first
 )
 
 // Span is one bar: an activity (scheduled → completed or failed), a timer (created → fired) or a
@@ -58,6 +60,10 @@ type Span struct {
 	// Input is the activity's or sub-orchestration's input as compact JSON, cut to inputPreview
 	// bytes (with "…"), so that bars of the same name can be told apart.
 	Input string `json:"input,omitempty"`
+	// Summary is a short text of the input for the bar's label (see summarize).
+	Summary string `json:"summary,omitempty"`
+	// TimeoutOf is the event a timeout timer's WaitForEvent waits for.
+	TimeoutOf string `json:"timeoutOf,omitempty"`
 }
 
 // inputPreview bounds Span.Input; the raw history has the whole input.
@@ -118,32 +124,43 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 		open[key{s.Kind, s.TaskID}] = len(tl.Spans)
 		tl.Spans = append(tl.Spans, s)
 	}
+	// The event a wait with a timeout receives cancels its timer (replay does; the history does
+	// not record it): the earliest open timeout timer of the event's name ends there.
+	closeTimeout := func(e history.Event) {
+		best := -1
+		for k, i := range open {
+			s := tl.Spans[i]
+			if k.kind == SpanTimer && s.TimeoutOf != "" && strings.EqualFold(s.TimeoutOf, e.Name) && (best < 0 || i < best) {
+				best = i
+			}
+		}
+		if best >= 0 {
+			closeSpan(SpanTimer, tl.Spans[best].TaskID, e.Time, StateCanceled, nil)
+		}
+	}
 	var end time.Time
 	for _, e := range events {
 		switch e.Type {
 		case history.ExecutionStarted:
 			tl.Start = timeText(e.Time)
 		case history.TaskScheduled:
-			addSpan(Span{Kind: SpanActivity, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, Attempt: e.Attempt, Input: preview(e.Input)})
+			addSpan(Span{Kind: SpanActivity, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, Attempt: e.Attempt, Input: preview(e.Input), Summary: summarize(e.Input)})
 		case history.TaskCompleted:
 			closeSpan(SpanActivity, e.TaskID, e.Time, StateCompleted, nil)
 		case history.TaskFailed:
 			closeSpan(SpanActivity, e.TaskID, e.Time, StateFailed, e.Failure)
 		case history.TimerCreated:
-			name := "timer"
-			if e.Retry != "" {
-				name = e.Retry
-			}
-			addSpan(Span{Kind: SpanTimer, Name: name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, FireAt: timeText(e.FireAt)})
+			addSpan(Span{Kind: SpanTimer, Name: timerName(e), State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, FireAt: timeText(e.FireAt), TimeoutOf: e.TimeoutOf})
 		case history.TimerFired:
 			closeSpan(SpanTimer, e.TaskID, e.Time, StateCompleted, nil)
 		case history.SubOrchestrationInstanceCreated:
-			addSpan(Span{Kind: SpanSubOrchestration, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, InstanceID: e.InstanceID, Input: preview(e.Input)})
+			addSpan(Span{Kind: SpanSubOrchestration, Name: e.Name, State: StateRunning, Start: timeText(e.Time), TaskID: e.ID, InstanceID: e.InstanceID, Input: preview(e.Input), Summary: summarize(e.Input)})
 		case history.SubOrchestrationInstanceCompleted:
 			closeSpan(SpanSubOrchestration, e.TaskID, e.Time, StateCompleted, nil)
 		case history.SubOrchestrationInstanceFailed:
 			closeSpan(SpanSubOrchestration, e.TaskID, e.Time, StateFailed, e.Failure)
 		case history.EventRaised, history.GenericEvent:
+			closeTimeout(e)
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name})
 		case history.EventSent:
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name, InstanceID: e.InstanceID})

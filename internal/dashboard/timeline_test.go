@@ -36,7 +36,7 @@ func TestTimelineOfAFinishedExecution(t *testing.T) {
 	}
 	want := []Span{
 		{Kind: SpanActivity, Name: "charge", State: StateFailed, Start: timeText(at(10)), End: timeText(at(20)), TaskID: 0, Attempt: 1, Error: "card declined",
-			Input: `{"amount":12,"currency":"EUR"}`},
+			Input: `{"amount":12,"currency":"EUR"}`, Summary: `amount: 12, currency: "EUR"`},
 		{Kind: SpanTimer, Name: "Retry Attempt 1", State: StateCompleted, Start: timeText(at(20)), End: timeText(at(121)), TaskID: 1, FireAt: timeText(at(120))},
 		{Kind: SpanActivity, Name: "charge", State: StateCompleted, Start: timeText(at(122)), End: timeText(at(130)), TaskID: 2, Attempt: 2},
 		{Kind: SpanSubOrchestration, Name: "ship", State: StateCompleted, Start: timeText(at(131)), End: timeText(at(300)), TaskID: 3, InstanceID: "p:3"},
@@ -138,5 +138,104 @@ func TestTimelineWithoutHistory(t *testing.T) {
 	tl := BuildTimeline(store.Instance{Status: store.StatusPending, CreatedAt: t0}, nil)
 	if tl.Start != timeText(t0) || tl.End != "" || tl.Spans == nil || tl.Marks == nil {
 		t.Errorf("%+v", tl)
+	}
+}
+
+// TestSpanInputSummary: a bar's label tells apart inputs that are structs: their first fields, in
+// the order written, nested values elided, within about one line.
+func TestSpanInputSummary(t *testing.T) {
+	for in, want := range map[string]string{
+		"":        "",
+		" null ":  "",
+		`"Tokyo"`: `"Tokyo"`,
+		`42`:      "42",
+		`true`:    "true",
+		`{}`:      "{}",
+		`[]`:      "[]",
+		`{"zone": "eu", "city": "Paris", "n": 1.5}`:                                                       `zone: "eu", city: "Paris", n: 1.5`,
+		`{"order": {"id": 7}, "items": [1, 2, 3], "note": null}`:                                          `order: {…}, items: […3], note: null`,
+		`[1, "two", {"x": 3}, []]`:                                                                        `[1, "two", {…}, []]`,
+		`{"customer": "` + strings.Repeat("a", 40) + `", "region": "north", "tier": "gold", "id": 12345}`: `customer: "` + strings.Repeat("a", 24) + `…", region: "north", …`,
+		"not json":              "not json",
+		strings.Repeat("ü", 60): strings.Repeat("ü", 24) + "…", // not JSON, cut on a character boundary
+	} {
+		if got := summarize([]byte(in)); got != want {
+			t.Errorf("summarize(%.40q) = %q, want %q", in, got, want)
+		}
+	}
+	// Two calls of one activity with struct inputs get different labels.
+	a := summarize([]byte(`{"customer":"acme","region":"north","items":[1,2]}`))
+	b := summarize([]byte(`{"customer":"initech","region":"north","items":[1,2]}`))
+	if a == b {
+		t.Errorf("both inputs summarize to %q", a)
+	}
+}
+
+// TestTimelineNamesTimeoutTimers: the timer of a WaitForEvent with a timeout says whose timeout it
+// is; the event it waits for cancels it (a canceled bar), and a timeout that fires completes it.
+func TestTimelineNamesTimeoutTimers(t *testing.T) {
+	inst := store.Instance{ID: "t", Status: store.StatusRunning, CreatedAt: at(0), UpdatedAt: at(100)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
+		{ID: 0, Type: history.TimerCreated, Time: at(1), FireAt: at(1001), TimeoutOf: "approval"},
+		{ID: -1, Type: history.EventRaised, Time: at(5), Name: "other"},
+		{ID: -1, Type: history.EventRaised, Time: at(10), Name: "Approval"}, // names are case-insensitive
+		{ID: 1, Type: history.TimerCreated, Time: at(10), FireAt: at(20), TimeoutOf: "second"},
+		{ID: -1, Type: history.TimerFired, Time: at(21), TaskID: 1, FireAt: at(20)},
+		{ID: -1, Type: history.EventRaised, Time: at(30), Name: "second"}, // too late: the timer fired
+		{ID: 2, Type: history.TimerCreated, Time: at(30), FireAt: at(40)},
+	}
+	tl := BuildTimeline(inst, events)
+	want := []Span{
+		{Kind: SpanTimer, Name: "timeout of approval", State: StateCanceled, Start: timeText(at(1)), End: timeText(at(10)), TaskID: 0, FireAt: timeText(at(1001)), TimeoutOf: "approval"},
+		{Kind: SpanTimer, Name: "timeout of second", State: StateCompleted, Start: timeText(at(10)), End: timeText(at(21)), TaskID: 1, FireAt: timeText(at(20)), TimeoutOf: "second"},
+		{Kind: SpanTimer, Name: "timer", State: StateRunning, Start: timeText(at(30)), TaskID: 2, FireAt: timeText(at(40))},
+	}
+	if !reflect.DeepEqual(tl.Spans, want) {
+		t.Errorf("spans:\n got %+v\nwant %+v", tl.Spans, want)
+	}
+}
+
+// TestHistoryRows: the history table has one row per event (bookkeeping left out), completions
+// named after what they complete, and the payloads compact and bounded.
+func TestHistoryRows(t *testing.T) {
+	big := `"` + strings.Repeat("b", dataLimit) + `"`
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0), Name: "order", Input: []byte(`{ "id": 7 }`), Parent: &history.Parent{InstanceID: "p"}},
+		{ID: -1, Type: history.OrchestratorStarted, Time: at(0)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(1), Name: "charge", Attempt: 1, Input: []byte(big)},
+		{ID: -1, Type: history.TaskFailed, Time: at(2), TaskID: 0, Failure: &history.Failure{Type: "Error", Message: "declined"}},
+		{ID: 1, Type: history.TimerCreated, Time: at(2), FireAt: at(12), Retry: "Retry Attempt 1"},
+		{ID: -1, Type: history.TimerFired, Time: at(12), TaskID: 1, FireAt: at(12)},
+		{ID: 2, Type: history.TimerCreated, Time: at(13), FireAt: at(99), TimeoutOf: "approval"},
+		{ID: -1, Type: history.EventRaised, Time: at(14), Name: "approval", Input: []byte(`true`)},
+		{ID: 3, Type: history.SubOrchestrationInstanceCreated, Time: at(15), Name: "ship", InstanceID: "p:3"},
+		{ID: -1, Type: history.SubOrchestrationInstanceCompleted, Time: at(16), TaskID: 3, Result: []byte(`null`)},
+		{ID: -1, Type: history.ExecutionSuspended, Time: at(17), Input: []byte(`"maintenance"`)},
+		{ID: -1, Type: history.OrchestratorCompleted, Time: at(17)},
+		{ID: -1, Type: history.ExecutionCompleted, Time: at(18), Status: int(store.StatusCompleted), Result: []byte(`[1, 2]`)},
+	}
+	id := func(n int32) *int32 { return &n }
+	want := []HistoryRow{
+		{ID: -1, Type: "ExecutionStarted", Time: timeText(at(0)), Name: "order", InstanceID: "p", Data: `{"id":7}`},
+		{ID: 0, Type: "TaskScheduled", Time: timeText(at(1)), Name: "charge", Attempt: 1, Data: big[:dataLimit] + "…", DataCut: true},
+		{ID: -1, Type: "TaskFailed", Time: timeText(at(2)), Name: "charge", TaskID: id(0), Error: &history.Failure{Type: "Error", Message: "declined"}},
+		{ID: 1, Type: "TimerCreated", Time: timeText(at(2)), Name: "Retry Attempt 1", FireAt: timeText(at(12)), Retry: "Retry Attempt 1"},
+		{ID: -1, Type: "TimerFired", Time: timeText(at(12)), Name: "Retry Attempt 1", TaskID: id(1), FireAt: timeText(at(12))},
+		{ID: 2, Type: "TimerCreated", Time: timeText(at(13)), Name: "timeout of approval", FireAt: timeText(at(99)), TimeoutOf: "approval"},
+		{ID: -1, Type: "EventRaised", Time: timeText(at(14)), Name: "approval", Data: "true"},
+		{ID: 3, Type: "SubOrchestrationInstanceCreated", Time: timeText(at(15)), Name: "ship", InstanceID: "p:3"},
+		{ID: -1, Type: "SubOrchestrationInstanceCompleted", Time: timeText(at(16)), Name: "ship", TaskID: id(3)},
+		{ID: -1, Type: "ExecutionSuspended", Time: timeText(at(17)), Reason: "maintenance"},
+		{ID: -1, Type: "ExecutionCompleted", Time: timeText(at(18)), Name: "Completed", Data: "[1,2]"},
+	}
+	got := HistoryRows(events)
+	if len(got) != len(want) {
+		t.Fatalf("%d rows, want %d: %+v", len(got), len(want), got)
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Errorf("row %d:\n got %+v\nwant %+v", i, got[i], want[i])
+		}
 	}
 }

@@ -658,10 +658,12 @@ func (c *Context) CallSubOrchestrator(name, instanceID string, input []byte, ret
 }
 
 // CreateTimer schedules a durable timer that fires at fireAt.
-func (c *Context) CreateTimer(fireAt time.Time) *Task { return c.createTimer(fireAt, "") }
+func (c *Context) CreateTimer(fireAt time.Time) *Task { return c.createTimer(fireAt, "", "") }
 
-func (c *Context) createTimer(fireAt time.Time, retry string) *Task {
-	id := c.schedule(history.Event{Type: history.TimerCreated, FireAt: fireAt.UTC(), Retry: retry})
+// createTimer schedules a timer; retry or timeoutOf say what it is for (shown by the dashboard,
+// not compared on replay).
+func (c *Context) createTimer(fireAt time.Time, retry, timeoutOf string) *Task {
+	id := c.schedule(history.Event{Type: history.TimerCreated, FireAt: fireAt.UTC(), Retry: retry, TimeoutOf: timeoutOf})
 	t := c.newTask()
 	t.timerID = id
 	c.open[id] = t
@@ -689,7 +691,8 @@ func (c *Context) WaitForEvent(name string, timeout time.Duration) *Task {
 	}
 	c.waiters[key] = append(c.waiters[key], t)
 	if timeout > 0 {
-		timer := c.createTimer(c.now.Add(timeout), "")
+		// The timer names its event: nothing else in the history ties it to the wait.
+		timer := c.createTimer(c.now.Add(timeout), "", name)
 		timer.then(func(timer *Task) {
 			if timer.canceled || t.done {
 				return
@@ -777,7 +780,7 @@ func (c *Context) withRetry(p *RetryPolicy, call func(attempt int) *Task) *Task 
 			}
 			delay := retryDelay(p, attempt)
 			attempt++
-			timer := c.createTimer(c.now.Add(delay), fmt.Sprintf("Retry Attempt %d", attempt))
+			timer := c.createTimer(c.now.Add(delay), fmt.Sprintf("Retry Attempt %d", attempt), "")
 			timer.then(func(*Task) { run(call(attempt)) })
 		})
 	}

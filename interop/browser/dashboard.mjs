@@ -30,7 +30,8 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync'],
 });
-const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light' });
+// A zone without summer time, so that local and UTC times differ by a known 9 hours.
+const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, colorScheme: 'light', timezoneId: 'Asia/Tokyo' });
 context.setDefaultTimeout(TIMEOUT);
 const page = await context.newPage();
 
@@ -130,11 +131,20 @@ await step('the counts per status match the instances', async () => {
   assert(await count('Running') === '1', `Running: ${await count('Running')}`);
 });
 
-await step('filtering by status Failed shows only the failed instance, and the filter is in the URL', async () => {
+await step('the filters fit on one line; filtering by status Failed shows only the failed instance, and the filter is in the URL', async () => {
+  const box = await page.locator(tid('filters')).boundingBox();
+  assert(box.height < 60, `the filter panel is ${box.height}px high at 1280px wide, want one line`);
+  await page.locator(tid('filter-status')).locator('summary').click();
   await page.locator(tid('filter-status-Failed')).check();
   await waitRows([FAILED]);
   assert(page.url().includes('status=Failed'), `URL without the filter: ${page.url()}`);
   assert(await page.locator(tid('filter-status-Failed')).isChecked(), 'the Failed box is not checked after the reload of the view');
+  await page.locator(tid('filter-status-text')).filter({ hasText: 'Failed' }).waitFor();
+  await page.screenshot({ path: join(ART, 'dashboard-status-menu.png') });
+  const filtered = await page.locator(tid('filters')).boundingBox();
+  assert(filtered.height < 60, `with a status chosen the filter panel is ${filtered.height}px high, want one line`);
+  await page.locator('h1').click(); // a click elsewhere closes the status menu
+  await page.locator(tid('filter-status-Failed')).waitFor({ state: 'hidden' });
 });
 
 await step('the back button restores the unfiltered list; a status count link filters too', async () => {
@@ -145,6 +155,19 @@ await step('the back button restores the unfiltered list; a status count link fi
   assert(page.url().includes('status=Running'), `URL: ${page.url()}`);
   await page.locator(tid('filter-clear')).click();
   await waitRows(ALL);
+});
+
+await step('the list has custom status and duration columns', async () => {
+  await page.goto(URL_);
+  await waitRows(ALL);
+  const row = (id) => page.locator(`[data-testid="instance-row"][data-id="${id}"]`);
+  await row(WAITING).locator(tid('custom-status-cell')).filter({ hasText: '{"stage":"waiting for approval"}' }).waitFor();
+  assert(await row(HELLO).locator(tid('custom-status-cell')).count() === 0, 'a custom status shown for an instance without one');
+  const waiting = await row(WAITING).locator(tid('duration-cell')).textContent();
+  const done = await row(HELLO).locator(tid('duration-cell')).textContent();
+  assert(/\d.* so far$/.test(waiting), `running instance's duration: ${waiting}`);
+  assert(/^(<1 ms|\d+(\.\d+)? m?s)$/.test(done), `completed instance's duration: ${done}`);
+  await page.screenshot({ path: join(ART, 'dashboard-list-columns.png') });
 });
 
 await step('filtering by orchestrator name shows only its instances; a shared URL opens filtered', async () => {
@@ -228,6 +251,39 @@ await step('a completed hello sequence shows exactly 3 activity bars and its out
   await page.screenshot({ path: join(ART, 'dashboard-instance-light.png'), fullPage: true });
 });
 
+await step('the history table lists every event by time and name; a bar\'s input opens its row', async () => {
+  const types = await page.locator(tid('history-row')).evaluateAll((rs) => rs.map((r) => r.dataset.type));
+  const want = ['ExecutionStarted', 'TaskScheduled', 'TaskCompleted', 'TaskScheduled', 'TaskCompleted', 'TaskScheduled', 'TaskCompleted', 'ExecutionCompleted'];
+  assert(JSON.stringify(types) === JSON.stringify(want), `history rows ${JSON.stringify(types)}, want ${JSON.stringify(want)}`);
+  const completed = page.locator('[data-testid="history-row"][data-type="TaskCompleted"]').first();
+  const cells = await completed.locator('td').allTextContents();
+  assert(cells[3] === 'say_hello' && /Hello Tokyo!/.test(cells[4]) && /#0, after/.test(cells[4]), `TaskCompleted row: ${JSON.stringify(cells)}`);
+  assert(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+/.test(cells[2]), `time cell: ${cells[2]}`);
+  await page.locator(tid('span-input')).nth(1).click();
+  const hl = page.locator('[data-testid="history-row"].hl');
+  await hl.waitFor();
+  assert(await hl.getAttribute('data-type') === 'TaskScheduled' && /Seattle/.test(await hl.textContent()), `highlighted row: ${await hl.textContent()}`);
+  assert(await hl.isVisible(), 'the highlighted history row is not on screen');
+  await page.locator(tid('history-table')).screenshot({ path: join(ART, 'dashboard-history-table.png') });
+});
+
+await step('times show their zone; the UTC toggle switches every time and is remembered', async () => {
+  const created = async () => page.locator('#i-created time').textContent();
+  const local = await created();
+  assert(/ GMT\+9$/.test(local), `created time in Tokyo: ${local}`);
+  assert(/GMT\+9/.test(await page.locator(tid('tz-toggle')).textContent()), 'the toggle does not name the local zone');
+  await page.locator(tid('tz-toggle')).click();
+  await page.locator('#i-created time').filter({ hasText: / UTC$/ }).waitFor();
+  const utc = await created();
+  const hour = (s) => Number(s.slice(11, 13));
+  assert((hour(utc) + 9) % 24 === hour(local), `UTC ${utc} is not 9 hours before ${local}`);
+  assert(/\(UTC\)/.test(await page.locator(tid('history-table')).locator('thead').textContent()), 'the history table does not say UTC');
+  await page.reload();
+  await page.locator('#i-created time').filter({ hasText: / UTC$/ }).waitFor();
+  await page.locator(tid('tz-toggle')).click();
+  await page.locator('#i-created time').filter({ hasText: / GMT\+9$/ }).waitFor();
+});
+
 await step('the failed instance shows its failure message and type', async () => {
   await openInstance(FAILED);
   await page.locator(tid('instance-status')).filter({ hasText: 'Failed' }).waitFor();
@@ -236,11 +292,17 @@ await step('the failed instance shows its failure message and type', async () =>
   await page.locator(tid('action-rewind')).waitFor();
 });
 
-await step('the parent shows a timer bar and a sub-orchestration bar linking to the child, which links back', async () => {
+await step('the parent shows its event timeout, two ship bars told apart by their struct inputs and a sub-orchestration bar linking to the child, which links back', async () => {
   await openInstance(PARENT);
   await waitCount(tid('span-timer'), 1);
   await waitCount(tid('span-suborchestration'), 1);
-  await waitCount(tid('span-activity'), 0);
+  await waitCount(tid('span-activity'), 2);
+  const timer = await page.locator('[data-testid="timeline-row"][data-kind="timer"] .tl-label').textContent();
+  assert(/timeout of go/.test(timer) && /timed out/.test(timer), `timeout timer label: ${timer}`);
+  const ships = (await page.locator('[data-testid="timeline-row"][data-kind="activity"]').locator(tid('span-input')).allTextContents()).map((t) => t.trim());
+  assert(ships.length === 2 && ships[0] !== ships[1] && /customer: "acme"/.test(ships[0]) && /customer: "initech"/.test(ships[1]),
+    `ship inputs: ${JSON.stringify(ships)}, want two summaries naming the customers`);
+  await page.locator('[data-testid="history-row"][data-type="TimerCreated"]').filter({ hasText: 'the timeout of the wait for event go' }).waitFor();
   const href = await page.locator(tid('span-suborchestration')).getAttribute('href');
   assert(href === `#/instances/${encodeURIComponent(CHILD)}`, `sub-orchestration bar links to ${href}, want the child ${CHILD}`);
   await page.locator(tid('child-link')).click();
@@ -290,6 +352,60 @@ await step('terminating the running instance (with confirmation) makes it Termin
   await page.locator(tid('notice')).filter({ hasText: 'Terminate request accepted' }).waitFor();
   await page.locator('[data-testid="mark"][data-kind="ExecutionTerminated"]').waitFor({ state: 'attached' });
   await page.locator(tid('action-terminate')).waitFor({ state: 'detached' });
+});
+
+await step('bulk terminate and purge, with a confirmation and a report of each instance that failed', async () => {
+  const call = (method, path) => page.evaluate(async ([method, path, key]) => {
+    const r = await fetch(`/runtime/webhooks/durabletask/${path}`, { method, headers: { 'x-functions-key': key, 'Content-Type': 'application/json' }, body: method === 'POST' ? 'null' : undefined });
+    return r.status;
+  }, [method, path, KEY]);
+  for (const id of ['bulk-1', 'bulk-2', 'bulk-3']) {
+    assert(await call('POST', `orchestrators/wait_for_approval/${id}`) === 202, `start ${id}`);
+    known.add(id);
+  }
+  await page.goto(`${URL_}#/?prefix=bulk-`);
+  await waitRows(['bulk-1', 'bulk-2', 'bulk-3']);
+  for (const id of ['bulk-1', 'bulk-2', 'bulk-3']) await page.locator(`[data-testid="instance-row"][data-id="${id}"][data-status="Running"]`).waitFor();
+  assert(await page.locator(tid('bulk-terminate')).isDisabled(), 'Terminate is enabled with nothing selected');
+  await page.locator(tid('select-all')).check();
+  await page.locator(tid('bulk-count')).filter({ hasText: '3 selected' }).waitFor();
+  await page.screenshot({ path: join(ART, 'dashboard-list-selected.png') });
+  await page.locator(tid('bulk-terminate')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  assert(/Terminate 3 instances\?/.test(await page.locator('#action-h').textContent()), 'the confirmation does not say how many');
+  // bulk-3 finishes behind the page's back: its terminate is refused, and the page says so.
+  assert(await call('POST', 'instances/bulk-3/terminate') === 202, 'terminate bulk-3 directly');
+  // waitForFunction does not wait for a promise, so the page polls the status itself.
+  const status = await page.evaluate(async ([key, timeout]) => {
+    const deadline = Date.now() + timeout;
+    let st = '';
+    while (Date.now() < deadline) {
+      const r = await fetch('/runtime/webhooks/durabletask/instances/bulk-3', { headers: { 'x-functions-key': key } });
+      st = (await r.json()).runtimeStatus;
+      if (st === 'Terminated') break;
+      await new Promise((done) => setTimeout(done, 50)); // the polling interval
+    }
+    return st;
+  }, [KEY, TIMEOUT]);
+  assert(status === 'Terminated', `bulk-3 is ${status} after its terminate, want Terminated`);
+  await page.locator(tid('action-confirm')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'hidden' });
+  const notice = page.locator(tid('notice'));
+  await notice.filter({ hasText: 'Terminate requests accepted for 2 of 3; 1 failed' }).waitFor();
+  assert(/bulk-3: 4\d\d /.test(await notice.textContent()), `the failure of bulk-3 is not reported: ${await notice.textContent()}`);
+  await page.locator('[data-testid="instance-row"][data-id="bulk-1"][data-status="Terminated"]').waitFor();
+  await page.locator('[data-testid="instance-row"][data-id="bulk-2"][data-status="Terminated"]').waitFor();
+  await page.locator(tid('bulk-count')).filter({ hasText: '1 selected' }).waitFor(); // the failed one stays selected
+  await page.locator(tid('bulk-clear')).click();
+  for (const id of ['bulk-1', 'bulk-2']) await page.locator(`[data-testid="instance-row"][data-id="${id}"]`).locator(tid('select-row')).check();
+  await page.locator(tid('bulk-purge')).click();
+  await page.locator(tid('action-dialog')).waitFor({ state: 'visible' });
+  assert(/Purge 2 instances\?/.test(await page.locator('#action-h').textContent()), 'the purge confirmation does not say how many');
+  await page.locator(tid('action-confirm')).click();
+  await notice.filter({ hasText: 'Purged 2 instances.' }).waitFor();
+  known.delete('bulk-1');
+  known.delete('bulk-2');
+  await waitRows(['bulk-3']);
 });
 
 await step('purge works from the page; an action the API refuses shows its message', async () => {

@@ -5,12 +5,15 @@
 const API = new URL('api/', document.baseURI).pathname; // /dashboard/api/
 const MGMT = '/runtime/webhooks/durabletask';
 const KEY_STORE = 'reprise.dashboard.key';
+const TZ_STORE = 'reprise.dashboard.tz'; // "utc" or "local" (the default), kept across visits
 const REFRESH_MS = 2500;
 // Counts cost the store a pass over every matching instance (millions, on a big hub), so live
 // refresh reloads them less often than the page of rows; a change of filters reloads them at once.
 const COUNTS_REFRESH_MS = 10_000;
 const STATUSES = ['Pending', 'Running', 'Suspended', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Canceled'];
 const ACTIVE = new Set(['Pending', 'Running', 'Suspended', 'ContinuedAsNew']);
+// Bulk actions run this many management API requests at a time.
+const BULK_PARALLEL = 4;
 
 const $ = (sel, root = document) => root.querySelector(sel);
 
@@ -42,6 +45,9 @@ const state = {
   lastData: '', // JSON of the last rendered data, to skip identical refreshes
   counts: { query: null, at: 0, data: null }, // the last counts loaded, for their filters
   loading: 0, // loads in flight
+  utc: localStorage.getItem(TZ_STORE) === 'utc', // times in UTC, else in the browser's zone
+  rows: [], // the instances of the list page shown
+  selected: new Set(), // IDs selected on the list page
 };
 
 // ---- HTTP --------------------------------------------------------------------------------------
@@ -172,14 +178,48 @@ function notify(text, kind = 'info') {
 
 const pad = (n, w = 2) => String(n).padStart(w, '0');
 
-function formatTime(iso) {
-  if (!iso) return '';
-  const d = new Date(iso);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+// fields returns a date's parts in the zone the page shows (UTC or the browser's).
+function fields(d) {
+  return state.utc
+    ? [d.getUTCFullYear(), d.getUTCMonth() + 1, d.getUTCDate(), d.getUTCHours(), d.getUTCMinutes(), d.getUTCSeconds()]
+    : [d.getFullYear(), d.getMonth() + 1, d.getDate(), d.getHours(), d.getMinutes(), d.getSeconds()];
 }
 
-function timeEl(iso) {
-  return h('time', { datetime: iso, title: iso }, formatTime(iso));
+// formatTime shows a time in the page's zone; withZone adds the zone's name (tables name it in
+// the column's header instead).
+function formatTime(iso, withZone = false) {
+  if (!iso) return '';
+  const d = new Date(iso);
+  const [y, mo, da, ho, mi, se] = fields(d);
+  const text = `${y}-${pad(mo)}-${pad(da)} ${pad(ho)}:${pad(mi)}:${pad(se)}`;
+  return withZone ? `${text} ${zoneName(d)}` : text;
+}
+
+// zoneName is "UTC" or the browser's zone as the browser abbreviates it at d (CET, GMT+1, ...).
+function zoneName(d = new Date()) {
+  if (state.utc) return 'UTC';
+  const part = new Intl.DateTimeFormat(undefined, { timeZoneName: 'short' }).formatToParts(d).find((p) => p.type === 'timeZoneName');
+  if (part) return part.value;
+  const off = -d.getTimezoneOffset();
+  return `UTC${off < 0 ? '-' : '+'}${pad(Math.floor(Math.abs(off) / 60))}:${pad(Math.abs(off) % 60)}`;
+}
+
+function timeEl(iso, withZone = false) {
+  return h('time', { datetime: iso, title: iso }, formatTime(iso, withZone));
+}
+
+// updateZoneLabels writes the zone into the header's button and every zone label.
+function updateZoneLabels() {
+  for (const el of document.querySelectorAll('.tz-name')) el.textContent = el.classList.contains('th-tz') ? `(${zoneName()})` : zoneName();
+}
+
+function toggleZone() {
+  state.utc = !state.utc;
+  localStorage.setItem(TZ_STORE, state.utc ? 'utc' : 'local');
+  updateZoneLabels();
+  state.lastData = '';
+  if (state.view?.kind === 'list' && $('#filters')) syncFilters(state.view.filters);
+  refresh();
 }
 
 function formatDuration(ms) {
@@ -203,17 +243,19 @@ function badge(status) {
   return h('span', { class: `badge s-${status}`, dataset: { testid: 'status-badge' } }, status);
 }
 
-// toLocalInput turns an ISO time into a datetime-local value; fromLocalInput does the reverse.
+// toLocalInput turns an ISO time into a datetime-local value in the page's zone; fromLocalInput
+// does the reverse.
 function toLocalInput(iso) {
   if (!iso) return '';
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return '';
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+  const [y, mo, da, ho, mi, se] = fields(d);
+  return `${y}-${pad(mo)}-${pad(da)}T${pad(ho)}:${pad(mi)}:${pad(se)}`;
 }
 
 function fromLocalInput(v) {
   if (!v) return '';
-  const d = new Date(v);
+  const d = new Date(state.utc ? `${v}Z` : v);
   return Number.isNaN(d.getTime()) ? '' : d.toISOString();
 }
 
@@ -365,6 +407,7 @@ function mountList(view) {
   syncFilters(f);
 
   const form = $('#filters');
+  updateZoneLabels();
   const apply = (ev) => {
     ev?.preventDefault();
     const next = {
@@ -380,8 +423,39 @@ function mountList(view) {
     if (hash !== location.hash && !(hash === '#/' && location.hash === '')) location.hash = hash;
   };
   form.addEventListener('submit', apply);
-  form.addEventListener('change', (ev) => {
-    if (ev.target.type !== 'search') apply();
+  // Every control applies on change; the prefix on Enter (submit) or when it loses the focus.
+  form.addEventListener('change', () => apply());
+  // The page size and order sit beside the counts, outside the form.
+  $('#f-top').addEventListener('change', () => apply());
+  $('#f-order').addEventListener('change', () => apply());
+  // The status menu closes on a click elsewhere and on Escape.
+  const menu = $('#f-status');
+  menu.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape' && menu.open) {
+      ev.stopPropagation();
+      menu.open = false;
+      menu.querySelector('summary').focus();
+    }
+  });
+  $('#select-all').addEventListener('change', (ev) => {
+    for (const r of state.rows) {
+      if (ev.target.checked) state.selected.add(r.id);
+      else state.selected.delete(r.id);
+    }
+    syncSelection();
+  });
+  $('#rows').addEventListener('change', (ev) => {
+    const id = ev.target.closest('tr')?.dataset.id;
+    if (!id || ev.target.type !== 'checkbox') return;
+    if (ev.target.checked) state.selected.add(id);
+    else state.selected.delete(id);
+    syncSelection();
+  });
+  $('#bulk-terminate').addEventListener('click', () => bulkAction('terminate'));
+  $('#bulk-purge').addEventListener('click', () => bulkAction('purge'));
+  $('#bulk-clear').addEventListener('click', () => {
+    state.selected.clear();
+    syncSelection();
   });
   $('#f-clear').addEventListener('click', () => { location.hash = listHash({ status: [], top: state.view.filters.top, order: state.view.filters.order }); });
   $('#prev').addEventListener('click', () => page(-1));
@@ -391,6 +465,8 @@ function mountList(view) {
 function syncFilters(f) {
   document.title = 'Instances · Reprise dashboard';
   for (const c of document.querySelectorAll('#filters input[name=status]')) c.checked = f.status.includes(c.value);
+  $('#f-status-text').title = f.status.join(', ');
+  $('#f-status-text').textContent = f.status.length === 0 ? 'any' : f.status.length === 1 ? f.status[0] : `${f.status.length} statuses`;
   const sel = $('#f-name');
   if (f.name && ![...sel.options].some((o) => o.value === f.name)) sel.append(h('option', { value: f.name }, f.name));
   sel.value = f.name;
@@ -435,7 +511,10 @@ async function loadList(tick = false) {
   if (!fresh) state.counts = { query: cq, at: Date.now(), data: counts };
   if (state.view.filters !== f) return; // navigated away meanwhile
   const data = JSON.stringify([list, counts]);
-  if (data === state.lastData) return;
+  if (data === state.lastData) {
+    updateDurations();
+    return;
+  }
   state.lastData = data;
   p.next = list.next;
   renderCounts(f, counts);
@@ -467,14 +546,52 @@ function renderCounts(f, counts) {
 }
 
 function renderRows(instances) {
+  state.rows = instances;
+  // The selection keeps to the rows shown: an action never reaches an instance not on screen.
+  const shown = new Set(instances.map((i) => i.id));
+  for (const id of state.selected) if (!shown.has(id)) state.selected.delete(id);
   const rows = instances.map((i) => h('tr', { dataset: { testid: 'instance-row', id: i.id, status: i.status } },
+    h('td', { class: 'sel' }, h('input', { type: 'checkbox', checked: state.selected.has(i.id), 'aria-label': `Select ${i.id}`, dataset: { testid: 'select-row' } })),
     h('td', { 'data-label': 'Instance ID', class: 'id' }, h('a', { href: instanceHash(i.id), dataset: { testid: 'instance-link' } }, i.id)),
     h('td', { 'data-label': 'Orchestrator' }, i.name),
     h('td', { 'data-label': 'Status' }, badge(i.status)),
-    h('td', { 'data-label': 'Created' }, timeEl(i.createdAt)),
-    h('td', { 'data-label': 'Updated' }, timeEl(i.updatedAt))));
+    h('td', { 'data-label': 'Custom status', class: 'custom' },
+      i.customStatusPreview ? h('code', { title: i.customStatusPreview, dataset: { testid: 'custom-status-cell' } }, i.customStatusPreview) : null),
+    h('td', { 'data-label': `Created (${zoneName()})` }, timeEl(i.createdAt)),
+    h('td', { 'data-label': `Updated (${zoneName()})` }, timeEl(i.updatedAt)),
+    h('td', { 'data-label': 'Duration', class: 'num dur', dataset: { testid: 'duration-cell' } }, rowDuration(i))));
   $('#rows').replaceChildren(...rows);
   $('#empty').hidden = instances.length > 0;
+  syncSelection();
+}
+
+// rowDuration is how long an instance ran: created to its last update once finished, so far
+// while active.
+function rowDuration(i) {
+  const active = ACTIVE.has(i.status);
+  const end = active ? Date.now() : Date.parse(i.updatedAt);
+  return formatDuration(end - Date.parse(i.createdAt)) + (active ? ' so far' : '');
+}
+
+function updateDurations() {
+  for (const tr of document.querySelectorAll('#rows tr')) {
+    const i = state.rows.find((r) => r.id === tr.dataset.id);
+    if (i && ACTIVE.has(i.status)) tr.querySelector('.dur').textContent = rowDuration(i);
+  }
+}
+
+// syncSelection shows the selection in the checkboxes and the bulk bar.
+function syncSelection() {
+  const sel = state.rows.filter((r) => state.selected.has(r.id));
+  const active = sel.filter((r) => ACTIVE.has(r.status)).length;
+  $('#bulk-count').textContent = sel.length ? `${sel.length} selected` : 'None selected';
+  $('#bulk-terminate').disabled = active === 0;
+  $('#bulk-purge').disabled = sel.length - active === 0;
+  $('#bulk-clear').disabled = sel.length === 0;
+  const all = $('#select-all');
+  all.checked = sel.length > 0 && sel.length === state.rows.length;
+  all.indeterminate = sel.length > 0 && sel.length < state.rows.length;
+  for (const box of document.querySelectorAll('#rows input[type=checkbox]')) box.checked = state.selected.has(box.closest('tr').dataset.id);
 }
 
 // ---- instance view -----------------------------------------------------------------------------
@@ -519,8 +636,8 @@ async function loadInstance() {
   const st = $('#i-status');
   st.className = `badge s-${d.status}`;
   st.textContent = d.status;
-  $('#i-created').replaceChildren(timeEl(d.createdAt));
-  $('#i-updated').replaceChildren(timeEl(d.updatedAt));
+  $('#i-created').replaceChildren(timeEl(d.createdAt, true));
+  $('#i-updated').replaceChildren(timeEl(d.updatedAt, true));
   renderDuration(d);
   $('#i-exec').textContent = d.executionId || '';
   const parent = $('#i-parent');
@@ -533,6 +650,8 @@ async function loadInstance() {
   $('#i-output').textContent = pretty(d.output);
   $('#i-custom').textContent = pretty(d.customStatus);
   $('#raw-json').textContent = JSON.stringify(d.history, null, 2);
+  updateZoneLabels();
+  renderHistory(d);
   renderFailure(d.failure);
   renderActions(d);
   renderTimeline(d);
@@ -560,6 +679,136 @@ function renderFailure(f) {
   $('#failure-body').replaceChildren(...parts);
 }
 
+// ---- history table -----------------------------------------------------------------------------
+
+const SCHEDULING = new Set(['TaskScheduled', 'TimerCreated', 'SubOrchestrationInstanceCreated', 'EventSent']);
+
+// renderHistory fills the history table: one row per event, with what it says in words and its
+// payload (inline when short, behind a disclosure when long).
+function renderHistory(d) {
+  const body = $('#history-rows');
+  if (!body) return;
+  const start = Date.parse(d.timeline.start);
+  const scheduledAt = new Map(); // sequence number → time of its latest scheduling event
+  const rows = d.events.map((e, i) => {
+    if (SCHEDULING.has(e.type)) scheduledAt.set(e.id, Date.parse(e.time));
+    const t = Date.parse(e.time);
+    const details = [];
+    const text = (s) => details.push(h('span', {}, s));
+    const link = (id) => h('a', { href: instanceHash(id) }, id);
+    switch (e.type) {
+      case 'ExecutionStarted':
+        if (e.instanceId) details.push(h('span', {}, 'sub-orchestration of ', link(e.instanceId)));
+        break;
+      case 'TaskScheduled':
+        if (e.attempt > 1) text(`attempt ${e.attempt}`);
+        break;
+      case 'SubOrchestrationInstanceCreated':
+        details.push(h('span', {}, 'instance ', link(e.instanceId)));
+        break;
+      case 'TimerCreated':
+        text(`fires at ${formatTime(e.fireAt, true)}`);
+        if (e.timeoutOf) text(`the timeout of the wait for event ${e.timeoutOf}`);
+        else if (e.retry) text('the wait before a retry');
+        break;
+      case 'EventSent':
+        details.push(h('span', {}, 'to ', link(e.instanceId)));
+        break;
+      case 'ExecutionTerminated': case 'ExecutionSuspended': case 'ExecutionResumed': case 'ExecutionRewound':
+        if (e.reason) text(`reason: ${e.reason}`);
+        break;
+    }
+    if (e.taskId !== undefined) {
+      const at = scheduledAt.get(e.taskId);
+      const what = e.type === 'TimerFired' ? 'timer' : e.type.startsWith('Sub') ? 'sub-orchestration' : 'task';
+      text(`${what} #${e.taskId}${at !== undefined ? `, after ${formatDuration(t - at)}` : ''}`);
+    }
+    if (e.error) details.push(h('span', { class: 'span-error' }, [e.error.type, e.error.message].filter(Boolean).join(': ')));
+    if (e.data) details.push(payload(e));
+    return h('tr', { id: `ev-${i}`, dataset: { testid: 'history-row', type: e.type } },
+      h('td', { class: 'num' }, e.id >= 0 ? String(e.id) : ''),
+      h('td', { class: 'ev-type' }, e.type),
+      h('td', { class: 'ev-time' }, timeEl(e.time), h('span', { class: 'muted' }, ` +${formatDuration(t - start)}`.replace('+<1 ms', '+0'))),
+      h('td', { class: 'ev-name' }, e.name || ''),
+      h('td', { class: 'ev-details' }, details));
+  });
+  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, 'No history yet.')));
+  body.replaceChildren(...rows);
+}
+
+// payload shows an event's data: short values inline, long ones (pretty-printed) on demand.
+function payload(e) {
+  const label = e.type === 'TaskCompleted' || e.type === 'SubOrchestrationInstanceCompleted' || e.type.startsWith('Execution') && e.type !== 'ExecutionStarted'
+    ? 'result' : e.type === 'EventRaised' || e.type === 'EventSent' ? 'payload' : 'input';
+  let pretty = e.data;
+  if (!e.dataCut) {
+    try { pretty = JSON.stringify(JSON.parse(e.data), null, 2); } catch { /* shown as stored */ }
+  }
+  if (e.data.length <= 80 && !e.dataCut) return h('span', {}, `${label}: `, h('code', { class: 'ev-data' }, e.data));
+  return h('details', { class: 'ev-payload' },
+    h('summary', {}, `${label}: `, h('code', {}, `${e.data.slice(0, 60)}…`)),
+    h('pre', { tabindex: '0' }, pretty + (e.dataCut ? '\n… (cut: the raw history below has all of it)' : '')));
+}
+
+// showEvent scrolls to a span's scheduling event in the history table and opens its payload.
+function showEvent(d, s) {
+  const i = d.events.findIndex((e) => SCHEDULING.has(e.type) && e.id === s.taskId && e.time === s.start);
+  const row = i >= 0 && document.getElementById(`ev-${i}`);
+  if (!row) return;
+  for (const r of document.querySelectorAll('#history-rows tr.hl')) r.classList.remove('hl');
+  row.classList.add('hl');
+  const more = row.querySelector('details');
+  if (more) more.open = true;
+  row.scrollIntoView({ block: 'center' });
+  (row.querySelector('summary') || row.querySelector('a') || row).focus?.();
+}
+
+// ---- bulk actions ------------------------------------------------------------------------------
+
+// bulkAction terminates the selected active instances, or purges the selected finished ones,
+// through the management API, after a confirmation; it reports each instance that failed.
+function bulkAction(op) {
+  const sel = state.rows.filter((r) => state.selected.has(r.id));
+  const targets = sel.filter((r) => (op === 'terminate') === ACTIVE.has(r.status));
+  const skipped = sel.length - targets.length;
+  if (targets.length === 0) return;
+  const n = targets.length === 1 ? '1 instance' : `${targets.length} instances`;
+  const skip = skipped ? ` ${skipped} selected ${skipped === 1 ? 'instance is' : 'instances are'} ${op === 'terminate' ? 'not active' : 'still active'} and left alone.` : '';
+  const reason = h('input', { id: 'a-reason', type: 'text', autocomplete: 'off', dataset: { testid: 'action-reason' } });
+  const list = h('ul', { class: 'bulk-list' }, targets.slice(0, 8).map((r) => h('li', {}, h('code', {}, r.id))), targets.length > 8 ? h('li', {}, `and ${targets.length - 8} more`) : null);
+  let report = null;
+  return act(openDialog({
+    title: op === 'terminate' ? `Terminate ${n}?` : `Purge ${n}?`,
+    text: (op === 'terminate'
+      ? 'They stop at once and their status becomes Terminated.'
+      : 'They and their histories are deleted from the store. This cannot be undone.') + skip,
+    confirm: op === 'terminate' ? 'Terminate' : 'Purge', danger: true,
+    fields: op === 'terminate' ? [list, field('a-reason', 'Reason (optional)', reason)] : [list],
+    run: async () => {
+      const q = reason.value.trim() ? `?reason=${encodeURIComponent(reason.value.trim())}` : '';
+      const failed = [];
+      const queue = [...targets];
+      const worker = async () => {
+        for (let r = queue.shift(); r; r = queue.shift()) {
+          try {
+            if (op === 'terminate') await request('POST', `${mgmtInstance(r.id)}/terminate${q}`);
+            else await request('DELETE', mgmtInstance(r.id));
+            state.selected.delete(r.id);
+          } catch (err) {
+            failed.push(`${r.id}: ${err.message}`);
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(BULK_PARALLEL, targets.length) }, worker));
+      const done = targets.length - failed.length;
+      const verb = op === 'terminate' ? 'Terminate requests accepted for' : 'Purged';
+      report = failed.length
+        ? [`${verb} ${done} of ${targets.length}; ${failed.length} failed (still selected):\n${failed.join('\n')}`, 'error']
+        : [`${verb} ${n}.`, 'ok'];
+    },
+  }), () => notify(...report));
+}
+
 // ---- timeline ----------------------------------------------------------------------------------
 
 const KIND_LABEL = { activity: 'Activity', timer: 'Timer', suborchestration: 'Sub-orchestration' };
@@ -580,7 +829,7 @@ function renderTimeline(d) {
 
   // About one labelled tick per 90 px of track, and none so close to the end that its label
   // would be cut off.
-  const trackWidth = Math.max(box.clientWidth - (window.innerWidth <= 640 ? 0 : 360), 120);
+  const trackWidth = Math.max(box.clientWidth - (window.innerWidth <= 640 ? 0 : 420), 120);
   const maxTicks = Math.max(2, Math.floor(trackWidth / 90));
   const step = TICK_STEPS.find((s) => total / s <= maxTicks) || TICK_STEPS[TICK_STEPS.length - 1];
   const ticks = [];
@@ -590,7 +839,7 @@ function renderTimeline(d) {
     ticks.push(tick);
   }
   const rows = [h('div', { class: 'tl-row tl-axis', 'aria-hidden': 'true' },
-    h('div', { class: 'tl-label' }, formatTime(tl.start)), h('div', { class: 'tl-track' }, ticks))];
+    h('div', { class: 'tl-label' }, formatTime(tl.start, true)), h('div', { class: 'tl-track' }, ticks))];
 
   if (tl.spans.length === 0 && tl.marks.length === 0) {
     rows.push(h('p', { class: 'muted' }, 'No activities, timers, sub-orchestrations or events yet.'));
@@ -599,10 +848,11 @@ function renderTimeline(d) {
     const s0 = Date.parse(s.start);
     const s1 = s.end ? Date.parse(s.end) : now;
     const dur = formatDuration(s1 - s0) + (s.end ? '' : ' so far');
-    const label = `${KIND_LABEL[s.kind]} ${s.name}: ${s.state}, ${dur}`;
+    const stateText = spanState(s);
+    const label = `${KIND_LABEL[s.kind]} ${s.name}${s.summary ? ` (${s.summary})` : ''}: ${stateText || s.state}, ${dur}`;
     const barAttrs = {
       class: `bar k-${s.kind} st-${s.state}`,
-      title: [label, s.input ? `input: ${s.input}` : '', s.fireAt ? `due ${s.fireAt}` : '', s.error ? `error: ${s.error}` : ''].filter(Boolean).join('\n'),
+      title: [label, s.input ? `input: ${s.input}` : '', s.fireAt ? `due ${formatTime(s.fireAt, true)}` : '', s.error ? `error: ${s.error}` : ''].filter(Boolean).join('\n'),
       dataset: { testid: `span-${s.kind}`, state: s.state },
     };
     const bar = s.kind === 'suborchestration' && s.instanceId
@@ -616,17 +866,22 @@ function renderTimeline(d) {
     rows.push(h('div', { class: 'tl-row', dataset: { testid: 'timeline-row', kind: s.kind } },
       h('div', { class: 'tl-label' },
         h('span', { class: `kind k-${s.kind}` }, KIND_LABEL[s.kind]), ' ', name,
-        // A short input tells apart the bars of one activity (say_hello "Tokyo", "Seattle", ...).
-        s.input && s.input.length <= 40 ? h('span', { class: 'span-input', dataset: { testid: 'span-input' } }, ` ${s.input}`) : null,
+        // The input's summary tells apart the bars of one activity (say_hello "Tokyo", "Seattle";
+        // customer: "acme", ...); its tooltip has more of it, a click the whole in the history.
+        s.summary ? [' ', h('button', {
+          type: 'button', class: 'span-input linklike', title: `input: ${s.input}\n(click: the whole input in the history)`,
+          'aria-label': `input ${s.summary}: show it in the history`, dataset: { testid: 'span-input' },
+          onclick: () => showEvent(d, s),
+        }, s.summary)] : null,
         h('span', { class: 'dur' }, ` ${dur}`),
-        s.state === 'failed' || s.state === 'abandoned' ? h('span', { class: `state st-${s.state}` }, ` ${s.state}`) : null,
+        stateText ? h('span', { class: `state st-${s.state}` }, ` ${stateText}`) : null,
         s.error ? h('span', { class: 'span-error' }, s.error) : null),
       h('div', { class: 'tl-track' }, bar)));
   }
   if (tl.marks.length) {
     const marks = tl.marks.map((m) => {
       const text = markText(m);
-      const el = h('span', { class: `mark m-${m.kind}`, role: 'img', 'aria-label': `${text} at ${m.time}`, title: `${text}\n${m.time}`, dataset: { testid: 'mark', kind: m.kind } });
+      const el = h('span', { class: `mark m-${m.kind}`, role: 'img', 'aria-label': `${text} at ${m.time}`, title: `${text}\n${formatTime(m.time, true)}`, dataset: { testid: 'mark', kind: m.kind } });
       el.style.left = pct(Date.parse(m.time));
       return el;
     });
@@ -636,6 +891,14 @@ function renderTimeline(d) {
       h('div', { class: 'tl-track' }, marks)));
   }
   box.replaceChildren(...rows);
+}
+
+// spanState words the states worth a word: failures, bars left open, and what became of a
+// timeout timer.
+function spanState(s) {
+  if (s.timeoutOf && s.state === 'completed') return 'timed out';
+  if (s.timeoutOf && s.state === 'canceled') return `canceled: ${s.timeoutOf} came first`;
+  return s.state === 'failed' || s.state === 'abandoned' || s.state === 'canceled' ? s.state : '';
 }
 
 function markText(m) {
@@ -822,6 +1085,13 @@ function start() {
   $('#key-dialog').addEventListener('cancel', (ev) => ev.preventDefault()); // nothing to show without a key
   $('#sign-out').addEventListener('click', signOut);
   $('#live').addEventListener('click', toggleLive);
+  $('#tz').addEventListener('click', toggleZone);
+  // The status menu of the list closes on a click elsewhere.
+  document.addEventListener('click', (ev) => {
+    const menu = $('#f-status');
+    if (menu?.open && !menu.contains(ev.target)) menu.open = false;
+  });
+  updateZoneLabels();
   window.addEventListener('hashchange', () => route(true));
   document.addEventListener('visibilitychange', () => {
     schedule();
