@@ -79,6 +79,13 @@ const liveSQL = `(X.lease_owner IS NOT NULL AND EXISTS (SELECT 1 FROM reprise.ho
 
 func live(x string) string { return strings.ReplaceAll(liveSQL, "X.", x+".") }
 
+// named is true when row X's name is one of the text array $N, case-insensitively as
+// ListInstances matches Query.Name (lower() on both sides). The ARRAY is uncorrelated, so it is
+// computed once per statement, not per row; the name is tested on the row a claim reads anyway.
+func named(x string, n int) string {
+	return fmt.Sprintf(`lower(%s.name) = ANY(ARRAY(SELECT lower(n) FROM unnest($%d::text[]) n))`, x, n)
+}
+
 // claimTokenSQL starts a claim: a fresh lease token, which the claim reads with currval, and
 // whether the owner's epoch still stands (ReleaseLeases deletes it).
 //
@@ -96,7 +103,7 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 // visible order from its oldest message (inbox_by_visible), looks each message's instance up by
 // key, skips those under a live lease or sticky to another live host, and stops at the limit.
 // SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
-// epoch and $5 the lease duration in microseconds.
+// epoch, $5 the lease duration in microseconds and $6 the orchestrator names the claimer runs.
 //
 // The lookup is a LATERAL subquery behind OFFSET 0, which the planner cannot flatten into a join:
 // whatever the statistics, it stays one primary-key probe per message. (Statistics taken while
@@ -111,6 +118,7 @@ WITH candidates AS MATERIALIZED (
 		SELECT c.id FROM reprise.instances c
 		WHERE c.hub = $1 AND c.id = m.instance_id
 			AND NOT ` + live("c") + `
+			AND ` + named("c", 6) + `
 			AND (c.sticky_owner IS NULL OR c.sticky_owner = $2 OR NOT EXISTS (SELECT 1 FROM reprise.hosts h
 				WHERE h.hub = $1 AND h.owner = c.sticky_owner AND h.renewed AND h.expires > now()))
 		OFFSET 0
@@ -137,9 +145,12 @@ WHERE m.hub = $1 AND m.instance_id = ANY($2::text[]) AND m.visible_at <= now()
 ORDER BY m.id`
 
 // ClaimOrchestrations leases up to max instances with visible messages.
-func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if s.isClosed() {
 		return nil, errClosed("claim orchestrations")
@@ -148,7 +159,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor))
+		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), []string(names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -229,14 +240,16 @@ func (s *Store) releaseClaim(owner string, token int64, ids []string) {
 // claimTasksSQL leases up to $3 tasks: unleased ones first, in ID order, from tasks_unleased;
 // then, if $6 and only as many as those fell short of (LIMIT 0 reads nothing), leased ones whose
 // lease died, from tasks_leased. That second walk reads every running task, so claims take it
-// only now and then (see recoverTasks). (FOR UPDATE is not allowed in the branches of a UNION,
+// only now and then (see recoverTasks). Both take only tasks of the activities in $7. (FOR UPDATE is not allowed in the branches of a UNION,
 // hence the two CTEs.)
 var claimTasksSQL = `
 WITH unleased AS MATERIALIZED (
-	SELECT id FROM reprise.tasks WHERE hub = $1 AND lease_owner IS NULL ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+	SELECT id FROM reprise.tasks t WHERE hub = $1 AND lease_owner IS NULL AND ` + named("t", 7) + `
+	ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
 ),
 orphaned AS MATERIALIZED (
 	SELECT x.id FROM reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NOT NULL AND NOT ` + live("x") + `
+		AND ` + named("x", 7) + `
 	ORDER BY x.id LIMIT CASE WHEN $6 THEN $3 - (SELECT count(*) FROM unleased) ELSE 0 END FOR UPDATE SKIP LOCKED
 ),
 candidates AS (SELECT id FROM unleased UNION ALL SELECT id FROM orphaned)
@@ -248,9 +261,12 @@ WHERE t.id = ANY(ARRAY(SELECT id FROM candidates))
 RETURNING t.id, t.instance_id, t.execution_id, t.name, t.data, t.lease_token`
 
 // ClaimActivities leases up to max activity tasks without a live lease.
-func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if s.isClosed() {
 		return nil, errClosed("claim activities")
@@ -258,7 +274,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leas
 	var work []store.ActivityWork
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks())
+		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), []string(names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {

@@ -47,7 +47,7 @@ func create(t *testing.T, s *Store, id string) {
 
 func claim(t *testing.T, s *Store, owner string, lease time.Duration) []store.OrchestrationWork {
 	t.Helper()
-	w, err := s.ClaimOrchestrations(t.Context(), owner, 10, lease)
+	w, err := s.ClaimOrchestrations(t.Context(), owner, store.Names{"o"}, 10, lease)
 	if err != nil {
 		t.Fatalf("ClaimOrchestrations(%s): %v", owner, err)
 	}
@@ -171,7 +171,7 @@ func TestCrossHostWakeUps(t *testing.T) {
 
 	// Host a runs the activity; host b hears of the result.
 	waitSignal(t, a.WorkSignal(store.ActivityWorkKind), "activity signal on host a after host b scheduled a task")
-	tasks, err := a.ClaimActivities(t.Context(), "host-a", 10, time.Minute)
+	tasks, err := a.ClaimActivities(t.Context(), "host-a", store.Names{"a", "act", "t"}, 10, time.Minute)
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("host a claimed %d tasks (%v), want 1", len(tasks), err)
 	}
@@ -255,10 +255,10 @@ func TestBadInput(t *testing.T) {
 	if err := s.CreateInstance(ctx, store.Instance{ID: "x"}, store.Message{}, store.ReusePolicy(9)); err == nil {
 		t.Fatal("CreateInstance accepted an unknown policy")
 	}
-	if _, err := s.ClaimOrchestrations(ctx, "", 1, time.Second); err == nil {
+	if _, err := s.ClaimOrchestrations(ctx, "", store.Names{"o"}, 1, time.Second); err == nil {
 		t.Fatal("claim accepted an empty owner")
 	}
-	if _, err := s.ClaimActivities(ctx, "n", 0, time.Second); err == nil {
+	if _, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, 0, time.Second); err == nil {
 		t.Fatal("claim accepted max 0")
 	}
 	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
@@ -300,11 +300,11 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 	if err := a.CommitEpisode(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := a.ClaimActivities(t.Context(), "A", 10, time.Minute); err != nil || len(got) != 1 {
+	if got, err := a.ClaimActivities(t.Context(), "A", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("A claimed %d tasks (%v), want 1", len(got), err)
 	}
 	// b claims once (nothing to take), so that its next claim would not look for dead leases.
-	if got, err := b.ClaimActivities(t.Context(), "B", 10, time.Minute); err != nil || len(got) != 0 {
+	if got, err := b.ClaimActivities(t.Context(), "B", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 0 {
 		t.Fatalf("B claimed %d tasks (%v) under A's live lease", len(got), err)
 	}
 	sig := b.WorkSignal(store.ActivityWorkKind)
@@ -313,7 +313,7 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSignal(t, sig, "activity signal on B after A released its leases")
-	if got, err := b.ClaimActivities(t.Context(), "B", 10, time.Minute); err != nil || len(got) != 1 {
+	if got, err := b.ClaimActivities(t.Context(), "B", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("B claimed %d tasks (%v) right after A released its leases, want 1", len(got), err)
 	}
 }

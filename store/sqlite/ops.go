@@ -145,19 +145,26 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 }
 
 // ClaimOrchestrations leases up to max instances with visible messages.
-func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
 	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	namesJSON, err := namesArg(names)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim orchestrations: %w", err)
+	}
 	var work []store.OrchestrationWork
-	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
-		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
+		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
 		if err != nil {
 			return err
 		}
@@ -330,19 +337,26 @@ func (w *writer) start(st store.Start, eff *effects) error {
 }
 
 // ClaimActivities leases up to max activity tasks without a live lease.
-func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
 	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	namesJSON, err := namesArg(names)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
+	}
 	var work []store.ActivityWork
-	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
-		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
+		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
 		if err != nil {
 			return err
 		}
@@ -425,6 +439,15 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 		}
 		return nil
 	})
+}
+
+// namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB.
+func namesArg(names store.Names) (string, error) {
+	if names == nil {
+		return "[]", nil
+	}
+	b, err := json.Marshal(names)
+	return string(b), err
 }
 
 func checkClaim(owner string, max int, leaseFor time.Duration) error {

@@ -58,7 +58,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.CreateInstance(ctx, inst, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
 		t.Fatal(err)
 	}
-	work, err := s.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 1, 1e9)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("claim: %v, %d", err, len(work))
 	}
@@ -80,7 +80,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
 	// The start message was not consumed, so it is still there.
-	work, err = s2.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	work, err = s2.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 1, 1e9)
 	if err != nil || len(work) != 1 || string(work[0].Messages[0].Data) != "start" {
 		t.Fatalf("claim after reopen: %+v, %v", work, err)
 	}
@@ -184,7 +184,7 @@ func TestLeaseOnlyCommitsAreNotSynced(t *testing.T) {
 	if err := full.CreateInstance(ctx, store.Instance{ID: "i", Name: "o", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
 		t.Fatal(err)
 	}
-	work, err := full.ClaimOrchestrations(ctx, "n", 10, time.Minute)
+	work, err := full.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("claim: %d, %v", len(work), err)
 	}
@@ -205,10 +205,10 @@ func TestBadInput(t *testing.T) {
 	if err := s.CreateInstance(ctx, store.Instance{ID: "x"}, store.Message{}, store.ReusePolicy(9)); err == nil {
 		t.Fatal("CreateInstance accepted an unknown policy")
 	}
-	if _, err := s.ClaimOrchestrations(ctx, "", 1, 1); err == nil {
+	if _, err := s.ClaimOrchestrations(ctx, "", store.Names{"o"}, 1, 1); err == nil {
 		t.Fatal("claim accepted an empty owner")
 	}
-	if _, err := s.ClaimActivities(ctx, "n", 0, 1); err == nil {
+	if _, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, 0, 1); err == nil {
 		t.Fatal("claim accepted max 0")
 	}
 	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
@@ -252,11 +252,11 @@ func TestClaimsNotReprepared(t *testing.T) {
 		}
 		for step := range 3 {
 			limit--
-			work, err := s.ClaimOrchestrations(ctx, "n", limit, time.Minute)
+			work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, limit, time.Minute)
 			if err != nil || len(work) != 1 {
 				t.Fatalf("claim: %d, %v", len(work), err)
 			}
-			if none, err := s.ClaimOrchestrations(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+			if none, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, limit-1, time.Minute); err != nil || len(none) != 0 {
 				t.Fatalf("second claim: %d, %v", len(none), err)
 			}
 			e := store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, History: [][]byte{[]byte("h")}}
@@ -272,11 +272,11 @@ func TestClaimsNotReprepared(t *testing.T) {
 			if step == 2 {
 				return
 			}
-			acts, err := s.ClaimActivities(ctx, "n", limit, time.Minute)
+			acts, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, limit, time.Minute)
 			if err != nil || len(acts) != 1 {
 				t.Fatalf("claim activities: %d, %v", len(acts), err)
 			}
-			if none, err := s.ClaimActivities(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+			if none, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, limit-1, time.Minute); err != nil || len(none) != 0 {
 				t.Fatalf("second claim of activities: %d, %v", len(none), err)
 			}
 			if err := s.CompleteActivity(ctx, acts[0].Task.ID, acts[0].Lease, store.Message{Data: []byte("out")}); err != nil {

@@ -257,9 +257,15 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// anyClaimable and anyTask are the claims' conditions alone. Dispatchers often find no
 		// work, and this read says so at a fraction of the cost of a claim that updates nothing
 		// (which still opens its temporary tables and statement journal).
+		//
+		// The claimer's names are a JSON array (?3 here, ?7 in the claims), matched NOCASE as
+		// ListInstances matches Query.Name. The name is tested on the row each walk reads anyway
+		// (the instance looked up by key, the task), so the walks keep their index and order.
 		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
-			WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2)`},
-		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM tasks WHERE hub = ?1 AND lease_expires <= ?2)`},
+			WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
+				AND i.name COLLATE NOCASE IN (SELECT value FROM json_each(?3)))`},
+		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM tasks WHERE hub = ?1 AND lease_expires <= ?2
+			AND name COLLATE NOCASE IN (SELECT value FROM json_each(?3)))`},
 		// Walk the inbox in visible order and stop at the limit; instances under a live lease
 		// are skipped, messages not yet visible are never read.
 		//
@@ -271,6 +277,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 			WHERE hub = ?1 AND id IN (
 				SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
 				WHERE m.hub = ?1 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
+					AND i.name COLLATE NOCASE IN (SELECT value FROM json_each(?7))
 				LIMIT +?6)
 			RETURNING ` + instanceColumns},
 		// One query for the messages of all instances just claimed (they share the token).
@@ -279,7 +286,9 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 			WHERE i.hub = ?1 AND i.id IN (SELECT value FROM json_each(?2)) AND m.visible_at <= ?3
 			ORDER BY m.id`},
 		{&w.claimTasks, `UPDATE tasks SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
-			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT +?6)
+			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5
+				AND name COLLATE NOCASE IN (SELECT value FROM json_each(?7))
+				ORDER BY lease_expires, id LIMIT +?6)
 			RETURNING id, instance_id, execution_id, name, data`},
 		{&w.completeTask, `DELETE FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4 RETURNING instance_id`},
 		{&w.renewInstances, `UPDATE instances SET lease_expires = ?3 WHERE hub = ?1 AND lease_owner = ?2`},
