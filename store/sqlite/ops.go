@@ -164,19 +164,22 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			inst, err := scanInstance(rows)
+		err := w.claimByName(names, func(name string) (int, error) {
+			rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
 			if err != nil {
-				rows.Close()
-				return err
+				return 0, err
 			}
-			work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
-		}
-		if err := rows.Close(); err != nil {
+			defer rows.Close()
+			for rows.Next() {
+				inst, err := scanInstance(rows)
+				if err != nil {
+					return 0, err
+				}
+				work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
+			}
+			return len(work), rows.Close()
+		}, max)
+		if err != nil {
 			return err
 		}
 		if len(work) == 0 {
@@ -192,7 +195,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		if err != nil {
 			return err
 		}
-		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, string(idsJSON), w.now)
+		rows, err := w.claimedMessages.QueryContext(w.ctx, w.hub, string(idsJSON), w.now)
 		if err != nil {
 			return err
 		}
@@ -356,19 +359,21 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var t store.Task
-			if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
-				return err
+		return w.claimByName(names, func(name string) (int, error) {
+			rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
+			if err != nil {
+				return 0, err
 			}
-			work = append(work, store.ActivityWork{Task: t, Lease: lease})
-		}
-		return rows.Close()
+			defer rows.Close()
+			for rows.Next() {
+				var t store.Task
+				if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
+					return 0, err
+				}
+				work = append(work, store.ActivityWork{Task: t, Lease: lease})
+			}
+			return len(work), rows.Close()
+		}, max)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
@@ -439,6 +444,21 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 		}
 		return nil
 	})
+}
+
+// claimByName runs claim for each name until max items are claimed; claim returns how many
+// are claimed so far. Each claim starts from the next name in turn: within a name work is taken
+// oldest first, and no name with a backlog can starve the others.
+func (w *writer) claimByName(names store.Names, claim func(name string) (int, error), max int) error {
+	w.turn++
+	first := w.turn % len(names)
+	for i := range names {
+		n, err := claim(names[(first+i)%len(names)])
+		if err != nil || n >= max {
+			return err
+		}
+	}
+	return nil
 }
 
 // namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB.

@@ -220,13 +220,13 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 // (activities), as the claims match names (NOCASE). It walks every ready message and task, which
 // is why callers run it only now and then.
 const unclaimedSQL = `
-SELECT 0, min(i.name), count(DISTINCT i.id), min(m.id)
-FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
+SELECT 0, min(m.instance_name), count(DISTINCT m.instance_id), min(m.id)
+FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
 WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
-	AND i.name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?3))
-GROUP BY i.name COLLATE NOCASE
+	AND m.instance_name NOT IN (SELECT value FROM json_each(?3))
+GROUP BY m.instance_name
 UNION ALL
-SELECT 1, min(name), count(*), min(id) FROM tasks
+SELECT 1, min(name), count(*), min(id) FROM tasks INDEXED BY tasks_by_name
 WHERE hub = ?1 AND lease_expires <= ?2 AND name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?4))
 GROUP BY name COLLATE NOCASE`
 

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -289,5 +290,42 @@ func TestClaimsNotReprepared(t *testing.T) {
 	run("measured")
 	if n := compiled.Load(); n != 0 {
 		t.Fatalf("the write connection compiled SQL %d times on a warm hot path, want 0 (a statement is re-prepared per execution)", n)
+	}
+}
+
+// A file of schema version 1 (before claims by name) keeps its waiting work: the migration gives
+// its messages their instance's name, so a claimer of that name finds them.
+func TestMigrationToClaimsByName(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open(driverName, dsn(path, []string{"journal_mode(WAL)"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		migrations[0],
+		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		`INSERT INTO schema_version VALUES (1)`,
+		`INSERT INTO instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at)
+			VALUES ('default', 'old', 'Legacy', 'e', '', 6, 1, 1)`,
+		`INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at) VALUES ('default', 'old', 'e', x'01', 0)`,
+		`INSERT INTO tasks (hub, instance_id, execution_id, name, data) VALUES ('default', 'old', 'e', 'Act', x'02')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s := openTemp(t, path, Options{})
+	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
+		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
+	}
+	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
+	}
+	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
 	}
 }
