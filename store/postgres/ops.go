@@ -237,15 +237,20 @@ func (s *Store) releaseClaim(owner string, token int64, ids []string) {
 	s.notifier.Notify(store.OrchestrationWorkKind)
 }
 
-// claimTasksSQL leases up to $3 tasks: unleased ones first, in ID order, from tasks_unleased;
+// claimTasksSQL leases up to $3 tasks: unleased ones first, from tasks_unleased_by_name, each
+// name of $7 in turn and in ID order within a name (the outer LIMIT stops the walk, so no more
+// rows are locked than taken);
 // then, if $6 and only as many as those fell short of (LIMIT 0 reads nothing), leased ones whose
 // lease died, from tasks_leased. That second walk reads every running task, so claims take it
 // only now and then (see recoverTasks). Both take only tasks of the activities in $7. (FOR UPDATE is not allowed in the branches of a UNION,
 // hence the two CTEs.)
 var claimTasksSQL = `
 WITH unleased AS MATERIALIZED (
-	SELECT id FROM reprise.tasks t WHERE hub = $1 AND lease_owner IS NULL AND ` + named("t", 7) + `
-	ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+	SELECT x.id FROM unnest($7::text[]) n CROSS JOIN LATERAL (
+		SELECT t.id FROM reprise.tasks t WHERE t.hub = $1 AND t.lease_owner IS NULL AND lower(t.name) = lower(n)
+		ORDER BY t.id LIMIT $3 FOR UPDATE SKIP LOCKED
+	) x
+	LIMIT $3
 ),
 orphaned AS MATERIALIZED (
 	SELECT x.id FROM reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NOT NULL AND NOT ` + live("x") + `
@@ -274,7 +279,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), []string(names))
+		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), s.rotate(names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -297,6 +302,13 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	}
 	slices.SortFunc(work, func(a, b store.ActivityWork) int { return cmp.Compare(a.Task.ID, b.Task.ID) })
 	return work, nil
+}
+
+// rotate returns names starting from the next one in turn: a claim walks its names in order,
+// so that no name with a backlog starves the others.
+func (s *Store) rotate(names store.Names) []string {
+	first := int(s.turn.Add(1) % uint64(len(names)))
+	return append(slices.Clone(names[first:]), names[:first]...)
 }
 
 // recoveryInterval is how often ClaimActivities looks for tasks whose lease died (their owner

@@ -117,6 +117,7 @@ CREATE INDEX inbox_by_instance ON reprise.inbox (hub, instance_id, id);
 -- Tasks are deleted when completed, so the table holds only pending and running ones. The two
 -- partial indexes split them: claims take unleased tasks from tasks_unleased in ID order and
 -- look at leased ones (tasks_leased, to find those of dead owners) only when that runs dry.
+-- (Migration 2 replaces tasks_unleased with tasks_unleased_by_name.)
 CREATE TABLE reprise.tasks (
 	id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	hub          text COLLATE "C" NOT NULL,
@@ -132,6 +133,13 @@ CREATE TABLE reprise.tasks (
 CREATE INDEX tasks_unleased ON reprise.tasks (hub, id) WHERE lease_owner IS NULL;
 CREATE INDEX tasks_leased ON reprise.tasks (hub, id) WHERE lease_owner IS NOT NULL;
 CREATE INDEX tasks_by_instance ON reprise.tasks (hub, instance_id);
+`,
+	// 2: claims by name. A claimer takes only the activities it lists, so the index of unleased
+	// tasks leads with the name: a claim seeks each of its names and never reads tasks waiting
+	// for other names. lower() as everywhere names are compared.
+	`
+CREATE INDEX tasks_unleased_by_name ON reprise.tasks (hub, lower(name), id) WHERE lease_owner IS NULL;
+DROP INDEX reprise.tasks_unleased;
 `,
 }
 
