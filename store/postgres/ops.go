@@ -99,11 +99,12 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 	EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $3),
 	set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`
 
-// claimInstancesSQL leases up to $3 instances with visible messages. It walks the inbox in
-// visible order from its oldest message (inbox_by_visible), looks each message's instance up by
-// key, skips those under a live lease or sticky to another live host, and stops at the limit.
+// claimInstancesSQL leases up to $3 instances with visible messages. For each orchestrator name
+// of $6 in turn, it walks that name's messages in visible order from the oldest
+// (inbox_by_name), looks each message's instance up by key, skips those under a live lease or
+// sticky to another live host, and stops at the limit: messages of other names are never read.
 // SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
-// epoch, $5 the lease duration in microseconds and $6 the orchestrator names the claimer runs.
+// epoch and $5 the lease duration in microseconds.
 //
 // The lookup is a LATERAL subquery behind OFFSET 0, which the planner cannot flatten into a join:
 // whatever the statistics, it stays one primary-key probe per message. (Statistics taken while
@@ -114,18 +115,20 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 var claimInstancesSQL = `
 WITH candidates AS MATERIALIZED (
 	SELECT c.id
-	FROM reprise.inbox m CROSS JOIN LATERAL (
+	FROM unnest($6::text[]) n CROSS JOIN LATERAL (
+		SELECT m.instance_id FROM reprise.inbox m
+		WHERE m.hub = $1 AND lower(m.instance_name) = lower(n) AND m.visible_at <= now()
+		ORDER BY lower(m.instance_name), m.visible_at, m.id
+		OFFSET 0
+	) m CROSS JOIN LATERAL (
 		SELECT c.id FROM reprise.instances c
 		WHERE c.hub = $1 AND c.id = m.instance_id
 			AND NOT ` + live("c") + `
-			AND ` + named("c", 6) + `
 			AND (c.sticky_owner IS NULL OR c.sticky_owner = $2 OR NOT EXISTS (SELECT 1 FROM reprise.hosts h
 				WHERE h.hub = $1 AND h.owner = c.sticky_owner AND h.renewed AND h.expires > now()))
 		OFFSET 0
 		FOR UPDATE SKIP LOCKED
 	) c
-	WHERE m.hub = $1 AND m.visible_at <= now()
-	ORDER BY m.visible_at, m.id
 	LIMIT $3
 )
 UPDATE reprise.instances i
@@ -159,7 +162,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), []string(names))
+		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), s.rotate(names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -304,7 +307,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	return work, nil
 }
 
-// rotate returns names starting from the next one in turn: a claim walks its names in order,
+// rotate returns names starting from the next one in turn: claims walk their names in order,
 // so that no name with a backlog starves the others.
 func (s *Store) rotate(names store.Names) []string {
 	first := int(s.turn.Add(1) % uint64(len(names)))

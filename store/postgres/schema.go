@@ -134,10 +134,15 @@ CREATE INDEX tasks_unleased ON reprise.tasks (hub, id) WHERE lease_owner IS NULL
 CREATE INDEX tasks_leased ON reprise.tasks (hub, id) WHERE lease_owner IS NOT NULL;
 CREATE INDEX tasks_by_instance ON reprise.tasks (hub, instance_id);
 `,
-	// 2: claims by name. A claimer takes only the activities it lists, so the index of unleased
-	// tasks leads with the name: a claim seeks each of its names and never reads tasks waiting
-	// for other names. lower() as everywhere names are compared.
+	// 2: claims by name. A claimer takes only the orchestrators and activities it lists, so the
+	// indexes claims walk lead with the name: a claim seeks each of its names and never reads work
+	// waiting for other names. Each message keeps its instance's orchestrator name for that (an
+	// instance's name never changes; a replaced instance's messages are deleted with it).
+	// lower() as everywhere names are compared.
 	`
+ALTER TABLE reprise.inbox ADD COLUMN instance_name text NOT NULL DEFAULT '';
+UPDATE reprise.inbox m SET instance_name = i.name FROM reprise.instances i WHERE i.hub = m.hub AND i.id = m.instance_id;
+CREATE INDEX inbox_by_name ON reprise.inbox (hub, lower(instance_name), visible_at, id);
 CREATE INDEX tasks_unleased_by_name ON reprise.tasks (hub, lower(name), id) WHERE lease_owner IS NULL;
 DROP INDEX reprise.tasks_unleased;
 `,
