@@ -451,7 +451,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 // oldest first, and no name with a backlog can starve the others.
 func (w *writer) claimByName(names store.Names, claim func(name string) (int, error), max int) error {
 	w.turn++
-	first := w.turn % len(names)
+	first := int(w.turn % uint(len(names)))
 	for i := range names {
 		n, err := claim(names[(first+i)%len(names)])
 		if err != nil || n >= max {

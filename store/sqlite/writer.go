@@ -203,7 +203,7 @@ type writer struct {
 	durable, synced bool
 
 	// turn rotates the name a claim starts from (see claimByName).
-	turn int
+	turn uint
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
