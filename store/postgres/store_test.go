@@ -317,3 +317,41 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 		t.Fatalf("B claimed %d tasks (%v) right after A released its leases, want 1", len(got), err)
 	}
 }
+
+// A database of schema version 1 (before claims by name) keeps its waiting work: the migration
+// gives its messages their instance's name, so a claimer of that name finds them.
+func TestMigrationToClaimsByName(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		`CREATE SCHEMA reprise`,
+		migrations[0],
+		`CREATE TABLE reprise.schema_version (version integer NOT NULL)`,
+		`INSERT INTO reprise.schema_version VALUES (1)`,
+		`INSERT INTO reprise.instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at)
+			VALUES ('h', 'old', 'Legacy', 'e', '', 6, now(), now())`,
+		`INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at) VALUES ('h', 'old', 'e', '\x01', now())`,
+		`INSERT INTO reprise.tasks (hub, instance_id, execution_id, name, data) VALUES ('h', 'old', 'e', 'Act', '\x02')`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := openStore(t, dsn, Options{Hub: "h"})
+	ctx := t.Context()
+	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
+		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
+	}
+	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
+	}
+	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
+	}
+}
