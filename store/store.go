@@ -230,7 +230,8 @@ type PurgeFilter struct {
 // Names match case-insensitively, as Query.Name does: SQLite folds ASCII letters only,
 // PostgreSQL folds with lower(). An empty set claims nothing (a host that registered no
 // activities takes no activity tasks); there is no "any name", so that no claimer can take work
-// it cannot run by forgetting its names.
+// it cannot run by forgetting its names. Within a name, work is handed out oldest first; a claim
+// of several names serves them in turn, so that no name's backlog starves the others.
 type Names []string
 
 // Unclaimed is ready work of one name that a claimer with other names left alone (see

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,7 +163,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), s.rotate(names))
+		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), rotate(&s.orchTurn, names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -282,7 +283,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), s.rotate(names))
+		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), rotate(&s.taskTurn, names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -309,8 +310,8 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 
 // rotate returns names starting from the next one in turn: claims walk their names in order,
 // so that no name with a backlog starves the others.
-func (s *Store) rotate(names store.Names) []string {
-	first := int(s.turn.Add(1) % uint64(len(names)))
+func rotate(turn *atomic.Uint64, names store.Names) []string {
+	first := int(turn.Add(1) % uint64(len(names)))
 	return append(slices.Clone(names[first:]), names[:first]...)
 }
 

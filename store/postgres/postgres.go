@@ -64,7 +64,8 @@ type Store struct {
 
 	announceMu   sync.Mutex    // serializes the announcements that start an epoch (see ownerEpoch)
 	recoverAfter atomic.Int64  // unix nanoseconds: when task claims look for dead leases next
-	turn         atomic.Uint64 // rotates the name a task claim starts from (see rotate)
+	orchTurn     atomic.Uint64 // rotates the name a claim starts from (see rotate), one per kind
+	taskTurn     atomic.Uint64
 	ownersMu     sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of
 	// its hosts row (0 until known, and again after ReleaseLeases). Its keys are the local owners

@@ -164,7 +164,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		err := w.claimByName(names, func(name string) (int, error) {
+		err := w.claimByName(&w.orchTurn, names, func(name string) (int, error) {
 			rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
 			if err != nil {
 				return 0, err
@@ -359,7 +359,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		return w.claimByName(names, func(name string) (int, error) {
+		return w.claimByName(&w.taskTurn, names, func(name string) (int, error) {
 			rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
 			if err != nil {
 				return 0, err
@@ -449,9 +449,9 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 // claimByName runs claim for each name until max items are claimed; claim returns how many
 // are claimed so far. Each claim starts from the next name in turn: within a name work is taken
 // oldest first, and no name with a backlog can starve the others.
-func (w *writer) claimByName(names store.Names, claim func(name string) (int, error), max int) error {
-	w.turn++
-	first := int(w.turn % uint(len(names)))
+func (w *writer) claimByName(turn *uint, names store.Names, claim func(name string) (int, error), max int) error {
+	*turn++
+	first := int(*turn % uint(len(names)))
 	for i := range names {
 		n, err := claim(names[(first+i)%len(names)])
 		if err != nil || n >= max {

@@ -202,8 +202,10 @@ type writer struct {
 	// now (see setSync).
 	durable, synced bool
 
-	// turn rotates the name a claim starts from (see claimByName).
-	turn uint
+	// orchTurn and taskTurn rotate the name a claim starts from (see claimByName), one per
+	// kind: a shared one, advanced by the two dispatchers in alternation, could always land on
+	// the same name for one kind.
+	orchTurn, taskTurn uint
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"ClaimExclusive", s.testClaimExclusive},
 		{"ClaimAfterLeaseExpiry", s.testClaimAfterLeaseExpiry},
 		{"ClaimByName", s.testClaimByName},
+		{"ClaimTakesTurns", s.testClaimTakesTurns},
 		{"MessagesDuringEpisode", s.testMessagesDuringEpisode},
 		{"CommitEpisode", s.testCommitEpisode},
 		{"ResetHistory", s.testResetHistory},

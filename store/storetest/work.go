@@ -1001,3 +1001,52 @@ func workIDs(w []store.OrchestrationWork) []string {
 	}
 	return out
 }
+
+// testClaimTakesTurns checks that a claimer of several names is served from each in turn, so
+// that one name's backlog cannot starve the others.
+func (s suite) testClaimTakesTurns(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	for _, name := range []string{"a", "b"} {
+		for i := range 3 {
+			inst := newInstance(fmt.Sprintf("%s-%d", name, i))
+			inst.Name = name
+			if err := st.CreateInstance(ctx, inst, startMessage(inst.ID), store.ReuseIfFinished); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	names := store.Names{"a", "b"}
+	seen := map[string]bool{}
+	var first store.OrchestrationWork
+	for range 2 {
+		w, err := st.ClaimOrchestrations(ctx, "n", names, 1, longLease)
+		if err != nil || len(w) != 1 {
+			t.Fatalf("claim of one: %v, %v", workIDs(w), err)
+		}
+		seen[w[0].Instance.Name] = true
+		first = w[0]
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Fatalf("two claims of one instance each served only %v: each name must get its turn", seen)
+	}
+
+	e := consumeAll(first)
+	for i := range 3 {
+		e.Tasks = append(e.Tasks,
+			store.Task{InstanceID: first.Instance.ID, Name: "x", Data: []byte{byte(i)}},
+			store.Task{InstanceID: first.Instance.ID, Name: "y", Data: []byte{byte(i)}})
+	}
+	mustCommit(t, st, e)
+	seen = map[string]bool{}
+	for range 2 {
+		w, err := st.ClaimActivities(ctx, "n", store.Names{"x", "y"}, 1, longLease)
+		if err != nil || len(w) != 1 {
+			t.Fatalf("task claim of one: %d tasks, %v", len(w), err)
+		}
+		seen[w[0].Task.Name] = true
+	}
+	if !seen["x"] || !seen["y"] {
+		t.Fatalf("two task claims of one each served only %v: each name must get its turn", seen)
+	}
+}
