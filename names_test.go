@@ -14,12 +14,24 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 )
 
-// startNamedApp runs an App on the SQLite file db with the definitions, logging JSON to logs.
-func startNamedApp(t *testing.T, db string, logs *logBuffer, defs ...reprise.Definition) *reprise.App {
+// sharedStores runs test once on an SQLite file and once on a PostgreSQL database, each shared
+// by the Apps the test starts with the option it is given.
+func sharedStores(t *testing.T, test func(t *testing.T, shared reprise.Option)) {
+	t.Run("sqlite", func(t *testing.T) {
+		test(t, reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "shared.db")))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		test(t, reprise.WithPostgres(pgtest.DSN(t)))
+	})
+}
+
+// startNamedApp runs an App on the shared store with the definitions, logging JSON to logs.
+func startNamedApp(t *testing.T, shared reprise.Option, logs *logBuffer, defs ...reprise.Definition) *reprise.App {
 	t.Helper()
-	app := reprise.NewApp(reprise.WithSQLiteFile(db), reprise.WithPollInterval(20*time.Millisecond),
+	app := reprise.NewApp(shared, reprise.WithPollInterval(20*time.Millisecond),
 		reprise.WithLogger(slog.New(slog.NewJSONHandler(logs, nil))), reprise.WithKeys(reprise.Keys{Master: "m"}))
 	app.Register(defs...)
 	if err := app.Start(context.Background()); err != nil {
@@ -38,10 +50,11 @@ func shutdownApp(t *testing.T, app *reprise.App) {
 	}
 }
 
-// Two apps with different registrations on one file and hub (as the examples, run from the
+// Two apps with different registrations on one store and hub (as the examples, run from the
 // repository root, share reprise.db): each runs its own work and fails none of the other's.
-func TestTwoAppsOnOneFile(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "shared.db")
+func TestTwoAppsOnOneStore(t *testing.T) { sharedStores(t, testTwoAppsOnOneStore) }
+
+func testTwoAppsOnOneStore(t *testing.T, db reprise.Option) {
 	var ranA, ranB atomic.Int32
 	stepA := reprise.NewActivity("step_a", func(ctx context.Context, n int) (int, error) { ranA.Add(1); return n + 1, nil })
 	stepB := reprise.NewActivity("step_b", func(ctx context.Context, n int) (int, error) { ranB.Add(1); return n * 10, nil })
@@ -84,8 +97,9 @@ func TestTwoAppsOnOneFile(t *testing.T) {
 // Work whose orchestrator or activity no running host registers waits (it is not failed), the
 // host warns once per name and shows the count in the dashboard, and the work completes once a
 // host that has the names starts.
-func TestWorkWaitsForAHostThatRegistersIt(t *testing.T) {
-	db := filepath.Join(t.TempDir(), "shared.db")
+func TestWorkWaitsForAHostThatRegistersIt(t *testing.T) { sharedStores(t, testWorkWaits) }
+
+func testWorkWaits(t *testing.T, db reprise.Option) {
 	approval := reprise.NewOrchestrator("approval", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
 		return reprise.WaitForEvent[string](ctx, "go", 0).Await()
 	})
