@@ -28,6 +28,16 @@ func (b dashboardBackend) CountInstances(ctx context.Context, q store.Query) (ma
 	return st.CountInstances(ctx, q)
 }
 
+func (b dashboardBackend) Unclaimed() []store.Unclaimed {
+	b.a.mu.Lock()
+	eng := b.a.eng
+	b.a.mu.Unlock()
+	if eng == nil {
+		return nil
+	}
+	return eng.Unclaimed()
+}
+
 // mountDashboard serves the dashboard at /dashboard/. The shell (HTML, CSS, JavaScript) carries no
 // data and is served without a key; its JSON API requires the master key unless the management
 // API is anonymous, and then the whole dashboard is behind the local guard (guardKeyless). Until

@@ -4,10 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // Definition is an orchestrator or an activity, ready to be registered with App.Register.
@@ -124,6 +126,7 @@ type registry struct {
 	orchestrators map[string]replay.Func
 	names         []string // orchestrator names as registered, for the dashboard's name filter
 	activities    map[string]engine.ActivityFunc
+	activityNames []string // as registered
 	app           *App
 }
 
@@ -136,6 +139,7 @@ func (r *registry) addActivity(name string, fn engine.ActivityFunc) {
 		panic(fmt.Sprintf("reprise: activity %q registered twice", name))
 	}
 	r.activities[key] = fn
+	r.activityNames = append(r.activityNames, name)
 }
 
 func (r *registry) addOrchestrator(name string, fn func(*OrchestrationContext) ([]byte, error)) {
@@ -157,6 +161,11 @@ func (r *registry) addOrchestrator(name string, fn func(*OrchestrationContext) (
 func (r *registry) Orchestrator(name string) (replay.Func, bool) {
 	f, ok := r.orchestrators[strings.ToLower(name)]
 	return f, ok
+}
+
+// Names implements engine.Registry: the engine claims only work of these names.
+func (r *registry) Names() (orchestrators, activities store.Names) {
+	return slices.Clone(r.names), slices.Clone(r.activityNames)
 }
 
 // Activity implements engine.Registry.

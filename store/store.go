@@ -256,6 +256,28 @@ type PurgeFilter struct {
 	Statuses    []Status  // restricted to terminal statuses; empty means all terminal statuses
 }
 
+// Names is the set of orchestrator or activity names a claimer can run. Claims hand out only
+// work whose name is in the set, so that hosts with different registrations can share a task
+// hub: each takes its own work and leaves the rest for a host that has it.
+//
+// Names match case-insensitively, as Query.Name does: SQLite folds ASCII letters only,
+// PostgreSQL folds with lower(). An empty set claims nothing (a host that registered no
+// activities takes no activity tasks); there is no "any name", so that no claimer can take work
+// it cannot run by forgetting its names. Within a name, work is handed out oldest first; a claim
+// of several names serves them in turn, so that no name's backlog starves the others.
+type Names []string
+
+// Unclaimed is ready work of one name that a claimer with other names left alone (see
+// Store.Unclaimed).
+type Unclaimed struct {
+	Kind  WorkKind
+	Name  string
+	Count int // instances (with visible messages) or tasks
+	// Oldest is the ID of the oldest ready message (of those instances) or task. IDs grow, so a
+	// caller that sees the same Oldest twice knows that nobody took that work in between.
+	Oldest int64
+}
+
 // WorkKind names a kind of work for wake-up signals.
 type WorkKind int
 
@@ -264,6 +286,17 @@ const (
 	OrchestrationWorkKind WorkKind = iota
 	ActivityWorkKind
 )
+
+// String returns "orchestration" or "activity".
+func (k WorkKind) String() string {
+	switch k {
+	case OrchestrationWorkKind:
+		return "orchestration"
+	case ActivityWorkKind:
+		return "activity"
+	}
+	return fmt.Sprintf("WorkKind(%d)", int(k))
+}
 
 // Store is a task hub's persistent state. All methods are safe for concurrent use.
 type Store interface {
@@ -293,14 +326,15 @@ type Store interface {
 	// PurgeInstances deletes the finished instances that match f and returns how many it deleted.
 	PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 
-	// ClaimOrchestrations leases up to max instances that have visible inbox messages and no live
-	// lease, and returns them with those messages (in ID order).
-	ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
+	// ClaimOrchestrations leases up to max instances of the orchestrators in names that have
+	// visible inbox messages and no live lease, and returns them with those messages (in ID
+	// order). Instances of other orchestrators are left for a claimer that lists them.
+	ClaimOrchestrations(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
 	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
 	// releases the lease.
 	CommitEpisode(ctx context.Context, e Episode) error
-	// ClaimActivities leases up to max activity tasks that have no live lease.
-	ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]ActivityWork, error)
+	// ClaimActivities leases up to max tasks of the activities in names that have no live lease.
+	ClaimActivities(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]ActivityWork, error)
 	// CompleteActivity deletes the task and delivers its result message atomically, if the lease is
 	// still held (else ErrLeaseLost).
 	CompleteActivity(ctx context.Context, taskID int64, lease Lease, result Message) error
@@ -312,6 +346,12 @@ type Store interface {
 	RenewLeases(ctx context.Context, owner string, claims []Claim, leaseFor time.Duration) error
 	// ReleaseLeases drops every lease held by owner, so other nodes can take the work at once.
 	ReleaseLeases(ctx context.Context, owner string) error
+	// Unclaimed counts the work that is ready to be claimed but whose name is in neither set:
+	// instances with visible messages and no live lease whose orchestrator is not in
+	// orchestrators, and tasks with no live lease whose activity is not in activities, by kind and
+	// name (as stored, one casing per name). It reads the backlog of ready work, so callers run it
+	// now and then, not on every claim.
+	Unclaimed(ctx context.Context, orchestrators, activities Names) ([]Unclaimed, error)
 	// NextVisibleAt returns the earliest visible time of the messages not yet visible, or the zero
 	// time when there are none. Dispatchers sleep until then (durable timers).
 	NextVisibleAt(ctx context.Context) (time.Time, error)

@@ -132,6 +132,16 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) {
 type Counts struct {
 	Counts map[string]int `json:"counts"`
 	Total  int            `json:"total"`
+	// Unclaimed is the work that waits for an orchestrator or activity this host has not
+	// registered and that no host has taken (whatever the filters); empty when there is none.
+	Unclaimed []Unclaimed `json:"unclaimed"`
+}
+
+// Unclaimed is the work waiting for one name.
+type Unclaimed struct {
+	Kind  string `json:"kind"` // "orchestration" or "activity"
+	Name  string `json:"name"`
+	Count int    `json:"count"` // instances or activity tasks
 }
 
 func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
@@ -146,10 +156,13 @@ func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := Counts{Counts: map[string]int{}}
+	out := Counts{Counts: map[string]int{}, Unclaimed: []Unclaimed{}}
 	for _, s := range allStatuses {
 		out.Counts[s.String()] = byStatus[s]
 		out.Total += byStatus[s]
+	}
+	for _, u := range h.b.Unclaimed() {
+		out.Unclaimed = append(out.Unclaimed, Unclaimed{Kind: u.Kind.String(), Name: u.Name, Count: u.Count})
 	}
 	httpapi.WriteJSON(w, http.StatusOK, out)
 }

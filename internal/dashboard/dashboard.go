@@ -54,6 +54,9 @@ type Backend interface {
 	ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error)
 	// CountInstances counts the instances matching q's filters, by status.
 	CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error)
+	// Unclaimed returns the work that waits for names the host has not registered and that no
+	// host has taken (engine.Engine.Unclaimed).
+	Unclaimed() []store.Unclaimed
 	// ErrorKind classifies an error returned by the methods above.
 	ErrorKind(err error) httpapi.ErrorKind
 }

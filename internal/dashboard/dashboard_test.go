@@ -66,6 +66,10 @@ func (f *fakeBackend) CountInstances(_ context.Context, q store.Query) (map[stor
 	return map[store.Status]int{store.StatusRunning: 2, store.StatusFailed: 1}, nil
 }
 
+func (f *fakeBackend) Unclaimed() []store.Unclaimed {
+	return []store.Unclaimed{{Kind: store.ActivityWorkKind, Name: "Charge", Count: 4, Oldest: 9}}
+}
+
 func (f *fakeBackend) ErrorKind(err error) httpapi.ErrorKind {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -355,6 +359,9 @@ func TestCounts(t *testing.T) {
 	}
 	if v, ok := c.Counts["Completed"]; !ok || v != 0 {
 		t.Errorf("Completed should be present with 0: %v", c.Counts)
+	}
+	if want := (Unclaimed{Kind: "activity", Name: "Charge", Count: 4}); len(c.Unclaimed) != 1 || c.Unclaimed[0] != want {
+		t.Errorf("unclaimed %+v, want [%+v]", c.Unclaimed, want)
 	}
 }
 

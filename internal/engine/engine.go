@@ -33,6 +33,9 @@ type ActivityFunc func(ctx context.Context, input []byte) ([]byte, error)
 type Registry interface {
 	Orchestrator(name string) (replay.Func, bool)
 	Activity(name string) (ActivityFunc, bool)
+	// Names lists what the registry resolves; the engine claims only work of these names (read
+	// once, at Start), so hosts with different registrations can share a task hub.
+	Names() (orchestrators, activities store.Names)
 }
 
 // Options configure an engine. Zero values take the defaults documented on each field.
@@ -50,6 +53,10 @@ type Options struct {
 	// DeadlockTimeout is how long an orchestrator may run without yielding (awaiting a task or
 	// returning) before its episode is given up as deadlocked; default 1s; <0 disables.
 	DeadlockTimeout time.Duration
+	// UnclaimedInterval is how often the engine looks for ready work of names it has not
+	// registered (store.Unclaimed), to warn about work that no host takes; default 10 poll
+	// intervals. Work is reported once the same oldest item is seen waiting at two looks.
+	UnclaimedInterval time.Duration
 }
 
 // Engine runs work from one store.
@@ -75,6 +82,9 @@ type Engine struct {
 	actPoke   chan struct{} // an activity slot was freed
 	startOnce sync.Once
 	stopOnce  sync.Once
+
+	orchNames, actNames store.Names // the registry's, read at Start
+	unclaimed           unclaimedWatch
 }
 
 // ActivityInfo describes the activity invocation an activity's context carries.
@@ -113,6 +123,9 @@ func New(opts Options) *Engine {
 	if opts.Owner == "" {
 		opts.Owner = RandomID()
 	}
+	if opts.UnclaimedInterval <= 0 {
+		opts.UnclaimedInterval = 10 * opts.PollInterval
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -149,10 +162,12 @@ func (e *Engine) Owner() string { return e.opts.Owner }
 // Start starts the dispatchers. It returns at once.
 func (e *Engine) Start() {
 	e.startOnce.Do(func() {
-		e.loops.Add(2)
+		e.orchNames, e.actNames = e.reg.Names()
+		e.loops.Add(3) // the dispatchers and the unclaimed-work check; the renewer has its own
 		go e.orchestrationLoop()
 		go e.activityLoop()
 		go e.renewLoop()
+		go e.unclaimedLoop()
 	})
 }
 
@@ -252,7 +267,7 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 
 func (e *Engine) orchestrationLoop() {
 	e.dispatch(store.OrchestrationWorkKind, e.orchSlots, e.poke, func(ctx context.Context, max int) (int, error) {
-		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, max, e.opts.LeaseDuration)
+		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, e.orchNames, max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err
 		}

@@ -165,14 +165,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 
 	fn, ok := e.reg.Orchestrator(inst.Name)
 	if !ok {
-		ep.Instance = inst
-		failure := &history.Failure{
-			Type:    "OrchestratorNotRegistered",
-			Message: fmt.Sprintf("orchestrator %q is not registered with this app: register it with App.Register", inst.Name),
-		}
-		chunk := append([]history.Event{history.New(history.OrchestratorStarted, now)}, events...)
-		e.finishFailed(&ep, chunk, failure, now)
-		return ep, nil, nil, nil
+		// The store hands out only the names the engine listed, so this is a store that matches
+		// names differently from the registry. The instance is another host's work: leave it
+		// (the lease runs out) rather than fail it for good.
+		return ep, nil, nil, fmt.Errorf("the store handed out orchestrator %q, which is not registered here: it is left for a host that registers it", inst.Name)
 	}
 
 	var exec *replay.Execution
@@ -466,7 +462,14 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 		result = history.New(history.TaskFailed, time.Now().UTC())
 		result.Failure = &history.Failure{Type: "CorruptTask", Message: err.Error()}
 	} else {
-		result = e.callActivity(w, ev)
+		fn, ok := e.reg.Activity(ev.Name)
+		if !ok {
+			// As for orchestrators (see episode): another host's work, left to its lease.
+			e.log.Error("the store handed out an activity that is not registered here; it is left for a host that registers it",
+				"instanceId", w.Task.InstanceID, "name", ev.Name)
+			return
+		}
+		result = e.callActivity(w, ev, fn)
 		result.TaskID = ev.ID
 		if result.Type == history.TaskFailed && e.actCtx.Err() != nil {
 			// Shutdown cancelled it: the failure is ours, not the activity's. Leave the task to
@@ -493,17 +496,8 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 	}
 }
 
-func (e *Engine) callActivity(w store.ActivityWork, ev history.Event) (result history.Event) {
+func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn ActivityFunc) (result history.Event) {
 	start := time.Now()
-	fn, ok := e.reg.Activity(ev.Name)
-	if !ok {
-		result = history.New(history.TaskFailed, start.UTC())
-		result.Failure = &history.Failure{
-			Type:    "ActivityNotRegistered",
-			Message: fmt.Sprintf("activity %q is not registered with this app: register it with App.Register", ev.Name),
-		}
-		return result
-	}
 	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
 	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
 	attrs := []any{"instanceId", info.InstanceID, "name", info.Name, "taskId", info.TaskID, "attempt", info.Attempt}
@@ -537,7 +531,7 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event) (result hi
 
 func (e *Engine) activityLoop() {
 	e.dispatch(store.ActivityWorkKind, e.actSlots, e.actPoke, func(ctx context.Context, max int) (int, error) {
-		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, max, e.opts.LeaseDuration)
+		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, e.actNames, max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err
 		}

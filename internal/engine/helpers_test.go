@@ -34,6 +34,16 @@ func (r registry) Activity(name string) (engine.ActivityFunc, bool) {
 	return f, ok
 }
 
+func (r registry) Names() (orchestrators, activities store.Names) {
+	for name := range r.orchestrators {
+		orchestrators = append(orchestrators, name)
+	}
+	for name := range r.activities {
+		activities = append(activities, name)
+	}
+	return orchestrators, activities
+}
+
 // runs counts the runs of each activity invocation (instance and task ID).
 type runs struct {
 	mu sync.Mutex

@@ -56,7 +56,7 @@ func TestShutdownReturnsAtDeadline(t *testing.T) {
 	}
 
 	// The released task is free at once for the next host.
-	work, err := st.ClaimActivities(t.Context(), "next", 10, time.Minute)
+	work, err := st.ClaimActivities(t.Context(), "next", store.Names{"stubborn"}, 10, time.Minute)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("the next host claimed %d tasks (%v), want the one left running at shutdown", len(work), err)
 	}

@@ -23,8 +23,11 @@
 //   - hosts: the liveness of lease owners (below).
 //
 // Finished instances are rows in instances and history only: claims never read them, so millions
-// of them cost claims nothing. Claims read the inbox (pending messages only) from its oldest
-// visible message in index order, and the tasks from a partial index of unleased tasks. No index
+// of them cost claims nothing. A claim takes only the orchestrators or activities the claimer
+// names: for each name in turn it reads the inbox (pending messages only, each carrying its
+// instance's orchestrator name) from that name's oldest visible message in index order, and the
+// tasks from a partial index of unleased tasks by name, so work waiting for other names (another
+// application's, sharing the hub) is never read. No index
 // covers the lease columns, so claiming and most commits are HOT updates of the instance row.
 // Every statement is a keyed lookup or an ordered index walk, prepared once per connection; see
 // Open and statsKeeper for how they are kept so whatever the planner statistics say (the store

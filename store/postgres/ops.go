@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -84,6 +85,13 @@ const liveSQL = `(X.lease_owner IS NOT NULL AND X.lease_expires > now() AND EXIS
 
 func live(x string) string { return strings.ReplaceAll(liveSQL, "X.", x+".") }
 
+// named is true when row X's name is one of the text array $N, case-insensitively as
+// ListInstances matches Query.Name (lower() on both sides). The ARRAY is uncorrelated, so it is
+// computed once per statement, not per row; the name is tested on the row a claim reads anyway.
+func named(x string, n int) string {
+	return fmt.Sprintf(`lower(%s.name) = ANY(ARRAY(SELECT lower(n) FROM unnest($%d::text[]) n))`, x, n)
+}
+
 // claimTokenSQL starts a claim: a fresh lease token, which the claim reads with currval, and
 // whether the owner's epoch still stands (ReleaseLeases deletes it).
 //
@@ -97,9 +105,10 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 	EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $3),
 	set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`
 
-// claimInstancesSQL leases up to $3 instances with visible messages. It walks the inbox in
-// visible order from its oldest message (inbox_by_visible), looks each message's instance up by
-// key, skips those under a live lease or sticky to another live host, and stops at the limit.
+// claimInstancesSQL leases up to $3 instances with visible messages. For each orchestrator name
+// of $6 in turn, it walks that name's messages in visible order from the oldest
+// (inbox_by_name), looks each message's instance up by key, skips those under a live lease or
+// sticky to another live host, and stops at the limit: messages of other names are never read.
 // SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
 // epoch and $5 the lease duration in microseconds.
 //
@@ -112,7 +121,12 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 var claimInstancesSQL = `
 WITH candidates AS MATERIALIZED (
 	SELECT c.id
-	FROM reprise.inbox m CROSS JOIN LATERAL (
+	FROM unnest($6::text[]) n CROSS JOIN LATERAL (
+		SELECT m.instance_id FROM reprise.inbox m
+		WHERE m.hub = $1 AND lower(m.instance_name) = lower(n) AND m.visible_at <= now()
+		ORDER BY lower(m.instance_name), m.visible_at, m.id
+		OFFSET 0
+	) m CROSS JOIN LATERAL (
 		SELECT c.id FROM reprise.instances c
 		WHERE c.hub = $1 AND c.id = m.instance_id
 			AND NOT ` + live("c") + `
@@ -121,8 +135,6 @@ WITH candidates AS MATERIALIZED (
 		OFFSET 0
 		FOR UPDATE SKIP LOCKED
 	) c
-	WHERE m.hub = $1 AND m.visible_at <= now()
-	ORDER BY m.visible_at, m.id
 	LIMIT $3
 )
 UPDATE reprise.instances i
@@ -142,9 +154,12 @@ WHERE m.hub = $1 AND m.instance_id = ANY($2::text[]) AND m.visible_at <= now()
 ORDER BY m.id`
 
 // ClaimOrchestrations leases up to max instances with visible messages.
-func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if s.isClosed() {
 		return nil, errClosed("claim orchestrations")
@@ -153,7 +168,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor))
+		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), rotate(&s.orchTurn, names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -231,17 +246,24 @@ func (s *Store) releaseClaim(owner string, token int64, ids []string) {
 	s.notifier.Notify(store.OrchestrationWorkKind)
 }
 
-// claimTasksSQL leases up to $3 tasks: unleased ones first, in ID order, from tasks_unleased;
+// claimTasksSQL leases up to $3 tasks: unleased ones first, from tasks_unleased_by_name, each
+// name of $7 in turn and in ID order within a name (the outer LIMIT stops the walk, so no more
+// rows are locked than taken);
 // then, if $6 and only as many as those fell short of (LIMIT 0 reads nothing), leased ones whose
 // lease died, from tasks_leased. That second walk reads every running task, so claims take it
-// only now and then (see recoverTasks). (FOR UPDATE is not allowed in the branches of a UNION,
+// only now and then (see recoverTasks). Both take only tasks of the activities in $7. (FOR UPDATE is not allowed in the branches of a UNION,
 // hence the two CTEs.)
 var claimTasksSQL = `
 WITH unleased AS MATERIALIZED (
-	SELECT id FROM reprise.tasks WHERE hub = $1 AND lease_owner IS NULL ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED
+	SELECT x.id FROM unnest($7::text[]) n CROSS JOIN LATERAL (
+		SELECT t.id FROM reprise.tasks t WHERE t.hub = $1 AND t.lease_owner IS NULL AND lower(t.name) = lower(n)
+		ORDER BY t.id LIMIT $3 FOR UPDATE SKIP LOCKED
+	) x
+	LIMIT $3
 ),
 orphaned AS MATERIALIZED (
 	SELECT x.id FROM reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NOT NULL AND NOT ` + live("x") + `
+		AND ` + named("x", 7) + `
 	ORDER BY x.id LIMIT CASE WHEN $6 THEN $3 - (SELECT count(*) FROM unleased) ELSE 0 END FOR UPDATE SKIP LOCKED
 ),
 candidates AS (SELECT id FROM unleased UNION ALL SELECT id FROM orphaned)
@@ -253,9 +275,12 @@ WHERE t.id = ANY(ARRAY(SELECT id FROM candidates))
 RETURNING t.id, t.instance_id, t.execution_id, t.name, t.data, t.lease_token`
 
 // ClaimActivities leases up to max activity tasks without a live lease.
-func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
+	}
+	if len(names) == 0 {
+		return nil, nil
 	}
 	if s.isClosed() {
 		return nil, errClosed("claim activities")
@@ -263,7 +288,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leas
 	var work []store.ActivityWork
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks())
+		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), rotate(&s.taskTurn, names))
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -286,6 +311,13 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leas
 	}
 	slices.SortFunc(work, func(a, b store.ActivityWork) int { return cmp.Compare(a.Task.ID, b.Task.ID) })
 	return work, nil
+}
+
+// rotate returns names starting from the next one in turn: claims walk their names in order,
+// so that no name with a backlog starves the others.
+func rotate(turn *atomic.Uint64, names store.Names) []string {
+	first := int(turn.Add(1) % uint64(len(names)))
+	return append(slices.Clone(names[first:]), names[:first]...)
 }
 
 // recoveryInterval is how often ClaimActivities looks for tasks whose lease died (their owner

@@ -62,8 +62,10 @@ type Store struct {
 	stop   context.CancelFunc // stops the listener and statsKeeper
 	wg     sync.WaitGroup     // writers, listener and statsKeeper
 
-	announceMu   sync.Mutex   // serializes the announcements that start an epoch (see ownerEpoch)
-	recoverAfter atomic.Int64 // unix nanoseconds: when task claims look for dead leases next
+	announceMu   sync.Mutex    // serializes the announcements that start an epoch (see ownerEpoch)
+	recoverAfter atomic.Int64  // unix nanoseconds: when task claims look for dead leases next
+	orchTurn     atomic.Uint64 // rotates the name a claim starts from (see rotate), one per kind
+	taskTurn     atomic.Uint64
 	ownersMu     sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of
 	// its hosts row (0 until known, and again after ReleaseLeases). Its keys are the local owners

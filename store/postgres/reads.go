@@ -279,3 +279,53 @@ func lowerBound(t time.Time) time.Time {
 }
 
 func upperBound(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
+
+// unclaimedSQL counts ready work whose name is not in the text arrays $2 (orchestrators) and $3
+// (activities), as the claims match names. It walks every ready message and task, which is why
+// callers run it only now and then.
+var unclaimedSQL = `
+SELECT 0, min(i.name), count(DISTINCT i.id), min(m.id)
+FROM reprise.inbox m JOIN reprise.instances i ON i.hub = m.hub AND i.id = m.instance_id
+WHERE m.hub = $1 AND m.visible_at <= now() AND NOT ` + live("i") + `
+	AND NOT ` + named("i", 2) + `
+GROUP BY lower(i.name)
+UNION ALL
+SELECT 1, min(t.name), count(*), min(t.id) FROM reprise.tasks t
+WHERE t.hub = $1 AND NOT ` + live("t") + ` AND NOT ` + named("t", 3) + `
+GROUP BY lower(t.name)`
+
+// Unclaimed counts the ready work of names in neither set.
+func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.Names) ([]store.Unclaimed, error) {
+	if s.isClosed() {
+		return nil, errClosed("unclaimed work")
+	}
+	orch, act := []string(orchestrators), []string(activities)
+	if orch == nil {
+		orch = []string{}
+	}
+	if act == nil {
+		act = []string{}
+	}
+	rows, err := s.pool.Query(ctx, unclaimedSQL, s.hub, orch, act)
+	if err != nil {
+		return nil, s.dbErr("unclaimed work", err)
+	}
+	defer rows.Close()
+	var out []store.Unclaimed
+	for rows.Next() {
+		var u store.Unclaimed
+		var kind int32
+		if err := rows.Scan(&kind, &u.Name, &u.Count, &u.Oldest); err != nil {
+			return nil, s.dbErr("unclaimed work", err)
+		}
+		u.Kind = store.OrchestrationWorkKind
+		if kind == 1 {
+			u.Kind = store.ActivityWorkKind
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.dbErr("unclaimed work", err)
+	}
+	return out, nil
+}

@@ -57,7 +57,7 @@ func TestSurvivesDatabaseRestart(t *testing.T) {
 		if err == nil {
 			created = append(created, id)
 		}
-		work, err2 := s.ClaimOrchestrations(t.Context(), "n", 100, lease)
+		work, err2 := s.ClaimOrchestrations(t.Context(), "n", store.Names{"o"}, 100, lease)
 		for _, w := range work {
 			e := store.Episode{Lease: w.Lease, Instance: w.Instance, History: [][]byte{[]byte(w.Instance.ID)}}
 			for _, m := range w.Messages {

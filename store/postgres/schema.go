@@ -117,6 +117,7 @@ CREATE INDEX inbox_by_instance ON reprise.inbox (hub, instance_id, id);
 -- Tasks are deleted when completed, so the table holds only pending and running ones. The two
 -- partial indexes split them: claims take unleased tasks from tasks_unleased in ID order and
 -- look at leased ones (tasks_leased, to find those of dead owners) only when that runs dry.
+-- (Migration 2 replaces tasks_unleased with tasks_unleased_by_name.)
 CREATE TABLE reprise.tasks (
 	id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	hub          text COLLATE "C" NOT NULL,
@@ -141,6 +142,18 @@ CREATE TABLE reprise.settings (
 	value bytea NOT NULL,
 	PRIMARY KEY (hub, name)
 );
+`,
+	// 3: claims by name. A claimer takes only the orchestrators and activities it lists, so the
+	// indexes claims walk lead with the name: a claim seeks each of its names and never reads work
+	// waiting for other names. Each message keeps its instance's orchestrator name for that (an
+	// instance's name never changes; a replaced instance's messages are deleted with it).
+	// lower() as everywhere names are compared.
+	`
+ALTER TABLE reprise.inbox ADD COLUMN instance_name text NOT NULL DEFAULT '';
+UPDATE reprise.inbox m SET instance_name = i.name FROM reprise.instances i WHERE i.hub = m.hub AND i.id = m.instance_id;
+CREATE INDEX inbox_by_name ON reprise.inbox (hub, lower(instance_name), visible_at, id);
+CREATE INDEX tasks_unleased_by_name ON reprise.tasks (hub, lower(name), id) WHERE lease_owner IS NULL;
+DROP INDEX reprise.tasks_unleased;
 `,
 }
 

@@ -134,7 +134,7 @@ func TestStickyNotifications(t *testing.T) {
 
 	// The receiving side: b hosts owner B.
 	b := openStore(t, dsn, Options{Hub: "h"})
-	if _, err := b.ClaimOrchestrations(t.Context(), "B", 1, lease); err != nil {
+	if _, err := b.ClaimOrchestrations(t.Context(), "B", store.Names{"o"}, 1, lease); err != nil {
 		t.Fatal(err)
 	}
 	sig := b.WorkSignal(store.OrchestrationWorkKind)

@@ -47,7 +47,7 @@ func create(t *testing.T, s *Store, id string) {
 
 func claim(t *testing.T, s *Store, owner string, lease time.Duration) []store.OrchestrationWork {
 	t.Helper()
-	w, err := s.ClaimOrchestrations(t.Context(), owner, 10, lease)
+	w, err := s.ClaimOrchestrations(t.Context(), owner, store.Names{"o"}, 10, lease)
 	if err != nil {
 		t.Fatalf("ClaimOrchestrations(%s): %v", owner, err)
 	}
@@ -171,7 +171,7 @@ func TestCrossHostWakeUps(t *testing.T) {
 
 	// Host a runs the activity; host b hears of the result.
 	waitSignal(t, a.WorkSignal(store.ActivityWorkKind), "activity signal on host a after host b scheduled a task")
-	tasks, err := a.ClaimActivities(t.Context(), "host-a", 10, time.Minute)
+	tasks, err := a.ClaimActivities(t.Context(), "host-a", store.Names{"a", "act", "t"}, 10, time.Minute)
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("host a claimed %d tasks (%v), want 1", len(tasks), err)
 	}
@@ -255,10 +255,10 @@ func TestBadInput(t *testing.T) {
 	if err := s.CreateInstance(ctx, store.Instance{ID: "x"}, store.Message{}, store.ReusePolicy(9)); err == nil {
 		t.Fatal("CreateInstance accepted an unknown policy")
 	}
-	if _, err := s.ClaimOrchestrations(ctx, "", 1, time.Second); err == nil {
+	if _, err := s.ClaimOrchestrations(ctx, "", store.Names{"o"}, 1, time.Second); err == nil {
 		t.Fatal("claim accepted an empty owner")
 	}
-	if _, err := s.ClaimActivities(ctx, "n", 0, time.Second); err == nil {
+	if _, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, 0, time.Second); err == nil {
 		t.Fatal("claim accepted max 0")
 	}
 	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
@@ -300,11 +300,11 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 	if err := a.CommitEpisode(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := a.ClaimActivities(t.Context(), "A", 10, time.Minute); err != nil || len(got) != 1 {
+	if got, err := a.ClaimActivities(t.Context(), "A", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("A claimed %d tasks (%v), want 1", len(got), err)
 	}
 	// b claims once (nothing to take), so that its next claim would not look for dead leases.
-	if got, err := b.ClaimActivities(t.Context(), "B", 10, time.Minute); err != nil || len(got) != 0 {
+	if got, err := b.ClaimActivities(t.Context(), "B", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 0 {
 		t.Fatalf("B claimed %d tasks (%v) under A's live lease", len(got), err)
 	}
 	sig := b.WorkSignal(store.ActivityWorkKind)
@@ -313,7 +313,45 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSignal(t, sig, "activity signal on B after A released its leases")
-	if got, err := b.ClaimActivities(t.Context(), "B", 10, time.Minute); err != nil || len(got) != 1 {
+	if got, err := b.ClaimActivities(t.Context(), "B", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("B claimed %d tasks (%v) right after A released its leases, want 1", len(got), err)
+	}
+}
+
+// A database of schema version 1 (before claims by name) keeps its waiting work: the migration
+// gives its messages their instance's name, so a claimer of that name finds them.
+func TestMigrationToClaimsByName(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	conn, err := pgx.Connect(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	for _, q := range []string{
+		`CREATE SCHEMA reprise`,
+		migrations[0],
+		`CREATE TABLE reprise.schema_version (version integer NOT NULL)`,
+		`INSERT INTO reprise.schema_version VALUES (1)`,
+		`INSERT INTO reprise.instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at)
+			VALUES ('h', 'old', 'Legacy', 'e', '', 6, now(), now())`,
+		`INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at) VALUES ('h', 'old', 'e', '\x01', now())`,
+		`INSERT INTO reprise.tasks (hub, instance_id, execution_id, name, data) VALUES ('h', 'old', 'e', 'Act', '\x02')`,
+	} {
+		if _, err := conn.Exec(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := openStore(t, dsn, Options{Hub: "h"})
+	ctx := t.Context()
+	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
+		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
+	}
+	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
+	}
+	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
 	}
 }

@@ -326,8 +326,8 @@ old_inbox AS (DELETE FROM reprise.inbox m USING up
 old_tasks AS (DELETE FROM reprise.tasks t USING up
 	WHERE up.replaced AND t.hub = $1 AND t.instance_id = up.id),
 start AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at)
-	SELECT $1, c.id, c.start_execution_id, c.start_data, coalesce(c.start_visible_at, now())
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, c.id, c.start_execution_id, c.start_data, coalesce(c.start_visible_at, now()), c.name
 	FROM c JOIN up ON up.id = c.id ORDER BY c.ord
 )
 SELECT c.id, up.id IS NOT NULL, s.status,
@@ -420,14 +420,13 @@ old_history AS (DELETE FROM reprise.history WHERE hub = $1 AND instance_id = $2 
 old_inbox AS (DELETE FROM reprise.inbox WHERE hub = $1 AND instance_id = $2 AND (SELECT replaced FROM up)),
 old_tasks AS (DELETE FROM reprise.tasks WHERE hub = $1 AND instance_id = $2 AND (SELECT replaced FROM up)),
 start AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at)
-	SELECT $1, $2, $13, $14, coalesce($15::timestamptz, now()) FROM up
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, $2, $13, $14, coalesce($15::timestamptz, now()), $3 FROM up
 ),
 conflict AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at)
-	SELECT $1, $18, $19, $20, coalesce($21::timestamptz, now()) FROM parent
-	WHERE $18::text <> '' AND NOT EXISTS (SELECT 1 FROM up)
-		AND EXISTS (SELECT 1 FROM reprise.instances WHERE hub = $1 AND id = $18)
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, $18, $19, $20, coalesce($21::timestamptz, now()), r.name FROM parent, reprise.instances r
+	WHERE $18::text <> '' AND NOT EXISTS (SELECT 1 FROM up) AND r.hub = $1 AND r.id = $18
 	RETURNING 1
 )
 SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM conflict),
@@ -638,14 +637,13 @@ done AS (
 	RETURNING t.id, t.instance_id
 ),
 ins AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at)
-	SELECT $1, x.instance_id, c.execution_id, c.data, coalesce(c.visible_at, now())
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, x.instance_id, c.execution_id, c.data, coalesce(c.visible_at, now()), t.name
 	FROM c JOIN done d ON d.id = c.task_id
 	CROSS JOIN LATERAL (SELECT CASE WHEN c.instance_id = '' THEN d.instance_id ELSE c.instance_id END AS instance_id) x
-	-- The task's own instance exists: replacing or purging an instance deletes its tasks, and this
-	-- statement just deleted the task.
-	WHERE x.instance_id = d.instance_id
-		OR EXISTS (SELECT 1 FROM reprise.instances t WHERE t.hub = $1 AND t.id = x.instance_id)
+	-- The message carries its instance's name (claims by name), and goes only to an instance that
+	-- exists (the task's own does: replacing or purging an instance deletes its tasks).
+	JOIN reprise.instances t ON t.hub = $1 AND t.id = x.instance_id
 	ORDER BY c.ord
 	RETURNING instance_id
 )
@@ -700,12 +698,11 @@ WITH m AS (
 		WITH ORDINALITY AS m(instance_id, execution_id, data, visible_at, src_id, ord)
 ),
 ins AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at)
-	SELECT $1, m.instance_id, m.execution_id, m.data, coalesce(m.visible_at, now())
-	FROM m
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, m.instance_id, m.execution_id, m.data, coalesce(m.visible_at, now()), t.name
+	FROM m JOIN reprise.instances t ON t.hub = $1 AND t.id = m.instance_id
 	WHERE (m.src_id = '' OR EXISTS (SELECT 1 FROM reprise.instances p
 			WHERE p.hub = $1 AND p.id = m.src_id AND p.commit_id = currval('reprise.lease_tokens')))
-		AND EXISTS (SELECT 1 FROM reprise.instances t WHERE t.hub = $1 AND t.id = m.instance_id)
 	ORDER BY m.ord
 	RETURNING instance_id
 )

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -154,31 +155,41 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 }
 
 // ClaimOrchestrations leases up to max instances with visible messages.
-func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
 	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	namesJSON, err := namesArg(names)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim orchestrations: %w", err)
+	}
 	var work []store.OrchestrationWork
-	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
-		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			inst, err := scanInstance(rows)
+		err := w.claimByName(&w.orchTurn, names, func(name string) (int, error) {
+			rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
 			if err != nil {
-				rows.Close()
-				return err
+				return 0, err
 			}
-			work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
-		}
-		if err := rows.Close(); err != nil {
+			defer rows.Close()
+			for rows.Next() {
+				inst, err := scanInstance(rows)
+				if err != nil {
+					return 0, err
+				}
+				work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
+			}
+			return len(work), rows.Close()
+		}, max)
+		if err != nil {
 			return err
 		}
 		if len(work) == 0 {
@@ -188,7 +199,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, max int, 
 		for i := range work {
 			index[work[i].Instance.ID] = i
 		}
-		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now)
+		rows, err := w.claimedMessages.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now)
 		if err != nil {
 			return err
 		}
@@ -338,31 +349,40 @@ func (w *writer) start(st store.Start, eff *effects) error {
 }
 
 // ClaimActivities leases up to max activity tasks without a live lease.
-func (s *Store) ClaimActivities(ctx context.Context, owner string, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
+func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
 	if err := checkClaim(owner, max, leaseFor); err != nil {
 		return nil, err
 	}
+	if len(names) == 0 {
+		return nil, nil
+	}
+	namesJSON, err := namesArg(names)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
+	}
 	var work []store.ActivityWork
-	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
 		var found bool
-		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now).Scan(&found); err != nil || !found {
+		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var t store.Task
-			if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
-				return err
+		return w.claimByName(&w.taskTurn, names, func(name string) (int, error) {
+			rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
+			if err != nil {
+				return 0, err
 			}
-			work = append(work, store.ActivityWork{Task: t, Lease: lease})
-		}
-		return rows.Close()
+			defer rows.Close()
+			for rows.Next() {
+				var t store.Task
+				if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
+					return 0, err
+				}
+				work = append(work, store.ActivityWork{Task: t, Lease: lease})
+			}
+			return len(work), rows.Close()
+		}, max)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
@@ -456,6 +476,30 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 		}
 		return nil
 	})
+}
+
+// claimByName runs claim for each name until max items are claimed; claim returns how many
+// are claimed so far. Each claim starts from the next name in turn: within a name work is taken
+// oldest first, and no name with a backlog can starve the others.
+func (w *writer) claimByName(turn *uint, names store.Names, claim func(name string) (int, error), max int) error {
+	*turn++
+	first := int(*turn % uint(len(names)))
+	for i := range names {
+		n, err := claim(names[(first+i)%len(names)])
+		if err != nil || n >= max {
+			return err
+		}
+	}
+	return nil
+}
+
+// namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB.
+func namesArg(names store.Names) (string, error) {
+	if names == nil {
+		return "[]", nil
+	}
+	b, err := json.Marshal(names)
+	return string(b), err
 }
 
 func checkClaim(owner string, max int, leaseFor time.Duration) error {

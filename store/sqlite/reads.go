@@ -234,3 +234,54 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 	}
 	return fromNanos(next.Int64), nil
 }
+
+// unclaimedSQL counts ready work whose name is not in the JSON arrays ?3 (orchestrators) and ?4
+// (activities), as the claims match names (NOCASE). It walks every ready message and task, which
+// is why callers run it only now and then.
+const unclaimedSQL = `
+SELECT 0, min(m.instance_name), count(DISTINCT m.instance_id), min(m.id)
+FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
+WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
+	AND m.instance_name NOT IN (SELECT value FROM json_each(?3))
+GROUP BY m.instance_name
+UNION ALL
+SELECT 1, min(name), count(*), min(id) FROM tasks INDEXED BY tasks_by_name
+WHERE hub = ?1 AND lease_expires <= ?2 AND name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?4))
+GROUP BY name COLLATE NOCASE`
+
+// Unclaimed counts the ready work of names in neither set.
+func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.Names) ([]store.Unclaimed, error) {
+	if s.isClosed() {
+		return nil, fmt.Errorf("sqlite: unclaimed work: %w", store.ErrClosed)
+	}
+	orch, err := namesArg(orchestrators)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+	}
+	act, err := namesArg(activities)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+	}
+	rows, err := s.readDB.QueryContext(ctx, unclaimedSQL, s.hub, time.Now().UnixNano(), orch, act)
+	if err != nil {
+		return nil, s.readErr("unclaimed work", err)
+	}
+	defer rows.Close()
+	var out []store.Unclaimed
+	for rows.Next() {
+		var u store.Unclaimed
+		var kind int
+		if err := rows.Scan(&kind, &u.Name, &u.Count, &u.Oldest); err != nil {
+			return nil, s.readErr("unclaimed work", err)
+		}
+		u.Kind = store.OrchestrationWorkKind
+		if kind == 1 {
+			u.Kind = store.ActivityWorkKind
+		}
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, s.readErr("unclaimed work", err)
+	}
+	return out, nil
+}

@@ -87,6 +87,25 @@ CREATE TABLE settings (
 	PRIMARY KEY (hub, name)
 );
 `,
+	// 3: claims by name. A claimer takes only the orchestrators and activities it lists, so the
+	// indexes claims walk lead with the name: a claim goes straight to its own names' work and
+	// never reads work waiting for other names (another app's, on a shared file). The inbox
+	// keeps its instance's orchestrator name for that (names never change for an instance; a
+	// replaced instance's messages are deleted with it). Names compare NOCASE, as Query.Name.
+	//
+	// inbox_by_visible served the claims and NextVisibleAt; only NextVisibleAt needs a time order
+	// now, and only of timers (messages visible at once have visible_at 0), so a partial index of
+	// timers replaces it and a message that is not a timer costs no more index writes than before.
+	`
+ALTER TABLE inbox ADD COLUMN instance_name TEXT NOT NULL DEFAULT '' COLLATE NOCASE;
+UPDATE inbox SET instance_name = coalesce(
+	(SELECT i.name FROM instances i WHERE i.hub = inbox.hub AND i.id = inbox.instance_id), '');
+CREATE INDEX inbox_by_name ON inbox (hub, instance_name, visible_at);
+DROP INDEX inbox_by_visible;
+CREATE INDEX inbox_timers ON inbox (hub, visible_at) WHERE visible_at > 0;
+DROP INDEX tasks_by_ready;
+CREATE INDEX tasks_by_name ON tasks (hub, name COLLATE NOCASE, lease_expires, id);
+`,
 }
 
 // migrate brings the schema up to date in one immediate transaction, so two processes opening

@@ -158,7 +158,8 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		query string
 	}{
 		// Dispatchers ask for the next timer every time they go idle.
-		{&nextVisible, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > ?`},
+		// visible_at > 0 lets the planner use the partial index of timers (inbox_timers).
+		{&nextVisible, `SELECT min(visible_at) FROM inbox WHERE hub = ? AND visible_at > 0 AND visible_at > ?`},
 		// Waiters read the instance after every change to it.
 		{&getInstance, `SELECT ` + instanceColumns + ` FROM instances WHERE hub = ? AND id = ?`},
 		// One statement, so existence and history come from the same snapshot: zero rows means

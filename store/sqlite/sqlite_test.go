@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -58,7 +59,7 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := s.CreateInstance(ctx, inst, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
 		t.Fatal(err)
 	}
-	work, err := s.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 1, 1e9)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("claim: %v, %d", err, len(work))
 	}
@@ -80,7 +81,7 @@ func TestReopenKeepsData(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", got, err)
 	}
 	// The start message was not consumed, so it is still there.
-	work, err = s2.ClaimOrchestrations(ctx, "n", 1, 1e9)
+	work, err = s2.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 1, 1e9)
 	if err != nil || len(work) != 1 || string(work[0].Messages[0].Data) != "start" {
 		t.Fatalf("claim after reopen: %+v, %v", work, err)
 	}
@@ -184,7 +185,7 @@ func TestLeaseOnlyCommitsAreNotSynced(t *testing.T) {
 	if err := full.CreateInstance(ctx, store.Instance{ID: "i", Name: "o", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
 		t.Fatal(err)
 	}
-	work, err := full.ClaimOrchestrations(ctx, "n", 10, time.Minute)
+	work, err := full.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute)
 	if err != nil || len(work) != 1 {
 		t.Fatalf("claim: %d, %v", len(work), err)
 	}
@@ -205,10 +206,10 @@ func TestBadInput(t *testing.T) {
 	if err := s.CreateInstance(ctx, store.Instance{ID: "x"}, store.Message{}, store.ReusePolicy(9)); err == nil {
 		t.Fatal("CreateInstance accepted an unknown policy")
 	}
-	if _, err := s.ClaimOrchestrations(ctx, "", 1, 1); err == nil {
+	if _, err := s.ClaimOrchestrations(ctx, "", store.Names{"o"}, 1, 1); err == nil {
 		t.Fatal("claim accepted an empty owner")
 	}
-	if _, err := s.ClaimActivities(ctx, "n", 0, 1); err == nil {
+	if _, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, 0, 1); err == nil {
 		t.Fatal("claim accepted max 0")
 	}
 	if err := s.CommitEpisode(ctx, store.Episode{}); err == nil {
@@ -252,11 +253,11 @@ func TestClaimsNotReprepared(t *testing.T) {
 		}
 		for step := range 3 {
 			limit--
-			work, err := s.ClaimOrchestrations(ctx, "n", limit, time.Minute)
+			work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, limit, time.Minute)
 			if err != nil || len(work) != 1 {
 				t.Fatalf("claim: %d, %v", len(work), err)
 			}
-			if none, err := s.ClaimOrchestrations(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+			if none, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, limit-1, time.Minute); err != nil || len(none) != 0 {
 				t.Fatalf("second claim: %d, %v", len(none), err)
 			}
 			e := store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, History: [][]byte{[]byte("h")}}
@@ -272,11 +273,11 @@ func TestClaimsNotReprepared(t *testing.T) {
 			if step == 2 {
 				return
 			}
-			acts, err := s.ClaimActivities(ctx, "n", limit, time.Minute)
+			acts, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, limit, time.Minute)
 			if err != nil || len(acts) != 1 {
 				t.Fatalf("claim activities: %d, %v", len(acts), err)
 			}
-			if none, err := s.ClaimActivities(ctx, "n", limit-1, time.Minute); err != nil || len(none) != 0 {
+			if none, err := s.ClaimActivities(ctx, "n", store.Names{"a", "act", "t"}, limit-1, time.Minute); err != nil || len(none) != 0 {
 				t.Fatalf("second claim of activities: %d, %v", len(none), err)
 			}
 			if err := s.CompleteActivity(ctx, acts[0].Task.ID, acts[0].Lease, store.Message{Data: []byte("out")}); err != nil {
@@ -316,7 +317,7 @@ func TestClaimFindsMessagesOfAnyID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work, err := s.ClaimOrchestrations(ctx, "n", 10, time.Minute)
+	work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,5 +330,42 @@ func TestClaimFindsMessagesOfAnyID(t *testing.T) {
 	// The store refuses the ID at its front door, with a reason.
 	if err := s.CreateInstance(ctx, store.Instance{ID: badID, Name: "o"}, store.Message{Data: []byte("start")}, store.ReuseAlways); !errors.Is(err, store.ErrInvalidArgument) {
 		t.Fatalf("CreateInstance(%q) = %v, want ErrInvalidArgument", badID, err)
+	}
+}
+
+// A file of schema version 1 (before claims by name) keeps its waiting work: the migration gives
+// its messages their instance's name, so a claimer of that name finds them.
+func TestMigrationToClaimsByName(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open(driverName, dsn(path, []string{"journal_mode(WAL)"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		migrations[0],
+		`CREATE TABLE schema_version (version INTEGER NOT NULL)`,
+		`INSERT INTO schema_version VALUES (1)`,
+		`INSERT INTO instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at)
+			VALUES ('default', 'old', 'Legacy', 'e', '', 6, 1, 1)`,
+		`INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at) VALUES ('default', 'old', 'e', x'01', 0)`,
+		`INSERT INTO tasks (hub, instance_id, execution_id, name, data) VALUES ('default', 'old', 'e', 'Act', x'02')`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s := openTemp(t, path, Options{})
+	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
+		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
+	}
+	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
+	}
+	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
 	}
 }

@@ -202,6 +202,11 @@ type writer struct {
 	// now (see setSync).
 	durable, synced bool
 
+	// orchTurn and taskTurn rotate the name a claim starts from (see claimByName), one per
+	// kind: a shared one, advanced by the two dispatchers in alternation, could always land on
+	// the same name for one kind.
+	orchTurn, taskTurn uint
+
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
 	commitInstance, hasVisible                                                         *sql.Stmt
@@ -236,8 +241,9 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.deleteTasks, `DELETE FROM tasks WHERE hub = ?1 AND instance_id = ?2`},
 		// Messages to instances that do not exist are dropped, as Durable Functions drops events
 		// raised to unknown instances; rows affected tells the caller which happened.
-		{&w.insertMessage, `INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at)
-			SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM instances WHERE hub = ?1 AND id = ?2)`},
+		// The message carries its instance's orchestrator name, for claims by name.
+		{&w.insertMessage, `INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+			SELECT ?1, ?2, ?3, ?4, ?5, name FROM instances WHERE hub = ?1 AND id = ?2`},
 		// idx is the instance's new history length, just set by commitInstance, minus ?3: an
 		// episode's n chunks pass ?3 = n, n-1, ..., 1.
 		{&w.insertHistory, `INSERT INTO history (hub, instance_id, idx, data)
@@ -257,11 +263,17 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// anyClaimable and anyTask are the claims' conditions alone. Dispatchers often find no
 		// work, and this read says so at a fraction of the cost of a claim that updates nothing
 		// (which still opens its temporary tables and statement journal).
-		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
-			WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2)`},
-		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM tasks WHERE hub = ?1 AND lease_expires <= ?2)`},
-		// Walk the inbox in visible order and stop at the limit; instances under a live lease
-		// are skipped, messages not yet visible are never read.
+		//
+		// ?3 is the claimer's names as a JSON array: one seek into inbox_by_name (tasks_by_name)
+		// per name, so work of other names is never read. CROSS JOIN keeps the names outermost.
+		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
+			WHERE m.hub = ?1 AND m.instance_name = n.value AND m.visible_at <= ?2
+				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`},
+		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN tasks t INDEXED BY tasks_by_name
+			WHERE t.hub = ?1 AND t.name = n.value COLLATE NOCASE AND t.lease_expires <= ?2)`},
+		// The claims take one name at a time (?7; see claimByName): walk its messages in visible
+		// order (its tasks in lease then ID order) and stop at the limit; instances under a live
+		// lease are skipped, messages not yet visible are never read.
 		//
 		// The limit is written +?6, not ?6, in both claims: SQLite (3.54) plans a bare LIMIT
 		// parameter with its bound value, so binding a different value re-prepares the
@@ -269,8 +281,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// unary plus makes the limit an expression evaluated at run time; the plan is the same.
 		{&w.claimInstances, `UPDATE instances SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
 			WHERE hub = ?1 AND id IN (
-				SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
-				WHERE m.hub = ?1 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
+				SELECT DISTINCT m.instance_id FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
+				WHERE m.hub = ?1 AND m.instance_name = ?7 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
 				LIMIT +?6)
 			RETURNING ` + instanceColumns},
 		// One query for the messages of all instances just claimed: they share the lease, so the
@@ -281,7 +293,9 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 			WHERE i.hub = ?1 AND i.lease_owner = ?2 AND i.lease_token = ?3 AND m.visible_at <= ?4
 			ORDER BY m.id`},
 		{&w.claimTasks, `UPDATE tasks SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
-			WHERE id IN (SELECT id FROM tasks WHERE hub = ?1 AND lease_expires <= ?5 ORDER BY lease_expires, id LIMIT +?6)
+			WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_by_name
+				WHERE hub = ?1 AND name = ?7 COLLATE NOCASE AND lease_expires <= ?5
+				ORDER BY lease_expires, id LIMIT +?6)
 			RETURNING id, instance_id, execution_id, name, data`},
 		{&w.completeTask, `DELETE FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4 RETURNING instance_id`},
 		// One claim at a time, fenced like a commit: only a lease that still holds (the row

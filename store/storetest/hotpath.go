@@ -59,7 +59,7 @@ func HotPath(b *testing.B, s store.Store) int64 {
 		defer close(episodes)
 		sig := s.WorkSignal(store.OrchestrationWorkKind)
 		for ctx.Err() == nil {
-			work, err := s.ClaimOrchestrations(ctx, "bench", claimMax, lease)
+			work, err := s.ClaimOrchestrations(ctx, "bench", store.Names{"seq"}, claimMax, lease)
 			if err != nil {
 				if ctx.Err() == nil {
 					fail(err)
@@ -82,7 +82,7 @@ func HotPath(b *testing.B, s store.Store) int64 {
 		defer close(tasks)
 		sig := s.WorkSignal(store.ActivityWorkKind)
 		for ctx.Err() == nil {
-			work, err := s.ClaimActivities(ctx, "bench", claimMax, lease)
+			work, err := s.ClaimActivities(ctx, "bench", store.Names{"say_hello"}, claimMax, lease)
 			if err != nil {
 				if ctx.Err() == nil {
 					fail(err)

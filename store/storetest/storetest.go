@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"ClaimOnlyVisible", s.testClaimOnlyVisible},
 		{"ClaimExclusive", s.testClaimExclusive},
 		{"ClaimAfterLeaseExpiry", s.testClaimAfterLeaseExpiry},
+		{"ClaimByName", s.testClaimByName},
+		{"ClaimTakesTurns", s.testClaimTakesTurns},
 		{"MessagesDuringEpisode", s.testMessagesDuringEpisode},
 		{"CommitEpisode", s.testCommitEpisode},
 		{"ResetHistory", s.testResetHistory},
@@ -99,6 +101,14 @@ const (
 
 func ctxOf(t *testing.T) context.Context { return t.Context() }
 
+// orchestrators and activities are the names the suite's instances and tasks use; the helpers
+// claim with them, so a store that ignored the claimer's names would still pass the other tests,
+// and testClaimByName checks the names themselves.
+var (
+	orchestrators = store.Names{"orchestrator", "other"}
+	activities    = store.Names{"act0", "act1", "act2", "from-a", "t", "slow", "b-task", "old-task"}
+)
+
 func newInstance(id string) store.Instance {
 	return store.Instance{
 		ID:          id,
@@ -142,7 +152,7 @@ func mustHistory(t *testing.T, s store.Store, id string) [][]byte {
 
 func claim(t *testing.T, s store.Store, owner string, max int, lease time.Duration) []store.OrchestrationWork {
 	t.Helper()
-	w, err := s.ClaimOrchestrations(ctxOf(t), owner, max, lease)
+	w, err := s.ClaimOrchestrations(ctxOf(t), owner, orchestrators, max, lease)
 	if err != nil {
 		t.Fatalf("ClaimOrchestrations(%q): %v", owner, err)
 	}
@@ -267,7 +277,7 @@ func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
 
 func claimTasks(t *testing.T, s store.Store, owner string, max int, lease time.Duration) []store.ActivityWork {
 	t.Helper()
-	w, err := s.ClaimActivities(ctxOf(t), owner, max, lease)
+	w, err := s.ClaimActivities(ctxOf(t), owner, activities, max, lease)
 	if err != nil {
 		t.Fatalf("ClaimActivities(%q): %v", owner, err)
 	}

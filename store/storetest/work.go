@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -802,7 +803,7 @@ func (s suite) testConcurrentOrchestrationClaims(t *testing.T) {
 					return
 				}
 				// A small max and a history append per episode make claims and commits interleave.
-				work, err := st.ClaimOrchestrations(ctx, owner, 3, longLease)
+				work, err := st.ClaimOrchestrations(ctx, owner, orchestrators, 3, longLease)
 				if err != nil {
 					mu.Lock()
 					failures = append(failures, "claim: "+err.Error())
@@ -873,7 +874,7 @@ func (s suite) testConcurrentActivityClaims(t *testing.T) {
 		owner := fmt.Sprintf("worker-%d", n)
 		wg.Go(func() {
 			for time.Now().Before(deadline) {
-				work, err := st.ClaimActivities(ctx, owner, 3, longLease)
+				work, err := st.ClaimActivities(ctx, owner, activities, 3, longLease)
 				if err != nil {
 					mu.Lock()
 					failures = append(failures, err.Error())
@@ -946,13 +947,180 @@ func (s suite) testClosed(t *testing.T) {
 	_, checks["History"] = st.History(ctx, "c")
 	_, checks["CountInstances"] = st.CountInstances(ctx, store.Query{})
 	_, checks["PurgeInstances"] = st.PurgeInstances(ctx, store.PurgeFilter{})
-	_, checks["ClaimOrchestrations"] = st.ClaimOrchestrations(ctx, "n", 1, time.Second)
-	_, checks["ClaimActivities"] = st.ClaimActivities(ctx, "n", 1, time.Second)
+	_, checks["ClaimOrchestrations"] = st.ClaimOrchestrations(ctx, "n", orchestrators, 1, time.Second)
+	_, checks["ClaimActivities"] = st.ClaimActivities(ctx, "n", activities, 1, time.Second)
 	_, checks["NextVisibleAt"] = st.NextVisibleAt(ctx)
 	_, checks["Setting"] = st.Setting(ctx, "s", []byte("v"))
+	_, checks["Unclaimed"] = st.Unclaimed(ctx, orchestrators, activities)
 	for name, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
+	}
+}
+
+// testClaimByName checks that claims hand out only the names the claimer lists (matched
+// case-insensitively), that another claimer with the name takes the rest, that an empty set
+// claims nothing, and that Unclaimed counts what waits for names the caller lacks.
+func (s suite) testClaimByName(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	create := func(id, name string) {
+		t.Helper()
+		inst := newInstance(id)
+		inst.Name = name
+		if err := st.CreateInstance(ctx, inst, startMessage(id), store.ReuseIfFinished); err != nil {
+			t.Fatalf("CreateInstance(%q): %v", id, err)
+		}
+	}
+	create("a-1", "Alpha")
+	create("b-1", "beta")
+	create("b-2", "Beta")
+	unclaimed := func(orch, act store.Names) map[string]store.Unclaimed {
+		t.Helper()
+		list, err := st.Unclaimed(ctx, orch, act)
+		if err != nil {
+			t.Fatalf("Unclaimed: %v", err)
+		}
+		out := map[string]store.Unclaimed{}
+		for _, u := range list {
+			key := u.Kind.String() + ":" + strings.ToLower(u.Name)
+			if _, dup := out[key]; dup {
+				t.Fatalf("Unclaimed listed %s twice: %+v", key, list)
+			}
+			if u.Count <= 0 || u.Oldest == 0 {
+				t.Fatalf("Unclaimed row without count or oldest ID: %+v", u)
+			}
+			out[key] = u
+		}
+		return out
+	}
+	before := unclaimed(store.Names{"ALPHA"}, nil)
+	if len(before) != 1 || before["orchestration:beta"].Count != 2 {
+		t.Fatalf("Unclaimed for a claimer of ALPHA: %+v, want beta with 2 instances", before)
+	}
+	if again := unclaimed(store.Names{"ALPHA"}, nil); again["orchestration:beta"].Oldest != before["orchestration:beta"].Oldest {
+		t.Fatalf("Oldest moved while nobody claimed: %+v then %+v", before, again)
+	}
+	if all := unclaimed(store.Names{"alpha", "beta"}, nil); len(all) != 0 {
+		t.Fatalf("Unclaimed for a claimer of every name: %+v, want none", all)
+	}
+
+	if w, err := st.ClaimOrchestrations(ctx, "nobody", nil, 10, longLease); err != nil || len(w) != 0 {
+		t.Fatalf("claim with no names: %d items, %v; want none", len(w), err)
+	}
+	w, err := st.ClaimOrchestrations(ctx, "x", store.Names{"ALPHA", "gamma"}, 10, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(w) != 1 || w[0].Instance.ID != "a-1" || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of ALPHA got %v, want a-1 with its message", workIDs(w))
+	}
+	if more, err := st.ClaimOrchestrations(ctx, "x", store.Names{"alpha"}, 10, longLease); err != nil || len(more) != 0 {
+		t.Fatalf("claimer of alpha got %v (%v) while only beta waits", workIDs(more), err)
+	}
+	// The claimed instance is leased: it no longer counts; beta still does.
+	if u := unclaimed(store.Names{"gamma"}, nil); len(u) != 1 || u["orchestration:beta"].Count != 2 {
+		t.Fatalf("Unclaimed with a-1 leased: %+v, want only beta", u)
+	}
+	y, err := st.ClaimOrchestrations(ctx, "y", store.Names{"BETA"}, 10, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := workIDs(y); !slices.Equal(got, []string{"b-1", "b-2"}) {
+		t.Fatalf("claimer of BETA got %v, want b-1 and b-2 (both casings)", got)
+	}
+	for _, yw := range y {
+		mustCommit(t, st, consumeAll(yw))
+	}
+
+	e := consumeAll(w[0])
+	e.Tasks = []store.Task{
+		{InstanceID: "a-1", ExecutionID: w[0].Instance.ExecutionID, Name: "Send", Data: []byte("s")},
+		{InstanceID: "a-1", ExecutionID: w[0].Instance.ExecutionID, Name: "receive", Data: []byte("r")},
+	}
+	mustCommit(t, st, e)
+	if u := unclaimed(store.Names{"alpha", "beta"}, store.Names{"send"}); len(u) != 1 || u["activity:receive"].Count != 1 {
+		t.Fatalf("Unclaimed for a claimer of send: %+v, want receive", u)
+	}
+	if tw, err := st.ClaimActivities(ctx, "nobody", nil, 10, longLease); err != nil || len(tw) != 0 {
+		t.Fatalf("task claim with no names: %d items, %v; want none", len(tw), err)
+	}
+	a, err := st.ClaimActivities(ctx, "a", store.Names{"SEND"}, 10, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 1 || a[0].Task.Name != "Send" {
+		t.Fatalf("claimer of SEND got %+v, want the Send task", a)
+	}
+	if more, err := st.ClaimActivities(ctx, "a", store.Names{"send"}, 10, longLease); err != nil || len(more) != 0 {
+		t.Fatalf("claimer of send got %d more tasks (%v) while only receive waits", len(more), err)
+	}
+	b, err := st.ClaimActivities(ctx, "b", store.Names{"Receive"}, 10, longLease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != 1 || b[0].Task.Name != "receive" {
+		t.Fatalf("claimer of Receive got %+v, want the receive task", b)
+	}
+	if u := unclaimed(nil, nil); len(u) != 0 {
+		t.Fatalf("Unclaimed with everything leased or done: %+v, want none", u)
+	}
+}
+
+func workIDs(w []store.OrchestrationWork) []string {
+	out := make([]string, len(w))
+	for i, x := range w {
+		out[i] = x.Instance.ID
+	}
+	return out
+}
+
+// testClaimTakesTurns checks that a claimer of several names is served from each in turn, so
+// that one name's backlog cannot starve the others.
+func (s suite) testClaimTakesTurns(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	for _, name := range []string{"a", "b"} {
+		for i := range 3 {
+			inst := newInstance(fmt.Sprintf("%s-%d", name, i))
+			inst.Name = name
+			if err := st.CreateInstance(ctx, inst, startMessage(inst.ID), store.ReuseIfFinished); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	names := store.Names{"a", "b"}
+	seen := map[string]bool{}
+	var first store.OrchestrationWork
+	for range 2 {
+		w, err := st.ClaimOrchestrations(ctx, "n", names, 1, longLease)
+		if err != nil || len(w) != 1 {
+			t.Fatalf("claim of one: %v, %v", workIDs(w), err)
+		}
+		seen[w[0].Instance.Name] = true
+		first = w[0]
+	}
+	if !seen["a"] || !seen["b"] {
+		t.Fatalf("two claims of one instance each served only %v: each name must get its turn", seen)
+	}
+
+	e := consumeAll(first)
+	for i := range 3 {
+		e.Tasks = append(e.Tasks,
+			store.Task{InstanceID: first.Instance.ID, Name: "x", Data: []byte{byte(i)}},
+			store.Task{InstanceID: first.Instance.ID, Name: "y", Data: []byte{byte(i)}})
+	}
+	mustCommit(t, st, e)
+	seen = map[string]bool{}
+	for range 2 {
+		w, err := st.ClaimActivities(ctx, "n", store.Names{"x", "y"}, 1, longLease)
+		if err != nil || len(w) != 1 {
+			t.Fatalf("task claim of one: %d tasks, %v", len(w), err)
+		}
+		seen[w[0].Task.Name] = true
+	}
+	if !seen["x"] || !seen["y"] {
+		t.Fatalf("two task claims of one each served only %v: each name must get its turn", seen)
 	}
 }

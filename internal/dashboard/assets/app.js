@@ -543,6 +543,12 @@ function renderCounts(f, counts) {
       }, h('span', { class: 'count-label' }, s), ' ', h('span', { class: 'count-n' }, n))));
   }
   ul.replaceChildren(...items);
+  // Work no host takes: it waits for a host that registers its orchestrator or activity.
+  const un = counts.unclaimed || [];
+  const p = $('#unclaimed');
+  p.hidden = un.length === 0;
+  p.textContent = un.length === 0 ? '' : 'Waiting for a host that registers it: ' +
+    un.map((u) => `${u.kind === 'activity' ? 'activity' : 'orchestrator'} ${u.name} (${u.count})`).join(', ');
 }
 
 function renderRows(instances) {
