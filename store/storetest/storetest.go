@@ -106,7 +106,7 @@ func ctxOf(t *testing.T) context.Context { return t.Context() }
 // and testClaimByName checks the names themselves.
 var (
 	orchestrators = store.Names{"orchestrator", "other"}
-	activities    = store.Names{"act0", "act1", "act2", "from-a", "t", "slow", "b-task", "old-task"}
+	activities    = store.Names{"act0", "act1", "act2", "from-a", "t", "slow", "b-task", "old-task", "kept", "dropped"}
 )
 
 func newInstance(id string) store.Instance {
