@@ -169,12 +169,24 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	if err != nil {
 		exec.Close()
 		var nd *replay.NonDeterminismError
-		if !errors.As(err, &nd) {
+		var pe *replay.PanicError
+		var f *history.Failure
+		switch {
+		case errors.As(err, &nd):
+			e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
+			f = &history.Failure{Type: "NonDeterminismError", Message: err.Error()}
+		case errors.As(err, &pe):
+			e.log.Error("orchestration failed: it panicked while replaying its history", "instanceId", inst.ID, "name", inst.Name,
+				"panic", pe.Failure.Message, "stack", pe.Failure.StackTrace)
+			f = pe.Failure
+		default:
 			return ep, nil, nil, err
 		}
 		ep.Instance = inst
-		e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
-		e.finishFailed(&ep, newEvents, &history.Failure{Type: "NonDeterminismError", Message: err.Error()}, now)
+		e.finishFailed(&ep, newEvents, f, now)
+		if err := notifyParent(&ep, exec.Context().Parent(), inst.ID, store.StatusFailed, nil, f, now); err != nil {
+			return ep, nil, nil, err
+		}
 		return ep, nil, nil, nil
 	}
 
@@ -364,26 +376,32 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 			ep.Messages = append(ep.Messages, m)
 		}
 	}
-	if p := c.Parent(); p != nil {
-		var ev history.Event
-		switch res.Status {
-		case store.StatusCompleted:
-			ev = history.New(history.SubOrchestrationInstanceCompleted, now)
-			ev.Result = res.Output
-		case store.StatusTerminated:
-			ev = history.New(history.SubOrchestrationInstanceFailed, now)
-			ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", inst.ID, string(res.Output))}
-		default:
-			ev = history.New(history.SubOrchestrationInstanceFailed, now)
-			ev.Failure = res.Failure
-		}
-		ev.TaskID = p.TaskID
-		m, err := message(p.InstanceID, p.ExecutionID, ev)
-		if err != nil {
-			return err
-		}
-		ep.Messages = append(ep.Messages, m)
+	return notifyParent(ep, c.Parent(), inst.ID, res.Status, res.Output, res.Failure, now)
+}
+
+// notifyParent tells the parent of a sub-orchestration (p; nil for none) how it ended.
+func notifyParent(ep *store.Episode, p *history.Parent, id string, status store.Status, output []byte, f *history.Failure, now time.Time) error {
+	if p == nil {
+		return nil
 	}
+	var ev history.Event
+	switch status {
+	case store.StatusCompleted:
+		ev = history.New(history.SubOrchestrationInstanceCompleted, now)
+		ev.Result = output
+	case store.StatusTerminated:
+		ev = history.New(history.SubOrchestrationInstanceFailed, now)
+		ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", id, string(output))}
+	default:
+		ev = history.New(history.SubOrchestrationInstanceFailed, now)
+		ev.Failure = f
+	}
+	ev.TaskID = p.TaskID
+	m, err := message(p.InstanceID, p.ExecutionID, ev)
+	if err != nil {
+		return err
+	}
+	ep.Messages = append(ep.Messages, m)
 	return nil
 }
 

@@ -34,6 +34,18 @@ type Func func(c *Context) (output []byte, err error)
 // ErrNonDeterminism is what every *NonDeterminismError wraps.
 var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
 
+// PanicError reports that the orchestrator panicked while it replayed history. A panic in new
+// work fails the orchestration like a returned error does (Result.Failure, type "panic"); during
+// replay the events after the panic can no longer be checked, so Run stops and returns this
+// instead of reporting the history's next event as non-determinism.
+type PanicError struct {
+	Failure *history.Failure // type "panic", the panic's value as message, the stack
+}
+
+func (e *PanicError) Error() string {
+	return e.Failure.Message + " (while replaying history)\n" + e.Failure.StackTrace
+}
+
 // NonDeterminismError reports that the orchestrator's code no longer matches its history.
 type NonDeterminismError struct {
 	Expected string // what history recorded
@@ -99,7 +111,7 @@ type Execution struct {
 	status   store.Status
 	output   []byte
 	failure  *history.Failure
-	nondet   *NonDeterminismError
+	panicked *PanicError // set when the orchestrator panicked while replaying
 	canCarry []history.Event
 
 	recursive bool
@@ -125,12 +137,9 @@ func New(fn Func) *Execution {
 // Context returns the orchestration context of the execution.
 func (x *Execution) Context() *Context { return x.c }
 
-// Finished reports whether the execution has completed (in any final status).
-func (x *Execution) Finished() bool { return x.done }
-
 // Run applies history: old events (already committed; replayed) and then new events (this
-// episode's). It returns the episode's result, or a *NonDeterminismError. After an error the
-// execution must be closed.
+// episode's). It returns the episode's result, a *NonDeterminismError, or a *PanicError when the
+// orchestrator panicked while replaying. After an error the execution must be closed.
 func (x *Execution) Run(old, new []history.Event) (*Result, error) {
 	skip := voided(old, new)
 	x.c.replaying = true
@@ -140,6 +149,9 @@ func (x *Execution) Run(old, new []history.Event) (*Result, error) {
 		}
 		if err := x.apply(e, true); err != nil {
 			return nil, err
+		}
+		if x.panicked != nil {
+			return nil, x.panicked
 		}
 	}
 	// Actions scheduled past the end of history mean the code diverged, unless a rewind voided
@@ -367,9 +379,6 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 			}
 		}
 	}
-	if x.nondet != nil {
-		return x.nondet
-	}
 	return nil
 }
 
@@ -438,11 +447,15 @@ func (x *Execution) main() {
 			return
 		}
 		if r := recover(); r != nil {
-			x.finish(store.StatusFailed, nil, &history.Failure{
+			f := &history.Failure{
 				Type:       "panic",
 				Message:    fmt.Sprintf("orchestrator panicked: %v", r),
 				StackTrace: string(debug.Stack()),
-			})
+			}
+			x.finish(store.StatusFailed, nil, f)
+			if x.c.replaying {
+				x.panicked = &PanicError{Failure: f}
+			}
 		} else if completed {
 			switch {
 			case x.c.can != nil && err == nil:
