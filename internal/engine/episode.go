@@ -161,7 +161,14 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		rewind.Time = now
 		rewind.Voided = ids
 		newEvents = append(newEvents, *rewind)
-		reruns = scheduled
+		// Each re-run is recorded as scheduled again, now, so that its completion pairs with its
+		// own scheduling event where history is shown (name, input, scheduled time, a bar of its
+		// own); replay skips these copies (see replay's voided).
+		for _, s := range scheduled {
+			s.Time = now
+			reruns = append(reruns, s)
+		}
+		newEvents = append(newEvents, reruns...)
 	}
 	newEvents = append(newEvents, events...)
 

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,5 +178,66 @@ func TestPanicDuringReplayIsAPanic(t *testing.T) {
 	parent := h.waitDone("p2")
 	if parent.Status != store.StatusCompleted || !strings.Contains(string(parent.Output), "panicked") {
 		t.Fatalf("parent %s, output %s; want it told that the child panicked", parent.Status, parent.Output)
+	}
+}
+
+// A rewind records each re-run as scheduled again, at the rewind, and replay (every episode
+// replays here: no cache) skips these copies, so the instance completes.
+func TestRewindRecordsReruns(t *testing.T) {
+	var broken = make(chan struct{}, 1)
+	broken <- struct{}{} // the first call fails
+	h := newEpisodeHost(t, -1, map[string]replay.Func{
+		"rewindable": func(c *replay.Context) ([]byte, error) {
+			if _, err := c.CallActivity("flaky", []byte(`"x"`), nil).Await(); err != nil {
+				return nil, err
+			}
+			return c.CallActivity("echo", []byte(`"after"`), nil).Await()
+		},
+	}, map[string]ActivityFunc{
+		"echo": echoActivity,
+		"flaky": func(context.Context, []byte) ([]byte, error) {
+			select {
+			case <-broken:
+				return nil, errors.New("down")
+			default:
+				return []byte(`"ok"`), nil
+			}
+		},
+	})
+	h.start("r1", "rewindable", `null`)
+	if inst := h.waitDone("r1"); inst.Status != store.StatusFailed {
+		t.Fatalf("status %s, want Failed", inst.Status)
+	}
+	rw := history.New(history.ExecutionRewound, time.Now().UTC())
+	rw.Input = json.RawMessage(`"fixed"`)
+	h.send("r1", rw)
+	if inst := h.wait("r1", func(i store.Instance) bool { return i.Status == store.StatusCompleted }); string(inst.Output) != `"after"` {
+		t.Fatalf("output %s", inst.Output)
+	}
+	var kinds []string
+	var rewoundAt time.Time
+	for _, e := range h.history("r1") {
+		switch e.Type {
+		case history.ExecutionRewound:
+			rewoundAt = e.Time
+			if len(e.Voided) != 1 || e.Voided[0] != 0 {
+				t.Errorf("rewind voids %v, want task 0", e.Voided)
+			}
+		case history.TaskScheduled:
+			if !rewoundAt.IsZero() && e.Time.Before(rewoundAt) {
+				t.Errorf("task %d %q scheduled at %s, before the rewind at %s", e.ID, e.Name, e.Time, rewoundAt)
+			}
+		case history.OrchestratorStarted:
+			continue
+		}
+		if e.Type.Scheduling() {
+			kinds = append(kinds, fmt.Sprintf("%s#%d", e.Type, e.ID))
+		} else {
+			kinds = append(kinds, fmt.Sprintf("%s#%d", e.Type, e.TaskID))
+		}
+	}
+	want := "ExecutionStarted#0 TaskScheduled#0 TaskFailed#0 ExecutionCompleted#0 ExecutionRewound#0 TaskScheduled#0 TaskCompleted#0 TaskScheduled#1 TaskCompleted#1 ExecutionCompleted#0"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("history\n got %s\nwant %s", got, want)
 	}
 }

@@ -182,18 +182,40 @@ func (x *Execution) Run(old, new []history.Event) (*Result, error) {
 	return x.collect(), nil
 }
 
-// voided marks the events that a later ExecutionRewound cancels: the failures it names and the
-// failed completion of the execution, which the rewind runs again.
+// voided marks the events that replay skips because of a rewind: the failures an
+// ExecutionRewound names and the failed completion of the execution, which the rewind runs again,
+// and the copies of the re-run tasks' scheduling events that the engine records after the
+// ExecutionRewound (their originals were matched already).
 func voided(old, new []history.Event) map[int]bool {
 	var skip map[int]bool
-	ids := map[int32]bool{}
-	rewound := false
+	mark := func(i int) {
+		if skip == nil {
+			skip = map[int]bool{}
+		}
+		skip[i] = true
+	}
 	at := func(i int) history.Event {
 		if i < len(old) {
 			return old[i]
 		}
 		return new[i-len(old)]
 	}
+	rerun := map[int32]bool{}
+	for i := range len(old) + len(new) {
+		switch e := at(i); e.Type {
+		case history.ExecutionRewound:
+			for _, id := range e.Voided {
+				rerun[id] = true
+			}
+		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
+			if rerun[e.ID] {
+				mark(i)
+				delete(rerun, e.ID)
+			}
+		}
+	}
+	ids := map[int32]bool{}
+	rewound := false
 	for i := len(old) + len(new) - 1; i >= 0; i-- {
 		e := at(i)
 		switch e.Type {
@@ -204,18 +226,12 @@ func voided(old, new []history.Event) map[int]bool {
 			}
 		case history.TaskFailed, history.SubOrchestrationInstanceFailed:
 			if ids[e.TaskID] {
-				if skip == nil {
-					skip = map[int]bool{}
-				}
-				skip[i] = true
+				mark(i)
 				delete(ids, e.TaskID) // only the last failure of a task before the rewind
 			}
 		case history.ExecutionCompleted:
 			if rewound && e.Status == int(store.StatusFailed) {
-				if skip == nil {
-					skip = map[int]bool{}
-				}
-				skip[i] = true
+				mark(i)
 			}
 		}
 	}
