@@ -70,23 +70,12 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 		"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
 	switch inst.Status {
 	case store.StatusFailed:
-		e.log.Warn("orchestration failed", append(attrs, "failure", failureMessage(inst.Failure))...)
+		e.log.Warn("orchestration failed", append(attrs, "failure", res.Failure.Text())...)
 	case store.StatusCompleted:
 		e.log.Info("orchestration completed", attrs...)
 	default:
 		e.log.Info("orchestration ended", attrs...)
 	}
-}
-
-func failureMessage(data []byte) string {
-	var f history.Failure
-	if json.Unmarshal(data, &f) != nil || f.Message == "" {
-		return string(data)
-	}
-	if f.Type != "" {
-		return f.Type + ": " + f.Message
-	}
-	return f.Message
 }
 
 // episode computes the commit of one episode. The returned execution (if any) is the live one,
@@ -130,8 +119,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 			Message: fmt.Sprintf("orchestrator %q is not registered with this app: register it with App.Register", inst.Name),
 		}
 		chunk := append([]history.Event{history.New(history.OrchestratorStarted, now)}, events...)
-		e.finishFailed(&ep, chunk, failure, now)
-		return ep, nil, nil, nil
+		return ep, nil, nil, e.finishFailed(&ep, chunk, failure, now)
 	}
 
 	var exec *replay.Execution
@@ -190,7 +178,9 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 			return ep, nil, nil, err
 		}
 		ep.Instance = inst
-		e.finishFailed(&ep, newEvents, f, now)
+		if err := e.finishFailed(&ep, newEvents, f, now); err != nil {
+			return ep, nil, nil, err
+		}
 		if err := notifyParent(&ep, exec.Context().Parent(), inst.ID, store.StatusFailed, nil, f, now); err != nil {
 			return ep, nil, nil, err
 		}
@@ -347,12 +337,9 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 	case store.StatusTerminated:
 		inst.Output, done.Result = res.Output, res.Output
 	case store.StatusFailed:
-		f, err := json.Marshal(res.Failure)
-		if err != nil {
+		if err := setFailed(inst, res.Failure); err != nil {
 			return err
 		}
-		inst.Failure = f
-		inst.Output, _ = json.Marshal(res.Failure.Message)
 		done.Failure = res.Failure
 	case store.StatusContinuedAsNew:
 		execID := RandomID()
@@ -413,18 +400,30 @@ func notifyParent(ep *store.Episode, p *history.Parent, id string, status store.
 }
 
 // finishFailed fails the instance without running the orchestrator further.
-func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) {
+func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) error {
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status, done.Failure = int(store.StatusFailed), f
 	chunk = append(chunk, done)
-	if data, err := history.Encode(chunk); err == nil {
-		ep.History = [][]byte{data}
+	data, err := history.Encode(chunk)
+	if err != nil {
+		return err
 	}
-	fj, _ := json.Marshal(f)
+	ep.History = [][]byte{data}
 	ep.Instance.Status = store.StatusFailed
-	ep.Instance.Failure = fj
-	ep.Instance.Output, _ = json.Marshal(f.Message)
 	ep.Instance.UpdatedAt = now
+	return setFailed(&ep.Instance, f)
+}
+
+// setFailed records failure details in a failed instance: the details, and their message as the
+// output, where Durable Functions clients look for it.
+func setFailed(inst *store.Instance, f *history.Failure) error {
+	data, err := history.EncodeFailure(f)
+	if err != nil {
+		return err
+	}
+	inst.Failure = data
+	inst.Output, err = json.Marshal(f.Message)
+	return err
 }
 
 func message(instanceID, executionID string, ev history.Event) (store.Message, error) {

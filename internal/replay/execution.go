@@ -311,7 +311,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		if x.started {
 			return nil // a duplicate start of a running execution: ignore
 		}
-		c.name, c.input, c.executionID, c.parent = e.Name, e.Input, e.ExecutionID, e.Parent
+		c.name, c.input, c.parent = e.Name, e.Input, e.Parent
 		c.instanceID = e.InstanceID
 		if c.now.IsZero() {
 			c.now = e.Time
@@ -339,7 +339,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		delete(c.pending, e.ID)
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
 		delete(c.subs, e.TaskID)
-		x.completeOpen(e.TaskID, e.Result, nil)
+		x.completeOpen(e.TaskID, e.Result)
 	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
 		delete(c.subs, e.TaskID)
 		if t, ok := c.open[e.TaskID]; ok {
@@ -355,7 +355,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 			x.continueIfReady()
 		}
 	case history.TimerFired:
-		x.completeOpen(e.TaskID, nil, nil)
+		x.completeOpen(e.TaskID, nil)
 	case history.EventRaised:
 		key := strings.ToLower(e.Name)
 		if ws := c.waiters[key]; len(ws) > 0 {
@@ -409,13 +409,13 @@ func holdWhileSuspended(t history.Type) bool {
 	return false
 }
 
-func (x *Execution) completeOpen(id int32, result []byte, err error) {
+func (x *Execution) completeOpen(id int32, result []byte) {
 	t, ok := x.c.open[id]
 	if !ok {
 		return // stale, duplicate or cancelled: nothing waits for it
 	}
 	delete(x.c.open, id)
-	t.complete(result, err)
+	t.complete(result, nil)
 	x.continueIfReady()
 }
 
@@ -534,8 +534,7 @@ func FailureFromError(err error) *history.Failure {
 		return d.Failure()
 	}
 	if fe, ok := err.(*FailedError); ok && fe.Failure != nil {
-		f := &history.Failure{Type: "TaskFailed", Message: fe.Error(), Inner: fe.Failure}
-		return f
+		return &history.Failure{Type: "TaskFailed", Message: fe.Error(), Inner: fe.Failure}
 	}
 	return &history.Failure{Type: fmt.Sprintf("%T", err), Message: err.Error()}
 }
@@ -549,13 +548,12 @@ type Describer interface {
 type Context struct {
 	x *Execution
 
-	instanceID  string
-	executionID string
-	name        string
-	input       []byte
-	parent      *history.Parent
-	now         time.Time
-	replaying   bool
+	instanceID string
+	name       string
+	input      []byte
+	parent     *history.Parent
+	now        time.Time
+	replaying  bool
 
 	seq      int32
 	open     map[int32]*Task         // scheduled tasks awaiting completion, by sequence number
@@ -577,9 +575,6 @@ type canRequest struct {
 
 // InstanceID returns the instance ID.
 func (c *Context) InstanceID() string { return c.instanceID }
-
-// ExecutionID returns the execution ID.
-func (c *Context) ExecutionID() string { return c.executionID }
 
 // Name returns the orchestrator's name.
 func (c *Context) Name() string { return c.name }
@@ -685,7 +680,6 @@ func (c *Context) CreateTimer(fireAt time.Time) *Task { return c.createTimer(fir
 func (c *Context) createTimer(fireAt time.Time, retry string) *Task {
 	id := c.schedule(history.Event{Type: history.TimerCreated, FireAt: fireAt.UTC(), Retry: retry})
 	t := c.newTask()
-	t.timerID = id
 	c.open[id] = t
 	t.then(func(t *Task) {
 		if t.canceled {
