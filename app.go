@@ -41,6 +41,7 @@ type App struct {
 	api       *httpapi.API
 	dash      http.Handler // the dashboard, from Start on
 	keys      keyring
+	starting  bool // Start is opening the store (without mu)
 	stopped   bool
 }
 
@@ -167,43 +168,35 @@ func (a *App) Register(defs ...Definition) {
 // the App is running, or an error naming the setting that is invalid.
 func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.eng != nil {
+	if a.eng != nil || a.starting {
+		a.mu.Unlock()
 		return errors.New("reprise: App already started")
 	}
 	if a.stopped {
+		a.mu.Unlock()
 		return errors.New("reprise: App was shut down; create a new one")
 	}
-	if err := a.cfg.resolve(a.cfg.getenv); err != nil {
-		return err
-	}
-	a.logger = a.cfg.logger
-	keys, err := newKeyring(a.cfg.keys, a.cfg.anonymousManagement)
+	a.starting = true
+	cfg := a.cfg
+	a.mu.Unlock()
+
+	// Opening the store can take long (a PostgreSQL server that does not answer), so it runs
+	// without a.mu, which every request takes: until Start is done they answer 503 at once.
+	keys, st, owns, err := openApp(ctx, &cfg)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.starting = false
 	if err != nil {
 		return err
 	}
-	a.keys = keys
-	st := a.cfg.store
-	if st == nil && a.cfg.postgresDSN != "" {
-		s, err := postgres.Open(ctx, a.cfg.postgresDSN, postgres.Options{Hub: a.cfg.hub})
-		if err != nil {
-			return fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(a.cfg.postgresDSN), err)
+	if a.stopped { // Shutdown ran meanwhile: it found nothing to stop
+		if owns {
+			_ = st.Close()
 		}
-		st, a.ownsStore = s, true
+		return errors.New("reprise: App was shut down while it started; create a new one")
 	}
-	if st == nil {
-		path := a.cfg.storePath
-		opts := sqlite.Options{Hub: a.cfg.hub}
-		if a.cfg.relaxed {
-			opts.Durability = sqlite.DurabilityRelaxed
-		}
-		s, err := sqlite.Open(ctx, path, opts)
-		if err != nil {
-			return fmt.Errorf("reprise: open the SQLite store %s: %w", path, err)
-		}
-		st, a.ownsStore = s, true
-	}
-	a.st = st
+	a.cfg, a.logger, a.keys, a.st, a.ownsStore = cfg, cfg.logger, keys, st, owns
 	a.eng = engine.New(engine.Options{
 		Store:                       st,
 		Registry:                    a.reg,
@@ -225,6 +218,38 @@ func (a *App) Start(ctx context.Context) error {
 	a.dash = a.newDashboard()
 	a.warnAboutKeys()
 	return nil
+}
+
+// openApp resolves the configuration cfg (options, host.json, environment), builds the keyring
+// and opens the store: the part of Start that touches nothing shared. owns says whether the App
+// opened the store (and so closes it).
+func openApp(ctx context.Context, cfg *config) (keys keyring, st store.Store, owns bool, err error) {
+	if err := cfg.resolve(cfg.getenv); err != nil {
+		return keyring{}, nil, false, err
+	}
+	keys, err = newKeyring(cfg.keys, cfg.anonymousManagement)
+	if err != nil {
+		return keyring{}, nil, false, err
+	}
+	if cfg.store != nil {
+		return keys, cfg.store, false, nil
+	}
+	if cfg.postgresDSN != "" {
+		s, err := postgres.Open(ctx, cfg.postgresDSN, postgres.Options{Hub: cfg.hub})
+		if err != nil {
+			return keyring{}, nil, false, fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(cfg.postgresDSN), err)
+		}
+		return keys, s, true, nil
+	}
+	opts := sqlite.Options{Hub: cfg.hub}
+	if cfg.relaxed {
+		opts.Durability = sqlite.DurabilityRelaxed
+	}
+	s, err := sqlite.Open(ctx, cfg.storePath, opts)
+	if err != nil {
+		return keyring{}, nil, false, fmt.Errorf("reprise: open the SQLite store %s: %w", cfg.storePath, err)
+	}
+	return keys, s, true, nil
 }
 
 // Shutdown stops taking new work and waits for running episodes and activities until ctx ends;
