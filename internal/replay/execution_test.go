@@ -81,6 +81,28 @@ func rewound(voided ...int32) history.Event {
 	return e
 }
 
+func subCreated(id int32) history.Event {
+	e := history.New(history.SubOrchestrationInstanceCreated, t0)
+	e.ID, e.Name, e.InstanceID = id, "child", "inst:0"
+	return e
+}
+
+func subCompleted(id int32, result string) history.Event {
+	e := history.New(history.SubOrchestrationInstanceCompleted, t0)
+	e.TaskID, e.Result = id, json.RawMessage(result)
+	return e
+}
+
+func subFailed(id int32) history.Event {
+	e := history.New(history.SubOrchestrationInstanceFailed, t0)
+	e.TaskID, e.Failure = id, &history.Failure{Message: "child failed"}
+	return e
+}
+
+func callsChild(c *Context) ([]byte, error) {
+	return c.CallSubOrchestrator("child", "", nil, nil).Await()
+}
+
 // Orchestrators of the table.
 func sequence(c *Context) ([]byte, error) {
 	a, err := c.CallActivity("a", nil, nil).Await()
@@ -251,6 +273,14 @@ func TestRun(t *testing.T) {
 				finished(store.StatusFailed), started(2), rewound(0), scheduled(0, "a")},
 			new:  []history.Event{started(3), completed(0, `"x"`)},
 			want: want{status: store.StatusRunning, actions: `CallActivity #1 "b"`},
+		},
+		{
+			name: "a rewound sub-orchestration: its re-run's creation copy is skipped too",
+			fn:   callsChild,
+			old: []history.Event{started(0), execStarted(`null`), subCreated(0), started(1), subFailed(0),
+				finished(store.StatusFailed), started(2), rewound(0), subCreated(0)},
+			new:  []history.Event{started(3), subCompleted(0, `"child ok"`)},
+			want: want{status: store.StatusCompleted, output: `"child ok"`},
 		},
 
 		// Histories that the code no longer matches.
