@@ -43,6 +43,7 @@ type App struct {
 	dash      http.Handler // the dashboard, from Start on
 	keys      keyring
 	guard     *localguard.Guard // of the keyless routes, from Start on
+	starting  bool              // Start is opening the store (without mu)
 	stopped   bool
 }
 
@@ -183,53 +184,35 @@ func (a *App) Register(defs ...Definition) {
 // the App is running, or an error naming the setting that is invalid.
 func (a *App) Start(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.eng != nil {
+	if a.eng != nil || a.starting {
+		a.mu.Unlock()
 		return errors.New("reprise: App already started")
 	}
 	if a.stopped {
+		a.mu.Unlock()
 		return errors.New("reprise: App was shut down; create a new one")
 	}
-	if err := a.cfg.resolve(a.cfg.getenv); err != nil {
+	a.starting = true
+	cfg := a.cfg
+	a.mu.Unlock()
+
+	// Opening the store can take long (a PostgreSQL server that does not answer), so it runs
+	// without a.mu, which every request takes: until Start is done they answer 503 at once.
+	keys, guard, st, owns, err := openApp(ctx, &cfg)
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.starting = false
+	if err != nil {
 		return err
 	}
-	a.logger = a.cfg.logger
-	guard, err := localguard.New(a.cfg.allowedHosts)
-	if err != nil {
-		return fmt.Errorf("reprise: invalid setting REPRISE_ALLOWED_HOSTS (or WithAllowedHosts): %w", err)
-	}
-	a.guard = guard
-	st := a.cfg.store
-	if st == nil && a.cfg.postgresDSN != "" {
-		s, err := postgres.Open(ctx, a.cfg.postgresDSN, postgres.Options{Hub: a.cfg.hub})
-		if err != nil {
-			return fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(a.cfg.postgresDSN), err)
-		}
-		st, a.ownsStore = s, true
-	}
-	if st == nil {
-		path := a.cfg.storePath
-		opts := sqlite.Options{Hub: a.cfg.hub}
-		if a.cfg.relaxed {
-			opts.Durability = sqlite.DurabilityRelaxed
-		}
-		s, err := sqlite.Open(ctx, path, opts)
-		if err != nil {
-			return fmt.Errorf("reprise: open the SQLite store %s: %w", path, err)
-		}
-		st, a.ownsStore = s, true
-	}
-	keys, err := a.cfg.hostKeys(ctx, st)
-	if err == nil {
-		a.keys, err = newKeyring(keys, a.cfg.anonymousManagement)
-	}
-	if err != nil {
-		if a.ownsStore {
+	if a.stopped { // Shutdown ran meanwhile: it found nothing to stop
+		if owns {
 			_ = st.Close()
 		}
-		return err
+		return errors.New("reprise: App was shut down while it started; create a new one")
 	}
-	a.st = st
+	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
 	a.eng = engine.New(engine.Options{
 		Store:                       st,
 		Registry:                    a.reg,
@@ -254,6 +237,59 @@ func (a *App) Start(ctx context.Context) error {
 	a.logConfiguration()
 	a.warnAboutKeys()
 	return nil
+}
+
+// openApp resolves the configuration cfg (options, host.json, environment), builds the local
+// guard, opens the store and builds the keyring (the generated keys are kept in the store): the
+// part of Start that touches nothing shared. owns says whether the App opened the store (and so
+// closes it).
+func openApp(ctx context.Context, cfg *config) (kr keyring, guard *localguard.Guard, st store.Store, owns bool, err error) {
+	if err := cfg.resolve(cfg.getenv); err != nil {
+		return keyring{}, nil, nil, false, err
+	}
+	guard, err = localguard.New(cfg.allowedHosts)
+	if err != nil {
+		return keyring{}, nil, nil, false, fmt.Errorf("reprise: invalid setting REPRISE_ALLOWED_HOSTS (or WithAllowedHosts): %w", err)
+	}
+	st, owns, err = openStore(ctx, cfg)
+	if err != nil {
+		return keyring{}, nil, nil, false, err
+	}
+	keys, err := cfg.hostKeys(ctx, st)
+	if err == nil {
+		kr, err = newKeyring(keys, cfg.anonymousManagement)
+	}
+	if err != nil {
+		if owns {
+			_ = st.Close()
+		}
+		return keyring{}, nil, nil, false, err
+	}
+	return kr, guard, st, owns, nil
+}
+
+// openStore returns the store the configuration names: the one given in code, else a PostgreSQL
+// or SQLite store it opens (owns).
+func openStore(ctx context.Context, cfg *config) (st store.Store, owns bool, err error) {
+	if cfg.store != nil {
+		return cfg.store, false, nil
+	}
+	if cfg.postgresDSN != "" {
+		s, err := postgres.Open(ctx, cfg.postgresDSN, postgres.Options{Hub: cfg.hub})
+		if err != nil {
+			return nil, false, fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(cfg.postgresDSN), err)
+		}
+		return s, true, nil
+	}
+	opts := sqlite.Options{Hub: cfg.hub}
+	if cfg.relaxed {
+		opts.Durability = sqlite.DurabilityRelaxed
+	}
+	s, err := sqlite.Open(ctx, cfg.storePath, opts)
+	if err != nil {
+		return nil, false, fmt.Errorf("reprise: open the SQLite store %s: %w", cfg.storePath, err)
+	}
+	return s, true, nil
 }
 
 // Shutdown stops taking new work and waits for running episodes and activities until ctx ends;

@@ -252,12 +252,7 @@ func publicInstance(si store.Instance, payloads bool) *Instance {
 	if payloads {
 		inst.Input, inst.Output, inst.CustomStatus = si.Input, si.Output, si.CustomStatus
 	}
-	if len(si.Failure) > 0 {
-		var f FailureDetails
-		if json.Unmarshal(si.Failure, &f) == nil {
-			inst.Failure = &f
-		}
-	}
+	inst.Failure = failureDetails(history.DecodeFailure(si.Failure))
 	return inst
 }
 

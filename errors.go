@@ -3,7 +3,6 @@ package reprise
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
@@ -84,14 +83,8 @@ type TaskFailedError struct {
 }
 
 func (e *TaskFailedError) Error() string {
-	msg := "<no message>"
-	if e.Failure != nil {
-		msg = e.Failure.Message
-		if e.Failure.Type != "" {
-			msg = e.Failure.Type + ": " + msg
-		}
-	}
-	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, msg)
+	// The executor's error says it: one wording for the task failures of both.
+	return (&replay.FailedError{Kind: e.Kind, Name: e.Name, TaskID: int32(e.TaskID), Failure: historyFailure(e.Failure)}).Error()
 }
 
 // publicError converts an error from the executor into the public types.

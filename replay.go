@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
@@ -36,8 +37,9 @@ var ErrNonDeterminism = replay.ErrNonDeterminism
 
 // ReplayHistory replays a history exported by ExportHistory against an orchestrator definition,
 // without any store or activity: it checks that the code makes the same durable calls, in the same
-// order, as the history recorded. It returns nil when the code matches, and an error wrapping
-// ErrNonDeterminism, naming the expected and the actual call, when it does not.
+// order, as the history recorded. It returns nil when the code matches, an error wrapping
+// ErrNonDeterminism, naming the expected and the actual call, when it does not, and an error
+// with the panic's value and stack when the code panics during the replay.
 func ReplayHistory(orchestrator Definition, exported []byte) error {
 	var events []history.Event
 	if err := json.Unmarshal(exported, &events); err != nil {
@@ -47,6 +49,9 @@ func ReplayHistory(orchestrator Definition, exported []byte) error {
 		return errors.New("replay history: not an exported history: it does not begin with the start of an execution")
 	}
 	a := NewApp()
+	// The App is never started, so give its orchestrators the logger Start would: replay is
+	// silent anyway, but ctx.Logger() must work.
+	a.logger = slog.New(slog.DiscardHandler)
 	a.Register(orchestrator)
 	if len(a.reg.orchestrators) != 1 {
 		return errors.New("replay history: the definition is not an orchestrator")

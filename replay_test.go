@@ -743,3 +743,36 @@ func TestReplayInvalidHistory(t *testing.T) {
 		t.Errorf("replaying with an activity definition: got %v, want a not-an-orchestrator error", err)
 	}
 }
+
+// TestReplayPanicsAndLogging: code that logs replays (the App is never started, yet ctx.Logger()
+// works), and code that panics during the replay is reported as a panic, with its stack, not as
+// non-determinism.
+func TestReplayPanicsAndLogging(t *testing.T) {
+	t.Parallel()
+	data := loadGolden(t, "replay_sequence")
+	logging := reprise.NewOrchestrator("replay_sequence", func(ctx *reprise.OrchestrationContext, key string) (string, error) {
+		ctx.Logger().Info("starting the sequence", "key", key)
+		return callChain(ctx, key, "replay_fetch", "replay_transform", "replay_store")
+	})
+	if err := reprise.ReplayHistory(logging, data); err != nil {
+		t.Errorf("code that logs does not replay: %v", err)
+	}
+	panicking := reprise.NewOrchestrator("replay_sequence", func(ctx *reprise.OrchestrationContext, key string) (string, error) {
+		out, err := reprise.CallActivity[string](ctx, "replay_fetch", key).Await()
+		if err != nil {
+			return "", err
+		}
+		var parts []string
+		_ = parts[len(out)] // index out of range
+		return out, nil
+	})
+	err := reprise.ReplayHistory(panicking, data)
+	if err == nil || errors.Is(err, reprise.ErrNonDeterminism) {
+		t.Fatalf("replaying code that panics: %v, want a panic error that is not ErrNonDeterminism", err)
+	}
+	for _, want := range []string{"panicked", "index out of range", "goroutine", "TestReplayPanicsAndLogging"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not contain %q (the panic and its stack)", err, want)
+		}
+	}
+}

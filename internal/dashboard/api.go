@@ -280,15 +280,10 @@ func (h *handler) instance(w http.ResponseWriter, r *http.Request, id string) {
 	d := Detail{
 		Summary: summary(inst), ExecutionID: inst.ExecutionID,
 		Input: jsonOrString(inst.Input), Output: jsonOrString(inst.Output), CustomStatus: jsonOrString(inst.CustomStatus),
+		Failure:  history.DecodeFailure(inst.Failure),
 		Timeline: BuildTimeline(inst, events),
 		History:  httpapi.HistoryEvents(events, httpapi.StatusOptions{ShowInput: true, ShowHistoryOutput: true}),
 		Events:   HistoryRows(events),
-	}
-	if len(inst.Failure) > 0 {
-		d.Failure = new(history.Failure)
-		if json.Unmarshal(inst.Failure, d.Failure) != nil {
-			d.Failure = &history.Failure{Message: string(inst.Failure)}
-		}
 	}
 	httpapi.WriteJSON(w, http.StatusOK, d)
 }

@@ -108,11 +108,24 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 		id   int32
 	}
 	open := map[key]int{}
+	last := map[key]int{}        // the latest span of each key, open or closed
+	rerun := map[key]time.Time{} // closed spans that a later rewind re-runs → the rewind's time
 	closeSpan := func(kind string, id int32, at time.Time, state string, f *history.Failure) {
 		k := key{kind, id}
 		i, ok := open[k]
 		if !ok {
-			return // a completion without its scheduling event: nothing to draw
+			r, rewound := rerun[k]
+			if !rewound {
+				return // a completion without its scheduling event: nothing to draw
+			}
+			// A re-run that history did not record as scheduled again (older versions): a
+			// bar like the task's last one, from the rewind.
+			s := tl.Spans[last[k]]
+			s.Start, s.End, s.Error = timeText(r), "", ""
+			delete(rerun, k)
+			i = len(tl.Spans)
+			last[k] = i
+			tl.Spans = append(tl.Spans, s)
 		}
 		delete(open, k)
 		tl.Spans[i].End, tl.Spans[i].State = timeText(at), state
@@ -121,7 +134,9 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 		}
 	}
 	addSpan := func(s Span) {
-		open[key{s.Kind, s.TaskID}] = len(tl.Spans)
+		k := key{s.Kind, s.TaskID}
+		open[k], last[k] = len(tl.Spans), len(tl.Spans)
+		delete(rerun, k)
 		tl.Spans = append(tl.Spans, s)
 	}
 	// The event a wait with a timeout receives cancels its timer (replay does; the history does
@@ -164,7 +179,18 @@ func BuildTimeline(inst store.Instance, events []history.Event) Timeline {
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name})
 		case history.EventSent:
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time), Name: e.Name, InstanceID: e.InstanceID})
-		case history.ExecutionSuspended, history.ExecutionResumed, history.ExecutionRewound:
+		case history.ExecutionRewound:
+			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})
+			for _, id := range e.Voided {
+				for _, kind := range []string{SpanActivity, SpanSubOrchestration} {
+					k := key{kind, id}
+					if _, ok := last[k]; ok {
+						rerun[k] = e.Time
+					}
+				}
+			}
+			end = time.Time{} // the execution runs again
+		case history.ExecutionSuspended, history.ExecutionResumed:
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})
 		case history.ExecutionTerminated:
 			tl.Marks = append(tl.Marks, Mark{Kind: e.Type.String(), Time: timeText(e.Time)})

@@ -239,3 +239,28 @@ func TestHistoryRows(t *testing.T) {
 		}
 	}
 }
+
+// A re-run recorded without a scheduling event of its own (histories written before the engine
+// recorded re-runs as scheduled again) gets a bar from the rewind to its completion.
+func TestTimelineRerunWithoutSchedulingEvent(t *testing.T) {
+	inst := store.Instance{ID: "w", Status: store.StatusCompleted, CreatedAt: at(0), UpdatedAt: at(100)}
+	events := []history.Event{
+		{ID: -1, Type: history.ExecutionStarted, Time: at(0)},
+		{ID: 0, Type: history.TaskScheduled, Time: at(1), Name: "flaky", Input: []byte(`"x"`)},
+		{ID: -1, Type: history.TaskFailed, Time: at(2), TaskID: 0, Failure: &history.Failure{Message: "no"}},
+		{ID: -1, Type: history.ExecutionCompleted, Time: at(3), Status: int(store.StatusFailed)},
+		{ID: -1, Type: history.ExecutionRewound, Time: at(50), Voided: []int32{0}},
+		{ID: -1, Type: history.TaskCompleted, Time: at(60), TaskID: 0},
+		{ID: -1, Type: history.ExecutionCompleted, Time: at(70), Status: int(store.StatusCompleted)},
+	}
+	tl := BuildTimeline(inst, events)
+	if len(tl.Spans) != 2 {
+		t.Fatalf("spans %+v, want the failed attempt and the re-run", tl.Spans)
+	}
+	if s := tl.Spans[1]; s.Name != "flaky" || s.Input != `"x"` || s.State != StateCompleted || s.Start != timeText(at(50)) || s.End != timeText(at(60)) || s.Error != "" {
+		t.Errorf("re-run span %+v", s)
+	}
+	if tl.End != timeText(at(70)) {
+		t.Errorf("end %q, want the final completion", tl.End)
+	}
+}

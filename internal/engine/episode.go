@@ -111,23 +111,12 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 		"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
 	switch inst.Status {
 	case store.StatusFailed:
-		e.log.Warn("orchestration failed", append(attrs, "failure", failureMessage(inst.Failure))...)
+		e.log.Warn("orchestration failed", append(attrs, "failure", res.Failure.Text())...)
 	case store.StatusCompleted:
 		e.log.Info("orchestration completed", attrs...)
 	default:
 		e.log.Info("orchestration ended", attrs...)
 	}
-}
-
-func failureMessage(data []byte) string {
-	var f history.Failure
-	if json.Unmarshal(data, &f) != nil || f.Message == "" {
-		return string(data)
-	}
-	if f.Type != "" {
-		return f.Type + ": " + f.Message
-	}
-	return f.Message
 }
 
 // episode computes the commit of one episode. The returned execution (if any) is the live one,
@@ -198,7 +187,14 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		rewind.Time = now
 		rewind.Voided = ids
 		newEvents = append(newEvents, *rewind)
-		reruns = scheduled
+		// Each re-run is recorded as scheduled again, now, so that its completion pairs with its
+		// own scheduling event where history is shown (name, input, scheduled time, a bar of its
+		// own); replay skips these copies (see replay's voided).
+		for _, s := range scheduled {
+			s.Time = now
+			reruns = append(reruns, s)
+		}
+		newEvents = append(newEvents, reruns...)
 	}
 	newEvents = append(newEvents, events...)
 
@@ -206,12 +202,26 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	if err != nil {
 		exec.Close()
 		var nd *replay.NonDeterminismError
-		if !errors.As(err, &nd) {
+		var pe *replay.PanicError
+		var f *history.Failure
+		switch {
+		case errors.As(err, &nd):
+			e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
+			f = &history.Failure{Type: "NonDeterminismError", Message: err.Error()}
+		case errors.As(err, &pe):
+			e.log.Error("orchestration failed: it panicked while replaying its history", "instanceId", inst.ID, "name", inst.Name,
+				"panic", pe.Failure.Message, "stack", pe.Failure.StackTrace)
+			f = pe.Failure
+		default:
 			return ep, nil, nil, err
 		}
 		ep.Instance = inst
-		e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
-		e.finishFailed(&ep, newEvents, &history.Failure{Type: "NonDeterminismError", Message: err.Error()}, now)
+		if err := e.finishFailed(&ep, newEvents, f, now); err != nil {
+			return ep, nil, nil, err
+		}
+		if err := notifyParent(&ep, exec.Context().Parent(), inst.ID, store.StatusFailed, nil, f, now); err != nil {
+			return ep, nil, nil, err
+		}
 		return ep, nil, nil, nil
 	}
 
@@ -372,12 +382,9 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 	case store.StatusTerminated:
 		inst.Output, done.Result = res.Output, res.Output
 	case store.StatusFailed:
-		f, err := json.Marshal(res.Failure)
-		if err != nil {
+		if err := setFailed(inst, res.Failure); err != nil {
 			return err
 		}
-		inst.Failure = f
-		inst.Output, _ = json.Marshal(res.Failure.Message)
 		done.Failure = res.Failure
 	case store.StatusContinuedAsNew:
 		execID := RandomID()
@@ -408,42 +415,60 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 			ep.Messages = append(ep.Messages, m)
 		}
 	}
-	if p := c.Parent(); p != nil {
-		var ev history.Event
-		switch res.Status {
-		case store.StatusCompleted:
-			ev = history.New(history.SubOrchestrationInstanceCompleted, now)
-			ev.Result = res.Output
-		case store.StatusTerminated:
-			ev = history.New(history.SubOrchestrationInstanceFailed, now)
-			ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", inst.ID, string(res.Output))}
-		default:
-			ev = history.New(history.SubOrchestrationInstanceFailed, now)
-			ev.Failure = res.Failure
-		}
-		ev.TaskID = p.TaskID
-		m, err := message(p.InstanceID, p.ExecutionID, ev)
-		if err != nil {
-			return err
-		}
-		ep.Messages = append(ep.Messages, m)
+	return notifyParent(ep, c.Parent(), inst.ID, res.Status, res.Output, res.Failure, now)
+}
+
+// notifyParent tells the parent of a sub-orchestration (p; nil for none) how it ended.
+func notifyParent(ep *store.Episode, p *history.Parent, id string, status store.Status, output []byte, f *history.Failure, now time.Time) error {
+	if p == nil {
+		return nil
 	}
+	var ev history.Event
+	switch status {
+	case store.StatusCompleted:
+		ev = history.New(history.SubOrchestrationInstanceCompleted, now)
+		ev.Result = output
+	case store.StatusTerminated:
+		ev = history.New(history.SubOrchestrationInstanceFailed, now)
+		ev.Failure = &history.Failure{Type: "Terminated", Message: fmt.Sprintf("sub-orchestration %q was terminated: %s", id, string(output))}
+	default:
+		ev = history.New(history.SubOrchestrationInstanceFailed, now)
+		ev.Failure = f
+	}
+	ev.TaskID = p.TaskID
+	m, err := message(p.InstanceID, p.ExecutionID, ev)
+	if err != nil {
+		return err
+	}
+	ep.Messages = append(ep.Messages, m)
 	return nil
 }
 
 // finishFailed fails the instance without running the orchestrator further.
-func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) {
+func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) error {
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status, done.Failure = int(store.StatusFailed), f
 	chunk = append(chunk, done)
-	if data, err := history.Encode(chunk); err == nil {
-		ep.History = [][]byte{data}
+	data, err := history.Encode(chunk)
+	if err != nil {
+		return err
 	}
-	fj, _ := json.Marshal(f)
+	ep.History = [][]byte{data}
 	ep.Instance.Status = store.StatusFailed
-	ep.Instance.Failure = fj
-	ep.Instance.Output, _ = json.Marshal(f.Message)
 	ep.Instance.UpdatedAt = now
+	return setFailed(&ep.Instance, f)
+}
+
+// setFailed records failure details in a failed instance: the details, and their message as the
+// output, where Durable Functions clients look for it.
+func setFailed(inst *store.Instance, f *history.Failure) error {
+	data, err := history.EncodeFailure(f)
+	if err != nil {
+		return err
+	}
+	inst.Failure = data
+	inst.Output, err = json.Marshal(f.Message)
+	return err
 }
 
 func message(instanceID, executionID string, ev history.Event) (store.Message, error) {

@@ -6,6 +6,7 @@
 package history
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -74,6 +75,55 @@ type Failure struct {
 	StackTrace   string          `json:"stackTrace,omitempty"`
 	NonRetriable bool            `json:"nonRetriable,omitempty"`
 	Inner        *Failure        `json:"inner,omitempty"`
+}
+
+// Text returns the failure on one line, as errors and logs show it: "type: message", or the
+// message alone when there is no type; "<no message>" when there is no message at all.
+func (f *Failure) Text() string {
+	if f == nil || f.Message == "" && f.Type == "" {
+		return "<no message>"
+	}
+	if f.Type == "" {
+		return f.Message
+	}
+	if f.Message == "" {
+		return f.Type + ": <no message>"
+	}
+	return f.Type + ": " + f.Message
+}
+
+// EncodeFailure encodes failure details as an instance stores them (store.Instance.Failure); nil
+// for none.
+func EncodeFailure(f *Failure) ([]byte, error) {
+	if f == nil {
+		return nil, nil
+	}
+	data, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode failure details: %w", err)
+	}
+	return data, nil
+}
+
+// DecodeFailure decodes the failure details an instance stores; nil for none. Bytes that are not
+// failure details (a row written by hand or by an older version) become a failure with the bytes
+// as its message, so that what was stored is still shown rather than dropped.
+func DecodeFailure(data []byte) *Failure {
+	if len(data) == 0 {
+		return nil
+	}
+	if string(bytes.TrimSpace(data)) == "null" {
+		return nil
+	}
+	var f Failure
+	if json.Unmarshal(data, &f) == nil && (f.Message != "" || f.Type != "") {
+		return &f
+	}
+	var s string
+	if json.Unmarshal(data, &s) == nil {
+		return &Failure{Message: s}
+	}
+	return &Failure{Message: string(data)}
 }
 
 // Parent identifies the orchestration that started a sub-orchestration.

@@ -107,6 +107,9 @@ func transformHistory(events []history.Event, opts StatusOptions) []HistoryEvent
 			s := events[j]
 			h.FunctionName = s.Name
 			h.ScheduledTime = historyTime(s.Time)
+			if k, ok := merged.rewoundAt[i]; ok {
+				h.ScheduledTime = historyTime(events[k].Time)
+			}
 			if s.Type == history.SubOrchestrationInstanceCreated {
 				h.InstanceID = s.InstanceID
 			}
@@ -121,34 +124,54 @@ func transformHistory(events []history.Event, opts StatusOptions) []HistoryEvent
 type merges struct {
 	scheduledOf   map[int]int      // completion index → scheduling event index
 	scheduledUsed map[int]struct{} // scheduling event indexes merged into a completion
+	// rewoundAt maps the completion of a re-run that history recorded without scheduling it
+	// again (older versions did so) to the ExecutionRewound that re-ran it: its scheduled time.
+	rewoundAt map[int]int
 }
 
 // matchCompletions pairs each TaskCompleted/TaskFailed with the TaskScheduled it completes, and
 // each SubOrchestrationInstanceCompleted/Failed with its SubOrchestrationInstanceCreated. A
 // completion takes the latest earlier scheduling event of its kind with its TaskID, so a task
-// scheduled again after a rewind pairs with its own completion.
+// scheduled again after a rewind pairs with its own completion. A re-run that was not recorded
+// as scheduled again takes the details of the task's scheduling event and the time of the
+// rewind.
 func matchCompletions(events []history.Event) merges {
-	m := merges{scheduledOf: map[int]int{}, scheduledUsed: map[int]struct{}{}}
+	m := merges{scheduledOf: map[int]int{}, scheduledUsed: map[int]struct{}{}, rewoundAt: map[int]int{}}
 	type key struct {
 		kind history.Type
 		id   int32
 	}
 	open := map[key]int{}
+	closed := map[key]int{}  // scheduling events already paired, by the key they were open under
+	rewound := map[key]int{} // closed keys that a later ExecutionRewound re-runs → its index
+	pair := func(i int, k key) {
+		if j, ok := open[k]; ok {
+			m.scheduledOf[i], m.scheduledUsed[j] = j, struct{}{}
+			delete(open, k)
+			closed[k] = j
+			return
+		}
+		if r, ok := rewound[k]; ok {
+			m.scheduledOf[i], m.rewoundAt[i] = closed[k], r
+			delete(rewound, k)
+		}
+	}
 	for i, e := range events {
 		switch e.Type {
 		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
 			open[key{e.Type, e.ID}] = i
+			delete(rewound, key{e.Type, e.ID}) // recorded again: it pairs as any other
 		case history.TaskCompleted, history.TaskFailed:
-			k := key{history.TaskScheduled, e.TaskID}
-			if j, ok := open[k]; ok {
-				m.scheduledOf[i], m.scheduledUsed[j] = j, struct{}{}
-				delete(open, k)
-			}
+			pair(i, key{history.TaskScheduled, e.TaskID})
 		case history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
-			k := key{history.SubOrchestrationInstanceCreated, e.TaskID}
-			if j, ok := open[k]; ok {
-				m.scheduledOf[i], m.scheduledUsed[j] = j, struct{}{}
-				delete(open, k)
+			pair(i, key{history.SubOrchestrationInstanceCreated, e.TaskID})
+		case history.ExecutionRewound:
+			for _, id := range e.Voided {
+				for _, kind := range []history.Type{history.TaskScheduled, history.SubOrchestrationInstanceCreated} {
+					if _, ok := closed[key{kind, id}]; ok {
+						rewound[key{kind, id}] = i
+					}
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -136,5 +137,37 @@ func TestHistoryEmptyIsNotNil(t *testing.T) {
 	data, _ = json.Marshal(StatusPayload(store.Instance{Status: store.StatusPending}, goldenHistory(), StatusOptions{}))
 	if bytes.Contains(data, []byte(`historyEvents`)) {
 		t.Errorf("history of a Pending instance: %s", data)
+	}
+}
+
+// A re-run recorded without a scheduling event of its own (histories written before the engine
+// recorded re-runs as scheduled again) still shows its function, input and, as scheduled time,
+// the rewind's time.
+func TestHistoryRerunWithoutSchedulingEvent(t *testing.T) {
+	events := []history.Event{
+		ev(history.TaskScheduled, 0, func(e *history.Event) { e.ID, e.Name, e.Input = 0, "flaky", json.RawMessage(`"x"`) }),
+		ev(history.TaskFailed, 1, func(e *history.Event) { e.TaskID, e.Failure = 0, &history.Failure{Message: "first"} }),
+		ev(history.ExecutionRewound, 5, func(e *history.Event) { e.Voided = []int32{0} }),
+		ev(history.TaskFailed, 6, func(e *history.Event) { e.TaskID, e.Failure = 0, &history.Failure{Message: "second"} }),
+		ev(history.ExecutionRewound, 8, func(e *history.Event) { e.Voided = []int32{0} }),
+		ev(history.TaskCompleted, 9, func(e *history.Event) { e.TaskID, e.Result = 0, json.RawMessage(`1`) }),
+		ev(history.TaskCompleted, 10, func(e *history.Event) { e.TaskID = 0 }), // a duplicate: nothing to pair with
+	}
+	got := transformHistory(events, StatusOptions{ShowInput: true})
+	type shown struct{ typ, fn, input, sched string }
+	var have []shown
+	for _, h := range got {
+		have = append(have, shown{h.EventType, h.FunctionName, string(h.Input), h.ScheduledTime})
+	}
+	want := []shown{
+		{"TaskFailed", "flaky", `"x"`, historyTime(at(0))},
+		{"ExecutionRewound", "", "", ""},
+		{"TaskFailed", "flaky", `"x"`, historyTime(at(5))},
+		{"ExecutionRewound", "", "", ""},
+		{"TaskCompleted", "flaky", `"x"`, historyTime(at(8))},
+		{"TaskCompleted", "", "", ""},
+	}
+	if fmt.Sprint(have) != fmt.Sprint(want) {
+		t.Errorf("got  %v\nwant %v", have, want)
 	}
 }

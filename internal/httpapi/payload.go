@@ -61,11 +61,8 @@ func StatusPayload(inst store.Instance, events []history.Event, opts StatusOptio
 
 // failureMessage returns the message of JSON-encoded failure details as a JSON string, or nil.
 func failureMessage(failure []byte) json.RawMessage {
-	if len(failure) == 0 {
-		return nil
-	}
-	var f history.Failure
-	if json.Unmarshal(failure, &f) != nil || f.Message == "" {
+	f := history.DecodeFailure(failure)
+	if f == nil || f.Message == "" {
 		return nil
 	}
 	return jsonString(f.Message)

@@ -34,6 +34,18 @@ type Func func(c *Context) (output []byte, err error)
 // ErrNonDeterminism is what every *NonDeterminismError wraps.
 var ErrNonDeterminism = errors.New("non-deterministic orchestrator")
 
+// PanicError reports that the orchestrator panicked while it replayed history. A panic in new
+// work fails the orchestration like a returned error does (Result.Failure, type "panic"); during
+// replay the events after the panic can no longer be checked, so Run stops and returns this
+// instead of reporting the history's next event as non-determinism.
+type PanicError struct {
+	Failure *history.Failure // type "panic", the panic's value as message, the stack
+}
+
+func (e *PanicError) Error() string {
+	return e.Failure.Message + " (while replaying history)\n" + e.Failure.StackTrace
+}
+
 // NonDeterminismError reports that the orchestrator's code no longer matches its history.
 type NonDeterminismError struct {
 	Expected string // what history recorded
@@ -99,7 +111,7 @@ type Execution struct {
 	status   store.Status
 	output   []byte
 	failure  *history.Failure
-	nondet   *NonDeterminismError
+	panicked *PanicError // set when the orchestrator panicked while replaying
 	canCarry []history.Event
 
 	recursive bool
@@ -128,12 +140,10 @@ func New(fn Func) *Execution {
 // Context returns the orchestration context of the execution.
 func (x *Execution) Context() *Context { return x.c }
 
-// Finished reports whether the execution has completed (in any final status).
-func (x *Execution) Finished() bool { return x.done }
-
 // Run applies history: old events (already committed; replayed) and then new events (this
-// episode's). It returns the episode's result, a *NonDeterminismError, or a *DeadlockError (see
-// SetYieldTimeout). After an error the execution must be closed.
+// episode's). It returns the episode's result, a *NonDeterminismError, a *PanicError when the
+// orchestrator panicked while replaying, or a *DeadlockError (see SetYieldTimeout). After an
+// error the execution must be closed.
 func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
 	defer recoverDeadlock(&err)
 	skip := voided(old, new)
@@ -144,6 +154,9 @@ func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
 		}
 		if err := x.apply(e, true); err != nil {
 			return nil, err
+		}
+		if x.panicked != nil {
+			return nil, x.panicked
 		}
 	}
 	// Actions scheduled past the end of history mean the code diverged, unless a rewind voided
@@ -174,18 +187,40 @@ func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
 	return x.collect(), nil
 }
 
-// voided marks the events that a later ExecutionRewound cancels: the failures it names and the
-// failed completion of the execution, which the rewind runs again.
+// voided marks the events that replay skips because of a rewind: the failures an
+// ExecutionRewound names and the failed completion of the execution, which the rewind runs again,
+// and the copies of the re-run tasks' scheduling events that the engine records after the
+// ExecutionRewound (their originals were matched already).
 func voided(old, new []history.Event) map[int]bool {
 	var skip map[int]bool
-	ids := map[int32]bool{}
-	rewound := false
+	mark := func(i int) {
+		if skip == nil {
+			skip = map[int]bool{}
+		}
+		skip[i] = true
+	}
 	at := func(i int) history.Event {
 		if i < len(old) {
 			return old[i]
 		}
 		return new[i-len(old)]
 	}
+	rerun := map[int32]bool{}
+	for i := range len(old) + len(new) {
+		switch e := at(i); e.Type {
+		case history.ExecutionRewound:
+			for _, id := range e.Voided {
+				rerun[id] = true
+			}
+		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
+			if rerun[e.ID] {
+				mark(i)
+				delete(rerun, e.ID)
+			}
+		}
+	}
+	ids := map[int32]bool{}
+	rewound := false
 	for i := len(old) + len(new) - 1; i >= 0; i-- {
 		e := at(i)
 		switch e.Type {
@@ -196,18 +231,12 @@ func voided(old, new []history.Event) map[int]bool {
 			}
 		case history.TaskFailed, history.SubOrchestrationInstanceFailed:
 			if ids[e.TaskID] {
-				if skip == nil {
-					skip = map[int]bool{}
-				}
-				skip[i] = true
+				mark(i)
 				delete(ids, e.TaskID) // only the last failure of a task before the rewind
 			}
 		case history.ExecutionCompleted:
 			if rewound && e.Status == int(store.StatusFailed) {
-				if skip == nil {
-					skip = map[int]bool{}
-				}
-				skip[i] = true
+				mark(i)
 			}
 		}
 	}
@@ -287,7 +316,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		if x.started {
 			return nil // a duplicate start of a running execution: ignore
 		}
-		c.name, c.input, c.executionID, c.parent = e.Name, e.Input, e.ExecutionID, e.Parent
+		c.name, c.input, c.parent = e.Name, e.Input, e.Parent
 		c.instanceID = e.InstanceID
 		if c.now.IsZero() {
 			c.now = e.Time
@@ -315,7 +344,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		delete(c.pending, e.ID)
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
 		delete(c.subs, e.TaskID)
-		x.completeOpen(e.TaskID, e.Result, nil)
+		x.completeOpen(e.TaskID, e.Result)
 	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
 		delete(c.subs, e.TaskID)
 		if t, ok := c.open[e.TaskID]; ok {
@@ -331,7 +360,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 			x.continueIfReady()
 		}
 	case history.TimerFired:
-		x.completeOpen(e.TaskID, nil, nil)
+		x.completeOpen(e.TaskID, nil)
 	case history.EventRaised:
 		key := strings.ToLower(e.Name)
 		if ws := c.waiters[key]; len(ws) > 0 {
@@ -371,9 +400,6 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 			}
 		}
 	}
-	if x.nondet != nil {
-		return x.nondet
-	}
 	return nil
 }
 
@@ -388,13 +414,13 @@ func holdWhileSuspended(t history.Type) bool {
 	return false
 }
 
-func (x *Execution) completeOpen(id int32, result []byte, err error) {
+func (x *Execution) completeOpen(id int32, result []byte) {
 	t, ok := x.c.open[id]
 	if !ok {
 		return // stale, duplicate or cancelled: nothing waits for it
 	}
 	delete(x.c.open, id)
-	t.complete(result, err)
+	t.complete(result, nil)
 	x.continueIfReady()
 }
 
@@ -442,11 +468,15 @@ func (x *Execution) main() {
 			return
 		}
 		if r := recover(); r != nil {
-			x.finish(store.StatusFailed, nil, &history.Failure{
+			f := &history.Failure{
 				Type:       "panic",
 				Message:    fmt.Sprintf("orchestrator panicked: %v", r),
 				StackTrace: string(debug.Stack()),
-			})
+			}
+			x.finish(store.StatusFailed, nil, f)
+			if x.c.replaying {
+				x.panicked = &PanicError{Failure: f}
+			}
 		} else if completed {
 			switch {
 			case x.c.can != nil && err == nil:
@@ -512,8 +542,7 @@ func FailureFromError(err error) *history.Failure {
 		return d.Failure()
 	}
 	if fe, ok := err.(*FailedError); ok && fe.Failure != nil {
-		f := &history.Failure{Type: "TaskFailed", Message: fe.Error(), Inner: fe.Failure}
-		return f
+		return &history.Failure{Type: "TaskFailed", Message: fe.Error(), Inner: fe.Failure}
 	}
 	return &history.Failure{Type: history.ErrorType(err), Message: err.Error()}
 }
@@ -527,13 +556,12 @@ type Describer interface {
 type Context struct {
 	x *Execution
 
-	instanceID  string
-	executionID string
-	name        string
-	input       []byte
-	parent      *history.Parent
-	now         time.Time
-	replaying   bool
+	instanceID string
+	name       string
+	input      []byte
+	parent     *history.Parent
+	now        time.Time
+	replaying  bool
 
 	seq      int32
 	open     map[int32]*Task         // scheduled tasks awaiting completion, by sequence number
@@ -555,9 +583,6 @@ type canRequest struct {
 
 // InstanceID returns the instance ID.
 func (c *Context) InstanceID() string { return c.instanceID }
-
-// ExecutionID returns the execution ID.
-func (c *Context) ExecutionID() string { return c.executionID }
 
 // Name returns the orchestrator's name.
 func (c *Context) Name() string { return c.name }
@@ -665,7 +690,6 @@ func (c *Context) CreateTimer(fireAt time.Time) *Task { return c.createTimer(fir
 func (c *Context) createTimer(fireAt time.Time, retry, timeoutOf string) *Task {
 	id := c.schedule(history.Event{Type: history.TimerCreated, FireAt: fireAt.UTC(), Retry: retry, TimeoutOf: timeoutOf})
 	t := c.newTask()
-	t.timerID = id
 	c.open[id] = t
 	t.then(func(t *Task) {
 		if t.canceled {

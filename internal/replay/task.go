@@ -24,14 +24,7 @@ type FailedError struct {
 }
 
 func (e *FailedError) Error() string {
-	msg := "<no message>"
-	if e.Failure != nil {
-		msg = e.Failure.Message
-		if e.Failure.Type != "" {
-			msg = e.Failure.Type + ": " + msg
-		}
-	}
-	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, msg)
+	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, e.Failure.Text())
 }
 
 // Task is a durable task as the orchestrator sees it: an activity call, a timer, a
@@ -44,16 +37,11 @@ type Task struct {
 	err    error
 	onDone []func(*Task)
 
-	// timer-specific state
-	timerID  int32
-	canceled bool
+	canceled bool // a timer cancelled by the orchestrator
 }
 
 // Done reports whether the task has completed.
 func (t *Task) Done() bool { return t.done }
-
-// Result returns the task's JSON result and error; valid once Done.
-func (t *Task) Result() ([]byte, error) { return t.result, t.err }
 
 // Await blocks the orchestrator until the task completes and returns its result.
 func (t *Task) Await() ([]byte, error) {
