@@ -28,6 +28,9 @@ func FuzzToken(f *testing.F) {
 			t.Fatalf("token %q reads as (%s, %q), which makes a token read as (%s, %q, %v)", tok, c, i, c2, i2, err)
 		}
 		created := time.UnixMicro(us)
+		if store.CheckID(id) != nil {
+			return // the store never makes a token of an ID it refuses
+		}
 		if c, i, err := parseToken(makeToken(created, id)); err != nil || !c.Equal(created) || i != id {
 			t.Fatalf("makeToken(%s, %q) reads back as (%s, %q, %v)", created, id, c, i, err)
 		}
