@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/replay"
 )
 
@@ -99,13 +100,13 @@ func (c *OrchestrationContext) SendEvent(instanceID, name string, data any) erro
 	}
 	// Checked here, deterministically: a store refuses such text, and a commit it refuses would
 	// be retried for ever.
-	if err := checkID(instanceID); err != nil {
+	if err := control.CheckID(instanceID); err != nil {
 		return fmt.Errorf("send event: %w", err)
 	}
-	if err := checkText("event name", name, maxNameBytes); err != nil {
+	if err := control.CheckText("event name", name, control.MaxNameBytes); err != nil {
 		return fmt.Errorf("send event to %q: %w", instanceID, err)
 	}
-	if err := checkPayload("event data", raw); err != nil {
+	if err := control.CheckPayload("event data", raw); err != nil {
 		return fmt.Errorf("send event %q to %q: %w", name, instanceID, err)
 	}
 	c.rc.SendEvent(instanceID, name, raw)
@@ -206,7 +207,7 @@ func CallActivity[O any](ctx *OrchestrationContext, name string, input any, opts
 	if err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: input must be JSON-serialisable: %w", name, err))}
 	}
-	if err := errors.Join(checkText("activity name", name, maxNameBytes), checkPayload("input", data)); err != nil {
+	if err := errors.Join(control.CheckText("activity name", name, control.MaxNameBytes), control.CheckPayload("input", data)); err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: %w", name, err))}
 	}
 	cfg := callConfigOf(opts)
@@ -220,7 +221,7 @@ func CallSubOrchestrator[O any](ctx *OrchestrationContext, name string, input an
 	if err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("sub-orchestrator %q: input must be JSON-serialisable: %w", name, err))}
 	}
-	if err := errors.Join(checkText("orchestrator name", name, maxNameBytes), checkPayload("input", data)); err != nil {
+	if err := errors.Join(control.CheckText("orchestrator name", name, control.MaxNameBytes), control.CheckPayload("input", data)); err != nil {
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("sub-orchestrator %q: %w", name, err))}
 	}
 	cfg := callConfigOf(opts)

@@ -12,7 +12,7 @@ import (
 	"github.com/reprise-dev/reprise/store"
 )
 
-// dashboardBackend serves the dashboard from the App's store and registry; the methods it shares
+// dashboardBackend serves the dashboard from the App's control plane and registry; the methods it shares
 // with the management API (and the classification of errors) come from backend.
 type dashboardBackend struct{ backend }
 
@@ -21,11 +21,11 @@ var _ dashboard.Backend = dashboardBackend{}
 func (b dashboardBackend) Orchestrators() []string { return slices.Clone(b.a.reg.names) }
 
 func (b dashboardBackend) CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error) {
-	st, err := b.a.store()
+	p, err := b.a.plane()
 	if err != nil {
 		return nil, err
 	}
-	return st.CountInstances(ctx, q)
+	return p.Count(ctx, q)
 }
 
 func (b dashboardBackend) Unclaimed() []store.Unclaimed {

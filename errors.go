@@ -4,40 +4,41 @@ import (
 	"encoding/json"
 	"errors"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
-	"github.com/reprise-dev/reprise/store"
 )
 
-// Sentinel errors; test with errors.Is.
+// Sentinel errors; test with errors.Is. Those of instances are the control plane's own values
+// (internal/control), which every front end classifies the same way.
 var (
 	// ErrInstanceNotFound: no instance with the ID exists in the task hub.
-	ErrInstanceNotFound = store.ErrNotFound
+	ErrInstanceNotFound = control.ErrInstanceNotFound
 	// ErrInstanceExists: starting an ID that is Pending, Running or Suspended (see ReusePolicy).
-	ErrInstanceExists = store.ErrInstanceExists
+	ErrInstanceExists = control.ErrInstanceExists
 	// ErrInstanceActive: the operation (purge) needs a finished instance; terminate it first.
-	ErrInstanceActive = store.ErrInstanceActive
+	ErrInstanceActive = control.ErrInstanceActive
 	// ErrInstanceFinished: the instance has completed, failed or been terminated, so it can no
 	// longer receive events, be terminated, suspended or resumed.
-	ErrInstanceFinished = errors.New("instance has finished")
+	ErrInstanceFinished = control.ErrInstanceFinished
 	// ErrNotFailed: only a Failed instance can be rewound.
-	ErrNotFailed = errors.New("instance is not in the Failed state")
+	ErrNotFailed = control.ErrNotFailed
 	// ErrTimeout: a wait for an external event ran out of time (see WaitForEvent).
 	ErrTimeout = replay.ErrTimeout
 	// ErrCanceled: the task (a timer) was cancelled.
 	ErrCanceled = replay.ErrCanceled
 	// ErrNotRegistered: no orchestrator or activity with the name is registered with the App.
-	ErrNotRegistered = errors.New("not registered")
+	ErrNotRegistered = control.ErrNotRegistered
 	// ErrNotStarted: the App's client was used before App.Start or after App.Shutdown.
-	ErrNotStarted = errors.New("app not running: call App.Start first (after Shutdown, create a new App)")
+	ErrNotStarted = control.ErrNotStarted
 	// ErrInvalidInstanceID: instance IDs must be 1 to 256 bytes of UTF-8, must not be "." or "..",
 	// must not start with '@' and must not contain '/', '\\', '?', '#' or control characters.
-	ErrInvalidInstanceID = errors.New("invalid instance ID")
+	ErrInvalidInstanceID = control.ErrInvalidInstanceID
 	// ErrInvalidArgument: an argument is malformed (an empty event name, a payload that is not
 	// JSON-serialisable or not UTF-8, text that is not UTF-8 or holds NUL, a date outside
 	// store.MinTime to store.MaxTime, a filter on a status that does not apply). It is the
 	// store's ErrInvalidArgument, so what a store refuses tests the same.
-	ErrInvalidArgument = store.ErrInvalidArgument
+	ErrInvalidArgument = control.ErrInvalidArgument
 )
 
 // FailureDetails describes why an activity, a sub-orchestration or an orchestration failed.

@@ -3,10 +3,10 @@ package reprise
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/store"
@@ -69,12 +69,11 @@ func (c *Client) WriteCompletionOrCheckStatusResponse(w http.ResponseWriter, r *
 	api.WriteWaitOrCheckStatus(w, r, id, timeout, 0)
 }
 
-// backend serves the management API from the App's client and store.
+// backend serves the management API from the App's control plane; each method is one operation
+// of the plane, as for the Client.
 type backend struct{ a *App }
 
 var _ httpapi.Backend = backend{}
-
-func (b backend) client() *Client { return b.a.client }
 
 func (b backend) Hub() string { return b.a.cfg.hub }
 
@@ -84,100 +83,125 @@ func (b backend) HasOrchestrator(name string) bool {
 }
 
 func (b backend) StartNew(ctx context.Context, name, instanceID string, input json.RawMessage) (string, error) {
-	var opts []StartOption
-	if instanceID != "" {
-		opts = append(opts, WithInstanceID(instanceID))
+	p, err := b.a.plane()
+	if err != nil {
+		return "", err
 	}
 	if len(input) == 0 {
 		input = json.RawMessage("null")
 	}
-	return b.client().StartNew(ctx, name, input, opts...)
+	return p.Start(ctx, control.StartRequest{Name: name, InstanceID: instanceID, Input: input})
 }
 
 func (b backend) GetInstance(ctx context.Context, id string) (store.Instance, error) {
-	st, err := b.a.store()
+	p, err := b.a.plane()
 	if err != nil {
 		return store.Instance{}, err
 	}
-	return st.GetInstance(ctx, id)
+	return p.Get(ctx, id)
 }
 
 func (b backend) History(ctx context.Context, id string) ([]history.Event, error) {
-	st, err := b.a.store()
+	p, err := b.a.plane()
 	if err != nil {
 		return nil, err
 	}
-	chunks, err := st.History(ctx, id)
-	if err != nil {
-		return nil, err
-	}
-	return history.DecodeAll(chunks)
+	return p.History(ctx, id)
 }
 
 func (b backend) ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
-	st, err := b.a.store()
+	p, err := b.a.plane()
 	if err != nil {
 		return nil, "", err
 	}
-	return st.ListInstances(ctx, q)
+	return p.List(ctx, q)
 }
 
 func (b backend) RaiseEvent(ctx context.Context, id, name string, data json.RawMessage) error {
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
 	if len(data) == 0 {
 		data = json.RawMessage("null")
 	}
-	return b.client().RaiseEvent(ctx, id, name, data)
+	return p.Raise(ctx, id, name, data)
 }
 
 func (b backend) Terminate(ctx context.Context, id, reason string) error {
-	return b.client().Terminate(ctx, id, reason)
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.Terminate(ctx, id, reason, true)
 }
 
 func (b backend) Suspend(ctx context.Context, id, reason string) error {
-	return b.client().Suspend(ctx, id, reason)
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.Suspend(ctx, id, reason)
 }
 
 func (b backend) Resume(ctx context.Context, id, reason string) error {
-	return b.client().Resume(ctx, id, reason)
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.Resume(ctx, id, reason)
 }
 
 func (b backend) Rewind(ctx context.Context, id, reason string) error {
-	return b.client().Rewind(ctx, id, reason)
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.Rewind(ctx, id, reason)
 }
 
 func (b backend) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
-	return b.client().Restart(ctx, id, newInstanceID)
+	p, err := b.a.plane()
+	if err != nil {
+		return "", err
+	}
+	return p.Restart(ctx, id, newInstanceID)
 }
 
 func (b backend) PurgeInstance(ctx context.Context, id string) error {
-	return b.client().PurgeInstance(ctx, id)
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.Purge(ctx, id)
 }
 
 func (b backend) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
-	return b.client().PurgeInstances(ctx, PurgeFilter{CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, Statuses: f.Statuses})
+	p, err := b.a.plane()
+	if err != nil {
+		return 0, err
+	}
+	return p.PurgeMatching(ctx, f)
 }
 
 func (b backend) WaitForCompletion(ctx context.Context, id string) (store.Instance, error) {
-	return b.client().waitFor(ctx, id, store.Status.Terminal)
+	p, err := b.a.plane()
+	if err != nil {
+		return store.Instance{}, err
+	}
+	return p.WaitForCompletion(ctx, id)
 }
 
-func (b backend) ErrorKind(err error) httpapi.ErrorKind {
-	switch {
-	case errors.Is(err, ErrInstanceFinished):
-		return httpapi.KindFinished
-	case errors.Is(err, ErrInstanceNotFound):
-		return httpapi.KindNotFound
-	case errors.Is(err, ErrInstanceExists):
-		return httpapi.KindExists
-	case errors.Is(err, ErrInstanceActive):
-		return httpapi.KindActive
-	case errors.Is(err, ErrNotFailed):
-		return httpapi.KindNotFailed
-	case errors.Is(err, ErrInvalidInstanceID), errors.Is(err, ErrNotRegistered), errors.Is(err, ErrInvalidArgument),
-		errors.Is(err, store.ErrInvalidToken):
-		return httpapi.KindInvalidInput
-	case errors.Is(err, ErrNotStarted), errors.Is(err, store.ErrClosed):
-		return httpapi.KindUnavailable
-	}
-	return httpapi.KindOther
+// httpKinds maps the control plane's error kinds onto the management API's.
+var httpKinds = map[control.Kind]httpapi.ErrorKind{
+	control.KindOther:        httpapi.KindOther,
+	control.KindNotFound:     httpapi.KindNotFound,
+	control.KindExists:       httpapi.KindExists,
+	control.KindFinished:     httpapi.KindFinished,
+	control.KindActive:       httpapi.KindActive,
+	control.KindNotFailed:    httpapi.KindNotFailed,
+	control.KindInvalidInput: httpapi.KindInvalidInput,
+	control.KindUnavailable:  httpapi.KindUnavailable,
 }
+
+func (b backend) ErrorKind(err error) httpapi.ErrorKind { return httpKinds[control.Classify(err)] }

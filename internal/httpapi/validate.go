@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/store"
 )
 
-// maxReasonBytes bounds the reason of a command, as the Go client does.
-const maxReasonBytes = 64 << 10
+// maxReasonBytes bounds the reason of a command, as the control plane does.
+const maxReasonBytes = control.MaxReasonBytes
 
 // checkRequestText refuses, before anything is routed, text that the management API would pass
 // on to the store: path segments (instance IDs, orchestrator and event names), the free-text

@@ -1,0 +1,357 @@
+// Package control owns the operations that start and command orchestration instances: start,
+// get and query, raise, terminate, suspend, resume, rewind, restart, purge and wait. Every front
+// end calls it — the root Client, the management API and the dashboard (through the root's
+// adapters), and the gRPC service — so each operation validates its arguments, applies the
+// status rules, builds its records and messages and reports its errors in one place. The engine
+// builds the records and messages it writes in its episode commits with the same constructors
+// (records.go).
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// Options configure a Plane.
+type Options struct {
+	// Hub is the task hub's name, for error messages.
+	Hub string
+	// Registered reports whether an orchestrator is registered; Start refuses the others with
+	// ErrNotRegistered. Nil accepts every name (workers elsewhere know their orchestrators).
+	Registered func(name string) bool
+}
+
+// Plane runs the control operations on a store. It holds no state of its own: one may be made
+// per call.
+type Plane struct {
+	st   store.Store
+	opts Options
+}
+
+// New returns a Plane on st.
+func New(st store.Store, opts Options) *Plane { return &Plane{st: st, opts: opts} }
+
+// fail reports a store error of an operation on one instance. The store's errors wrap the
+// sentinels in text that names the store ("sqlite: purge ..."); a caller acts on the sentinel,
+// so those are reported by it alone, with what to do. Other errors pass on whole.
+func (p *Plane) fail(op, id string, err error) error {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%s %q: %w in task hub %q", op, id, ErrInstanceNotFound, p.opts.Hub)
+	case errors.Is(err, store.ErrInstanceActive):
+		return fmt.Errorf("%s %q: %w; terminate it first", op, id, ErrInstanceActive)
+	}
+	return fmt.Errorf("%s %q: %w", op, id, err)
+}
+
+// StartRequest is what Start starts.
+type StartRequest struct {
+	Name       string
+	InstanceID string    // "" for a new random ID
+	Input      any       // marshalled to JSON (a json.RawMessage is checked and kept)
+	StartAt    time.Time // zero to start at once; until then the instance stays Pending
+	Reuse      store.ReusePolicy
+}
+
+// Start creates an instance of the orchestrator and returns its ID.
+func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
+	name := r.Name
+	if err := CheckText("orchestrator name", name, MaxNameBytes); err != nil {
+		return "", fmt.Errorf("start orchestrator: %w", err)
+	}
+	if p.opts.Registered != nil && !p.opts.Registered(name) {
+		return "", fmt.Errorf("start orchestrator %q: %w: register it with App.Register", name, ErrNotRegistered)
+	}
+	id := r.InstanceID
+	if id == "" {
+		id = NewID()
+	} else if err := ValidateInstanceID(id); err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(r.Input)
+	if err != nil {
+		return "", fmt.Errorf("start orchestrator %q: %w: the input must be JSON-serialisable: %w", name, ErrInvalidArgument, err)
+	}
+	if err := CheckPayload("input", data); err != nil {
+		return "", fmt.Errorf("start orchestrator %q: %w", name, err)
+	}
+	inst, m, err := NewInstance(StartEvent(id, NewID(), name, data, nil, time.Now().UTC()))
+	if err != nil {
+		return "", err
+	}
+	m.VisibleAt = r.StartAt
+	if err := p.st.CreateInstance(ctx, inst, m, r.Reuse); err != nil {
+		if errors.Is(err, store.ErrInstanceExists) {
+			return "", p.exists(ctx, name, id)
+		}
+		return "", fmt.Errorf("start orchestrator %q as %q: %w", name, id, err)
+	}
+	return id, nil
+}
+
+// exists reports a start refused because the ID is taken, with what to do about it. The store's
+// own text is not passed on: it names the store's internals.
+func (p *Plane) exists(ctx context.Context, name, id string) error {
+	advice := "wait for it to finish or terminate it, or start the orchestration under another instance ID"
+	status := "still active"
+	if inst, err := p.st.GetInstance(ctx, id); err == nil {
+		status = inst.Status.String()
+		if inst.Status.Terminal() {
+			advice = "purge it, start with ReuseIfFinished, or choose another instance ID"
+		}
+	}
+	return fmt.Errorf("start orchestrator %q as %q: %w (%s); %s", name, id, ErrInstanceExists, status, advice)
+}
+
+// Restart starts the instance's orchestrator again with its original input: under a new ID
+// (newInstanceID) or the same one, which must have finished. It returns the ID started.
+func (p *Plane) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
+	if err := CheckID(id); err != nil {
+		return "", fmt.Errorf("restart: %w", err)
+	}
+	inst, err := p.st.GetInstance(ctx, id)
+	if err != nil {
+		return "", p.fail("restart", id, err)
+	}
+	r := StartRequest{Name: inst.Name, Input: json.RawMessage(inst.Input)}
+	if len(inst.Input) == 0 {
+		r.Input = json.RawMessage("null")
+	}
+	if !newInstanceID {
+		r.InstanceID = id
+	}
+	return p.Start(ctx, r)
+}
+
+// Get returns the stored instance, or ErrInstanceNotFound.
+func (p *Plane) Get(ctx context.Context, id string) (store.Instance, error) {
+	if err := CheckID(id); err != nil {
+		return store.Instance{}, fmt.Errorf("get instance: %w", err)
+	}
+	inst, err := p.st.GetInstance(ctx, id)
+	if err != nil {
+		return store.Instance{}, p.fail("get instance", id, err)
+	}
+	return inst, nil
+}
+
+// History returns the events of the instance's current execution.
+func (p *Plane) History(ctx context.Context, id string) ([]history.Event, error) {
+	if err := CheckID(id); err != nil {
+		return nil, fmt.Errorf("get history: %w", err)
+	}
+	chunks, err := p.st.History(ctx, id)
+	if err != nil {
+		return nil, p.fail("get history of", id, err)
+	}
+	events, err := history.DecodeAll(chunks)
+	if err != nil {
+		return nil, fmt.Errorf("get history of %q: %w", id, err)
+	}
+	return events, nil
+}
+
+// List returns a page of the instances matching q and the next page's token ("" after the
+// last). q is checked first (store.Query.Check); a malformed token is ErrInvalidToken.
+func (p *Plane) List(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
+	if err := q.Check(); err != nil {
+		return nil, "", fmt.Errorf("list instances: %w", err)
+	}
+	page, next, err := p.st.ListInstances(ctx, q)
+	if errors.Is(err, store.ErrInvalidToken) {
+		return nil, "", fmt.Errorf("list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, q.ContinuationToken)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("list instances: %w", err)
+	}
+	return page, next, nil
+}
+
+// Count counts the instances matching q's filters by status (paging fields are ignored);
+// statuses without instances are absent.
+func (p *Plane) Count(ctx context.Context, q store.Query) (map[store.Status]int, error) {
+	if err := q.Check(); err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	counts, err := p.st.CountInstances(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("count instances: %w", err)
+	}
+	return counts, nil
+}
+
+// send delivers a command or event to an instance whose status takes op.
+func (p *Plane) send(ctx context.Context, what string, op Op, id string, ev history.Event) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	inst, err := p.st.GetInstance(ctx, id)
+	if err != nil {
+		return p.fail(what, id, err)
+	}
+	if err := CheckStatus(op, inst.Status); err != nil {
+		return fmt.Errorf("%s %q: %w (%s); %s", what, id, err, inst.Status, advice(err))
+	}
+	m, err := Message(id, "", ev)
+	if err != nil {
+		return err
+	}
+	if err := p.st.SendMessage(ctx, m); err != nil {
+		return p.fail(what, id, err)
+	}
+	return nil
+}
+
+// advice says what to do when an instance's status refuses an operation.
+func advice(err error) string {
+	if errors.Is(err, ErrNotFailed) {
+		return "only a Failed instance can be rewound"
+	}
+	return "it takes no more events or commands"
+}
+
+// Raise delivers an external event (data is marshalled to JSON) to an instance that has not
+// finished.
+func (p *Plane) Raise(ctx context.Context, id, name string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return fmt.Errorf("raise event %q: %w: the data must be JSON-serialisable: %w", name, ErrInvalidArgument, err)
+	}
+	if name == "" {
+		return fmt.Errorf("raise event on %q: %w: the event name is empty", id, ErrInvalidArgument)
+	}
+	if err := CheckText("event name", name, MaxNameBytes); err != nil {
+		return fmt.Errorf("raise event on %q: %w", id, err)
+	}
+	if err := CheckPayload("event data", raw); err != nil {
+		return fmt.Errorf("raise event %q on %q: %w", name, id, err)
+	}
+	ev := history.New(history.EventRaised, time.Now().UTC())
+	ev.Name, ev.Input = name, raw
+	return p.send(ctx, fmt.Sprintf("raise event %q on", name), OpRaise, id, ev)
+}
+
+// reasonJSON encodes the reason of a command, checked (UTF-8 without NUL, at most
+// MaxReasonBytes): json.Marshal would turn invalid bytes into U+FFFD without a word.
+func reasonJSON(what, reason string) (json.RawMessage, error) {
+	if err := CheckText("reason", reason, MaxReasonBytes); err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	data, _ := json.Marshal(reason)
+	return data, nil
+}
+
+// Terminate stops an instance that has not finished: it becomes Terminated with the reason as
+// its output, and with recursive so do its open sub-orchestrations.
+func (p *Plane) Terminate(ctx context.Context, id, reason string, recursive bool) error {
+	r, err := reasonJSON("terminate", reason)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, "terminate", OpTerminate, id, Terminated(r, recursive, time.Now().UTC()))
+}
+
+// Suspend pauses an instance that has not finished.
+func (p *Plane) Suspend(ctx context.Context, id, reason string) error {
+	return p.command(ctx, "suspend", OpSuspend, history.ExecutionSuspended, id, reason)
+}
+
+// Resume continues a suspended instance.
+func (p *Plane) Resume(ctx context.Context, id, reason string) error {
+	return p.command(ctx, "resume", OpResume, history.ExecutionResumed, id, reason)
+}
+
+// Rewind runs a Failed instance again from where it failed.
+func (p *Plane) Rewind(ctx context.Context, id, reason string) error {
+	return p.command(ctx, "rewind", OpRewind, history.ExecutionRewound, id, reason)
+}
+
+func (p *Plane) command(ctx context.Context, what string, op Op, typ history.Type, id, reason string) error {
+	r, err := reasonJSON(what, reason)
+	if err != nil {
+		return err
+	}
+	return p.send(ctx, what, op, id, Command(typ, r, time.Now().UTC()))
+}
+
+// Purge deletes a finished instance and its history: ErrInstanceNotFound, or ErrInstanceActive
+// for an instance that has not finished.
+func (p *Plane) Purge(ctx context.Context, id string) error {
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("purge: %w", err)
+	}
+	if err := p.st.PurgeInstance(ctx, id); err != nil {
+		return p.fail("purge", id, err)
+	}
+	return nil
+}
+
+// PurgeMatching deletes the finished instances that match f and returns how many. f's statuses
+// must be final ones.
+func (p *Plane) PurgeMatching(ctx context.Context, f store.PurgeFilter) (int, error) {
+	for _, s := range f.Statuses {
+		if !s.Terminal() {
+			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
+		}
+	}
+	if err := f.Check(); err != nil {
+		return 0, fmt.Errorf("purge instances: %w", err)
+	}
+	n, err := p.st.PurgeInstances(ctx, f)
+	if err != nil {
+		return n, fmt.Errorf("purge instances: %w", err)
+	}
+	return n, nil
+}
+
+// WaitForStart waits until the instance has started (is no longer Pending) and returns it.
+func (p *Plane) WaitForStart(ctx context.Context, id string) (store.Instance, error) {
+	return p.wait(ctx, id, func(s store.Status) bool { return s != store.StatusPending })
+}
+
+// WaitForCompletion waits until the instance has finished (Completed, Failed, Terminated or
+// Canceled) and returns it.
+func (p *Plane) WaitForCompletion(ctx context.Context, id string) (store.Instance, error) {
+	return p.wait(ctx, id, store.Status.Terminal)
+}
+
+// crossProcessCheck bounds how long a wait misses a change made by another process, which sends
+// no in-process notification (store.WatchInstance).
+const crossProcessCheck = 2 * time.Second
+
+// wait reads the instance after each change the store signals until done holds: the watch is
+// taken before the read, so no change between them is missed.
+func (p *Plane) wait(ctx context.Context, id string, done func(store.Status) bool) (store.Instance, error) {
+	if err := CheckID(id); err != nil {
+		return store.Instance{}, fmt.Errorf("wait for instance: %w", err)
+	}
+	for {
+		changed, stop := p.st.WatchInstance(id)
+		si, err := p.st.GetInstance(ctx, id)
+		if err != nil {
+			stop()
+			return store.Instance{}, p.fail("wait for", id, err)
+		}
+		if done(si.Status) {
+			stop()
+			return si, nil
+		}
+		t := time.NewTimer(crossProcessCheck)
+		select {
+		case <-changed:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			stop()
+			return store.Instance{}, fmt.Errorf("wait for %q (status %s): %w", id, si.Status, ctx.Err())
+		}
+		t.Stop()
+		stop()
+	}
+}
