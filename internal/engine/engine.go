@@ -14,14 +14,13 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
 )
@@ -149,12 +148,8 @@ func New(opts Options) *Engine {
 	}
 }
 
-// RandomID returns 32 random hex characters.
-func RandomID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+// RandomID returns 32 random hex characters (control.NewID): owner names, and IDs in tests.
+func RandomID() string { return control.NewID() }
 
 // Owner returns the engine's lease owner name.
 func (e *Engine) Owner() string { return e.opts.Owner }

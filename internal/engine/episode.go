@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
@@ -138,7 +139,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 			continue
 		}
 		if ev.Type == history.ExecutionRewound {
-			if inst.Status == store.StatusFailed && rewind == nil {
+			if control.CheckStatus(control.OpRewind, inst.Status) == nil && rewind == nil {
 				rewind = &ev
 			}
 			continue
@@ -299,13 +300,11 @@ func (e *Engine) rerun(ep *store.Episode, inst store.Instance, scheduled []histo
 			}
 			ep.Tasks = append(ep.Tasks, store.Task{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, Name: s.Name, Data: data})
 		case history.SubOrchestrationInstanceCreated:
-			ev := history.New(history.ExecutionRewound, time.Now().UTC())
-			ev.Input = reason
-			data, err := history.EncodeEvent(ev)
+			m, err := control.Message(s.InstanceID, "", control.Command(history.ExecutionRewound, reason, time.Now().UTC()))
 			if err != nil {
 				return err
 			}
-			ep.Messages = append(ep.Messages, store.Message{InstanceID: s.InstanceID, Data: data})
+			ep.Messages = append(ep.Messages, m)
 		}
 	}
 	return nil
@@ -332,11 +331,8 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 			m.VisibleAt = a.FireAt
 			ep.Messages = append(ep.Messages, m)
 		case history.SubOrchestrationInstanceCreated:
-			execID := RandomID()
-			start := history.New(history.ExecutionStarted, now)
-			start.Name, start.Input, start.InstanceID, start.ExecutionID = a.Name, a.Input, a.InstanceID, execID
-			start.Parent = &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: a.ID, Name: inst.Name}
-			sm, err := message(a.InstanceID, execID, start)
+			parent := &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: a.ID, Name: inst.Name}
+			sub, sm, err := control.NewInstance(control.StartEvent(a.InstanceID, control.NewID(), a.Name, a.Input, parent, now))
 			if err != nil {
 				return err
 			}
@@ -350,14 +346,7 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 			if err != nil {
 				return err
 			}
-			ep.Starts = append(ep.Starts, store.Start{
-				Instance: store.Instance{
-					ID: a.InstanceID, Name: a.Name, ExecutionID: execID, ParentID: inst.ID,
-					Status: store.StatusPending, Input: a.Input, CreatedAt: now, UpdatedAt: now,
-				},
-				Message:    sm,
-				OnConflict: cm,
-			})
+			ep.Starts = append(ep.Starts, store.Start{Instance: sub, Message: sm, OnConflict: cm})
 		case history.EventSent:
 			raised := history.New(history.EventRaised, now)
 			raised.Name, raised.Input = a.Name, a.Input
@@ -387,12 +376,10 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 		}
 		done.Failure = res.Failure
 	case store.StatusContinuedAsNew:
-		execID := RandomID()
-		start := history.New(history.ExecutionStarted, now)
-		start.Name, start.Input, start.InstanceID, start.ExecutionID = inst.Name, res.ContinueAsNew.Input, inst.ID, execID
+		execID := control.NewID()
+		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, c.Parent(), now)
 		start.Carried = res.ContinueAsNew.Carried
-		start.Parent = c.Parent()
-		m, err := message(inst.ID, execID, start)
+		m, err := control.Message(inst.ID, execID, start)
 		if err != nil {
 			return err
 		}
@@ -406,9 +393,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 
 	if res.Status == store.StatusTerminated && res.Recursive {
 		for _, sub := range res.OpenSubOrchestrations {
-			t := history.New(history.ExecutionTerminated, now)
-			t.Input, t.Recursive = res.Output, true
-			m, err := message(sub, "", t)
+			m, err := control.Message(sub, "", control.Terminated(res.Output, true, now))
 			if err != nil {
 				return err
 			}
@@ -471,12 +456,9 @@ func setFailed(inst *store.Instance, f *history.Failure) error {
 	return err
 }
 
+// message is control.Message, for the engine's own messages (timers, results, notifications).
 func message(instanceID, executionID string, ev history.Event) (store.Message, error) {
-	data, err := history.EncodeEvent(ev)
-	if err != nil {
-		return store.Message{}, err
-	}
-	return store.Message{InstanceID: instanceID, ExecutionID: executionID, Data: data}, nil
+	return control.Message(instanceID, executionID, ev)
 }
 
 // runActivity runs one activity task and commits its result.
