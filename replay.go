@@ -15,17 +15,13 @@ import (
 // JSON form: the input of ReplayHistory. Keep exported histories next to your tests to check that
 // changed orchestrator code still replays the instances already running in production.
 func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
-	st, err := c.app.store()
+	p, err := c.app.plane()
 	if err != nil {
 		return nil, err
 	}
-	chunks, err := st.History(ctx, id)
+	events, err := p.History(ctx, id)
 	if err != nil {
-		return nil, fmt.Errorf("export history of %q: %w", id, err)
-	}
-	events, err := history.DecodeAll(chunks)
-	if err != nil {
-		return nil, fmt.Errorf("export history of %q: %w", id, err)
+		return nil, fmt.Errorf("export history: %w", err)
 	}
 	return json.MarshalIndent(events, "", "  ")
 }

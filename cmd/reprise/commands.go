@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -18,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -601,7 +600,7 @@ func (e *env) startAndWait(ctx context.Context, name, id string, body []byte) er
 	if id == "" {
 		// A completed wait answers with the output alone, so the ID must be known beforehand
 		// to tell the user which instance it was.
-		id = newInstanceID()
+		id = control.NewID() // 32 hex characters, the form Durable Functions gives generated IDs
 	}
 	wait := e.g.timeout
 	deadline := time.Now().Add(wait)
@@ -716,13 +715,6 @@ func (e *env) startFailure(err error, name, id string) error {
 	return e.failure(err, "start "+name+" as", id)
 }
 
-// newInstanceID returns 32 hex characters, the form Durable Functions gives generated IDs.
-func newInstanceID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
-}
-
 // seconds formats a duration for the timeout and pollingInterval query parameters.
 func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
@@ -807,7 +799,7 @@ func oneID(cmd string, args []string) (string, error) {
 }
 
 // maxReasonBytes is the host's limit on a reason.
-const maxReasonBytes = 64 << 10
+const maxReasonBytes = control.MaxReasonBytes
 
 // checkID and checkText refuse, before anything is sent, what every host refuses: text that is
 // not UTF-8, holds NUL or is too long (see store.CheckText).
