@@ -32,7 +32,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 			e.log.Error("orchestration episode abandoned; it is tried again when its lease expires", append(attrs, "err", err)...)
 		}
 		if exec != nil {
-			exec.Close()
+			e.closeExec(exec)
 		}
 		return
 	}
@@ -41,7 +41,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	})
 	if err != nil {
 		if exec != nil {
-			exec.Close() // its state is not what the store has
+			e.closeExec(exec) // its state is not what the store has
 		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
@@ -62,7 +62,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 				exec:        exec,
 			})
 		} else {
-			exec.Close()
+			e.closeExec(exec)
 		}
 	}
 	e.logEpisode(w, ep, res)
@@ -200,7 +200,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 
 	res, err := exec.Run(old, newEvents)
 	if err != nil {
-		exec.Close()
+		e.closeExec(exec)
 		var nd *replay.NonDeterminismError
 		var pe *replay.PanicError
 		var f *history.Failure
