@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/hosttest"
+	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // TestRewindHistoryAsShown rewinds an instance twice (once while the activity still fails, once
@@ -135,4 +139,100 @@ func parseTime(t *testing.T, s string) time.Time {
 		t.Fatalf("time %q: %v", s, err)
 	}
 	return ts
+}
+
+// lateResults is a store that tells when the results an instance receives while it is Failed
+// have been consumed (and so, before the rewind of such an instance, dropped).
+type lateResults struct {
+	store.Store
+	mu      sync.Mutex
+	want    int
+	dropped chan struct{}
+}
+
+func (s *lateResults) CommitEpisode(ctx context.Context, e store.Episode) error {
+	err := s.Store.CommitEpisode(ctx, e)
+	if err == nil && e.Instance.Status == store.StatusFailed && len(e.History) == 0 && len(e.Consumed) > 0 {
+		s.mu.Lock()
+		if s.want > 0 {
+			if s.want -= len(e.Consumed); s.want <= 0 {
+				close(s.dropped)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return err
+}
+
+// TestRewindRerunsTasksOpenAtTheFailure: a fan-out of three whose fast task fails while the two
+// slow ones still run fails the orchestration; the slow ones' results arrive while it is Failed
+// and are dropped. The rewind runs again the failed task and the tasks that were open at the
+// failure, so the instance completes instead of waiting for ever for results that were dropped.
+func TestRewindRerunsTasksOpenAtTheFailure(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "test.db"), sqlite.Options{Durability: sqlite.DurabilityRelaxed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	ls := &lateResults{Store: st, want: 2, dropped: make(chan struct{})}
+
+	var fastRuns, slowRuns atomic.Int32
+	gate := make(chan struct{})
+	fast := reprise.NewActivity("fan_fast", func(ctx context.Context, s string) (string, error) {
+		if fastRuns.Add(1) == 1 {
+			return "", errors.New("fast failure")
+		}
+		return s, nil
+	})
+	slow := reprise.NewActivity("fan_slow", func(ctx context.Context, s string) (string, error) {
+		if slowRuns.Add(1) <= 2 { // the first run: finishes only once the orchestration failed
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		return s, nil
+	})
+	orch := reprise.NewOrchestrator("fan_rewind", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		tasks := []*reprise.Task[string]{fast.Call(ctx, "f"), slow.Call(ctx, "a"), slow.Call(ctx, "b")}
+		var out []string
+		for _, task := range tasks {
+			s, err := task.Await()
+			if err != nil {
+				return "", err
+			}
+			out = append(out, s)
+		}
+		return strings.Join(out, ","), nil
+	})
+	app := startApp(t, []reprise.Definition{fast, slow, orch}, reprise.WithStore(ls))
+	c := app.Client()
+	ctx := testCtx(t)
+	id, err := orch.Start(ctx, c, reprise.None{}, reprise.WithInstanceID("fan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, id); inst.Status != reprise.StatusFailed {
+		t.Fatalf("status %s, want Failed", inst.Status)
+	}
+	close(gate)
+	select {
+	case <-ls.dropped:
+	case <-ctx.Done():
+		t.Fatal("the slow tasks' results never reached the failed instance")
+	}
+	if err := c.Rewind(ctx, id, "fixed"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	waitForHistory(t, c, id, "ExecutionRewound", 1)
+	inst, err := c.WaitForCompletion(wctx, id)
+	if err != nil {
+		t.Fatalf("after the rewind the instance did not finish: %v (the tasks open at the failure were not run again)", err)
+	}
+	if inst.Status != reprise.StatusCompleted || string(inst.Output) != `"f,a,b"` {
+		t.Fatalf("after the rewind: %s, output %s; want Completed with \"f,a,b\"", inst.Status, inst.Output)
+	}
 }
