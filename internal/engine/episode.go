@@ -342,14 +342,9 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 	for _, s := range reopened {
 		switch s.Type {
 		case history.TimerCreated:
-			fired := history.New(history.TimerFired, s.FireAt)
-			fired.TaskID, fired.FireAt = s.ID, s.FireAt
-			m, err := message(inst.ID, inst.ExecutionID, fired)
-			if err != nil {
+			if err := e.effects(ep, inst, []history.Event{s}, now); err != nil { // its message, as when it was created
 				return err
 			}
-			m.VisibleAt = s.FireAt
-			ep.Messages = append(ep.Messages, m)
 		case history.SubOrchestrationInstanceCreated:
 			child, err := e.st.GetInstance(ctx, s.InstanceID)
 			if errors.Is(err, store.ErrNotFound) {
