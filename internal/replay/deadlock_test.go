@@ -64,11 +64,12 @@ func TestUnwindTimeout(t *testing.T) {
 	}
 	for _, terminate := range []bool{true, false} {
 		x := replay.New(stubborn)
-		x.SetYieldTimeout(50 * time.Millisecond)
+		x.SetYieldTimeout(time.Minute) // no false deadlock on a loaded machine
 		res, err := x.Run(nil, started("stubborn", "i1"))
 		if err != nil || res.Done {
 			t.Fatalf("Run = %+v, %v; want the orchestrator waiting", res, err)
 		}
+		x.SetYieldTimeout(50 * time.Millisecond) // bounds the unwinding
 		closed := make(chan error, 1)
 		go func() {
 			if terminate {
