@@ -171,7 +171,8 @@ func NewApp(opts ...Option) *App {
 	return a
 }
 
-// Register adds orchestrators and activities. It panics on a duplicate or empty name, which is a
+// Register adds orchestrators and activities. It panics on a duplicate or empty name, or a name
+// no store can key (not UTF-8, with a NUL, longer than store.MaxKeyBytes), which is a
 // programming error. Register before Start.
 func (a *App) Register(defs ...Definition) {
 	for _, d := range defs {

@@ -130,11 +130,21 @@ type registry struct {
 	app           *App
 }
 
+// checkName panics, as Register does for any programming error, on a name that no store can
+// key (store.CheckText): work of that name would be stored but never claimed.
+func checkName(kind, name string) {
+	if name == "" {
+		panic("reprise: " + kind + " with an empty name")
+	}
+	if err := store.CheckText(kind+" name", name, store.MaxKeyBytes); err != nil {
+		panic(fmt.Sprintf("reprise: Register: %v; use a name of valid UTF-8 without NUL, at most %d bytes",
+			err, store.MaxKeyBytes))
+	}
+}
+
 func (r *registry) addActivity(name string, fn engine.ActivityFunc) {
 	key := strings.ToLower(name)
-	if name == "" {
-		panic("reprise: activity with an empty name")
-	}
+	checkName("activity", name)
 	if _, dup := r.activities[key]; dup {
 		panic(fmt.Sprintf("reprise: activity %q registered twice", name))
 	}
@@ -144,9 +154,7 @@ func (r *registry) addActivity(name string, fn engine.ActivityFunc) {
 
 func (r *registry) addOrchestrator(name string, fn func(*OrchestrationContext) ([]byte, error)) {
 	key := strings.ToLower(name)
-	if name == "" {
-		panic("reprise: orchestrator with an empty name")
-	}
+	checkName("orchestrator", name)
 	if _, dup := r.orchestrators[key]; dup {
 		panic(fmt.Sprintf("reprise: orchestrator %q registered twice", name))
 	}

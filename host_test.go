@@ -109,14 +109,7 @@ func TestManagementAPIRequiresTheSystemOrMasterKey(t *testing.T) {
 func TestGeneratedSystemKey(t *testing.T) {
 	app := reprise.NewApp(hosttest.Options(t)...)
 	app.Register(sayHello, helloSequence)
-	app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
-		id, err := helloSequence.Start(r.Context(), app.Client(), reprise.None{})
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
-		}
-		app.Client().WriteCheckStatusResponse(w, r, id)
-	}, reprise.AuthAnonymous)
+	handleStartHello(app)
 	srv := hosttest.Serve(t, app)
 	start := hosttest.Do(t, "POST", srv.URL+"/api/start", nil)
 	var urls reprise.ManagementURLs
@@ -464,14 +457,7 @@ func TestGeneratedKeysSurviveARestart(t *testing.T) {
 	newApp := func() *reprise.App {
 		app := reprise.NewApp(reprise.WithSQLiteFile(path), reprise.WithLogger(slog.New(slog.DiscardHandler)))
 		app.Register(sayHello, helloSequence)
-		app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
-			id, err := helloSequence.Start(r.Context(), app.Client(), reprise.None{})
-			if err != nil {
-				http.Error(w, err.Error(), 500)
-				return
-			}
-			app.Client().WriteCheckStatusResponse(w, r, id)
-		}, reprise.AuthAnonymous)
+		handleStartHello(app)
 		return app
 	}
 	first := newApp()
@@ -535,4 +521,17 @@ func TestStoreGivenInCodeIsUsed(t *testing.T) {
 	if got := hosttest.Do(t, "GET", srv.URL+"/durabletask/instances?taskHub=CodeHub", nil).StatusCode; got != http.StatusOK {
 		t.Errorf("the hub given in code: %d, want 200", got)
 	}
+}
+
+// handleStartHello adds an anonymous route POST /api/start that starts helloSequence and answers
+// with the check-status response (the URLs a caller polls, signed with the system key).
+func handleStartHello(app *reprise.App) {
+	app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
+		id, err := helloSequence.Start(r.Context(), app.Client(), reprise.None{})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		app.Client().WriteCheckStatusResponse(w, r, id)
+	}, reprise.AuthAnonymous)
 }

@@ -230,3 +230,30 @@ func waitUnclaimed(t *testing.T, app *reprise.App, want map[string]int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// Register refuses names that no store can key: work of such a name would be stored but never
+// claimed (SQLite's claim would see invalid UTF-8 as U+FFFD), so it panics, as for a duplicate.
+func TestRegisterRefusesNamesNoStoreCanKey(t *testing.T) {
+	bad := map[string]string{
+		"not UTF-8": "orch-\xff",
+		"NUL":       "orch\x00",
+		"too long":  strings.Repeat("o", 2049),
+	}
+	for what, name := range bad {
+		for kind, def := range map[string]reprise.Definition{
+			"orchestrator": reprise.NewOrchestrator(name, func(*reprise.OrchestrationContext, string) (string, error) { return "", nil }),
+			"activity":     reprise.NewActivity(name, func(context.Context, string) (string, error) { return "", nil }),
+		} {
+			t.Run(what+"/"+kind, func(t *testing.T) {
+				app := reprise.NewApp(reprise.WithLogger(slog.New(slog.DiscardHandler)))
+				defer func() {
+					r := recover()
+					if msg, _ := r.(string); !strings.Contains(msg, "Register") || !strings.Contains(msg, "name") {
+						t.Fatalf("Register(%s %q) recovered %v, want a panic that names the fault", kind, name[:min(len(name), 10)], r)
+					}
+				}()
+				app.Register(def)
+			})
+		}
+	}
+}

@@ -93,6 +93,18 @@ func (q Query) Check() error {
 	return nil
 }
 
+// Check checks each name of a claim as stores key names (CheckText with MaxKeyBytes). A name
+// that fails could never match the work it names: SQLite would see invalid UTF-8 through JSON as
+// U+FFFD, PostgreSQL refuses it.
+func (n Names) Check() error {
+	for _, name := range n {
+		if err := CheckText("claimed name", name, MaxKeyBytes); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Check checks the time bounds of f (CheckTime).
 func (f PurgeFilter) Check() error {
 	if err := CheckTime("createdTimeFrom bound", f.CreatedFrom); err != nil {

@@ -31,36 +31,33 @@ func summarize(raw []byte) string {
 	case map[string]any:
 		// Fields in the order of the JSON text, which json.Unmarshal into a map loses.
 		keys := objectKeys(raw)
-		for i, k := range keys {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if b.Len() >= summaryLimit {
-				b.WriteString("…")
-				break
-			}
-			b.WriteString(k + ": " + scalar(v[k]))
-		}
+		list(&b, len(keys), func(i int) string { return keys[i] + ": " + scalar(v[keys[i]]) })
 		if len(keys) == 0 {
 			b.WriteString("{}")
 		}
 	case []any:
 		b.WriteString("[")
-		for i, x := range v {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			if b.Len() >= summaryLimit {
-				b.WriteString("…")
-				break
-			}
-			b.WriteString(scalar(x))
-		}
+		list(&b, len(v), func(i int) string { return scalar(v[i]) })
 		b.WriteString("]")
 	default:
 		b.WriteString(scalar(v))
 	}
 	return cut(b.String(), summaryLimit+16)
+}
+
+// list writes the n items item returns, separated by commas, until b reaches summaryLimit; then
+// an ellipsis stands for the rest.
+func list(b *strings.Builder, n int, item func(i int) string) {
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		if b.Len() >= summaryLimit {
+			b.WriteString("…")
+			return
+		}
+		b.WriteString(item(i))
+	}
 }
 
 // scalar shows a JSON value in a summary: strings quoted and cut, containers elided.

@@ -25,10 +25,12 @@ type cache struct {
 	// closed is set at shutdown: an episode that ends later (it ignored the deadline) must not
 	// leave its execution here.
 	closed bool
+	// release closes an execution the cache drops (the engine's closeExec, which logs).
+	release func(*replay.Execution)
 }
 
-func newCache(max int) *cache {
-	return &cache{max: max, order: list.New(), byID: map[string]*list.Element{}}
+func newCache(max int, release func(*replay.Execution)) *cache {
+	return &cache{max: max, order: list.New(), byID: map[string]*list.Element{}, release: release}
 }
 
 // take removes and returns the instance's execution if it is current (same execution, same
@@ -46,7 +48,7 @@ func (c *cache) take(instanceID, executionID string, historyLen int) *replay.Exe
 	}
 	e := el.Value.(*cached)
 	if e.executionID != executionID || e.historyLen != historyLen {
-		e.exec.Close()
+		c.release(e.exec)
 		return nil
 	}
 	return e.exec
@@ -55,14 +57,14 @@ func (c *cache) take(instanceID, executionID string, historyLen int) *replay.Exe
 // put keeps an execution, evicting (and closing) the least recently used beyond the bound.
 func (c *cache) put(e *cached) {
 	if c.max <= 0 {
-		e.exec.Close()
+		c.release(e.exec)
 		return
 	}
 	var evicted []*cached
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
-		e.exec.Close()
+		c.release(e.exec)
 		return
 	}
 	if old, ok := c.byID[e.instanceID]; ok {
@@ -79,7 +81,7 @@ func (c *cache) put(e *cached) {
 	}
 	c.mu.Unlock()
 	for _, v := range evicted {
-		v.exec.Close()
+		c.release(v.exec)
 	}
 }
 
@@ -95,6 +97,16 @@ func (c *cache) close() {
 	c.order.Init()
 	c.mu.Unlock()
 	for _, v := range all {
-		v.exec.Close()
+		c.release(v.exec)
+	}
+}
+
+// closeExec closes an execution. Its orchestrator's deferred calls are bounded by the deadlock
+// timeout (replay's Close abandons a goroutine that blocks in them), so the episode, and the slot
+// it holds, never waits on orchestrator code for ever; the abandoned goroutine is logged.
+func (e *Engine) closeExec(x *replay.Execution) {
+	if err := x.Close(); err != nil {
+		c := x.Context()
+		e.log.Error("orchestrator goroutine abandoned: its deferred calls block", "instanceId", c.InstanceID(), "name", c.Name(), "err", err)
 	}
 }

@@ -132,9 +132,8 @@ func New(opts Options) *Engine {
 		opts.DeadlockTimeout = time.Second
 	}
 	actCtx, actCancel := context.WithCancel(context.Background())
-	return &Engine{
+	e := &Engine{
 		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger,
-		cache:     newCache(opts.CacheSize),
 		stop:      make(chan struct{}),
 		halt:      make(chan struct{}),
 		renewing:  make(chan struct{}),
@@ -146,6 +145,8 @@ func New(opts Options) *Engine {
 		poke:      make(chan struct{}, 1),
 		actPoke:   make(chan struct{}, 1),
 	}
+	e.cache = newCache(opts.CacheSize, e.closeExec)
+	return e
 }
 
 // RandomID returns 32 random hex characters (control.NewID): owner names, and IDs in tests.

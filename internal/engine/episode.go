@@ -1,11 +1,13 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/control"
@@ -33,7 +35,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 			e.log.Error("orchestration episode abandoned; it is tried again when its lease expires", append(attrs, "err", err)...)
 		}
 		if exec != nil {
-			exec.Close()
+			e.closeExec(exec)
 		}
 		return
 	}
@@ -42,7 +44,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	})
 	if err != nil {
 		if exec != nil {
-			exec.Close() // its state is not what the store has
+			e.closeExec(exec) // its state is not what the store has
 		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
@@ -63,7 +65,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 				exec:        exec,
 			})
 		} else {
-			exec.Close()
+			e.closeExec(exec)
 		}
 	}
 	e.logEpisode(w, ep, res)
@@ -183,8 +185,18 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 
 	newEvents := []history.Event{history.New(history.OrchestratorStarted, now)}
 	var reruns []history.Event
+	var reopened []history.Event
 	if rewind != nil {
 		ids, scheduled := failedAtEnd(old)
+		// Tasks still open at the failure may have delivered their results while the instance
+		// was Failed, and such results are dropped: the rewind runs those again too.
+		for _, s := range openAtEnd(old, ids) {
+			if s.Type == history.TaskScheduled {
+				ids, scheduled = append(ids, s.ID), append(scheduled, s)
+			} else {
+				reopened = append(reopened, s)
+			}
+		}
 		rewind.Time = now
 		rewind.Voided = ids
 		newEvents = append(newEvents, *rewind)
@@ -201,7 +213,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 
 	res, err := exec.Run(old, newEvents)
 	if err != nil {
-		exec.Close()
+		e.closeExec(exec)
 		var nd *replay.NonDeterminismError
 		var pe *replay.PanicError
 		var f *history.Failure
@@ -232,7 +244,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	inst.UpdatedAt = now
 	if rewind != nil {
 		inst.Output, inst.Failure = nil, nil
-		if err := e.rerun(&ep, inst, reruns, rewind.Input); err != nil {
+		if err := e.rerun(ctx, &ep, inst, reruns, reopened, rewind.Input, now); err != nil {
 			return ep, nil, nil, err
 		}
 	}
@@ -289,8 +301,68 @@ func failedAtEnd(old []history.Event) ([]int32, []history.Event) {
 	return ids, evs
 }
 
-// rerun schedules again the activities and sub-orchestrations a rewind voided.
-func (e *Engine) rerun(ep *store.Episode, inst store.Instance, scheduled []history.Event, reason json.RawMessage) error {
+// openAtEnd returns the scheduling events of the activities, timers and sub-orchestrations that
+// have no result in old (a rewind's re-runs count as open again until their next result), in
+// task ID order, leaving out those in failed (which failedAtEnd runs again already).
+func openAtEnd(old []history.Event, failed []int32) []history.Event {
+	open := map[int32]history.Event{}
+	scheduled := map[int32]history.Event{}
+	for _, ev := range old {
+		switch ev.Type {
+		case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated:
+			scheduled[ev.ID] = ev
+			open[ev.ID] = ev
+		case history.TaskCompleted, history.TaskFailed, history.TimerFired,
+			history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
+			delete(open, ev.TaskID)
+		case history.ExecutionRewound:
+			for _, id := range ev.Voided {
+				if s, ok := scheduled[id]; ok {
+					open[id] = s
+				}
+			}
+		}
+	}
+	for _, id := range failed {
+		delete(open, id)
+	}
+	evs := make([]history.Event, 0, len(open))
+	for _, s := range open {
+		evs = append(evs, s)
+	}
+	slices.SortFunc(evs, func(a, b history.Event) int { return cmp.Compare(a.ID, b.ID) })
+	return evs
+}
+
+// rerun schedules again the activities and sub-orchestrations a rewind voided, and brings back
+// the results of timers and sub-orchestrations that were open at the failure (reopened): a
+// timer's message is sent again for its time, and a child that finished meanwhile has its
+// result sent again (one still running sends it when it ends). A result that was not dropped
+// after all arrives twice, and replay ignores the second.
+func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instance, scheduled, reopened []history.Event, reason json.RawMessage, now time.Time) error {
+	for _, s := range reopened {
+		switch s.Type {
+		case history.TimerCreated:
+			if err := e.effects(ep, inst, []history.Event{s}, now); err != nil { // its message, as when it was created
+				return err
+			}
+		case history.SubOrchestrationInstanceCreated:
+			child, err := e.st.GetInstance(ctx, s.InstanceID)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // purged: nothing to bring back
+			}
+			if err != nil {
+				return fmt.Errorf("rewind: read sub-orchestration %q: %w", s.InstanceID, err)
+			}
+			if child.ParentID != inst.ID || !child.Status.Terminal() {
+				continue
+			}
+			p := &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: s.ID}
+			if err := notifyParent(ep, p, child.ID, child.Status, child.Output, history.DecodeFailure(child.Failure), now); err != nil {
+				return err
+			}
+		}
+	}
 	for _, s := range scheduled {
 		switch s.Type {
 		case history.TaskScheduled:

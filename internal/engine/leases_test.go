@@ -84,25 +84,24 @@ func TestGivenUpCommitExpires(t *testing.T) {
 	const lease = time.Second
 	newEngine(t, engine.Options{Store: fs, Registry: chainRegistry(&r), LeaseDuration: lease, Logger: slog.New(logs)})
 
-	// The first episode of "x" fails to commit until the engine gives it up.
-	fs.Fail(storefault.Fault{Method: "CommitEpisode", Pick: func(c storefault.Call) bool { return c.InstanceID == "x" }})
-	start(t, fs, "chain", "x", 0)
-	logs.wait(t, 10*time.Second, "orchestration episode not committed, given up", "instanceId=x")
-	fs.Clear()
-	if inst := waitDone(t, fs, "x", 20*time.Second); inst.Status != store.StatusCompleted || string(inst.Output) != "3" {
-		t.Fatalf("x is %s with output %s, want Completed with 3", inst.Status, inst.Output)
+	// The first episode of "x" fails to commit until the engine gives it up; then the first
+	// activity of "y" cannot record its result until the engine gives it up.
+	for _, c := range []struct {
+		method, id, givenUp, output string
+		input                       int
+	}{
+		{"CommitEpisode", "x", "orchestration episode not committed, given up", "3", 0},
+		{"CompleteActivity", "y", "activity result not recorded, given up", "13", 10},
+	} {
+		fs.Fail(storefault.Fault{Method: c.method, Pick: func(call storefault.Call) bool { return call.InstanceID == c.id }})
+		start(t, fs, "chain", c.id, c.input)
+		logs.wait(t, 10*time.Second, c.givenUp, "instanceId="+c.id)
+		fs.Clear()
+		if inst := waitDone(t, fs, c.id, 20*time.Second); inst.Status != store.StatusCompleted || string(inst.Output) != c.output {
+			t.Fatalf("%s is %s with output %s, want Completed with %s", c.id, inst.Status, inst.Output, c.output)
+		}
+		checkOnce(t, fs, c.id)
 	}
-	checkOnce(t, fs, "x")
-
-	// The first activity of "y" cannot record its result until the engine gives it up.
-	fs.Fail(storefault.Fault{Method: "CompleteActivity", Pick: func(c storefault.Call) bool { return c.InstanceID == "y" }})
-	start(t, fs, "chain", "y", 10)
-	logs.wait(t, 10*time.Second, "activity result not recorded, given up", "instanceId=y")
-	fs.Clear()
-	if inst := waitDone(t, fs, "y", 20*time.Second); inst.Status != store.StatusCompleted || string(inst.Output) != "13" {
-		t.Fatalf("y is %s with output %s, want Completed with 13", inst.Status, inst.Output)
-	}
-	checkOnce(t, fs, "y")
 	if got := r.of("y", 0); got < 2 {
 		t.Fatalf("the activity whose result was lost ran %d times, want it run again", got)
 	}

@@ -155,7 +155,7 @@ type Event struct {
 	Attempt     int             `json:"attempt,omitempty"`     // TaskScheduled: retry attempt (1-based)
 	Retry       string          `json:"retry,omitempty"`       // TimerCreated: "Retry Attempt N"
 	TimeoutOf   string          `json:"timeoutOf,omitempty"`   // TimerCreated: the event a WaitForEvent with a timeout waits for
-	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: failed task IDs to run again
+	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: task IDs to run again (failed, or open at the failure)
 	Carried     []Event         `json:"carried,omitempty"`     // ExecutionStarted after continue-as-new: kept events
 	Recursive   bool            `json:"recursive,omitempty"`   // ExecutionTerminated: also terminate sub-orchestrations
 }

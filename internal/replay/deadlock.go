@@ -12,9 +12,17 @@ type DeadlockError struct {
 	Name       string // the orchestrator
 	InstanceID string
 	Timeout    time.Duration
+	// Unwinding: the orchestrator was being unwound (terminated, or its execution closed) and
+	// its deferred calls did not return in time.
+	Unwinding bool
 }
 
 func (e *DeadlockError) Error() string {
+	if e.Unwinding {
+		return fmt.Sprintf("orchestrator %q (instance %q) did not finish unwinding within %v: its deferred calls "+
+			"block (a sleep, a channel, a lock or I/O?); its goroutine is abandoned; deferred calls in orchestrator "+
+			"code must not wait", e.Name, e.InstanceID, e.Timeout)
+	}
 	return fmt.Sprintf("orchestrator %q (instance %q) did not yield within %v: it blocks outside Await "+
 		"(a sleep, a channel, a lock or I/O?); orchestrator code must wait only on tasks (activities, "+
 		"timers, events, sub-orchestrations) and do its I/O in activities", e.Name, e.InstanceID, e.Timeout)
@@ -39,7 +47,31 @@ func (x *Execution) waitYield() {
 	case <-x.yield:
 	case <-t.C:
 		x.stuck = true
+		close(x.abandoned)
 		panic(&DeadlockError{Name: x.c.name, InstanceID: x.c.instanceID, Timeout: x.yieldTimeout})
+	}
+}
+
+// waitUnwind waits for an aborted orchestrator goroutine to exit, for at most the yield timeout
+// (as waitYield bounds a yield); past it, it abandons the goroutine and records the error Close
+// returns. Unlike waitYield it does not unwind Run: the execution has finished already
+// (terminated) or is being thrown away.
+// It reports whether the goroutine exited.
+func (x *Execution) waitUnwind() bool {
+	if x.yieldTimeout <= 0 {
+		<-x.yield
+		return true
+	}
+	t := time.NewTimer(x.yieldTimeout)
+	defer t.Stop()
+	select {
+	case <-x.yield:
+		return true
+	case <-t.C:
+		x.stuck = true
+		close(x.abandoned)
+		x.unwindErr = &DeadlockError{Name: x.c.name, InstanceID: x.c.instanceID, Timeout: x.yieldTimeout, Unwinding: true}
+		return false
 	}
 }
 

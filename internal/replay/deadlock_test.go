@@ -8,6 +8,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
 )
 
 func started(name, id string) []history.Event {
@@ -49,4 +50,59 @@ func TestYieldTimeout(t *testing.T) {
 		t.Fatalf("Run = %+v, %v; want one scheduled activity", res, err)
 	}
 	y.Close()
+}
+
+// TestUnwindTimeout: terminating or closing an execution whose deferred calls block does not
+// wait for them for ever: past the yield timeout the goroutine is abandoned and Close says so,
+// naming the orchestrator; Close of an execution that unwinds in time reports nothing.
+func TestUnwindTimeout(t *testing.T) {
+	block := make(chan struct{})
+	defer close(block)
+	stubborn := func(c *replay.Context) ([]byte, error) {
+		defer func() { <-block }() // runs when the execution is unwound
+		return c.WaitForEvent("never", 0).Await()
+	}
+	for _, terminate := range []bool{true, false} {
+		x := replay.New(stubborn)
+		x.SetYieldTimeout(time.Minute) // no false deadlock on a loaded machine
+		res, err := x.Run(nil, started("stubborn", "i1"))
+		if err != nil || res.Done {
+			t.Fatalf("Run = %+v, %v; want the orchestrator waiting", res, err)
+		}
+		x.SetYieldTimeout(50 * time.Millisecond) // bounds the unwinding
+		closed := make(chan error, 1)
+		go func() {
+			if terminate {
+				res, err := x.Run(nil, []history.Event{history.New(history.ExecutionTerminated, time.Now())})
+				if err != nil || !res.Done || res.Status != store.StatusTerminated {
+					t.Errorf("Run(terminate) = %+v, %v; want it terminated", res, err)
+				}
+			}
+			closed <- x.Close()
+		}()
+		select {
+		case err := <-closed:
+			var dl *replay.DeadlockError
+			if !errors.As(err, &dl) || !dl.Unwinding || !strings.Contains(err.Error(), `orchestrator "stubborn"`) {
+				t.Fatalf("terminate %v: Close = %v; want a *DeadlockError that says the unwinding blocked", terminate, err)
+			}
+		case <-time.After(10 * time.Second): // a hang, not a timing bound
+			t.Fatalf("terminate %v: the execution waits for ever on the orchestrator's deferred calls", terminate)
+		}
+	}
+
+	y := replay.New(func(c *replay.Context) ([]byte, error) {
+		defer func() {}()
+		return c.WaitForEvent("never", 0).Await()
+	})
+	y.SetYieldTimeout(time.Minute)
+	if _, err := y.Run(nil, started("fine", "i2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := y.Close(); err != nil {
+		t.Fatalf("Close of an execution that unwinds = %v", err)
+	}
+	if err := y.Close(); err != nil {
+		t.Fatalf("second Close = %v", err)
+	}
 }

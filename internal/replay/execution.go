@@ -118,14 +118,16 @@ type Execution struct {
 	suspended bool
 	held      []history.Event // events that arrived while suspended
 
-	yieldTimeout time.Duration // see SetYieldTimeout
-	stuck        bool          // the orchestrator did not yield in time; its goroutine is lost
+	yieldTimeout time.Duration  // see SetYieldTimeout
+	stuck        bool           // the orchestrator did not yield (or unwind) in time; its goroutine is lost
+	abandoned    chan struct{}  // closed when stuck: the lost goroutine's hand-backs do not block
+	unwindErr    *DeadlockError // the orchestrator's deferred calls blocked an abort (see Close)
 }
 
 // New returns an execution of fn that has not started; the first applied ExecutionStarted event
 // starts it.
 func New(fn Func) *Execution {
-	x := &Execution{fn: fn, resume: make(chan struct{}), yield: make(chan struct{})}
+	x := &Execution{fn: fn, resume: make(chan struct{}), yield: make(chan struct{}), abandoned: make(chan struct{})}
 	x.c = &Context{
 		x:        x,
 		open:     map[int32]*Task{},
@@ -462,11 +464,11 @@ func (x *Execution) main() {
 	var err error
 	completed := false
 	defer func() {
-		x.finished = true
 		if x.aborting {
-			x.yield <- struct{}{}
+			x.handBack() // abort sets x.finished, unless it gave up on this goroutine
 			return
 		}
+		x.finished = true
 		if r := recover(); r != nil {
 			f := &history.Failure{
 				Type:       "panic",
@@ -487,7 +489,7 @@ func (x *Execution) main() {
 				x.finish(store.StatusCompleted, out, nil)
 			}
 		}
-		x.yield <- struct{}{}
+		x.handBack()
 	}()
 	out, err = x.fn(x.c)
 	completed = true
@@ -500,7 +502,9 @@ func (x *Execution) await(t *Task) {
 			runtime.Goexit()
 		}
 		x.waiting = t
-		x.yield <- struct{}{}
+		if !x.handBack() {
+			runtime.Goexit() // abandoned: nobody will resume it
+		}
 		<-x.resume
 		if x.aborting {
 			runtime.Goexit()
@@ -517,7 +521,8 @@ func (x *Execution) finish(status store.Status, output []byte, f *history.Failur
 }
 
 // abort unwinds a parked orchestrator goroutine (its deferred calls run); it returns when the
-// goroutine has exited.
+// goroutine has exited or, if the deferred calls block past the yield timeout, abandons the
+// goroutine (see waitUnwind).
 func (x *Execution) abort() {
 	if x.stuck {
 		return // nothing can unwind it: it is not parked
@@ -525,12 +530,35 @@ func (x *Execution) abort() {
 	if x.started && !x.finished && x.waiting != nil {
 		x.aborting = true
 		x.resume <- struct{}{}
-		<-x.yield
+		if x.waitUnwind() {
+			x.finished = true
+		}
 	}
 }
 
-// Close releases the execution: a parked orchestrator goroutine is unwound.
-func (x *Execution) Close() { x.abort() }
+// handBack, on the orchestrator goroutine, hands control back to the caller of Run or abort. It
+// reports false when the caller gave up on this goroutine (a yield or unwind timeout): then
+// nobody takes the hand-back, and the goroutine must not block on it.
+func (x *Execution) handBack() bool {
+	select {
+	case x.yield <- struct{}{}:
+		return true
+	case <-x.abandoned:
+		return false
+	}
+}
+
+// Close releases the execution: a parked orchestrator goroutine is unwound. It returns a
+// *DeadlockError (Unwinding set) if the orchestrator's deferred calls did not return within the
+// yield timeout, now or when a terminate unwound it: its goroutine is then abandoned, as after
+// a yield timeout, so that no caller waits on orchestrator code for ever.
+func (x *Execution) Close() error {
+	x.abort()
+	if x.unwindErr != nil {
+		return x.unwindErr
+	}
+	return nil
+}
 
 // FailureFromError converts an orchestrator's or activity's error into failure details. Errors that
 // describe themselves (see Describer) keep their type and details; others are named by Go type.

@@ -459,7 +459,9 @@ await step("waitForCompletionOrCreateCheckStatusResponse on a waiting instance: 
     assert.ok(body.purgeHistoryDeleteUri.startsWith(`${inst}?`), `purgeHistoryDeleteUri: ${body.purgeHistoryDeleteUri}`);
     assert.equal(res.headers.get("Location"), body.statusQueryGetUri);
     assert.equal(res.headers.get("Retry-After"), "10");
-    // The URLs it hands out work against the server.
+    // The URLs it hands out work against the server. The 200 ms wait can end before the first
+    // episode ran (a loaded machine): wait for Running, which holds until the event below.
+    await waitFor(id, hasStatus("Running"), "Running");
     const status = await raw(body.statusQueryGetUri);
     assert.equal(status.status, 202, `GET ${body.statusQueryGetUri} => ${status.status} ${status.text}`);
     assert.equal(status.json.runtimeStatus, "Running");

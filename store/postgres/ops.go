@@ -155,7 +155,7 @@ ORDER BY m.id`
 
 // ClaimOrchestrations leases up to max instances with visible messages.
 func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
-	if err := checkClaim(owner, max, leaseFor); err != nil {
+	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -276,7 +276,7 @@ RETURNING t.id, t.instance_id, t.execution_id, t.name, t.data, t.lease_token`
 
 // ClaimActivities leases up to max activity tasks without a live lease.
 func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
-	if err := checkClaim(owner, max, leaseFor); err != nil {
+	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -480,7 +480,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	return nil
 }
 
-func checkClaim(owner string, max int, leaseFor time.Duration) error {
+func checkClaim(owner string, names store.Names, max int, leaseFor time.Duration) error {
 	switch {
 	case owner == "":
 		return errors.New("postgres: claim: empty owner")
@@ -488,6 +488,9 @@ func checkClaim(owner string, max int, leaseFor time.Duration) error {
 		return fmt.Errorf("postgres: claim: max is %d, want at least 1", max)
 	case leaseFor <= 0:
 		return fmt.Errorf("postgres: claim: lease duration %v is not positive", leaseFor)
+	}
+	if err := names.Check(); err != nil {
+		return fmt.Errorf("postgres: claim: %w", err)
 	}
 	return nil
 }

@@ -299,6 +299,11 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	if s.isClosed() {
 		return nil, errClosed("unclaimed work")
 	}
+	for _, n := range []store.Names{orchestrators, activities} {
+		if err := n.Check(); err != nil {
+			return nil, fmt.Errorf("postgres: unclaimed work: %w", err)
+		}
+	}
 	orch, act := []string(orchestrators), []string(activities)
 	if orch == nil {
 		orch = []string{}

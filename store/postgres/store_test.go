@@ -294,12 +294,18 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	a := openStore(t, dsn, Options{Hub: "h"})
 	b := openStore(t, dsn, Options{Hub: "h"})
+	sig := b.WorkSignal(store.ActivityWorkKind)
 	create(t, a, "x")
 	w := claim(t, a, "A", time.Minute)
+	drain(sig)
 	e := store.Episode{Lease: w[0].Lease, Instance: w[0].Instance, Tasks: []store.Task{{Name: "t", Data: []byte("x")}}}
 	if err := a.CommitEpisode(t.Context(), e); err != nil {
 		t.Fatal(err)
 	}
+	// The commit's activity notification reaches B asynchronously. Wait for it here: arriving
+	// after the release below, it would wake B before the release's notification, whose
+	// handling is what lets B's next claim look for dead leases (B's claim would find nothing).
+	waitSignal(t, sig, "activity signal on B after A's episode created a task")
 	if got, err := a.ClaimActivities(t.Context(), "A", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 1 {
 		t.Fatalf("A claimed %d tasks (%v), want 1", len(got), err)
 	}
@@ -307,7 +313,6 @@ func TestReleaseOnAnotherHost(t *testing.T) {
 	if got, err := b.ClaimActivities(t.Context(), "B", store.Names{"a", "act", "t"}, 10, time.Minute); err != nil || len(got) != 0 {
 		t.Fatalf("B claimed %d tasks (%v) under A's live lease", len(got), err)
 	}
-	sig := b.WorkSignal(store.ActivityWorkKind)
 	drain(sig)
 	if err := a.ReleaseLeases(t.Context(), "A"); err != nil {
 		t.Fatal(err)
@@ -342,16 +347,5 @@ func TestMigrationToClaimsByName(t *testing.T) {
 		}
 	}
 	s := openStore(t, dsn, Options{Hub: "h"})
-	ctx := t.Context()
-	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
-		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
-	}
-	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
-	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
-		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
-	}
-	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
-	if err != nil || len(tasks) != 1 {
-		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
-	}
+	storetest.CheckMigratedClaims(t, s)
 }

@@ -156,7 +156,7 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 
 // ClaimOrchestrations leases up to max instances with visible messages.
 func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
-	if err := checkClaim(owner, max, leaseFor); err != nil {
+	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -350,7 +350,7 @@ func (w *writer) start(st store.Start, eff *effects) error {
 
 // ClaimActivities leases up to max activity tasks without a live lease.
 func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
-	if err := checkClaim(owner, max, leaseFor); err != nil {
+	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -493,16 +493,20 @@ func (w *writer) claimByName(turn *uint, names store.Names, claim func(name stri
 	return nil
 }
 
-// namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB.
+// namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB. Names
+// that JSON cannot carry as they are (invalid UTF-8 becomes U+FFFD) are refused.
 func namesArg(names store.Names) (string, error) {
 	if names == nil {
 		return "[]", nil
+	}
+	if err := names.Check(); err != nil {
+		return "", err
 	}
 	b, err := json.Marshal(names)
 	return string(b), err
 }
 
-func checkClaim(owner string, max int, leaseFor time.Duration) error {
+func checkClaim(owner string, names store.Names, max int, leaseFor time.Duration) error {
 	switch {
 	case owner == "":
 		return errors.New("sqlite: claim: empty owner")
@@ -510,6 +514,9 @@ func checkClaim(owner string, max int, leaseFor time.Duration) error {
 		return fmt.Errorf("sqlite: claim: max is %d, want at least 1", max)
 	case leaseFor <= 0:
 		return fmt.Errorf("sqlite: claim: lease duration %v is not positive", leaseFor)
+	}
+	if err := names.Check(); err != nil {
+		return fmt.Errorf("sqlite: claim: %w", err)
 	}
 	return nil
 }

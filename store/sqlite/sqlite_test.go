@@ -357,15 +357,5 @@ func TestMigrationToClaimsByName(t *testing.T) {
 	}
 	db.Close()
 	s := openTemp(t, path, Options{})
-	if w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
-		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
-	}
-	w, err := s.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
-	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
-		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
-	}
-	tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
-	if err != nil || len(tasks) != 1 {
-		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
-	}
+	storetest.CheckMigratedClaims(t, s)
 }

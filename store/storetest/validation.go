@@ -61,6 +61,19 @@ func (s suite) testInvalidArguments(t *testing.T) {
 			wantErr(t, "CreateInstance("+inst.ID+")", st.CreateInstance(ctx, inst, startMessage(inst.ID), store.ReuseNever), store.ErrInvalidArgument)
 		}
 	})
+	t.Run("claimed names", func(t *testing.T) {
+		// A name that fails store.CheckText could never match its work (SQLite's JSON would
+		// carry invalid UTF-8 as U+FFFD): the claim is refused, not an empty answer.
+		for _, name := range []string{"orch\xff", "orch\x00", strings.Repeat("o", store.MaxKeyBytes+1)} {
+			names := store.Names{"ok", name}
+			_, err := st.ClaimOrchestrations(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimOrchestrations", err, store.ErrInvalidArgument)
+			_, err = st.ClaimActivities(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimActivities", err, store.ErrInvalidArgument)
+			_, err = st.Unclaimed(ctx, names, nil)
+			wantErr(t, "Unclaimed", err, store.ErrInvalidArgument)
+		}
+	})
 	t.Run("token", func(t *testing.T) {
 		for _, tok := range []string{"not base64 at all!", "\xff\xfe"} {
 			_, _, err := st.ListInstances(ctx, store.Query{ContinuationToken: tok})

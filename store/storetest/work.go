@@ -1124,3 +1124,23 @@ func (s suite) testClaimTakesTurns(t *testing.T) {
 		t.Fatalf("two task claims of one each served only %v: each name must get its turn", seen)
 	}
 }
+
+// CheckMigratedClaims checks a store just migrated from schema version 1 (before claims by
+// name) holding an instance "old" named Legacy with one message, and a task of activity Act:
+// the migration gave the messages their instance's name, so claimers of those names (in any
+// case) find the waiting work, and a claimer of another name does not.
+func CheckMigratedClaims(t *testing.T, st store.Store) {
+	t.Helper()
+	ctx := ctxOf(t)
+	if w, err := st.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
+		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
+	}
+	w, err := st.ClaimOrchestrations(ctx, "n", store.Names{"legacy"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
+		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
+	}
+	tasks, err := st.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
+	}
+}
