@@ -106,3 +106,67 @@ func TestUnwindTimeout(t *testing.T) {
 		t.Fatalf("second Close = %v", err)
 	}
 }
+
+// TestYieldTimeoutCostsNoAllocationPerYield: the deadlock detector makes one timer per
+// execution, not one per yield, so a replay of many steps allocates no more with it than without.
+func TestYieldTimeoutCostsNoAllocationPerYield(t *testing.T) {
+	fn, old := sequenceOf(100)
+	allocs := func(timeout time.Duration) float64 {
+		return testing.AllocsPerRun(20, func() {
+			x := replay.New(fn)
+			x.SetYieldTimeout(timeout)
+			if res, err := x.Run(old, []history.Event{history.New(history.OrchestratorStarted, old[0].Time)}); err != nil || !res.Done {
+				t.Fatalf("replay: %+v, %v", res, err)
+			}
+			x.Close()
+		})
+	}
+	without, with := allocs(0), allocs(time.Minute)
+	if with > without+5 {
+		t.Fatalf("a replay of 100 yields allocates %v times with the yield timeout, %v without: the detector must not allocate per yield", with, without)
+	}
+}
+
+// sequenceOf returns an orchestrator that calls n activities in sequence, and a history in which
+// all of them completed.
+func sequenceOf(n int) (replay.Func, []history.Event) {
+	fn := func(c *replay.Context) ([]byte, error) {
+		for range n {
+			if _, err := c.CallActivity("a", nil, nil).Await(); err != nil {
+				return nil, err
+			}
+		}
+		return []byte(`"done"`), nil
+	}
+	old := started("seq", "i")
+	now := old[0].Time
+	for i := range int32(n) {
+		s := history.New(history.TaskScheduled, now)
+		s.ID, s.Name = i, "a"
+		c := history.New(history.TaskCompleted, now)
+		c.TaskID, c.Result = i, []byte(`1`)
+		old = append(old, s, c)
+	}
+	return fn, old
+}
+
+// BenchmarkReplayYields replays a sequence of 1,000 activities, one yield each, with and without
+// the deadlock detector: what the detector costs per yield.
+func BenchmarkReplayYields(b *testing.B) {
+	fn, old := sequenceOf(1000)
+	now := old[0].Time
+	for _, timeout := range []time.Duration{0, time.Second} {
+		b.Run("timeout="+timeout.String(), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				x := replay.New(fn)
+				x.SetYieldTimeout(timeout)
+				res, err := x.Run(old, []history.Event{history.New(history.OrchestratorStarted, now)})
+				if err != nil || !res.Done {
+					b.Fatalf("replay: %+v, %v", res, err)
+				}
+				x.Close()
+			}
+		})
+	}
+}

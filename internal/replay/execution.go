@@ -119,6 +119,7 @@ type Execution struct {
 	held      []history.Event // events that arrived while suspended
 
 	yieldTimeout time.Duration  // see SetYieldTimeout
+	yieldTimer   *time.Timer    // waitYield's, made at the first hand-off
 	stuck        bool           // the orchestrator did not yield (or unwind) in time; its goroutine is lost
 	abandoned    chan struct{}  // closed when stuck: the lost goroutine's hand-backs do not block
 	unwindErr    *DeadlockError // the orchestrator's deferred calls blocked an abort (see Close)

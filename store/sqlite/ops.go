@@ -162,34 +162,32 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	if len(names) == 0 {
 		return nil, nil
 	}
-	namesJSON, err := namesArg(names)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim orchestrations: %w", err)
-	}
 	var work []store.OrchestrationWork
-	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
+		namesJSON, err := w.orchNames.next(names)
+		if err != nil {
+			return err
+		}
 		var found bool
 		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		err := w.claimByName(&w.orchTurn, names, func(name string) (int, error) {
-			rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
-			if err != nil {
-				return 0, err
-			}
-			defer rows.Close()
-			for rows.Next() {
-				inst, err := scanInstance(rows)
-				if err != nil {
-					return 0, err
-				}
-				work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
-			}
-			return len(work), rows.Close()
-		}, max)
+		w.claimStatements++
+		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
 		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			inst, err := scanInstance(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			work = append(work, store.OrchestrationWork{Instance: inst, Lease: lease})
+		}
+		if err := rows.Close(); err != nil {
 			return err
 		}
 		if len(work) == 0 {
@@ -199,7 +197,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		for i := range work {
 			index[work[i].Instance.ID] = i
 		}
-		rows, err := w.claimedMessages.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now)
+		rows, err = w.claimedMessages.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now)
 		if err != nil {
 			return err
 		}
@@ -356,33 +354,32 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	if len(names) == 0 {
 		return nil, nil
 	}
-	namesJSON, err := namesArg(names)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
-	}
 	var work []store.ActivityWork
-	err = s.doLeases(ctx, true, func(w *writer, eff *effects) error {
+	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
+		namesJSON, err := w.taskNames.next(names)
+		if err != nil {
+			return err
+		}
 		var found bool
 		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
-		return w.claimByName(&w.taskTurn, names, func(name string) (int, error) {
-			rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max-len(work), name)
-			if err != nil {
-				return 0, err
+		w.claimStatements++
+		rows, err := w.claimTasks.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var t store.Task
+			if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
+				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				var t store.Task
-				if err := rows.Scan(&t.ID, &t.InstanceID, &t.ExecutionID, &t.Name, &t.Data); err != nil {
-					return 0, err
-				}
-				work = append(work, store.ActivityWork{Task: t, Lease: lease})
-			}
-			return len(work), rows.Close()
-		}, max)
+			work = append(work, store.ActivityWork{Task: t, Lease: lease})
+		}
+		return rows.Close()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim activities: %w", err)
@@ -478,20 +475,39 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	})
 }
 
-// claimByName runs claim for each name until max items are claimed; claim returns how many
-// are claimed so far. Each claim starts from the next name in turn: within a name work is taken
-// oldest first, and no name with a backlog can starve the others.
-func (w *writer) claimByName(turn *uint, names store.Names, claim func(name string) (int, error), max int) error {
-	*turn++
-	first := int(*turn % uint(len(names)))
-	for i := range names {
-		n, err := claim(names[(first+i)%len(names)])
-		if err != nil || n >= max {
-			return err
-		}
-	}
-	return nil
+// nameTurns hands a claim its names as a JSON array for json_each, starting from the next name
+// in turn: the claim walks the names in that order, oldest work first within each, so no name
+// with a backlog starves the others. The engine passes the same names on every claim, so the
+// rotations are encoded once; other names replace them.
+type nameTurns struct {
+	turn      uint
+	names     store.Names
+	rotations []string // rotations[i] starts at names[i]
 }
+
+func (t *nameTurns) next(names store.Names) (string, error) {
+	t.turn++
+	first := int(t.turn % uint(len(names)))
+	if len(names) > maxCachedTurns {
+		return namesArg(append(slices.Clone(names[first:]), names[:first]...))
+	}
+	if !slices.Equal(t.names, names) {
+		rotations := make([]string, len(names))
+		for i := range names {
+			s, err := namesArg(append(slices.Clone(names[i:]), names[:i]...))
+			if err != nil {
+				return "", err
+			}
+			rotations[i] = s
+		}
+		t.names, t.rotations = slices.Clone(names), rotations
+	}
+	return t.rotations[first], nil
+}
+
+// maxCachedTurns bounds the names whose rotations are kept: they take space quadratic in the
+// number of names, and a claim of that many names walks them all anyway.
+const maxCachedTurns = 64
 
 // namesArg encodes names for json_each. It is a string: SQLite reads a BLOB as JSONB. Names
 // that JSON cannot carry as they are (invalid UTF-8 becomes U+FFFD) are refused.

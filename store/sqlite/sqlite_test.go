@@ -359,3 +359,47 @@ func TestMigrationToClaimsByName(t *testing.T) {
 	s := openTemp(t, path, Options{})
 	storetest.CheckMigratedClaims(t, s)
 }
+
+// TestClaimIsOneStatementWhateverItsNames checks that a claim of many names runs one claim
+// statement, not one per name: a host registers all its orchestrators and activities, and a
+// statement per name made every claim pay for names with nothing to claim.
+func TestClaimIsOneStatementWhateverItsNames(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	var names store.Names
+	for i := range 8 {
+		names = append(names, fmt.Sprintf("name-%d", i))
+	}
+	statements := func() int {
+		t.Helper()
+		var n int
+		if err := s.do(ctx, func(w *writer, eff *effects) error { n = w.claimStatements; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if err := s.CreateInstance(ctx, store.Instance{ID: "i", Name: "name-5", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+		t.Fatal(err)
+	}
+	before := statements()
+	work, err := s.ClaimOrchestrations(ctx, "n", names, 100, time.Minute)
+	if err != nil || len(work) != 1 || len(work[0].Messages) != 1 {
+		t.Fatalf("claim: %d instances, %v", len(work), err)
+	}
+	if n := statements() - before; n != 1 {
+		t.Errorf("a claim of %d names ran %d claim statements, want 1", len(names), n)
+	}
+	e := store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, Consumed: []int64{work[0].Messages[0].ID},
+		History: [][]byte{[]byte("h")}, Tasks: []store.Task{{Name: "name-6", Data: []byte("in")}}}
+	if err := s.CommitEpisode(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	before = statements()
+	tasks, err := s.ClaimActivities(ctx, "n", names, 100, time.Minute)
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("task claim: %d tasks, %v", len(tasks), err)
+	}
+	if n := statements() - before; n != 1 {
+		t.Errorf("a task claim of %d names ran %d claim statements, want 1", len(names), n)
+	}
+}

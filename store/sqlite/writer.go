@@ -202,10 +202,13 @@ type writer struct {
 	// now (see setSync).
 	durable, synced bool
 
-	// orchTurn and taskTurn rotate the name a claim starts from (see claimByName), one per
-	// kind: a shared one, advanced by the two dispatchers in alternation, could always land on
+	// orchNames and taskNames rotate the name a claim starts from (see nameTurns), one per
+	// kind: a shared turn, advanced by the two dispatchers in alternation, could always land on
 	// the same name for one kind.
-	orchTurn, taskTurn uint
+	orchNames, taskNames nameTurns
+	// claimStatements counts the claim statements run, for a test: one per claim that found
+	// work, however many names it lists.
+	claimStatements int
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
@@ -271,9 +274,12 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`},
 		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN tasks t INDEXED BY tasks_by_name
 			WHERE t.hub = ?1 AND t.name = n.value COLLATE NOCASE AND t.lease_expires <= ?2)`},
-		// The claims take one name at a time (?7; see claimByName): walk its messages in visible
-		// order (its tasks in lease then ID order) and stop at the limit; instances under a live
-		// lease are skipped, messages not yet visible are never read.
+		// The claims walk their names (?7, rotated: see nameTurns) one after another, each name's
+		// messages in visible order (its tasks in lease then ID order: the index's order, which
+		// the nested loop keeps) and stop at the limit; instances under a live lease are
+		// skipped, messages not yet visible are never read. One statement for all the names: a
+		// statement per name cost a claim as many UPDATEs (each with its statement journal) as
+		// the host has names, almost all of them finding nothing.
 		//
 		// The limit is written +?6, not ?6, in both claims: SQLite (3.54) plans a bare LIMIT
 		// parameter with its bound value, so binding a different value re-prepares the
@@ -281,21 +287,25 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// unary plus makes the limit an expression evaluated at run time; the plan is the same.
 		{&w.claimInstances, `UPDATE instances SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
 			WHERE hub = ?1 AND id IN (
-				SELECT DISTINCT m.instance_id FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
-				WHERE m.hub = ?1 AND m.instance_name = ?7 AND m.visible_at <= ?5 AND i.lease_expires <= ?5
+				SELECT DISTINCT m.instance_id FROM json_each(?7) n CROSS JOIN inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
+				WHERE m.hub = ?1 AND m.instance_name = n.value AND m.visible_at <= ?5
+					AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?5
 				LIMIT +?6)
 			RETURNING ` + instanceColumns},
 		// One query for the messages of all instances just claimed: they share the lease, so the
 		// join is on the rows themselves. (Passing the IDs as JSON lost every ID that was not
 		// UTF-8: the claim came without messages and the instance was claimed again for ever.)
+		// The indexes are named: left to itself (no ANALYZE statistics), SQLite walks the whole
+		// inbox of the hub and looks each message's instance up, on every claim.
 		{&w.claimedMessages, `SELECT m.id, m.instance_id, m.execution_id, m.data, m.visible_at
-			FROM instances i JOIN inbox m ON m.hub = i.hub AND m.instance_id = i.id
-			WHERE i.hub = ?1 AND i.lease_owner = ?2 AND i.lease_token = ?3 AND m.visible_at <= ?4
+			FROM instances i INDEXED BY instances_by_lease_owner CROSS JOIN inbox m INDEXED BY inbox_by_instance
+			WHERE i.hub = ?1 AND i.lease_owner = ?2 AND i.lease_token = ?3
+				AND m.hub = i.hub AND m.instance_id = i.id AND m.visible_at <= ?4
 			ORDER BY m.id`},
 		{&w.claimTasks, `UPDATE tasks SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
-			WHERE id IN (SELECT id FROM tasks INDEXED BY tasks_by_name
-				WHERE hub = ?1 AND name = ?7 COLLATE NOCASE AND lease_expires <= ?5
-				ORDER BY lease_expires, id LIMIT +?6)
+			WHERE id IN (SELECT t.id FROM json_each(?7) n CROSS JOIN tasks t INDEXED BY tasks_by_name
+				WHERE t.hub = ?1 AND t.name = n.value COLLATE NOCASE AND t.lease_expires <= ?5
+				LIMIT +?6)
 			RETURNING id, instance_id, execution_id, name, data`},
 		{&w.completeTask, `DELETE FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4 RETURNING instance_id`},
 		// One claim at a time, fenced like a commit: only a lease that still holds (the row
