@@ -60,10 +60,11 @@ func invalid(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
 }
 
-// payload returns the JSON of an optional payload: null when absent, else the SDK's text, which
-// must be JSON (the SDKs serialize with JSON).
+// payload returns the JSON of an optional payload: null when absent or empty (the JS SDK sends
+// JSON.stringify(undefined) as ""), else the SDK's text, which must be JSON (the SDKs serialize
+// with JSON).
 func payload(what string, v *wrapperspb.StringValue) (json.RawMessage, error) {
-	if v == nil {
+	if v == nil || v.Value == "" {
 		return json.RawMessage("null"), nil
 	}
 	if !json.Valid([]byte(v.Value)) {
@@ -224,6 +225,9 @@ func (s *Service) StartInstance(ctx context.Context, r *pb.CreateInstanceRequest
 	at, err := timeOf("scheduledStartTimestamp", r.ScheduledStartTimestamp)
 	if err != nil {
 		return nil, err
+	}
+	if !at.After(time.Now()) {
+		at = time.Time{} // a start time that has passed (the JS SDK sends the epoch for "now") is now
 	}
 	reuse, err := reusePolicy(r.OrchestrationIdReusePolicy)
 	if err != nil {

@@ -166,6 +166,16 @@ func TestStartGetAndWait(t *testing.T) {
 		t.Errorf("output of an instance without input: %v", s.Output)
 	}
 
+	// What the JS SDK sends for "no input, start now": an empty input and the epoch.
+	js, err := h.client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Echo", Input: wrapperspb.String(""),
+		ScheduledStartTimestamp: timestamppb.New(time.Unix(0, 0))})
+	if err != nil {
+		t.Fatalf("StartInstance as the JS SDK: %v", err)
+	}
+	if s := h.complete(t, js.InstanceId); s.GetOutput().GetValue() != "null" {
+		t.Errorf("output of an instance with an empty input: %v", s.Output)
+	}
+
 	// A scheduled start stays Pending; a wait for its start ends with the call's deadline.
 	sched, err := h.client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Echo", InstanceId: "scheduled",
 		ScheduledStartTimestamp: timestamppb.New(time.Now().Add(time.Hour))})
