@@ -2,7 +2,8 @@
 // serves the Azure Durable Functions management API) from the command line: list, show, raise
 // events, terminate, suspend, resume, restart, rewind and purge instances, and start new ones.
 // `reprise bench` runs the standard workloads on a store, in-process, and measures them;
-// `reprise keys` prints the keys a host generated and keeps in its store.
+// `reprise keys` prints the keys a host generated and keeps in its store. `reprise serve` runs a
+// standalone server: the Durable Task gRPC protocol, the management API and the dashboard.
 //
 // The instance commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
 // without a key on this machine, its loopback /durabletask routes), like the `func durable`
