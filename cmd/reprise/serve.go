@@ -30,7 +30,7 @@ Functions management API and the dashboard on --addr, over the same instances. S
 Ctrl-C or SIGTERM: it stops taking calls, lets those in flight finish and closes the store.
 
 So far the gRPC side serves the client RPCs (start, get, wait, raise, terminate, suspend,
-resume, restart, rewind, query, purge); the worker RPCs are not served yet, so instances
+resume, restart, rewind, query, purge, history); the worker RPCs are not served yet, so instances
 started here wait for a worker (docs/grpc.md).
 
 Flags:

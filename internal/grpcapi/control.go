@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -516,9 +515,4 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 		return done(n), nil
 	}
 	return nil, invalid("purge what? set instanceId, purgeInstanceFilter or instanceBatch")
-}
-
-// StreamInstanceHistory is not served yet: it needs the stored events in the proto's form.
-func (*Service) StreamInstanceHistory(*pb.StreamInstanceHistoryRequest, grpc.ServerStreamingServer[pb.HistoryChunk]) error {
-	return notServed("StreamInstanceHistory")
 }

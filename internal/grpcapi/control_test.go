@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -51,7 +52,19 @@ func definitions(flaky *atomic.Int32) []reprise.Definition {
 	failOnce := reprise.NewOrchestrator("FailOnce", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
 		return step.Call(ctx, reprise.None{}).Await()
 	})
-	return []reprise.Definition{echo, wait, step, failOnce}
+	greet := reprise.NewActivity("Greet", func(ctx context.Context, name string) (string, error) { return "Hello " + name, nil })
+	story := reprise.NewOrchestrator("Story", func(ctx *reprise.OrchestrationContext, name string) (string, error) {
+		g, err := greet.Call(ctx, name).Await()
+		if err != nil {
+			return "", err
+		}
+		if _, err := ctx.CreateTimer(time.Millisecond).Await(); err != nil {
+			return "", err
+		}
+		by, err := reprise.WaitForEvent[string](ctx, "go", 0).Await()
+		return g + " from " + by, err
+	})
+	return []reprise.Definition{echo, wait, step, failOnce, greet, story}
 }
 
 func newHub(t *testing.T, st store.Store) *hub {
@@ -377,6 +390,7 @@ func TestQueryListAndPurge(t *testing.T) {
 		h.complete(t, h.start(t, "Echo", fmt.Sprintf("q-%d", i), fmt.Sprint(i)))
 	}
 	h.start(t, "Wait", "q-running", "")
+	h.waitStatus(t, "q-running", store.StatusRunning)
 
 	// Pages of two, with payloads, by prefix.
 	var got []string
@@ -474,6 +488,96 @@ func TestQueryListAndPurge(t *testing.T) {
 	if g, err := h.client.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "q-running"}); err != nil || !g.Exists {
 		t.Errorf("the running instance after the purges: %v, %v", g, err)
 	}
+}
+
+func TestStreamInstanceHistory(t *testing.T) {
+	h := sqliteHub(t)
+	ctx := callContext(t)
+	id := h.start(t, "Story", "story", `"Tokyo"`)
+	h.waitStatus(t, id, store.StatusRunning)
+	if _, err := h.client.RaiseEvent(ctx, &pb.RaiseEventRequest{InstanceId: id, Name: "go", Input: wrapperspb.String(`"ana"`)}); err != nil {
+		t.Fatal(err)
+	}
+	final := h.complete(t, id)
+
+	stream, err := h.client.StreamInstanceHistory(ctx, &pb.StreamInstanceHistoryRequest{InstanceId: id, ExecutionId: final.ExecutionId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []*pb.HistoryEvent
+	for {
+		chunk, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("StreamInstanceHistory: %v", err)
+		}
+		events = append(events, chunk.Events...)
+	}
+	// What a worker replays: the start with its name and input, the activity scheduled and
+	// completed (linked by the scheduling event's ID), the timer, the event, the completion.
+	var kinds []string
+	scheduled := map[int32]string{}
+	for _, e := range events {
+		switch x := e.EventType.(type) {
+		case *pb.HistoryEvent_ExecutionStarted:
+			kinds = append(kinds, "started")
+			if x.ExecutionStarted.Name != "Story" || x.ExecutionStarted.GetInput().GetValue() != `"Tokyo"` ||
+				x.ExecutionStarted.GetOrchestrationInstance().GetInstanceId() != id {
+				t.Errorf("ExecutionStarted: %v", x.ExecutionStarted)
+			}
+		case *pb.HistoryEvent_TaskScheduled:
+			kinds = append(kinds, "scheduled")
+			scheduled[e.EventId] = x.TaskScheduled.Name
+		case *pb.HistoryEvent_TaskCompleted:
+			kinds = append(kinds, "completed")
+			if scheduled[x.TaskCompleted.TaskScheduledId] != "Greet" || x.TaskCompleted.GetResult().GetValue() != `"Hello Tokyo"` {
+				t.Errorf("TaskCompleted %v does not complete the scheduled Greet (%v)", x.TaskCompleted, scheduled)
+			}
+		case *pb.HistoryEvent_TimerCreated:
+			kinds = append(kinds, "timer")
+		case *pb.HistoryEvent_TimerFired:
+			kinds = append(kinds, "fired")
+		case *pb.HistoryEvent_EventRaised:
+			kinds = append(kinds, "raised")
+			if x.EventRaised.Name != "go" || x.EventRaised.GetInput().GetValue() != `"ana"` {
+				t.Errorf("EventRaised: %v", x.EventRaised)
+			}
+		case *pb.HistoryEvent_ExecutionCompleted:
+			kinds = append(kinds, "done")
+			if x.ExecutionCompleted.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED ||
+				x.ExecutionCompleted.GetResult().GetValue() != `"Hello Tokyo from ana"` {
+				t.Errorf("ExecutionCompleted: %v", x.ExecutionCompleted)
+			}
+		}
+		if e.Timestamp == nil {
+			t.Errorf("event %v has no timestamp", e)
+		}
+	}
+	// The event may arrive before or after the activity's result and the timer: only the
+	// causal order is fixed.
+	at := map[string]int{}
+	for i, k := range kinds {
+		at[k] = i + 1
+	}
+	got := strings.Join(kinds, ",")
+	if len(kinds) != 7 || len(at) != 7 || at["started"] != 1 || at["done"] != 7 || at["scheduled"] > at["completed"] || at["timer"] > at["fired"] {
+		t.Errorf("history: %s, want started first, done last, each once, each completion after its scheduling", got)
+	}
+
+	recvErr := func(r *pb.StreamInstanceHistoryRequest) error {
+		stream, err := h.client.StreamInstanceHistory(ctx, r)
+		if err != nil {
+			return err
+		}
+		_, err = stream.Recv()
+		return err
+	}
+	wantCode(t, "StreamInstanceHistory of an unknown instance", recvErr(&pb.StreamInstanceHistoryRequest{InstanceId: "no-such-instance"}), codes.NotFound)
+	wantCode(t, "StreamInstanceHistory of an ID with NUL", recvErr(&pb.StreamInstanceHistoryRequest{InstanceId: "bad\x00id"}), codes.InvalidArgument)
+	wantCode(t, "StreamInstanceHistory of another execution", recvErr(&pb.StreamInstanceHistoryRequest{InstanceId: id,
+		ExecutionId: wrapperspb.String("old")}), codes.NotFound)
 }
 
 // TestTaskHubMetadata: a call naming another hub is refused, whatever the RPC; the hub's own

@@ -2,7 +2,7 @@
 // Task SDKs for JavaScript, Python, Java, .NET and Go speak to their backend.
 //
 // The control RPCs (start, get, wait, raise, terminate, suspend, resume, restart, rewind, query,
-// list, purge) run on the task hub's control plane (internal/control), as the Client, the
+// list, purge, stream history) run on the task hub's control plane (internal/control), as the Client, the
 // management API and the dashboard do. The worker and entity RPCs answer UNIMPLEMENTED with a
 // message that names them, so an SDK fails at once with a reason instead of waiting.
 // docs/grpc.md says what is served.

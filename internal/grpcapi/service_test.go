@@ -127,7 +127,7 @@ func TestUnservedRPCsAnswerUnimplemented(t *testing.T) {
 var served = map[string]bool{"Hello": true, "StartInstance": true, "GetInstance": true, "RewindInstance": true,
 	"RestartInstance": true, "WaitForInstanceStart": true, "WaitForInstanceCompletion": true, "RaiseEvent": true,
 	"TerminateInstance": true, "SuspendInstance": true, "ResumeInstance": true, "QueryInstances": true,
-	"ListInstanceIds": true, "PurgeInstances": true}
+	"ListInstanceIds": true, "PurgeInstances": true, "StreamInstanceHistory": true}
 
 // TestEveryRPCAnswers calls every method of the service descriptor (not a hand-kept list, so an
 // RPC added to the proto is covered) with an empty message and wants each to answer at once:
