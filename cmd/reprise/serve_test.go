@@ -17,11 +17,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 )
 
 // lockedBuffer is a bytes.Buffer that the server's logger and the test may use at once.
@@ -42,7 +44,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// served is a running `reprise serve`.
+// servedCLI is a running `reprise serve`.
 type servedCLI struct {
 	grpcAddr, httpURL string
 	stderr            *lockedBuffer
@@ -195,5 +197,39 @@ func TestServeRefusesNonLoopbackGRPC(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--grpc") {
 			t.Errorf("serve --grpc %s: exit %d, stderr %q; want a usage error naming --grpc", addr, r.code, r.stderr)
 		}
+	}
+}
+
+// TestServePostgres: `reprise serve` on a postgres:// store serves the same instances over gRPC
+// and HTTP.
+func TestServePostgres(t *testing.T) {
+	srv := startServe(t, "--store", pgtest.DSN(t), "--hub", "ServeHub")
+	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "taskhub", "ServeHub"), 30*time.Second)
+	defer cancel()
+	if _, err := client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "HelloCities", InstanceId: "pg-1"}); err != nil {
+		t.Fatalf("StartInstance: %v", err)
+	}
+	got, err := client.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "pg-1"})
+	if err != nil || !got.Exists || got.OrchestrationState.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
+		t.Fatalf("GetInstance: %v, %v", got, err)
+	}
+	resp, err := http.Get(srv.httpURL + "/durabletask/instances/pg-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	resp.Body.Close()
+	if body["name"] != "HelloCities" || body["runtimeStatus"] != "Pending" {
+		t.Errorf("management API: %d %v", resp.StatusCode, body)
+	}
+	if code, stdout := srv.stop(); code != exitOK {
+		t.Errorf("reprise serve stopped with %d: %s\nstderr: %s", code, stdout, srv.stderr)
 	}
 }
