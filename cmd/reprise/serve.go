@@ -49,8 +49,7 @@ error (including a gRPC address that is not loopback).
 const (
 	defaultServeAddr = "127.0.0.1:7071"
 	defaultGRPCAddr  = "127.0.0.1:4001"
-	// grpcGrace is how long the RPCs in flight (waits, above all) get to end at shutdown before
-	// they are cancelled.
+	// grpcGrace is how long the RPCs in flight get to end at shutdown before they are cancelled.
 	grpcGrace = 5 * time.Second
 )
 
@@ -105,7 +104,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return exitHostError
 	}
 
-	gs := grpc.NewServer()
+	// Shutdown ends the waits in flight (UNAVAILABLE) so that they do not hold the stop.
+	shutdown, endCalls := context.WithCancel(context.Background())
+	defer endCalls()
+	gs := grpc.NewServer(grpcapi.ShutdownOptions(shutdown)...)
 	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub})}))
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- gs.Serve(grpcLn) }()
@@ -133,6 +135,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		}
 		httpDone <- nil
 	}
+	endCalls()
 	stopGRPC(gs)
 	<-grpcDone
 	stopHTTP()
@@ -147,8 +150,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return exitOK
 }
 
-// stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: a wait for
-// an instance that never finishes must not hold the shutdown.
+// stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: the waits
+// end at once (ShutdownOptions), and no other call may hold the shutdown either.
 func stopGRPC(gs *grpc.Server) {
 	done := make(chan struct{})
 	go func() { gs.GracefulStop(); close(done) }()

@@ -6,13 +6,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -648,5 +652,66 @@ func TestControlOnPostgres(t *testing.T) {
 	pr, err := h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: id}})
 	if err != nil || pr.DeletedInstanceCount != 1 {
 		t.Errorf("PurgeInstances: %v, %v", pr, err)
+	}
+}
+
+// watchSignal is a store that says when a wait has taken its watch: the wait is then in flight
+// on the server.
+type watchSignal struct {
+	store.Store
+	once    sync.Once
+	watched chan struct{}
+}
+
+func (w *watchSignal) WatchInstance(id string) (<-chan struct{}, func()) {
+	w.once.Do(func() { close(w.watched) })
+	return w.Store.WatchInstance(id)
+}
+
+// TestShutdownEndsWaits: a wait in flight ends with UNAVAILABLE when the server shuts down,
+// instead of holding the graceful stop for as long as the client's deadline.
+func TestShutdownEndsWaits(t *testing.T) {
+	sq, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sq.Close() })
+	st := &watchSignal{Store: sq, watched: make(chan struct{})}
+	shutdown, stop := context.WithCancel(context.Background())
+	defer stop()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(ShutdownOptions(shutdown)...)
+	pb.RegisterTaskHubSidecarServiceServer(gs, NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"})}))
+	go gs.Serve(lis)
+	defer gs.Stop()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	ctx := callContext(t)
+	if _, err := client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Unowned", InstanceId: "pending"}); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := client.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: "pending"})
+		waited <- err
+	}()
+	select {
+	case <-st.watched:
+	case <-ctx.Done():
+		t.Fatal("the wait never reached the server")
+	}
+	stop()
+	gs.GracefulStop() // returns once the wait has ended
+	err = <-waited
+	wantCode(t, "WaitForInstanceCompletion at shutdown", err, codes.Unavailable)
+	if !strings.Contains(status.Convert(err).Message(), "shutting down") {
+		t.Errorf("message %q does not say the server is shutting down", status.Convert(err).Message())
 	}
 }
