@@ -2,7 +2,8 @@
 // serves the Azure Durable Functions management API) from the command line: list, show, raise
 // events, terminate, suspend, resume, restart, rewind and purge instances, and start new ones.
 // `reprise bench` runs the standard workloads on a store, in-process, and measures them;
-// `reprise keys` prints the keys a host generated and keeps in its store.
+// `reprise keys` prints the keys a host generated and keeps in its store. `reprise serve` runs a
+// standalone server: the Durable Task gRPC protocol, the management API and the dashboard.
 //
 // The instance commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
 // without a key on this machine, its loopback /durabletask routes), like the `func durable`
@@ -22,6 +23,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -45,8 +47,9 @@ const (
 
 func main() {
 	// Ctrl-C cancels the request in flight instead of killing the process mid-write, so the
-	// user still gets a message saying what happened.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// user still gets a message saying what happened; SIGTERM too, so that `reprise serve`
+	// shuts down gracefully under a process manager.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
 	os.Exit(code)
@@ -88,6 +91,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runBench(ctx, cmdArgs, stdout, stderr)
 	case "keys":
 		return runKeys(ctx, cmdArgs, stdout, stderr, getenv)
+	case "serve":
+		return runServe(ctx, cmdArgs, stdout, stderr, getenv)
 	case "bench-worker": // started by bench --hosts N; not in the usage
 		return runBenchWorker(ctx, cmdArgs, os.Stdin, stdout, stderr)
 	case "instances", "instance":
@@ -285,6 +290,9 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case topic == "keys":
 		fmt.Fprint(stdout, keysUsage)
 		return exitOK
+	case topic == "serve":
+		fmt.Fprint(stdout, serveUsage)
+		return exitOK
 	case len(args) == 2 && (args[0] == "instances" || args[0] == "instance") && instanceCommands[args[1]] != nil:
 		fmt.Fprint(stdout, instanceCommands[args[1]].usage)
 		return exitOK
@@ -337,6 +345,9 @@ Commands:
                       run the standard workloads in this process (see reprise help bench)
   keys                [--store S] [--hub NAME] [--json]
                       print the keys a local host generated and keeps in its store
+  serve               [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]
+                      run a standalone server: Durable Task gRPC, management API and dashboard
+                      (see reprise help serve)
   version             print the version of this program
   help [command]      print this help, or a command's
 

@@ -1,29 +1,72 @@
 // Package grpcapi serves the Durable Task gRPC protocol (TaskHubSidecarService), which the Durable
 // Task SDKs for JavaScript, Python, Java, .NET and Go speak to their backend.
 //
-// So far only Hello is served; every other RPC answers UNIMPLEMENTED with a message that names it,
-// so an SDK fails at once with a reason instead of waiting. docs/grpc.md has the plan.
+// The control RPCs (start, get, wait, raise, terminate, suspend, resume, restart, rewind, query,
+// list, purge, stream history) run on the task hub's control plane (internal/control), as the Client, the
+// management API and the dashboard do. The worker and entity RPCs answer UNIMPLEMENTED with a
+// message that names them, so an SDK fails at once with a reason instead of waiting.
+// docs/grpc.md says what is served.
 package grpcapi
 
 import (
 	"context"
+	"fmt"
+	"strings"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 )
 
+// Hub is a task hub the service serves: its name and its control plane.
+type Hub struct {
+	Name  string
+	Plane *control.Plane
+}
+
 // Service implements pb.TaskHubSidecarServiceServer. It embeds no generated default on purpose:
 // when a regenerated proto adds an RPC, this stops compiling until the RPC gets an answer here.
-type Service struct{}
+type Service struct {
+	hubs []Hub // the first is the default, for calls without taskhub metadata
+}
 
 var _ pb.TaskHubSidecarServiceServer = (*Service)(nil)
 
-// NewService returns the service; register it with pb.RegisterTaskHubSidecarServiceServer.
-func NewService() *Service { return &Service{} }
+// NewService returns the service for the hubs (at least one; the first serves the calls that
+// name no hub); register it with pb.RegisterTaskHubSidecarServiceServer.
+func NewService(hubs ...Hub) *Service { return &Service{hubs: hubs} }
+
+// plane returns the control plane of the hub the call names in its taskhub metadata (the SDKs
+// send it), or of the default hub. A hub this server does not serve is refused: serving the call
+// on another hub would show or change the wrong instances.
+func (s *Service) plane(ctx context.Context) (*control.Plane, error) {
+	if len(s.hubs) == 0 {
+		return nil, status.Error(codes.FailedPrecondition, "this server serves no task hub")
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	names := md.Get("taskhub")
+	if len(names) == 0 || names[0] == "" {
+		return s.hubs[0].Plane, nil
+	}
+	// Task hub names are case-insensitive in Durable Functions.
+	for _, h := range s.hubs {
+		if strings.EqualFold(h.Name, names[0]) {
+			return h.Plane, nil
+		}
+	}
+	served := make([]string, len(s.hubs))
+	for i, h := range s.hubs {
+		served[i] = fmt.Sprintf("%q", h.Name)
+	}
+	return nil, status.Errorf(codes.NotFound,
+		"task hub %q is not served here: this server serves task hub %s; set the client's task hub to it or start a server for %q",
+		names[0], strings.Join(served, ", "), names[0])
+}
 
 // notServed is the answer of every RPC that Reprise does not serve yet.
 func notServed(rpc string) error {
@@ -37,67 +80,13 @@ func entitiesNotServed(rpc string) error {
 		"TaskHubSidecarService/%s is not served yet by Reprise: Durable entities are not supported yet; see docs/grpc.md", rpc)
 }
 
-// Hello is the SDKs' connection check: an empty answer means the backend is there.
-func (*Service) Hello(context.Context, *emptypb.Empty) (*emptypb.Empty, error) {
+// Hello is the SDKs' connection check: an empty answer means the backend is there and serves
+// the task hub the client names.
+func (s *Service) Hello(ctx context.Context, _ *emptypb.Empty) (*emptypb.Empty, error) {
+	if _, err := s.plane(ctx); err != nil {
+		return nil, err
+	}
 	return &emptypb.Empty{}, nil
-}
-
-// Control plane.
-
-func (*Service) StartInstance(context.Context, *pb.CreateInstanceRequest) (*pb.CreateInstanceResponse, error) {
-	return nil, notServed("StartInstance")
-}
-
-func (*Service) GetInstance(context.Context, *pb.GetInstanceRequest) (*pb.GetInstanceResponse, error) {
-	return nil, notServed("GetInstance")
-}
-
-func (*Service) RewindInstance(context.Context, *pb.RewindInstanceRequest) (*pb.RewindInstanceResponse, error) {
-	return nil, notServed("RewindInstance")
-}
-
-func (*Service) RestartInstance(context.Context, *pb.RestartInstanceRequest) (*pb.RestartInstanceResponse, error) {
-	return nil, notServed("RestartInstance")
-}
-
-func (*Service) WaitForInstanceStart(context.Context, *pb.GetInstanceRequest) (*pb.GetInstanceResponse, error) {
-	return nil, notServed("WaitForInstanceStart")
-}
-
-func (*Service) WaitForInstanceCompletion(context.Context, *pb.GetInstanceRequest) (*pb.GetInstanceResponse, error) {
-	return nil, notServed("WaitForInstanceCompletion")
-}
-
-func (*Service) RaiseEvent(context.Context, *pb.RaiseEventRequest) (*pb.RaiseEventResponse, error) {
-	return nil, notServed("RaiseEvent")
-}
-
-func (*Service) TerminateInstance(context.Context, *pb.TerminateRequest) (*pb.TerminateResponse, error) {
-	return nil, notServed("TerminateInstance")
-}
-
-func (*Service) SuspendInstance(context.Context, *pb.SuspendRequest) (*pb.SuspendResponse, error) {
-	return nil, notServed("SuspendInstance")
-}
-
-func (*Service) ResumeInstance(context.Context, *pb.ResumeRequest) (*pb.ResumeResponse, error) {
-	return nil, notServed("ResumeInstance")
-}
-
-func (*Service) QueryInstances(context.Context, *pb.QueryInstancesRequest) (*pb.QueryInstancesResponse, error) {
-	return nil, notServed("QueryInstances")
-}
-
-func (*Service) ListInstanceIds(context.Context, *pb.ListInstanceIdsRequest) (*pb.ListInstanceIdsResponse, error) {
-	return nil, notServed("ListInstanceIds")
-}
-
-func (*Service) PurgeInstances(context.Context, *pb.PurgeInstancesRequest) (*pb.PurgeInstancesResponse, error) {
-	return nil, notServed("PurgeInstances")
-}
-
-func (*Service) StreamInstanceHistory(*pb.StreamInstanceHistoryRequest, grpc.ServerStreamingServer[pb.HistoryChunk]) error {
-	return notServed("StreamInstanceHistory")
 }
 
 func (*Service) CreateTaskHub(context.Context, *pb.CreateTaskHubRequest) (*pb.CreateTaskHubResponse, error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,22 +17,36 @@ import (
 	"google.golang.org/protobuf/types/dynamicpb"
 	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // hangGuard bounds each call so that an RPC that hangs fails the test with a reason instead of
 // stalling the run; no call is expected to come near it.
 const hangGuard = 30 * time.Second
 
-// serve starts a real gRPC server with the service on a loopback port and returns a connection to it.
+// serve starts a real gRPC server with the service on a loopback port, on a task hub "default" in
+// a SQLite store of its own, and returns a connection to it.
 func serve(t *testing.T) *grpc.ClientConn {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return serveService(t, NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"})}))
+}
+
+// serveService starts a real gRPC server with svc on a loopback port and returns a connection to it.
+func serveService(t *testing.T, svc *Service) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	pb.RegisterTaskHubSidecarServiceServer(gs, NewService())
+	pb.RegisterTaskHubSidecarServiceServer(gs, svc)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -85,10 +100,10 @@ func TestUnservedRPCsAnswerUnimplemented(t *testing.T) {
 	client := pb.NewTaskHubSidecarServiceClient(serve(t))
 
 	ctx := callContext(t)
-	_, err := client.StartInstance(ctx, &pb.CreateInstanceRequest{InstanceId: "abc", Name: "Hello"})
-	wantNotServed(t, ctx, "StartInstance", err)
-	if st := status.Convert(err); st.Message() != "TaskHubSidecarService/StartInstance is not served yet by Reprise; see docs/grpc.md" {
-		t.Errorf("StartInstance: message %q", st.Message())
+	_, err := client.CompleteActivityTask(ctx, &pb.ActivityResponse{InstanceId: "abc"})
+	wantNotServed(t, ctx, "CompleteActivityTask", err)
+	if st := status.Convert(err); st.Message() != "TaskHubSidecarService/CompleteActivityTask is not served yet by Reprise; see docs/grpc.md" {
+		t.Errorf("CompleteActivityTask: message %q", st.Message())
 	}
 
 	// A server stream: the status comes with the first Recv.
@@ -108,8 +123,16 @@ func TestUnservedRPCsAnswerUnimplemented(t *testing.T) {
 	}
 }
 
+// served are the RPCs that answer; the rest refuse with UNIMPLEMENTED.
+var served = map[string]bool{"Hello": true, "StartInstance": true, "GetInstance": true, "RewindInstance": true,
+	"RestartInstance": true, "WaitForInstanceStart": true, "WaitForInstanceCompletion": true, "RaiseEvent": true,
+	"TerminateInstance": true, "SuspendInstance": true, "ResumeInstance": true, "QueryInstances": true,
+	"ListInstanceIds": true, "PurgeInstances": true, "StreamInstanceHistory": true}
+
 // TestEveryRPCAnswers calls every method of the service descriptor (not a hand-kept list, so an
-// RPC added to the proto is covered) and wants Hello to answer and the rest to refuse clearly.
+// RPC added to the proto is covered) with an empty message and wants each to answer at once:
+// the served ones with an answer or a status other than UNIMPLEMENTED, the rest with
+// UNIMPLEMENTED and a clear message.
 func TestEveryRPCAnswers(t *testing.T) {
 	conn := serve(t)
 	sd := pb.File_orchestrator_service_proto.Services().ByName("TaskHubSidecarService")
@@ -139,6 +162,12 @@ func TestEveryRPCAnswers(t *testing.T) {
 			if rpc == "Hello" {
 				if err != nil || ctx.Err() != nil {
 					t.Errorf("Hello: %v, want an empty answer", err)
+				}
+				return
+			}
+			if served[rpc] {
+				if c := status.Code(err); ctx.Err() != nil || c == codes.DeadlineExceeded || c == codes.Unimplemented {
+					t.Errorf("%s: %v, want an answer or a status that is not UNIMPLEMENTED, at once", rpc, err)
 				}
 				return
 			}

@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/reprise-dev/reprise"
+)
+
+// durabletaskJSSteps is the number of steps interop/durabletask-js/client.mjs runs; a script that
+// skipped steps, or gained some without this being updated, fails the test.
+const durabletaskJSSteps = 11
+
+// TestInteropDurableTaskJS runs the @microsoft/durabletask-js client (pinned in
+// interop/durabletask-js/package.json) against `reprise serve`: schedule, get, wait, raise,
+// terminate and purge over gRPC. The SDK's worker is not served yet, so a Go host on the same
+// store runs the one orchestrator the script needs. The steps and their assertions are in the
+// script.
+func TestInteropDurableTaskJS(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("skipping the @microsoft/durabletask-js interop test: node is not on PATH; install Node.js 20+ and npm to run it")
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		t.Skip("skipping the @microsoft/durabletask-js interop test: npm is not on PATH; install Node.js 20+ and npm to run it")
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "interop", "durabletask-js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@microsoft", "durabletask-js", "package.json")); errors.Is(err, os.ErrNotExist) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s failed: %v\n%s\nRun (cd %s && npm ci) by hand and fix what it reports.", dir, err, out, dir)
+		}
+	} else if err != nil {
+		t.Fatal(err)
+	}
+
+	dbPath := filepath.Join(t.TempDir(), "serve.db")
+	srv := startServe(t, "--store", dbPath)
+	worker := reprise.NewApp(reprise.WithSQLiteFile(dbPath), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	worker.Register(reprise.NewOrchestrator("Approval", func(ctx *reprise.OrchestrationContext, _ any) (any, error) {
+		return reprise.WaitForEvent[any](ctx, "approval", 0).Await()
+	}))
+	if err := worker.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer worker.Shutdown(context.Background())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "client.mjs")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GRPC_ADDR="+srv.grpcAddr)
+	out, err := cmd.CombinedOutput()
+	t.Logf("client.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("client.mjs failed: %v (server log:\n%s)", err, srv.stderr)
+	}
+	m := regexp.MustCompile(`(?m)^OK (\d+) steps$`).FindSubmatch(out)
+	if m == nil {
+		t.Fatal("client.mjs printed no summary line")
+	}
+	if got, _ := strconv.Atoi(string(m[1])); got != durabletaskJSSteps {
+		t.Errorf("client.mjs ran %d steps, want %d", got, durabletaskJSSteps)
+	}
+}

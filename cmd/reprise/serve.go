@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+
+	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/grpcapi"
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/postgres"
+	"github.com/reprise-dev/reprise/store/sqlite"
+)
+
+const serveUsage = `Usage: reprise serve [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]
+
+Runs a standalone Reprise server on a store, with no Go code of yours: the Durable Task gRPC
+protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grpc, and the Durable
+Functions management API and the dashboard on --addr, over the same instances. Stop it with
+Ctrl-C or SIGTERM: it stops taking calls, lets those in flight finish and closes the store.
+
+So far the gRPC side serves the client RPCs (start, get, wait, raise, terminate, suspend,
+resume, restart, rewind, query, purge, history); the worker RPCs are not served yet, so instances
+started here wait for a worker (docs/grpc.md).
+
+Flags:
+  --store S         SQLite file or postgres:// DSN (env REPRISE_STORE, default reprise.db in the
+                    working directory)
+  --hub NAME        task hub (env REPRISE_HUB, default "default")
+  --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
+  --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001); a loopback
+                    address only, until gRPC calls can be authenticated
+
+Exit codes: 0 stopped by a signal, 1 the store could not be opened or serving failed, 2 usage
+error (including a gRPC address that is not loopback).
+`
+
+// Defaults of reprise serve.
+const (
+	defaultServeAddr = "127.0.0.1:7071"
+	defaultGRPCAddr  = "127.0.0.1:4001"
+	// grpcGrace is how long the RPCs in flight get to end at shutdown before they are cancelled.
+	grpcGrace = 5 * time.Second
+)
+
+// runServe is `reprise serve`. It runs until ctx ends (main cancels it on SIGINT and SIGTERM).
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	flags := newFlagSet("reprise serve")
+	storeFlag := flags.String("store", firstNonEmpty(getenv("REPRISE_STORE"), reprise.DefaultStorePath), "")
+	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
+	addr := flags.String("addr", firstNonEmpty(getenv("REPRISE_ADDR"), defaultServeAddr), "")
+	grpcAddr := flags.String("grpc", firstNonEmpty(getenv("REPRISE_GRPC_ADDR"), defaultGRPCAddr), "")
+	rest, err := parseArgs(flags, args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, serveUsage)
+		return exitOK
+	}
+	if err == nil && len(rest) > 0 {
+		err = fmt.Errorf("serve takes no arguments, got %q", rest)
+	}
+	if err == nil {
+		err = checkLoopback(*grpcAddr)
+	}
+	if err != nil {
+		return reportUsage(stderr, err.Error(), serveUsage)
+	}
+
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	st, desc, err := openServeStore(ctx, *storeFlag, *hub, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "reprise: "+err.Error())
+		return exitHostError
+	}
+	defer st.Close()
+
+	// The HTTP side is an App without registrations on the same store: the management API and
+	// the dashboard see the instances that gRPC clients start.
+	app := reprise.NewApp(reprise.WithStore(st), reprise.WithHub(*hub), reprise.WithLogger(logger))
+	if err := app.Start(ctx); err != nil {
+		fmt.Fprintln(stderr, "reprise: start: "+err.Error())
+		return exitHostError
+	}
+	httpLn, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = app.Shutdown(context.Background())
+		fmt.Fprintf(stderr, "reprise: listen for HTTP on %s (set --addr or REPRISE_ADDR to use another address): %v\n", *addr, err)
+		return exitHostError
+	}
+	grpcLn, err := net.Listen("tcp", *grpcAddr)
+	if err != nil {
+		httpLn.Close()
+		_ = app.Shutdown(context.Background())
+		fmt.Fprintf(stderr, "reprise: listen for gRPC on %s (set --grpc or REPRISE_GRPC_ADDR to use another address): %v\n", *grpcAddr, err)
+		return exitHostError
+	}
+
+	// Shutdown ends the waits in flight (UNAVAILABLE) so that they do not hold the stop.
+	shutdown, endCalls := context.WithCancel(context.Background())
+	defer endCalls()
+	gs := grpc.NewServer(grpcapi.ShutdownOptions(shutdown)...)
+	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub})}))
+	grpcDone := make(chan error, 1)
+	go func() { grpcDone <- gs.Serve(grpcLn) }()
+	// App.Serve shuts the App down when its context ends; that comes after gRPC has stopped,
+	// so that no RPC runs on a closed store.
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- app.Serve(httpCtx, httpLn) }()
+
+	fmt.Fprintf(stdout, "reprise serve: task hub %q on %s\n", *hub, desc)
+	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcLn.Addr())
+	fmt.Fprintf(stdout, "HTTP (management API, dashboard): http://%s\n", httpLn.Addr())
+
+	var failure error
+	select {
+	case <-ctx.Done():
+	case err := <-grpcDone:
+		failure = fmt.Errorf("gRPC server: %w", err)
+		grpcDone <- nil
+	case err := <-httpDone:
+		failure = fmt.Errorf("HTTP server: %w", err)
+		if err == nil {
+			failure = errors.New("HTTP server stopped")
+		}
+		httpDone <- nil
+	}
+	endCalls()
+	stopGRPC(gs)
+	<-grpcDone
+	stopHTTP()
+	if err := <-httpDone; err != nil && failure == nil {
+		failure = err
+	}
+	if failure != nil {
+		fmt.Fprintln(stderr, "reprise: serve: "+failure.Error())
+		return exitHostError
+	}
+	fmt.Fprintln(stdout, "reprise serve: stopped")
+	return exitOK
+}
+
+// stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: the waits
+// end at once (ShutdownOptions), and no other call may hold the shutdown either.
+func stopGRPC(gs *grpc.Server) {
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	t := time.NewTimer(grpcGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		gs.Stop()
+		<-done
+	}
+}
+
+// checkLoopback refuses a gRPC address that is not loopback: the gRPC side checks no key yet,
+// so anyone who can reach it could start and purge instances.
+func checkLoopback(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", addr, err, defaultGRPCAddr)
+	}
+	if strings.EqualFold(host, "localhost") {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--grpc %q is not a loopback address: the gRPC protocol is served without authentication so far, "+
+		"so it listens on loopback only (127.0.0.1, ::1 or localhost); put a proxy that authenticates in front of it to reach it from elsewhere", addr)
+}
+
+// openServeStore opens the store that --store names for the hub, and describes it without secrets.
+func openServeStore(ctx context.Context, s, hub string, logger *slog.Logger) (store.Store, string, error) {
+	if isPostgresDSN(s) {
+		st, err := postgres.Open(ctx, s, postgres.Options{Hub: hub, Logger: logger})
+		if err != nil {
+			return nil, "", fmt.Errorf("open the PostgreSQL store: %w", err)
+		}
+		return st, "PostgreSQL", nil
+	}
+	st, err := sqlite.Open(ctx, s, sqlite.Options{Hub: hub})
+	if err != nil {
+		return nil, "", fmt.Errorf("open the SQLite store %s: %w", s, err)
+	}
+	return st, "SQLite " + s, nil
+}
