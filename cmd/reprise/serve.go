@@ -38,11 +38,18 @@ Flags:
                     working directory)
   --hub NAME        task hub (env REPRISE_HUB, default "default")
   --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
-  --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001); a loopback
-                    address only, until gRPC calls can be authenticated
+  --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001)
+
+gRPC keys: on a loopback address (127.0.0.1, ::1, localhost) gRPC calls need no key. On any other
+address (such as 0.0.0.0:4001) every call, Hello included, must carry the master or system key as
+gRPC metadata x-functions-key: <key> (or authorization: Bearer <key>), as the management API
+takes them: REPRISE_MASTER_KEY and REPRISE_SYSTEM_KEY when set, else the keys the server
+generated at its first start and keeps in the store, which "reprise keys --store S" prints. A call
+without a valid key answers UNAUTHENTICATED. The keys travel unencrypted (no TLS yet): off a
+trusted network, put a TLS-terminating proxy in front. The start-up output says which mode runs.
 
 Exit codes: 0 stopped by a signal, 1 the store could not be opened or serving failed, 2 usage
-error (including a gRPC address that is not loopback).
+error.
 `
 
 // Defaults of reprise serve.
@@ -55,6 +62,12 @@ const (
 
 // runServe is `reprise serve`. It runs until ctx ends (main cancels it on SIGINT and SIGTERM).
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	return serve(ctx, args, stdout, stderr, getenv, false)
+}
+
+// serve is runServe; keysOnLoopback makes gRPC require keys on a loopback address too, which
+// lets the tests (which reach loopback only) drive the keyed mode a public address gets.
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, keysOnLoopback bool) int {
 	flags := newFlagSet("reprise serve")
 	storeFlag := flags.String("store", firstNonEmpty(getenv("REPRISE_STORE"), reprise.DefaultStorePath), "")
 	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
@@ -68,8 +81,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err == nil && len(rest) > 0 {
 		err = fmt.Errorf("serve takes no arguments, got %q", rest)
 	}
+	var loopback bool
 	if err == nil {
-		err = checkLoopback(*grpcAddr)
+		loopback, err = isLoopbackAddr(*grpcAddr)
 	}
 	if err != nil {
 		return reportUsage(stderr, err.Error(), serveUsage)
@@ -90,6 +104,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		fmt.Fprintln(stderr, "reprise: start: "+err.Error())
 		return exitHostError
 	}
+	// The keys exist once the App has started: the configured ones, else those it generated and
+	// keeps in the store.
+	keys, err := grpcKeys(ctx, st, *hub, getenv)
+	if err != nil {
+		_ = app.Shutdown(context.Background())
+		fmt.Fprintln(stderr, "reprise: "+err.Error())
+		return exitHostError
+	}
+	grpcOpts, access, err := grpcAccess(*grpcAddr, loopback && !keysOnLoopback, keys)
+	if err != nil {
+		_ = app.Shutdown(context.Background())
+		fmt.Fprintln(stderr, "reprise: "+err.Error())
+		return exitHostError
+	}
 	httpLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		_ = app.Shutdown(context.Background())
@@ -107,7 +135,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	// Shutdown ends the waits in flight (UNAVAILABLE) so that they do not hold the stop.
 	shutdown, endCalls := context.WithCancel(context.Background())
 	defer endCalls()
-	gs := grpc.NewServer(grpcapi.ShutdownOptions(shutdown)...)
+	// The key check runs first, so a refused call never reaches the shutdown wrapper or the service.
+	gs := grpc.NewServer(append(grpcOpts, grpcapi.ShutdownOptions(shutdown)...)...)
 	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub})}))
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- gs.Serve(grpcLn) }()
@@ -120,6 +149,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 
 	fmt.Fprintf(stdout, "reprise serve: task hub %q on %s\n", *hub, desc)
 	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcLn.Addr())
+	fmt.Fprintf(stdout, "gRPC access: %s\n", access)
+	logger.Info("gRPC", "addr", grpcLn.Addr().String(), "access", access)
 	fmt.Fprintf(stdout, "HTTP (management API, dashboard): http://%s\n", httpLn.Addr())
 
 	var failure error
@@ -165,21 +196,48 @@ func stopGRPC(gs *grpc.Server) {
 	}
 }
 
-// checkLoopback refuses a gRPC address that is not loopback: the gRPC side checks no key yet,
-// so anyone who can reach it could start and purge instances.
-func checkLoopback(addr string) error {
+// isLoopbackAddr reports whether addr (HOST:PORT) listens on loopback only.
+func isLoopbackAddr(addr string) (bool, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", addr, err, defaultGRPCAddr)
+		return false, fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", addr, err, defaultGRPCAddr)
 	}
 	if strings.EqualFold(host, "localhost") {
-		return nil
+		return true, nil
 	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback(), nil
+}
+
+// grpcKeys returns the keys gRPC calls may carry, as the management API takes them: each
+// configured one (REPRISE_MASTER_KEY, REPRISE_SYSTEM_KEY), else the one the App generated at
+// Start and keeps in the store (what `reprise keys` prints).
+func grpcKeys(ctx context.Context, st store.Store, hub string, getenv func(string) string) (grpcapi.Keys, error) {
+	gen, err := reprise.ReadGeneratedKeys(ctx, reprise.WithStore(st), reprise.WithHub(hub))
+	if err != nil {
+		return grpcapi.Keys{}, fmt.Errorf("read the keys for gRPC: %w", err)
 	}
-	return fmt.Errorf("--grpc %q is not a loopback address: the gRPC protocol is served without authentication so far, "+
-		"so it listens on loopback only (127.0.0.1, ::1 or localhost); put a proxy that authenticates in front of it to reach it from elsewhere", addr)
+	return grpcapi.Keys{
+		Master: firstNonEmpty(getenv("REPRISE_MASTER_KEY"), gen.Master),
+		System: firstNonEmpty(getenv("REPRISE_SYSTEM_KEY"), gen.System),
+	}, nil
+}
+
+// grpcAccess decides how gRPC is served on addr: open (no key) when open is true, which serve
+// sets for a loopback address (only this machine reaches it, as the keyless /durabletask/ base of
+// the HTTP API); else every call needs the master or system key, and with no key it refuses to
+// serve rather than open a public address to anyone. It returns the server options and a
+// description of the mode for the log.
+func grpcAccess(addr string, open bool, keys grpcapi.Keys) ([]grpc.ServerOption, string, error) {
+	if open {
+		return nil, "no key (loopback only: every caller is on this machine)", nil
+	}
+	opts, err := grpcapi.KeyOptions(keys)
+	if err != nil {
+		return nil, "", fmt.Errorf("--grpc %s is not a loopback address, so gRPC calls need a key, and there is none: "+
+			"set REPRISE_MASTER_KEY or REPRISE_SYSTEM_KEY, or listen on 127.0.0.1", addr)
+	}
+	return opts, "master or system key in metadata " + grpcapi.KeyMetadata + " (or authorization: Bearer); print them with `reprise keys`", nil
 }
 
 // openServeStore opens the store that --store names for the hub, and describes it without secrets.

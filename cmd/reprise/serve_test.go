@@ -19,11 +19,14 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/grpcapi"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/internal/pgtest"
+	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // lockedBuffer is a bytes.Buffer that the server's logger and the test may use at once.
@@ -55,13 +58,21 @@ type servedCLI struct {
 // has printed its addresses.
 func startServe(t *testing.T, args ...string) *servedCLI {
 	t.Helper()
+	return startServeWith(t, func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return run(ctx, args, stdout, stderr, func(string) string { return "" })
+	}, args...)
+}
+
+// startServeWith is startServe with the function that runs the command line.
+func startServeWith(t *testing.T, runFn func(ctx context.Context, args []string, stdout, stderr io.Writer) int, args ...string) *servedCLI {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &servedCLI{stderr: &lockedBuffer{}}
 	code := make(chan int, 1)
 	args = append([]string{"serve", "--addr", "127.0.0.1:0", "--grpc", "127.0.0.1:0"}, args...)
 	go func() {
-		code <- run(ctx, args, pw, s.stderr, func(string) string { return "" })
+		code <- runFn(ctx, args, pw, s.stderr)
 		pw.Close()
 	}()
 	var out strings.Builder
@@ -191,12 +202,122 @@ func TestServe(t *testing.T) {
 	}
 }
 
-func TestServeRefusesNonLoopbackGRPC(t *testing.T) {
-	for _, addr := range []string{":4001", "0.0.0.0:4001", "192.0.2.1:4001", "example.com:4001", "nonsense"} {
+func TestServeRefusesBadGRPCAddress(t *testing.T) {
+	for _, addr := range []string{"nonsense", "127.0.0.1"} {
 		r := runCLI(t, nil, "serve", "--grpc", addr, "--store", filepath.Join(t.TempDir(), "x.db"))
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--grpc") {
 			t.Errorf("serve --grpc %s: exit %d, stderr %q; want a usage error naming --grpc", addr, r.code, r.stderr)
 		}
+	}
+}
+
+// TestGRPCAccess is the decision of serve: loopback opens without a key; any other address
+// (tests never listen on one) needs a key, and with none serve refuses to start.
+func TestGRPCAccess(t *testing.T) {
+	for _, c := range []struct {
+		addr     string
+		loopback bool
+	}{
+		{"127.0.0.1:4001", true}, {"[::1]:4001", true}, {"localhost:4001", true}, {"LOCALHOST:1", true},
+		{":4001", false}, {"0.0.0.0:4001", false}, {"[::]:4001", false}, {"192.0.2.1:4001", false}, {"example.com:4001", false},
+	} {
+		got, err := isLoopbackAddr(c.addr)
+		if err != nil || got != c.loopback {
+			t.Errorf("isLoopbackAddr(%q) = %v, %v; want %v", c.addr, got, err, c.loopback)
+		}
+	}
+	if opts, access, err := grpcAccess("127.0.0.1:4001", true, grpcapi.Keys{}); err != nil || opts != nil || !strings.Contains(access, "no key") {
+		t.Errorf("grpcAccess(loopback) = %d options, %q, %v; want open", len(opts), access, err)
+	}
+	if _, _, err := grpcAccess("0.0.0.0:4001", false, grpcapi.Keys{}); err == nil ||
+		!strings.Contains(err.Error(), "REPRISE_MASTER_KEY") || !strings.Contains(err.Error(), "0.0.0.0:4001") {
+		t.Errorf("grpcAccess(public, no keys) error = %v; want one that names the address and how to set a key", err)
+	}
+	for _, k := range []grpcapi.Keys{{Master: "m"}, {System: "s"}, {Master: "m", System: "s"}} {
+		opts, access, err := grpcAccess("0.0.0.0:4001", false, k)
+		if err != nil || len(opts) == 0 || !strings.Contains(access, grpcapi.KeyMetadata) {
+			t.Errorf("grpcAccess(public, %+v) = %d options, %q, %v; want the key check", k, len(opts), access, err)
+		}
+	}
+}
+
+// TestGRPCKeysPreferConfigured: a configured key replaces the generated one, as for the HTTP API.
+func TestGRPCKeysPreferConfigured(t *testing.T) {
+	ctx := testCtx(t)
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, name := range []string{"keys/master", "keys/system/durabletask_extension"} {
+		if _, err := st.Setting(ctx, name, []byte("generated-"+name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	env := map[string]string{"REPRISE_MASTER_KEY": "configured-master"}
+	k, err := grpcKeys(ctx, st, "default", func(s string) string { return env[s] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (grpcapi.Keys{Master: "configured-master", System: "generated-keys/system/durabletask_extension"}); k != want {
+		t.Errorf("grpcKeys = %+v, want %+v", k, want)
+	}
+}
+
+// TestServeKeyed runs `reprise serve` in the mode a public --grpc address gets (forced on
+// loopback: tests reach loopback only): calls need the key that `reprise keys` prints.
+func TestServeKeyed(t *testing.T) {
+	dbPath := filepath.Join(t.TempDir(), "keyed.db")
+	srv := startServeWith(t, func(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+		return serve(ctx, args[1:], stdout, stderr, func(string) string { return "" }, true)
+	}, "--store", dbPath)
+	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	_, err = client.Hello(ctx, &emptypb.Empty{})
+	if status.Code(err) != codes.Unauthenticated || !strings.Contains(status.Convert(err).Message(), "reprise keys") {
+		t.Fatalf("Hello without a key: %v; want UNAUTHENTICATED saying how to get a key", err)
+	}
+	_, err = client.StartInstance(metadata.AppendToOutgoingContext(ctx, grpcapi.KeyMetadata, "wrong"), &pb.CreateInstanceRequest{Name: "X", InstanceId: "k-1"})
+	if status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("StartInstance with a wrong key: %v; want UNAUTHENTICATED", err)
+	}
+
+	r := runCLI(t, nil, "keys", "--store", dbPath, "--json")
+	var keys struct{ MasterKey, SystemKey string }
+	if err := json.Unmarshal([]byte(r.stdout), &keys); err != nil || keys.MasterKey == "" || keys.SystemKey == "" {
+		t.Fatalf("reprise keys: exit %d, %q, %v", r.code, r.stdout, err)
+	}
+	for _, key := range []string{keys.MasterKey, keys.SystemKey} {
+		kctx := metadata.AppendToOutgoingContext(ctx, grpcapi.KeyMetadata, key)
+		if _, err := client.Hello(kctx, &emptypb.Empty{}); err != nil {
+			t.Errorf("Hello with a generated key: %v", err)
+		}
+	}
+	kctx := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+keys.MasterKey)
+	if _, err := client.StartInstance(kctx, &pb.CreateInstanceRequest{Name: "X", InstanceId: "k-1"}); err != nil {
+		t.Fatalf("StartInstance with the master key as a bearer token: %v", err)
+	}
+	if got, err := client.GetInstance(kctx, &pb.GetInstanceRequest{InstanceId: "k-1"}); err != nil || !got.Exists {
+		t.Fatalf("GetInstance with the master key: %v, %v", got, err)
+	}
+	code, stdout := srv.stop()
+	if code != exitOK || !strings.Contains(stdout, "gRPC access: master or system key") {
+		t.Errorf("reprise serve exit %d, stdout %q; want it to say gRPC needs a key", code, stdout)
+	}
+}
+
+// TestServeOpenOnLoopback: the default mode says so at start.
+func TestServeOpenOnLoopback(t *testing.T) {
+	srv := startServe(t, "--store", filepath.Join(t.TempDir(), "open.db"))
+	if _, stdout := srv.stop(); !strings.Contains(stdout, "gRPC access: no key (loopback only") {
+		t.Errorf("stdout %q does not say gRPC runs without a key on loopback", stdout)
 	}
 }
 

@@ -26,26 +26,26 @@ import (
 // stalling the run; no call is expected to come near it.
 const hangGuard = 30 * time.Second
 
-// serve starts a real gRPC server with the service on a loopback port, on a task hub "default" in
+// serve starts a real gRPC server (with opts) with the service on a loopback port, on a task hub "default" in
 // a SQLite store of its own, and returns a connection to it.
-func serve(t *testing.T) *grpc.ClientConn {
+func serve(t *testing.T, opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{Hub: "default"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	return serveService(t, NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"})}))
+	return serveService(t, NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"})}), opts...)
 }
 
 // serveService starts a real gRPC server with svc on a loopback port and returns a connection to it.
-func serveService(t *testing.T, svc *Service) *grpc.ClientConn {
+func serveService(t *testing.T, svc *Service, opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(opts...)
 	pb.RegisterTaskHubSidecarServiceServer(gs, svc)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
