@@ -194,3 +194,22 @@ func TestConfigurationIsLogged(t *testing.T) {
 		t.Error("the generated system key is in the log")
 	}
 }
+
+// TestStoreGivenInCodeIsNamedInTheLog: a store passed with WithStore is named in the logs by what
+// it is (its file), not by its Go type.
+func TestStoreGivenInCodeIsNamedInTheLog(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "given.db")
+	st, err := sqlite.Open(context.Background(), path, sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	app := NewApp(WithStore(st), func(c *config) { c.getenv = func(string) string { return "" } })
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Shutdown(context.Background())
+	if got, want := app.storeDescription(), "sqlite:"+path; got != want {
+		t.Errorf("store named %q in the logs, want %q", got, want)
+	}
+}

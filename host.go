@@ -177,6 +177,9 @@ func (a *App) shutdownWithin(d time.Duration) error {
 
 func (a *App) storeDescription() string {
 	if a.cfg.store != nil {
+		if named, ok := a.cfg.store.(fmt.Stringer); ok {
+			return named.String()
+		}
 		return fmt.Sprintf("%T", a.cfg.store)
 	}
 	if a.cfg.postgresDSN != "" {

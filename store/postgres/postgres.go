@@ -204,6 +204,11 @@ func channelName(hub string) string {
 // Hub returns the task hub the store is bound to.
 func (s *Store) Hub() string { return s.hub }
 
+// String names the store for logs, without credentials: "postgres:" and the server and database.
+func (s *Store) String() string {
+	return fmt.Sprintf("postgres:%s:%d/%s", s.listenDB.Host, s.listenDB.Port, s.listenDB.Database)
+}
+
 // WorkSignal returns the wake-up channel of kind; see store.Store. It fires after commits in this
 // process and on notifications from other hosts.
 func (s *Store) WorkSignal(kind store.WorkKind) <-chan struct{} { return s.notifier.Signal(kind) }

@@ -69,6 +69,7 @@ type Options struct {
 // Store is a task hub in an SQLite file. It is safe for concurrent use.
 type Store struct {
 	hub         string
+	path        string // the file, as given to Open
 	writeDB     *sql.DB
 	readDB      *sql.DB
 	nextVisible *sql.Stmt // on readDB, like getInstance and history
@@ -180,6 +181,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 	s := &Store{
 		hub:         opts.Hub,
+		path:        path,
 		writeDB:     writeDB,
 		readDB:      readDB,
 		nextVisible: nextVisible,
@@ -198,6 +200,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 
 // Hub returns the task hub the store is bound to.
 func (s *Store) Hub() string { return s.hub }
+
+// String names the store for logs: "sqlite:" and the file.
+func (s *Store) String() string { return "sqlite:" + s.path }
 
 // WorkSignal returns the wake-up channel of kind; see store.Store.
 func (s *Store) WorkSignal(kind store.WorkKind) <-chan struct{} { return s.notifier.Signal(kind) }
