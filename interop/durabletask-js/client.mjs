@@ -1,42 +1,72 @@
-// Interop check of `reprise serve`'s gRPC control RPCs against the @microsoft/durabletask-js
-// client (TaskHubGrpcClient), client side only: no worker of this SDK runs.
+// Interop check of `reprise serve`'s gRPC control RPCs against a Durable Task JavaScript client
+// (TaskHubGrpcClient), client side only: no worker of the SDK runs. The same steps run against
+// @microsoft/durabletask-js and @dapr/durabletask-js (the Dapr fork); the two differ only in how
+// the client is built and where OrchestrationStatus is exported, which clientFor hides.
 //
 // cmd/reprise/interop_test.go starts `reprise serve` and, on the same store, a Go host that has
 // the orchestrator "Approval" (waits for the external event "approval" and returns its data);
 // nothing has "Unowned", so its instances stay Pending. It runs this script with:
 //
-//   GRPC_ADDR  the server's gRPC address, e.g. 127.0.0.1:40123
+//   GRPC_ADDR            the server's gRPC address, e.g. 127.0.0.1:40123
+//   DURABLETASK_PACKAGE  the SDK to import: @microsoft/durabletask-js (the default) or
+//                        @dapr/durabletask-js
 //
-// It prints "ok N - <step>" for each passed step and finally "OK <N> steps"; on the first failure
-// it prints "FAIL <step>: <error>" and exits 1.
+// It prints "ok N - <step>" for each passed step and finally "OK <N> steps (<package>)"; on the
+// first failure it prints "FAIL <step>: <error>" and exits 1.
 
 import assert from "node:assert/strict";
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
-const { TaskHubGrpcClient, OrchestrationStatus } = require("@microsoft/durabletask-js");
 
 const addr = process.env.GRPC_ADDR;
 if (!addr) {
     console.error("client.mjs: GRPC_ADDR is not set (see the header of this file)");
     process.exit(2);
 }
+const pkg = process.env.DURABLETASK_PACKAGE || "@microsoft/durabletask-js";
 
-// The SDK logs every call to the console; keep the output to the steps.
-const quiet = { info() {}, debug() {}, warn() {}, error: console.error };
-const client = new TaskHubGrpcClient({ hostAddress: addr, logger: quiet });
+// clientFor builds the package's client and returns it with the package's OrchestrationStatus.
+function clientFor(pkg) {
+    switch (pkg) {
+        case "@microsoft/durabletask-js": {
+            const { TaskHubGrpcClient, OrchestrationStatus } = require(pkg);
+            // The SDK logs every call to the console; keep the output to the steps.
+            const quiet = { info() {}, debug() {}, warn() {}, error: console.error };
+            return { client: new TaskHubGrpcClient({ hostAddress: addr, logger: quiet }), OrchestrationStatus };
+        }
+        case "@dapr/durabletask-js": {
+            // 1.0.0 takes the address positionally (plain text by default) and does not export
+            // OrchestrationStatus from its index.
+            const { TaskHubGrpcClient } = require(pkg);
+            const { OrchestrationStatus } = require(`${pkg}/orchestration/enum/orchestration-status.enum`);
+            return { client: new TaskHubGrpcClient(addr), OrchestrationStatus };
+        }
+        default:
+            console.error(`client.mjs: DURABLETASK_PACKAGE ${pkg} is not one this script knows (see its header)`);
+            process.exit(2);
+    }
+}
+
+const { client, OrchestrationStatus } = clientFor(pkg);
+
+// print writes a line of the script's own; the Dapr SDK logs every call with console.log and
+// console.info, which are silenced so the output is the steps.
+const print = console.log.bind(console);
+console.log = () => {};
+console.info = () => {};
 
 let n = 0;
 async function step(name, fn) {
     try {
         await fn();
     } catch (err) {
-        console.log(`FAIL ${name}: ${err && err.stack ? err.stack : err}`);
+        print(`FAIL ${name}: ${err && err.stack ? err.stack : err}`);
         await client.stop();
         process.exit(1);
     }
     n++;
-    console.log(`ok ${n} - ${name}`);
+    print(`ok ${n} - ${name}`);
 }
 
 // grpcCode returns the gRPC status code a call rejects with.
@@ -120,4 +150,6 @@ await step("purge an instance that has not finished (FAILED_PRECONDITION)", asyn
 });
 
 await client.stop();
-console.log(`OK ${n} steps`);
+print(`OK ${n} steps (${pkg})`);
+// The Dapr SDK's waits leave their timeout timers running; they would hold the process open.
+process.exit(0);
