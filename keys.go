@@ -12,8 +12,6 @@ import (
 	"strings"
 
 	"github.com/reprise-dev/reprise/store"
-	"github.com/reprise-dev/reprise/store/postgres"
-	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // A host generates the keys its configuration leaves open and keeps them in its store, per task
@@ -133,27 +131,18 @@ func ReadGeneratedKeys(ctx context.Context, opts ...Option) (GeneratedKeys, erro
 	}
 	a := &App{cfg: cfg}
 	out := GeneratedKeys{Store: a.storeDescription(), Hub: cfg.hub}
-	st := cfg.store
-	switch {
-	case st != nil:
-	case cfg.postgresDSN != "":
-		s, err := postgres.Open(ctx, cfg.postgresDSN, postgres.Options{Hub: cfg.hub})
-		if err != nil {
-			return out, fmt.Errorf("reprise: open the PostgreSQL store %s: %w", redactDSN(cfg.postgresDSN), err)
-		}
-		defer s.Close()
-		st = s
-	default:
+	if cfg.store == nil && cfg.postgresDSN == "" {
 		if _, err := os.Stat(cfg.storePath); errors.Is(err, fs.ErrNotExist) {
 			return out, fmt.Errorf("reprise: there is no SQLite store %s (%s): a host creates it at its first start; "+
 				"point at the store the host uses (REPRISE_STORE, host.json or the directory the host runs in): %w", cfg.storePath, cfg.src.from[setStore], fs.ErrNotExist)
 		}
-		s, err := sqlite.Open(ctx, cfg.storePath, sqlite.Options{Hub: cfg.hub})
-		if err != nil {
-			return out, fmt.Errorf("reprise: open the SQLite store %s: %w", cfg.storePath, err)
-		}
-		defer s.Close()
-		st = s
+	}
+	st, owns, err := openStore(ctx, &cfg)
+	if err != nil {
+		return out, err
+	}
+	if owns {
+		defer st.Close()
 	}
 	for _, k := range []struct {
 		name string
