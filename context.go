@@ -10,6 +10,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // OrchestrationContext is an orchestrator's view of the durable world. Everything an orchestrator
@@ -84,11 +85,15 @@ func (c *OrchestrationContext) ContinueAsNew(input any, keepEvents bool) error {
 // CreateTimer returns a durable timer that fires after d. It survives restarts. Cancel a timer
 // that is no longer needed (for example after Any) so it does not keep the orchestration waiting.
 func (c *OrchestrationContext) CreateTimer(d time.Duration) *Task[None] {
-	return &Task[None]{t: c.rc.CreateTimer(c.rc.Now().Add(d))}
+	return c.CreateTimerAt(c.rc.Now().Add(d))
 }
 
-// CreateTimerAt returns a durable timer that fires at t.
+// CreateTimerAt returns a durable timer that fires at t. A time outside the stores' range (see
+// store.MinTime and store.MaxTime) fails the task at once: a store cannot keep it.
 func (c *OrchestrationContext) CreateTimerAt(t time.Time) *Task[None] {
+	if err := store.CheckTime("timer fire time", t); err != nil {
+		return &Task[None]{t: c.rc.Failed(fmt.Errorf("create timer: %w", err))}
+	}
 	return &Task[None]{t: c.rc.CreateTimer(t)}
 }
 
@@ -238,6 +243,11 @@ func CallSubOrchestrator[O any](ctx *OrchestrationContext, name string, input an
 // kept, in order, and delivered to the next waits. With a positive timeout, the task fails with
 // ErrTimeout if no event arrives in time; a zero timeout waits for ever.
 func WaitForEvent[T any](ctx *OrchestrationContext, name string, timeout time.Duration) *Task[T] {
+	if timeout > 0 {
+		if err := store.CheckTime("event timeout", ctx.rc.Now().Add(timeout)); err != nil {
+			return &Task[T]{t: ctx.rc.Failed(fmt.Errorf("wait for event %q: %w", name, err))}
+		}
+	}
 	return &Task[T]{t: ctx.rc.WaitForEvent(name, timeout)}
 }
 

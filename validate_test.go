@@ -251,3 +251,39 @@ func TestHostileOrchestratorCalls(t *testing.T) {
 		t.Fatalf("refused calls: %q, want %q (status %s, output %s)", got, want, inst.Status, inst.Output)
 	}
 }
+
+// TestOutOfRangeTimes: times the stores cannot keep (SQLite's nanoseconds overflow after 2262,
+// so such a timer fired at once) are refused where they are made: a scheduled start by the
+// Client, a timer or an event timeout by the orchestrator's call, which fails at once.
+func TestOutOfRangeTimes(t *testing.T) {
+	far := 250 * 365 * 24 * time.Hour
+	timers := reprise.NewOrchestrator("far_timers", func(ctx *reprise.OrchestrationContext, _ any) ([]string, error) {
+		var out []string
+		note := func(what string, err error) {
+			if errors.Is(err, reprise.ErrInvalidArgument) {
+				out = append(out, what)
+			}
+		}
+		_, err := ctx.CreateTimer(far).Await()
+		note("timer", err)
+		_, err = ctx.CreateTimerAt(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC)).Await()
+		note("timer at", err)
+		_, err = reprise.WaitForEvent[int](ctx, "e", far).Await()
+		note("event timeout", err)
+		return out, nil
+	})
+	app := startApp(t, []reprise.Definition{echoOrch, timers})
+	c := app.Client()
+	if _, err := echoOrch.Start(testCtx(t), c, json.RawMessage(`1`), reprise.WithStartTime(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC))); !errors.Is(err, reprise.ErrInvalidArgument) {
+		t.Fatalf("start in the year 3000: %v, want ErrInvalidArgument", err)
+	}
+	id, err := timers.Start(testCtx(t), c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := waitDone(t, c, id)
+	want := []string{"timer", "timer at", "event timeout"}
+	if got := output[[]string](t, inst); strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("refused: %q, want %q (status %s, output %s)", got, want, inst.Status, inst.Output)
+	}
+}

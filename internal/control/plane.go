@@ -81,6 +81,11 @@ func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
 	if err := CheckPayload("input", data); err != nil {
 		return "", fmt.Errorf("start orchestrator %q: %w", name, err)
 	}
+	if !r.StartAt.IsZero() {
+		if err := store.CheckTime("start time", r.StartAt); err != nil {
+			return "", fmt.Errorf("start orchestrator %q: %w", name, err)
+		}
+	}
 	inst, m, err := NewInstance(StartEvent(id, NewID(), name, data, nil, time.Now().UTC()))
 	if err != nil {
 		return "", err
