@@ -115,3 +115,35 @@ func TestDeadlockedOrchestrator(t *testing.T) {
 	}
 	checkOnce(t, st, "s")
 }
+
+// hangingUnclaimed is a store whose look for unclaimed work hangs until its context ends, and
+// says how it ended.
+type hangingUnclaimed struct {
+	store.Store
+	entered chan struct{}
+	ended   chan error
+}
+
+func (h hangingUnclaimed) Unclaimed(ctx context.Context, _, _ store.Names) ([]store.Unclaimed, error) {
+	h.entered <- struct{}{}
+	<-ctx.Done()
+	h.ended <- ctx.Err()
+	return nil, ctx.Err()
+}
+
+// TestShutdownEndsTheUnclaimedLook: a look for unclaimed work in flight on a hanging store ends
+// with Shutdown (its context is cancelled), rather than holding Shutdown until its own timeout
+// (the unclaimed interval, 10 s by default).
+func TestShutdownEndsTheUnclaimedLook(t *testing.T) {
+	st := hangingUnclaimed{Store: openSQLite(t), entered: make(chan struct{}, 1), ended: make(chan error, 1)}
+	e := engine.New(engine.Options{Store: st, Registry: registry{}, PollInterval: 50 * time.Millisecond,
+		UnclaimedInterval: 2 * time.Second}) // the first look comes after one interval
+	e.Start()
+	<-st.entered
+	if err := e.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-st.ended; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the look in flight ended with %v, want it cancelled by Shutdown", err)
+	}
+}

@@ -42,6 +42,16 @@ func (e *Engine) Unclaimed() []store.Unclaimed {
 // unclaimedLoop looks for unclaimed work every UnclaimedInterval.
 func (e *Engine) unclaimedLoop() {
 	defer e.loops.Done()
+	// A look in flight ends with stop, so that a hanging store cannot hold Shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-e.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	t := time.NewTicker(e.opts.UnclaimedInterval)
 	defer t.Stop()
 	for {
@@ -49,7 +59,7 @@ func (e *Engine) unclaimedLoop() {
 		case <-e.stop:
 			return
 		case <-t.C:
-			e.checkUnclaimed()
+			e.checkUnclaimed(ctx)
 		}
 	}
 }
@@ -58,8 +68,8 @@ func (e *Engine) unclaimedLoop() {
 // is the same as at the previous look has waited a whole interval without any host taking it:
 // most likely no running host registers the name. It is logged once, when it starts waiting,
 // and stays in Unclaimed until it moves or goes.
-func (e *Engine) checkUnclaimed() {
-	ctx, cancel := context.WithTimeout(context.Background(), e.opts.UnclaimedInterval)
+func (e *Engine) checkUnclaimed(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, e.opts.UnclaimedInterval)
 	defer cancel()
 	rows, err := e.st.Unclaimed(ctx, e.orchNames, e.actNames)
 	if err != nil {
