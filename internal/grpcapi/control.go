@@ -499,6 +499,12 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 		if len(ids) > maxBatch {
 			return nil, invalid("instanceBatch holds %d instance IDs; at most %d are allowed", len(ids), maxBatch)
 		}
+		// Every ID is checked first, so that a bad one refuses the batch before anything is purged.
+		for _, id := range ids {
+			if err := control.CheckID(id); err != nil {
+				return nil, toStatus(fmt.Errorf("instanceBatch: %w", err))
+			}
+		}
 		// Unknown and unfinished instances are skipped: the count says how many were purged.
 		n := 0
 		for _, id := range ids {

@@ -715,3 +715,41 @@ func TestShutdownEndsWaits(t *testing.T) {
 		t.Errorf("message %q does not say the server is shutting down", status.Convert(err).Message())
 	}
 }
+
+// TestPurgeBatchChecksEveryIDFirst: a batch with an ID no store can hold is refused before
+// anything is purged, so the caller never loses a count it was not told.
+func TestPurgeBatchChecksEveryIDFirst(t *testing.T) {
+	h := sqliteHub(t)
+	ctx := callContext(t)
+	h.complete(t, h.start(t, "Echo", "b-1", "1"))
+	_, err := h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceBatch{
+		InstanceBatch: &pb.InstanceBatch{InstanceIds: []string{"b-1", "b\x00"}}}})
+	wantCode(t, "PurgeInstances of a batch with a NUL in an ID", err, codes.InvalidArgument)
+	res, err := h.client.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: "b-1"})
+	if err != nil || !res.Exists {
+		t.Fatalf("b-1 after the refused batch: %+v, %v; want it still there", res, err)
+	}
+}
+
+// TestShutdownLetsShortCallsFinish: at shutdown only the waits (and streams) are ended; a short
+// call gets its context untouched, so shutdown does not cancel it.
+func TestShutdownLetsShortCallsFinish(t *testing.T) {
+	shutdown, stop := context.WithCancel(context.Background())
+	defer stop()
+	incoming := context.Background()
+	info := &grpc.UnaryServerInfo{FullMethod: pb.TaskHubSidecarService_GetInstance_FullMethodName}
+	var got context.Context
+	if _, err := unaryShutdown(shutdown)(incoming, nil, info, func(ctx context.Context, _ any) (any, error) {
+		got = ctx
+		return nil, nil
+	}); err != nil || got != incoming {
+		t.Fatalf("GetInstance: err %v; its context was replaced (%v), want the call's own, which shutdown does not end", err, got != incoming)
+	}
+	info.FullMethod = pb.TaskHubSidecarService_WaitForInstanceCompletion_FullMethodName
+	_, err := unaryShutdown(shutdown)(incoming, nil, info, func(ctx context.Context, _ any) (any, error) {
+		stop() // shutdown ends while the wait is in flight
+		<-ctx.Done()
+		return nil, status.FromContextError(ctx.Err()).Err()
+	})
+	wantCode(t, "WaitForInstanceCompletion at shutdown", err, codes.Unavailable)
+}

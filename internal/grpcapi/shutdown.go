@@ -6,21 +6,18 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 )
 
-// ShutdownOptions return the server options that end the calls in flight when shutdown ends:
-// the waits (WaitForInstanceStart, WaitForInstanceCompletion) would otherwise hold a graceful
-// stop for as long as their clients' deadlines. Such a call answers UNAVAILABLE, which the
+// ShutdownOptions return the server options that end the long calls in flight when shutdown
+// ends: the waits (WaitForInstanceStart, WaitForInstanceCompletion) and the streams would
+// otherwise hold a graceful stop for as long as their clients' deadlines. Other unary calls are
+// left to finish within the stop's grace period. Such a call answers UNAVAILABLE, which the
 // SDKs treat as "try again", against this server once it is back or another one on the store.
 func ShutdownOptions(shutdown context.Context) []grpc.ServerOption {
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			defer context.AfterFunc(shutdown, cancel)()
-			res, err := h(ctx, req)
-			return res, shuttingDown(shutdown, err)
-		}),
+		grpc.ChainUnaryInterceptor(unaryShutdown(shutdown)),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			ctx, cancel := context.WithCancel(ss.Context())
 			defer cancel()
@@ -28,6 +25,26 @@ func ShutdownOptions(shutdown context.Context) []grpc.ServerOption {
 			return shuttingDown(shutdown, h(srv, &stream{ServerStream: ss, ctx: ctx}))
 		}),
 	}
+}
+
+// unaryShutdown ends a wait in flight when shutdown ends.
+func unaryShutdown(shutdown context.Context) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if !waits[info.FullMethod] {
+			return h(ctx, req)
+		}
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(shutdown, cancel)()
+		res, err := h(ctx, req)
+		return res, shuttingDown(shutdown, err)
+	}
+}
+
+// waits are the unary calls that last as long as their clients ask.
+var waits = map[string]bool{
+	pb.TaskHubSidecarService_WaitForInstanceStart_FullMethodName:      true,
+	pb.TaskHubSidecarService_WaitForInstanceCompletion_FullMethodName: true,
 }
 
 // shuttingDown replaces the status of a call that shutdown cancelled.
