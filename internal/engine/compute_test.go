@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
@@ -32,7 +33,7 @@ func (r staticRegistry) Names() (orchestrators, activities store.Names) {
 
 func msg(t *testing.T, id int64, execID string, ev history.Event) store.Message {
 	t.Helper()
-	m, err := message("i", execID, ev)
+	m, err := control.Message("i", execID, ev)
 	if err != nil {
 		t.Fatal(err)
 	}

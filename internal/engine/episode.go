@@ -396,7 +396,7 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 		case history.TimerCreated:
 			fired := history.New(history.TimerFired, a.FireAt)
 			fired.TaskID, fired.FireAt = a.ID, a.FireAt
-			m, err := message(inst.ID, inst.ExecutionID, fired)
+			m, err := control.Message(inst.ID, inst.ExecutionID, fired)
 			if err != nil {
 				return err
 			}
@@ -414,7 +414,7 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 				Type:    "InstanceExists",
 				Message: fmt.Sprintf("cannot start sub-orchestration %q: an active instance with ID %q already exists", a.Name, a.InstanceID),
 			}
-			cm, err := message(inst.ID, inst.ExecutionID, conflict)
+			cm, err := control.Message(inst.ID, inst.ExecutionID, conflict)
 			if err != nil {
 				return err
 			}
@@ -422,7 +422,7 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 		case history.EventSent:
 			raised := history.New(history.EventRaised, now)
 			raised.Name, raised.Input = a.Name, a.Input
-			m, err := message(a.InstanceID, "", raised)
+			m, err := control.Message(a.InstanceID, "", raised)
 			if err != nil {
 				return err
 			}
@@ -493,7 +493,7 @@ func notifyParent(ep *store.Episode, p *history.Parent, id string, status store.
 		ev.Failure = f
 	}
 	ev.TaskID = p.TaskID
-	m, err := message(p.InstanceID, p.ExecutionID, ev)
+	m, err := control.Message(p.InstanceID, p.ExecutionID, ev)
 	if err != nil {
 		return err
 	}
@@ -528,11 +528,6 @@ func setFailed(inst *store.Instance, f *history.Failure) error {
 	return err
 }
 
-// message is control.Message, for the engine's own messages (timers, results, notifications).
-func message(instanceID, executionID string, ev history.Event) (store.Message, error) {
-	return control.Message(instanceID, executionID, ev)
-}
-
 // runActivity runs one activity task and commits its result.
 func (e *Engine) runActivity(w store.ActivityWork) {
 	ev, err := history.DecodeEvent(w.Task.Data)
@@ -557,7 +552,7 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 			return
 		}
 	}
-	m, err := message(w.Task.InstanceID, w.Task.ExecutionID, result)
+	m, err := control.Message(w.Task.InstanceID, w.Task.ExecutionID, result)
 	if err != nil {
 		e.log.Error("encoding activity result", "instanceId", w.Task.InstanceID, "err", err)
 		return

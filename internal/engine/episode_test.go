@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
@@ -74,7 +75,7 @@ func (h *episodeHost) start(id, name string, input string) {
 	now := time.Now().UTC()
 	ev := history.New(history.ExecutionStarted, now)
 	ev.Name, ev.Input, ev.InstanceID, ev.ExecutionID = name, json.RawMessage(input), id, RandomID()
-	m, err := message(id, ev.ExecutionID, ev)
+	m, err := control.Message(id, ev.ExecutionID, ev)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func (h *episodeHost) start(id, name string, input string) {
 // send delivers an event to the instance's inbox, as the client does (a rewind, an event).
 func (h *episodeHost) send(id string, ev history.Event) {
 	h.t.Helper()
-	m, err := message(id, "", ev)
+	m, err := control.Message(id, "", ev)
 	if err != nil {
 		h.t.Fatal(err)
 	}
