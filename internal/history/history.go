@@ -158,6 +158,19 @@ type Event struct {
 	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: task IDs to run again (failed, or open at the failure)
 	Carried     []Event         `json:"carried,omitempty"`     // ExecutionStarted after continue-as-new: kept events
 	Recursive   bool            `json:"recursive,omitempty"`   // ExecutionTerminated: also terminate sub-orchestrations
+
+	// Set by the Durable Task SDKs (gRPC workers and clients), kept and handed back as sent.
+	Version string            `json:"version,omitempty"` // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
+	Tags    map[string]string `json:"tags,omitempty"`    // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
+	Trace   *TraceContext     `json:"trace,omitempty"`   // parent trace context: ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
+}
+
+// TraceContext is a W3C trace context (traceparent, tracestate) and the span it names, as the
+// Durable Task protocol carries it.
+type TraceContext struct {
+	TraceParent string `json:"traceParent"`
+	TraceState  string `json:"traceState,omitempty"`
+	SpanID      string `json:"spanId,omitempty"`
 }
 
 // New returns an event of the given type, with no sequence number, stamped now.
