@@ -29,6 +29,9 @@ fails the run (exit 1). Without scenarios, all of them run, in this order:
                   all released, and the release is timed (N 10000)
   latency         N instances one after another on an idle engine, start to Completed (N 500)
 
+  reprise bench grpc [flags] runs the hello sequence in Durable Task SDK workers (Go, JS) over
+  gRPC instead, on reprise serve and on the durabletask-go sidecar: see reprise bench grpc --help.
+
 Flags:
   -n N               size of each run (default: the scenario's)
   --duration D       bound each run: stop after D and report what completed
@@ -50,6 +53,9 @@ Exit codes: 0 all runs passed, 1 a run failed (wrong output or error), 2 usage e
 
 // runBench is `reprise bench`. It needs no host: it runs an App of its own.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "grpc" {
+		return runBenchGRPC(ctx, args[1:], stdout, stderr)
+	}
 	fs := newFlagSet("reprise bench")
 	var cfg bench.Config
 	var asJSON bool
@@ -96,6 +102,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		names = bench.Names()
 	}
 	for _, n := range names {
+		if n == "grpc" {
+			return reportUsage(stderr, "grpc runs on its own, with flags of its own: reprise bench grpc [flags] (see reprise bench grpc --help)", benchUsage)
+		}
 		if !slices.Contains(bench.Names(), n) {
 			return reportUsage(stderr, fmt.Sprintf("no scenario %q", n), benchUsage)
 		}

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -39,6 +41,8 @@ Flags:
   --hub NAME        task hub (env REPRISE_HUB, default "default")
   --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
   --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001)
+  --cpuprofile FILE write a CPU profile of the server to FILE until it stops (go tool pprof
+                    reads it; reprise bench grpc --profile uses it)
 
 gRPC keys: on a loopback address (127.0.0.1, ::1, localhost) gRPC calls need no key. On any other
 address (such as 0.0.0.0:4001) every call, Hello included, must carry the master or system key as
@@ -73,6 +77,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
 	addr := flags.String("addr", firstNonEmpty(getenv("REPRISE_ADDR"), defaultServeAddr), "")
 	grpcAddr := flags.String("grpc", firstNonEmpty(getenv("REPRISE_GRPC_ADDR"), defaultGRPCAddr), "")
+	cpuProfile := flags.String("cpuprofile", "", "")
 	rest, err := parseArgs(flags, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, serveUsage)
@@ -87,6 +92,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	if err != nil {
 		return reportUsage(stderr, err.Error(), serveUsage)
+	}
+
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "reprise: --cpuprofile: "+err.Error())
+			return exitHostError
+		}
+		defer stop()
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -179,6 +193,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	fmt.Fprintln(stdout, "reprise serve: stopped")
 	return exitOK
+}
+
+// startCPUProfile starts a CPU profile into the file path; stop ends it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
 
 // stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: the waits

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strconv"
+	"time"
 )
 
 // machineTimes are the machine's CPU times (all cores, all processes) from /proc/stat, in ticks.
@@ -42,4 +43,48 @@ func (t machineTimes) busySince(start machineTimes) float64 {
 		return 0
 	}
 	return float64(t.busy-start.busy) / float64(t.total-start.total)
+}
+
+// userHZ is the unit of the CPU times in /proc/PID/stat: fixed at 100 by Linux's user ABI.
+const userHZ = 100
+
+// processCPU is the CPU time (user and system, all threads) that process pid has used so far,
+// from /proc/PID/stat; 0 if unknown. Its resolution is 10ms.
+func processCPU(pid int) time.Duration {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := bytes.Fields(data[i+1:]) // state (3) ppid (4) ... utime (14) stime (15)
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseUint(string(fields[11]), 10, 64)
+	stime, err2 := strconv.ParseUint(string(fields[12]), 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * time.Second / userHZ
+}
+
+// peakMemory is the peak resident memory of process pid (VmHWM in /proc/PID/status); 0 if unknown.
+func peakMemory(pid int) uint64 {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(data) {
+		if rest, ok := bytes.CutPrefix(line, []byte("VmHWM:")); ok {
+			kb, err := strconv.ParseUint(string(bytes.TrimSuffix(bytes.TrimSpace(rest), []byte(" kB"))), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }

@@ -93,3 +93,54 @@ func size(v float64) string {
 	}
 	return fmt.Sprintf("%.0f B", v)
 }
+
+// WriteGRPCText writes the results of a gRPC run as a side-by-side table, with the machine first
+// and notes (such as the backends and workers that were skipped, and why) after.
+func WriteGRPCText(w io.Writer, results []GRPCResult, notes []string) error {
+	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; the hello sequence in a Durable Task SDK worker, on SQLite (a fresh file per pair)\n\n",
+		runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "backend\tworker\tn\ttime\torch/s\tidle p50\tidle p99\tCPU/orch: backend\tworker\tclient\tpeak mem: backend\tworker\tmachine busy\t")
+	for _, r := range results {
+		n := fmt.Sprint(r.N)
+		if r.Stopped || r.Error != "" {
+			n = fmt.Sprintf("%d of %d", r.Completed, r.N)
+		}
+		p50, p99 := "-", "-"
+		if r.Latency != nil {
+			p50, p99 = ms(r.Latency.P50), ms(r.Latency.P99)
+		}
+		busy := "-"
+		if r.MachineCPUBusy > 0 {
+			busy = fmt.Sprintf("%.0f%%", r.MachineCPUBusy*100)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Backend, r.Worker, n, r.Seconds,
+			rate(r.OrchestrationsPerSecond), p50, p99,
+			msOrDash(r.BackendCPUMsPerOrchestration), msOrDash(r.WorkerCPUMsPerOrchestration), msOrDash(r.ClientCPUMsPerOrchestration),
+			sizeOrDash(r.BackendPeakMemoryBytes), sizeOrDash(r.WorkerPeakMemoryBytes), busy)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	notes = append([]string{
+		"n instances started at once (time: first start to the last completion the backend recorded); idle p50/p99: one instance at a time, start to WaitForInstanceCompletion's answer",
+		"CPU/orch: of the throughput run, per process (backend, worker, and this client); machine busy: the share of all CPU time (every process, every core) that was busy",
+	}, notes...)
+	for _, r := range results {
+		if r.Stopped {
+			notes = append(notes, fmt.Sprintf("%s / %s: stopped by --timeout", r.Backend, r.Worker))
+		}
+		if r.Error != "" {
+			notes = append(notes, fmt.Sprintf("%s / %s: FAILED: %s", r.Backend, r.Worker, r.Error))
+		}
+	}
+	fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
+	return nil
+}
+
+func sizeOrDash(v uint64) string {
+	if v == 0 {
+		return "-"
+	}
+	return size(float64(v))
+}
