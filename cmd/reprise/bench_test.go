@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,10 +96,44 @@ func TestBenchUsageErrors(t *testing.T) {
 		{"bench", "--duration", "soon"},
 		{"bench", "--hosts", "0"},
 		{"bench", "--hosts", "3", "--store", "bench.db"},
+		{"bench", "latency", "grpc"},
+		{"bench", "grpc", "latency"},
+		{"bench", "grpc", "-n", "0"},
+		{"bench", "grpc", "--workers", "python"},
+		{"bench", "grpc", "--backends", ""},
+		{"bench", "grpc", "--timeout", "-1s"},
 	} {
 		r := runCLI(t, nil, args...)
 		if r.code != exitUsage || !strings.Contains(r.stderr, "Usage: reprise bench") {
 			t.Errorf("reprise %s: exit %d, stderr %q; want 2 with the usage", strings.Join(args, " "), r.code, r.stderr)
 		}
+	}
+}
+
+// TestBenchGRPC runs `reprise bench grpc` with tiny counts on reprise serve (a process of this
+// test binary) with the durabletask-go worker (built from interop/durabletask-go, so it needs go):
+// every instance of both runs completes with the right output, and the figures are there.
+func TestBenchGRPC(t *testing.T) {
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("skipping: go is not on PATH, and the durabletask-go worker is built with it")
+	}
+	t.Setenv(workerEnv, "1") // reprise serve is os.Executable(), this test binary
+	r := runCLI(t, nil, "bench", "grpc", "--backends", "reprise", "--workers", "go", "-n", "12", "--latency-n", "3", "--json")
+	if r.code != exitOK {
+		t.Fatalf("exit %d\nstderr: %s", r.code, r.stderr)
+	}
+	var results []bench.GRPCResult
+	if err := json.Unmarshal([]byte(r.stdout), &results); err != nil || len(results) != 1 {
+		t.Fatalf("--json output: %v\n%s", err, r.stdout)
+	}
+	res := results[0]
+	if res.Backend != "reprise" || res.Worker != "go" || res.Error != "" {
+		t.Fatalf("result %+v, want reprise with the go worker and no error", res)
+	}
+	if res.Completed != 12 || res.OrchestrationsPerSecond <= 0 {
+		t.Errorf("throughput run: %d of %d completed at %g/s, want all 12 at a positive rate", res.Completed, res.N, res.OrchestrationsPerSecond)
+	}
+	if res.Latency == nil || res.LatencyN != 3 {
+		t.Errorf("latency run: %d instances, percentiles %v; want 3 and their percentiles", res.LatencyN, res.Latency)
 	}
 }

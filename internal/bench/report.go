@@ -18,21 +18,11 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\thosts\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\tmachine busy\t")
 	for _, r := range results {
-		n := fmt.Sprint(r.N)
-		if r.Stopped {
-			n = fmt.Sprintf("%d of %d", r.Completed, r.N)
-		}
-		p50, p99 := "-", "-"
-		if r.Latency != nil {
-			p50, p99 = ms(r.Latency.P50), ms(r.Latency.P99)
-		}
-		busy := "-"
-		if r.MachineCPUBusy > 0 {
-			busy = fmt.Sprintf("%.0f%%", r.MachineCPUBusy*100)
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, max(r.Hosts, 1), n, r.Seconds,
+		p50, p99 := latencyCells(r.Latency)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, max(r.Hosts, 1),
+			countCell(r.Completed, r.N, r.Stopped), r.Seconds,
 			rate(r.OrchestrationsPerSecond), rate(r.ActivitiesPerSecond), p50, p99,
-			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)), busy)
+			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)), busyCell(r.MachineCPUBusy))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -64,6 +54,28 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
 	return nil
+}
+
+// countCell is n, or "completed of n" for a run that did not complete them all.
+func countCell(completed, n int, partial bool) string {
+	if partial {
+		return fmt.Sprintf("%d of %d", completed, n)
+	}
+	return fmt.Sprint(n)
+}
+
+func latencyCells(p *Percentiles) (p50, p99 string) {
+	if p == nil {
+		return "-", "-"
+	}
+	return ms(p.P50), ms(p.P99)
+}
+
+func busyCell(v float64) string {
+	if v <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.0f%%", v*100)
 }
 
 func ms(v float64) string { return fmt.Sprintf("%.2fms", v) }
@@ -102,22 +114,12 @@ func WriteGRPCText(w io.Writer, results []GRPCResult, notes []string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "backend\tworker\tn\ttime\torch/s\tidle p50\tidle p99\tCPU/orch: backend\tworker\tclient\tpeak mem: backend\tworker\tmachine busy\t")
 	for _, r := range results {
-		n := fmt.Sprint(r.N)
-		if r.Stopped || r.Error != "" {
-			n = fmt.Sprintf("%d of %d", r.Completed, r.N)
-		}
-		p50, p99 := "-", "-"
-		if r.Latency != nil {
-			p50, p99 = ms(r.Latency.P50), ms(r.Latency.P99)
-		}
-		busy := "-"
-		if r.MachineCPUBusy > 0 {
-			busy = fmt.Sprintf("%.0f%%", r.MachineCPUBusy*100)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Backend, r.Worker, n, r.Seconds,
+		p50, p99 := latencyCells(r.Latency)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Backend, r.Worker,
+			countCell(r.Completed, r.N, r.Stopped || r.Error != ""), r.Seconds,
 			rate(r.OrchestrationsPerSecond), p50, p99,
 			msOrDash(r.BackendCPUMsPerOrchestration), msOrDash(r.WorkerCPUMsPerOrchestration), msOrDash(r.ClientCPUMsPerOrchestration),
-			sizeOrDash(r.BackendPeakMemoryBytes), sizeOrDash(r.WorkerPeakMemoryBytes), busy)
+			sizeOrDash(r.BackendPeakMemoryBytes), sizeOrDash(r.WorkerPeakMemoryBytes), busyCell(r.MachineCPUBusy))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
