@@ -234,11 +234,15 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		if err != nil {
 			return ep, nil, nil, err
 		}
-		parent = parentOf(old, newEvents)
 	} else {
 		res, err = exec.Run(old, newEvents)
-		parent = exec.Context().Parent()
 	}
+	// A cached execution comes without its history: its context knows the parent.
+	started := startOf(old, newEvents)
+	if exec != nil {
+		started.Parent = exec.Context().Parent()
+	}
+	parent = started.Parent
 	if err != nil {
 		e.closeExec(exec)
 		var nd *replay.NonDeterminismError
@@ -279,7 +283,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		return ep, nil, nil, err
 	}
 	if res.Done {
-		if err := e.finish(&ep, &inst, parent, res, now, &chunk); err != nil {
+		if err := e.finish(&ep, &inst, started, res, now, &chunk); err != nil {
 			return ep, nil, nil, err
 		}
 	}
@@ -431,7 +435,9 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 			ep.Messages = append(ep.Messages, m)
 		case history.SubOrchestrationInstanceCreated:
 			parent := &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: a.ID, Name: inst.Name}
-			sub, sm, err := control.NewInstance(control.StartEvent(a.InstanceID, control.NewID(), a.Name, a.Input, parent, now))
+			start := control.StartEvent(a.InstanceID, control.NewID(), a.Name, a.Input, parent, now)
+			start.Version, start.Tags, start.Trace = a.Version, a.Tags, a.Trace
+			sub, sm, err := control.NewInstance(start)
 			if err != nil {
 				return err
 			}
@@ -461,7 +467,8 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 
 // finish records the end of an execution: the completion event, the instance's final state, the
 // parent's notification, recursive termination, or the start of the next generation.
-func (e *Engine) finish(ep *store.Episode, inst *store.Instance, parent *history.Parent, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history.Event, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+	parent := started.Parent
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status = int(res.Status)
 	switch res.Status {
@@ -478,6 +485,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, parent *history
 		execID := control.NewID()
 		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, parent, now)
 		start.Carried = res.ContinueAsNew.Carried
+		start.Version, start.Tags = cmp.Or(res.ContinueAsNew.Version, started.Version), started.Tags
 		m, err := control.Message(inst.ID, execID, start)
 		if err != nil {
 			return err
@@ -502,16 +510,17 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, parent *history
 	return notifyParent(ep, parent, inst.ID, res.Status, res.Output, res.Failure, now)
 }
 
-// parentOf returns the parent recorded in the execution's start event, nil for none.
-func parentOf(old, new []history.Event) *history.Parent {
+// startOf returns the execution's start event (parent, version, tags); the zero event when the
+// execution has none yet.
+func startOf(old, new []history.Event) history.Event {
 	for _, evs := range [][]history.Event{old, new} {
 		for _, ev := range evs {
 			if ev.Type == history.ExecutionStarted {
-				return ev.Parent
+				return ev
 			}
 		}
 	}
-	return nil
+	return history.Event{}
 }
 
 // notifyParent tells the parent of a sub-orchestration (p; nil for none) how it ended.

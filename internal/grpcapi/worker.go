@@ -734,7 +734,10 @@ func complete(res *replay.Result, c *pb.CompleteOrchestrationAction) error {
 		if out == nil {
 			out = []byte("null")
 		}
-		can := &replay.ContinueAsNew{Input: out}
+		can := &replay.ContinueAsNew{Input: out, Version: c.GetNewVersion().GetValue()}
+		if err := store.CheckText("completeOrchestration newVersion", can.Version, store.MaxKeyBytes); err != nil {
+			return err
+		}
 		for _, e := range c.CarryoverEvents {
 			if r := e.GetEventRaised(); r != nil {
 				ev := history.New(history.EventRaised, timeOrNow(e))

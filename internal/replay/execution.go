@@ -75,6 +75,7 @@ type RetryPolicy struct {
 type ContinueAsNew struct {
 	Input   []byte
 	Carried []history.Event // unprocessed external events kept for the new execution
+	Version string          // the new execution's version; "" keeps the current one
 }
 
 // Result is what an episode produced.
