@@ -84,11 +84,14 @@ func optionalText(s string) *wrapperspb.StringValue {
 	return wrapperspb.String(s)
 }
 
-// traceFromProto returns the trace context an SDK sent; nil when it sent none.
+// traceFromProto returns the trace context an SDK sent; nil when it sent none. The proto
+// deprecates spanID (traceParent names the span), but SDKs still send it, so it is kept and
+// handed back as sent.
 func traceFromProto(tc *pb.TraceContext) *history.TraceContext {
 	if tc == nil {
 		return nil
 	}
+	//lint:ignore SA1019 kept as the SDK sent it (see above)
 	return &history.TraceContext{TraceParent: tc.TraceParent, TraceState: tc.GetTraceState().GetValue(), SpanID: tc.SpanID}
 }
 
@@ -97,6 +100,7 @@ func traceToProto(tc *history.TraceContext) *pb.TraceContext {
 	if tc == nil {
 		return nil
 	}
+	//lint:ignore SA1019 handed back as the SDK sent it (see traceFromProto)
 	return &pb.TraceContext{TraceParent: tc.TraceParent, TraceState: optionalText(tc.TraceState), SpanID: tc.SpanID}
 }
 

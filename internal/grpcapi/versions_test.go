@@ -21,11 +21,12 @@ import (
 )
 
 // What an SDK sends with a start: a version, tags and the caller's trace context.
-var (
-	sentTags  = map[string]string{"team": "payments", "région": "eu-ouest", "quote\"": "{\"json\":true}"}
-	sentTrace = &pb.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		SpanID: "b7ad6b7169203331", TraceState: wrapperspb.String("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")}
-)
+var sentTags = map[string]string{"team": "payments", "région": "eu-ouest", "quote\"": "{\"json\":true}"}
+
+// The SDKs still fill the deprecated spanID.
+//
+//lint:ignore SA1019 the test sends what the SDKs send
+var sentTrace = &pb.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", SpanID: "b7ad6b7169203331", TraceState: wrapperspb.String("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7")}
 
 // wantLabels checks the version and tags of an OrchestrationState.
 func wantLabels(t *testing.T, what string, s *pb.OrchestrationState, version string, tags map[string]string) {
@@ -171,6 +172,7 @@ func TestStartRefusesBadVersionTagsTrace(t *testing.T) {
 func TestHistoryEventLabels(t *testing.T) {
 	now := time.Now().UTC()
 	trace := &history.TraceContext{TraceParent: sentTrace.TraceParent, TraceState: "congo=t61rcWkgMzE", SpanID: "b7ad6b7169203331"}
+	//lint:ignore SA1019 the stored span ID goes back in the deprecated field
 	wantTrace := &pb.TraceContext{TraceParent: trace.TraceParent, TraceState: wrapperspb.String(trace.TraceState), SpanID: trace.SpanID}
 	tags := map[string]string{"k": "v"}
 	type labels interface {
