@@ -485,7 +485,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history
 		execID := control.NewID()
 		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, parent, now)
 		start.Carried = res.ContinueAsNew.Carried
-		start.Version, start.Tags = cmp.Or(res.ContinueAsNew.Version, started.Version), started.Tags
+		start.Version, start.Tags = cmp.Or(res.ContinueAsNew.Version, inst.Version), inst.Tags
 		m, err := control.Message(inst.ID, execID, start)
 		if err != nil {
 			return err
@@ -493,6 +493,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history
 		ep.Messages = append(ep.Messages, m)
 		ep.ResetHistory = true
 		inst.ExecutionID, inst.Input, inst.Output, inst.Failure = execID, res.ContinueAsNew.Input, nil, nil
+		inst.Version = cmp.Or(res.ContinueAsNew.Version, inst.Version)
 		*chunk = nil
 		return nil
 	}

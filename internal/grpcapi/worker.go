@@ -291,7 +291,7 @@ func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (his
 		OrchestrationInstance: instanceRef(t.Task.InstanceID, t.Task.ExecutionID),
 		TaskId:                ev.ID,
 		Tags:                  ev.Tags,
-		ParentTraceContext:    traceContext(ev.Trace),
+		ParentTraceContext:    traceToProto(ev.Trace),
 	}
 	if ev.Version != "" {
 		req.Version = wrapperspb.String(ev.Version)
@@ -642,7 +642,10 @@ func actionEvent(a *pb.OrchestratorAction, now time.Time) (*history.Event, error
 		if ev.Input, err = optionalPayload("scheduleTask input", st.Input); err != nil {
 			return nil, err
 		}
-		ev.Version, ev.Tags, ev.Trace = st.GetVersion().GetValue(), st.Tags, traceOf(st.ParentTraceContext)
+		ev.Version, ev.Tags, ev.Trace = st.GetVersion().GetValue(), st.Tags, traceFromProto(st.ParentTraceContext)
+		if err := control.CheckStartLabels(ev.Version, ev.Tags, ev.Trace); err != nil {
+			return nil, fmt.Errorf("scheduleTask: %w", err)
+		}
 	case *pb.OrchestratorAction_CreateSubOrchestration:
 		cs := x.CreateSubOrchestration
 		ev.Type = history.SubOrchestrationInstanceCreated
@@ -659,7 +662,10 @@ func actionEvent(a *pb.OrchestratorAction, now time.Time) (*history.Event, error
 		if ev.Input, err = optionalPayload("createSubOrchestration input", cs.Input); err != nil {
 			return nil, err
 		}
-		ev.Version, ev.Tags, ev.Trace = cs.GetVersion().GetValue(), cs.Tags, traceOf(cs.ParentTraceContext)
+		ev.Version, ev.Tags, ev.Trace = cs.GetVersion().GetValue(), cs.Tags, traceFromProto(cs.ParentTraceContext)
+		if err := control.CheckStartLabels(ev.Version, ev.Tags, ev.Trace); err != nil {
+			return nil, fmt.Errorf("createSubOrchestration: %w", err)
+		}
 	case *pb.OrchestratorAction_CreateTimer:
 		ev.Type = history.TimerCreated
 		if x.CreateTimer.FireAt == nil {
@@ -735,7 +741,7 @@ func complete(res *replay.Result, c *pb.CompleteOrchestrationAction) error {
 			out = []byte("null")
 		}
 		can := &replay.ContinueAsNew{Input: out, Version: c.GetNewVersion().GetValue()}
-		if err := store.CheckText("completeOrchestration newVersion", can.Version, store.MaxKeyBytes); err != nil {
+		if err := store.CheckVersion(can.Version); err != nil {
 			return err
 		}
 		for _, e := range c.CarryoverEvents {
@@ -841,22 +847,4 @@ func failureOf(d *pb.TaskFailureDetails) *history.Failure {
 		f.Message = "<no message>"
 	}
 	return f
-}
-
-func traceOf(t *pb.TraceContext) *history.TraceContext {
-	if t == nil || t.TraceParent == "" {
-		return nil
-	}
-	return &history.TraceContext{TraceParent: t.TraceParent, TraceState: t.GetTraceState().GetValue(), SpanID: t.SpanID} //nolint:staticcheck // SpanID is deprecated in the proto, still sent by some SDKs
-}
-
-func traceContext(t *history.TraceContext) *pb.TraceContext {
-	if t == nil {
-		return nil
-	}
-	c := &pb.TraceContext{TraceParent: t.TraceParent, SpanID: t.SpanID} //nolint:staticcheck // as traceOf
-	if t.TraceState != "" {
-		c.TraceState = wrapperspb.String(t.TraceState)
-	}
-	return c
 }

@@ -408,3 +408,45 @@ func TestLostLeaseCompletion(t *testing.T) {
 		t.Errorf("the replacement: %v %v, want it not completed by the stale turn", got, err)
 	}
 }
+
+// TestWorkerVersions checks that a sub-orchestration gets its action's version and tags, and
+// that continue-as-new's newVersion becomes the next execution's version, seen by the worker.
+func TestWorkerVersions(t *testing.T) {
+	h := serveWork(t, nil)
+	s, _ := h.openStream(t, filters([]string{"Seq", "Child"}, nil))
+	h.start(t, "Seq", "parent")
+	item := next(t, s)
+	sub := &pb.OrchestratorAction{Id: 0, OrchestratorActionType: &pb.OrchestratorAction_CreateSubOrchestration{CreateSubOrchestration: &pb.CreateSubOrchestrationAction{
+		InstanceId: "child", Name: "Child", Version: wrapperspb.String("2.0"), Tags: map[string]string{"team": "a"}}}}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "parent", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{sub}}); err != nil {
+		t.Fatal(err)
+	}
+	item = next(t, s)
+	child := item.GetOrchestratorRequest()
+	if child.GetInstanceId() != "child" {
+		t.Fatalf("got %v, want the child's first turn", item)
+	}
+	if st := child.NewEvents[1].GetExecutionStarted(); st.GetVersion().GetValue() != "2.0" || st.Tags["team"] != "a" ||
+		st.GetParentInstance().GetOrchestrationInstance().GetInstanceId() != "parent" {
+		t.Errorf("child's executionStarted %v, want version 2.0, tag team=a and the parent", st)
+	}
+	can := &pb.OrchestratorAction{Id: 0, OrchestratorActionType: &pb.OrchestratorAction_CompleteOrchestration{CompleteOrchestration: &pb.CompleteOrchestrationAction{
+		OrchestrationStatus: pb.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW, Result: wrapperspb.String(`"again"`), NewVersion: wrapperspb.String("3.0")}}}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "child", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{can}}); err != nil {
+		t.Fatal(err)
+	}
+	item = next(t, s)
+	req := item.GetOrchestratorRequest()
+	if req.GetInstanceId() != "child" || len(req.PastEvents) != 0 {
+		t.Fatalf("got %v, want the child's new execution with no past", item)
+	}
+	if st := req.NewEvents[1].GetExecutionStarted(); st.GetVersion().GetValue() != "3.0" || st.Input.GetValue() != `"again"` || st.Tags["team"] != "a" {
+		t.Errorf("new execution's start %v, want version 3.0, the new input and the tags kept", st)
+	}
+	got, err := h.client.GetInstance(callContext(t), &pb.GetInstanceRequest{InstanceId: "child"})
+	if err != nil || got.OrchestrationState.GetVersion().GetValue() != "3.0" {
+		t.Errorf("child after continue-as-new: %v %v, want version 3.0", got, err)
+	}
+}
