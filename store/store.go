@@ -107,6 +107,13 @@ type Instance struct {
 	ParentID    string // the parent orchestration of a sub-orchestration, else ""
 	Status      Status
 
+	// Version is the orchestration version the instance was started with, "" for none; a
+	// continue-as-new may change it. Tags are the caller's labels, set when the instance is
+	// created and kept until it is replaced; nil means none (an empty map reads back as nil).
+	// Both are opaque to the store; CheckVersion and CheckTags say what it takes.
+	Version string
+	Tags    map[string]string
+
 	Input        []byte // JSON; nil means null
 	Output       []byte // JSON; nil means null
 	CustomStatus []byte // JSON; nil means null
@@ -120,10 +127,10 @@ type Instance struct {
 	HistoryLen int
 }
 
-// Size is the bytes of the instance's variable-size fields (IDs, name, payloads, failure), which
-// Query.MaxBytes counts.
+// Size is the bytes of the instance's variable-size fields (IDs, name, version, tags, payloads,
+// failure), which Query.MaxBytes counts.
 func (i Instance) Size() int {
-	return len(i.ID) + len(i.Name) + len(i.ExecutionID) + len(i.ParentID) +
+	return len(i.ID) + len(i.Name) + len(i.ExecutionID) + len(i.ParentID) + len(i.Version) + TagsSize(i.Tags) +
 		len(i.Input) + len(i.Output) + len(i.CustomStatus) + len(i.Failure)
 }
 
@@ -200,8 +207,10 @@ type Start struct {
 // Episode is the outcome of one orchestration step, committed atomically: it consumes messages,
 // appends history, updates the instance, and produces messages, activity tasks and new instances.
 type Episode struct {
-	Lease    Lease
-	Instance Instance // the new state of the claimed instance (CreatedAt and HistoryLen are ignored)
+	Lease Lease
+	// Instance is the new state of the claimed instance. CreatedAt, HistoryLen and Tags are
+	// ignored: the store keeps the tags the instance was created with.
+	Instance Instance
 
 	Consumed     []int64  // IDs of inbox messages this episode processed
 	ResetHistory bool     // drop the current history first (continue-as-new)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/store"
@@ -150,8 +151,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	shutdown, endCalls := context.WithCancel(context.Background())
 	defer endCalls()
 	// The key check runs first, so a refused call never reaches the shutdown wrapper or the service.
+	grpcOpts = append(grpcOpts, grpcapi.ServerOptions()...)
 	gs := grpc.NewServer(append(grpcOpts, grpcapi.ShutdownOptions(shutdown)...)...)
-	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub})}))
+	signals := engine.NewSignals(st)
+	defer signals.Close()
+	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger}
+	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub}), Work: work}))
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- gs.Serve(grpcLn) }()
 	// App.Serve shuts the App down when its context ends; that comes after gRPC has stopped,

@@ -40,6 +40,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if id == "" {
 		return errors.New("postgres: commit episode: empty instance ID")
 	}
+	if err := store.CheckVersion(e.Instance.Version); err != nil {
+		return fmt.Errorf("postgres: commit episode of %q: %w", id, err)
+	}
 	for _, st := range e.Starts {
 		if err := st.Instance.Check(); err != nil {
 			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)

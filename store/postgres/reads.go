@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/reprise-dev/reprise/store"
 )
@@ -17,7 +19,7 @@ import (
 // instanceColumns lists the columns scanInstance reads, of the table aliased t.
 func instanceColumns(t string) string {
 	return strings.ReplaceAll(`t.id, t.name, t.execution_id, t.parent_id, t.status, t.input, t.output, t.custom_status,
-	t.failure, t.created_at, t.updated_at, t.history_len, t.lease_token`, "t.", t+".")
+	t.failure, t.created_at, t.updated_at, t.history_len, t.version, t.tags, t.lease_token`, "t.", t+".")
 }
 
 // scanInstance scans instanceColumns; the lease token goes to token (nil skips it).
@@ -28,10 +30,40 @@ func scanInstance(r pgx.Row, token *int64) (store.Instance, error) {
 	if token == nil {
 		token = &tok
 	}
+	var tags pgtype.Text
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status, &in.Input, &in.Output,
-		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, token)
+		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, &in.Version, &tags, token)
+	if err != nil {
+		return in, err
+	}
 	in.Status = store.Status(status)
+	in.Tags, err = parseTags(tags)
 	return in, err
+}
+
+// tagsText encodes tags for the tags column: a JSON object, or NULL for none. (Marshalling a
+// map of strings cannot fail.)
+func tagsText(tags map[string]string) pgtype.Text {
+	if len(tags) == 0 {
+		return pgtype.Text{}
+	}
+	b, _ := json.Marshal(tags)
+	return pgtype.Text{String: string(b), Valid: true}
+}
+
+// parseTags decodes the tags column.
+func parseTags(col pgtype.Text) (map[string]string, error) {
+	if !col.Valid || col.String == "" {
+		return nil, nil
+	}
+	var tags map[string]string
+	if err := json.Unmarshal([]byte(col.String), &tags); err != nil {
+		return nil, fmt.Errorf("postgres: decode tags: %w", err)
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
 }
 
 // GetInstance returns an instance or store.ErrNotFound.

@@ -227,6 +227,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if id == "" {
 		return errors.New("sqlite: commit episode: empty instance ID")
 	}
+	if err := store.CheckVersion(e.Instance.Version); err != nil {
+		return fmt.Errorf("sqlite: commit episode of %q: %w", id, err)
+	}
 	for _, st := range e.Starts {
 		if err := st.Instance.Check(); err != nil {
 			return fmt.Errorf("sqlite: commit episode of %q: start of a sub-orchestration: %w", id, err)
@@ -243,7 +246,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		r, err := w.commitInstance.ExecContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
 			in.Input, in.Output, in.CustomStatus, in.Failure, updated,
-			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner)
+			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner, in.Version)
 		if err != nil {
 			return err
 		}
@@ -570,12 +573,38 @@ func (w *writer) createInstance(inst store.Instance, start store.Message) error 
 		updated = created
 	}
 	if _, err := w.insertInstance.ExecContext(w.ctx, w.hub, inst.ID, inst.Name, inst.ExecutionID, inst.ParentID,
-		int(inst.Status), inst.Input, inst.Output, inst.CustomStatus, inst.Failure, created, updated); err != nil {
+		int(inst.Status), inst.Input, inst.Output, inst.CustomStatus, inst.Failure, created, updated,
+		inst.Version, tagsJSON(inst.Tags)); err != nil {
 		return err
 	}
 	start.InstanceID = inst.ID
 	_, err := w.insertMsg(start)
 	return err
+}
+
+// tagsJSON encodes tags for the tags column: a JSON object, or NULL for none. (Marshalling a
+// map of strings cannot fail.)
+func tagsJSON(tags map[string]string) any {
+	if len(tags) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
+}
+
+// parseTags decodes the tags column.
+func parseTags(col sql.NullString) (map[string]string, error) {
+	if !col.Valid || col.String == "" {
+		return nil, nil
+	}
+	var tags map[string]string
+	if err := json.Unmarshal([]byte(col.String), &tags); err != nil {
+		return nil, fmt.Errorf("sqlite: decode tags: %w", err)
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
 }
 
 // insertMsg adds m to its instance's inbox and reports false when that instance does not exist.
@@ -605,10 +634,16 @@ func scanInstance(r scanner) (store.Instance, error) {
 	var in store.Instance
 	var status int
 	var created, updated int64
+	var tags sql.NullString
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status,
-		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen)
+		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen,
+		&in.Version, &tags)
+	if err != nil {
+		return in, err
+	}
 	in.Status = store.Status(status)
 	in.CreatedAt = fromNanos(created)
 	in.UpdatedAt = fromNanos(updated)
+	in.Tags, err = parseTags(tags)
 	return in, err
 }

@@ -219,7 +219,7 @@ type writer struct {
 	all []*sql.Stmt
 }
 
-const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len`
+const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len, version, tags`
 
 func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*writer, error) {
 	w := &writer{ctx: context.Background(), conn: conn, hub: hub, lastToken: time.Now().UnixNano(), durable: durable, synced: durable}
@@ -236,8 +236,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.release, `RELEASE op`},
 
 		{&w.getStatus, `SELECT status FROM instances WHERE hub = ?1 AND id = ?2`},
-		{&w.insertInstance, `INSERT INTO instances (hub, id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`},
+		{&w.insertInstance, `INSERT INTO instances (hub, id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, version, tags)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`},
 		{&w.deleteInstance, `DELETE FROM instances WHERE hub = ?1 AND id = ?2`},
 		{&w.deleteHistory, `DELETE FROM history WHERE hub = ?1 AND instance_id = ?2`},
 		{&w.deleteInbox, `DELETE FROM inbox WHERE hub = ?1 AND instance_id = ?2`},
@@ -256,9 +256,9 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// The fencing check is the WHERE clause: the row must still carry this claim's token.
 		// No RETURNING history_len: SQLite runs RETURNING as a trigger, which turns this one-row
 		// update into a two-pass one with a statement journal and a temporary table, and
-		// insertHistory reads the new length itself.
+		// insertHistory reads the new length itself. Tags are not written: they stay as created.
 		{&w.commitInstance, `UPDATE instances SET name = ?3, execution_id = ?4, parent_id = ?5, status = ?6,
-				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11,
+				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11, version = ?16,
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},

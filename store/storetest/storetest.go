@@ -75,6 +75,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"Settings", s.testSettings},
 		{"InvalidArguments", s.testInvalidArguments},
 		{"TimeBounds", s.testTimeBounds},
+		{"VersionAndTags", s.testVersionAndTags},
+		{"InvalidVersionAndTags", s.testInvalidVersionAndTags},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
 		{"Closed", s.testClosed},
