@@ -97,9 +97,16 @@ func (q Query) Check() error {
 
 // Check checks each name of a claim as stores key names (CheckText with MaxKeyBytes). A name
 // that fails could never match the work it names: SQLite would see invalid UTF-8 through JSON as
-// U+FFFD, PostgreSQL refuses it.
+// U+FFFD, PostgreSQL refuses it. The mark of AllNamesExcept passes in first position only, and
+// the excluded names are checked as any others.
 func (n Names) Check() error {
+	if excluded, ok := n.Except(); ok {
+		n = excluded
+	}
 	for _, name := range n {
+		if name == allExceptMark {
+			return fmt.Errorf("%w: the mark of AllNamesExcept is among the claimed names but not first; build the set with AllNamesExcept", ErrInvalidArgument)
+		}
 		if err := CheckText("claimed name", name, MaxKeyBytes); err != nil {
 			return err
 		}

@@ -32,9 +32,11 @@ protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grp
 Functions management API and the dashboard on --addr, over the same instances. Stop it with
 Ctrl-C or SIGTERM: it stops taking calls, lets those in flight finish and closes the store.
 
-So far the gRPC side serves the client RPCs (start, get, wait, raise, terminate, suspend,
-resume, restart, rewind, query, purge, history); the worker RPCs are not served yet, so instances
-started here wait for a worker (docs/grpc.md).
+The gRPC side serves the SDKs' clients (start, get, wait, raise, terminate, suspend, resume,
+restart, rewind, query, purge, history) and their workers (GetWorkItems and the completions):
+an SDK worker connected here runs the orchestrators and activities it registered, and each work
+item it holds goes to another worker at once if its stream ends. Entities are not served yet
+(docs/grpc.md).
 
 Flags:
   --store S         SQLite file or postgres:// DSN (env REPRISE_STORE, default reprise.db in the

@@ -450,3 +450,19 @@ func TestWorkerVersions(t *testing.T) {
 		t.Errorf("child after continue-as-new: %v %v, want version 3.0", got, err)
 	}
 }
+
+// TestUnfilteredStreams checks that a stream without filters gets work of any name but those Go
+// code in the process runs (Work.Taken*), which wait for their own host.
+func TestUnfilteredStreams(t *testing.T) {
+	h := serveWork(t, func(w *Work) { w.TakenOrchestrators = []string{"GoOnly"} })
+	s, _ := h.openStream(t, nil)
+	h.start(t, "goonly", "go") // names match in any case
+	h.start(t, "Anything", "js")
+	if id := next(t, s).GetOrchestratorRequest().GetInstanceId(); id != "js" {
+		t.Fatalf("unfiltered stream got the turn of %q, want js", id)
+	}
+	work, err := h.st.ClaimOrchestrations(context.Background(), "go-host", store.Names{"GoOnly"}, 10, time.Minute)
+	if err != nil || len(work) != 1 || work[0].Instance.ID != "go" {
+		t.Fatalf("the Go host's claim: %v %v, want the instance the stream left", work, err)
+	}
+}

@@ -313,17 +313,18 @@ func lowerBound(t time.Time) time.Time {
 func upperBound(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 // unclaimedSQL counts ready work whose name is not in the text arrays $2 (orchestrators) and $3
-// (activities), as the claims match names. It walks every ready message and task, which is why
-// callers run it only now and then.
+// (activities), as the claims match names; when $4 ($5) is true, $2 ($3) lists the names excluded
+// from a set of every name (store.AllNamesExcept), so the work counted is that of the names in
+// it. It walks every ready message and task, which is why callers run it only now and then.
 var unclaimedSQL = `
 SELECT 0, min(i.name), count(DISTINCT i.id), min(m.id)
 FROM reprise.inbox m JOIN reprise.instances i ON i.hub = m.hub AND i.id = m.instance_id
 WHERE m.hub = $1 AND m.visible_at <= now() AND NOT ` + live("i") + `
-	AND NOT ` + named("i", 2) + `
+	AND (` + named("i", 2) + `) = $4
 GROUP BY lower(i.name)
 UNION ALL
 SELECT 1, min(t.name), count(*), min(t.id) FROM reprise.tasks t
-WHERE t.hub = $1 AND NOT ` + live("t") + ` AND NOT ` + named("t", 3) + `
+WHERE t.hub = $1 AND NOT ` + live("t") + ` AND (` + named("t", 3) + `) = $5
 GROUP BY lower(t.name)`
 
 // Unclaimed counts the ready work of names in neither set.
@@ -331,19 +332,23 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	if s.isClosed() {
 		return nil, errClosed("unclaimed work")
 	}
-	for _, n := range []store.Names{orchestrators, activities} {
+	var args [2]struct {
+		names  []string
+		except bool
+	}
+	for i, n := range []store.Names{orchestrators, activities} {
 		if err := n.Check(); err != nil {
 			return nil, fmt.Errorf("postgres: unclaimed work: %w", err)
 		}
+		args[i].names = n
+		if excluded, ok := n.Except(); ok {
+			args[i].names, args[i].except = excluded, true
+		}
+		if args[i].names == nil {
+			args[i].names = []string{}
+		}
 	}
-	orch, act := []string(orchestrators), []string(activities)
-	if orch == nil {
-		orch = []string{}
-	}
-	if act == nil {
-		act = []string{}
-	}
-	rows, err := s.pool.Query(ctx, unclaimedSQL, s.hub, orch, act)
+	rows, err := s.pool.Query(ctx, unclaimedSQL, s.hub, args[0].names, args[1].names, args[0].except, args[1].except)
 	if err != nil {
 		return nil, s.dbErr("unclaimed work", err)
 	}

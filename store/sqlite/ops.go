@@ -165,12 +165,8 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	var work []store.OrchestrationWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
-		namesJSON, err := w.orchNames.next(names)
-		if err != nil {
-			return err
-		}
-		var found bool
-		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+		namesJSON, found, err := w.claimNames(store.OrchestrationWorkKind, names)
+		if err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
@@ -360,12 +356,8 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
-		namesJSON, err := w.taskNames.next(names)
-		if err != nil {
-			return err
-		}
-		var found bool
-		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+		namesJSON, found, err := w.claimNames(store.ActivityWorkKind, names)
+		if err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
@@ -476,6 +468,59 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 		}
 		return nil
 	})
+}
+
+// claimNames returns the names a claim takes, as the JSON array of its statement, and whether
+// the claim's condition found any work to take with them (a claim that would update nothing is
+// not run). A list of names is rotated by its nameTurns and tested with anyClaimable (anyTask).
+// For every name but some (store.AllNamesExcept), the names are those that readyNames
+// (readyTaskNames) finds with work, rotated in turn: a claim of them takes what a claim of every
+// name but the excluded ones would.
+func (w *writer) claimNames(kind store.WorkKind, names store.Names) (string, bool, error) {
+	turns, exceptTurn, anyWork, ready := &w.orchNames, &w.orchExcept, w.anyClaimable, w.readyNames
+	if kind == store.ActivityWorkKind {
+		turns, exceptTurn, anyWork, ready = &w.taskNames, &w.taskExcept, w.anyTask, w.readyTaskNames
+	}
+	excluded, except := names.Except()
+	if !except {
+		namesJSON, err := turns.next(names)
+		if err != nil {
+			return "", false, err
+		}
+		var found bool
+		if err := anyWork.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+			return "", false, err
+		}
+		return namesJSON, true, nil
+	}
+	excludedJSON, err := namesArg(excluded)
+	if err != nil {
+		return "", false, err
+	}
+	rows, err := ready.QueryContext(w.ctx, w.hub, w.now, excludedJSON)
+	if err != nil {
+		return "", false, err
+	}
+	defer rows.Close()
+	var found store.Names
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return "", false, err
+		}
+		// A name no claim can carry (stored behind the store's back) must not fail the claims
+		// of every other name; no claimer can match it anyway.
+		if (store.Names{name}).Check() == nil {
+			found = append(found, name)
+		}
+	}
+	if err := rows.Close(); err != nil || len(found) == 0 {
+		return "", false, err
+	}
+	*exceptTurn++
+	first := int(*exceptTurn % uint(len(found)))
+	namesJSON, err := namesArg(slices.Concat(found[first:], found[:first]))
+	return namesJSON, err == nil, err
 }
 
 // nameTurns hands a claim its names as a JSON array for json_each, starting from the next name
