@@ -98,6 +98,10 @@ type GRPCResult struct {
 	// sees it (WaitForInstanceCompletion returning).
 	LatencyN int          `json:"latencyN"`
 	Latency  *Percentiles `json:"latencyMs,omitempty"`
+	// CPU time per orchestration of the latency run: an idle engine's cost of one orchestration,
+	// which lies on its latency's critical path.
+	IdleBackendCPUMsPerOrchestration float64 `json:"idleBackendCpuMsPerOrchestration,omitempty"`
+	IdleWorkerCPUMsPerOrchestration  float64 `json:"idleWorkerCpuMsPerOrchestration,omitempty"`
 
 	// Peak resident memory of each process over the whole pair's run (Linux VmHWM).
 	BackendPeakMemoryBytes uint64 `json:"backendPeakMemoryBytes,omitempty"`
@@ -189,6 +193,7 @@ func runGRPCPair(ctx context.Context, cfg GRPCConfig, b GRPCBackend, w GRPCWorke
 	lctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	var lat []time.Duration
+	idle0 := [2]time.Duration{processCPU(backend.pid()), processCPU(worker.pid())}
 	for i := range b.LatencyN {
 		t, err := d.one(lctx, fmt.Sprintf("lat-%d", i))
 		if err != nil {
@@ -204,6 +209,10 @@ func runGRPCPair(ctx context.Context, cfg GRPCConfig, b GRPCBackend, w GRPCWorke
 		}
 	}
 	res.Latency = percentiles(lat)
+	if n := float64(len(lat)); n > 0 {
+		res.IdleBackendCPUMsPerOrchestration = msPer(processCPU(backend.pid())-idle0[0], n)
+		res.IdleWorkerCPUMsPerOrchestration = msPer(processCPU(worker.pid())-idle0[1], n)
+	}
 
 	tctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
@@ -227,12 +236,15 @@ func runGRPCPair(ctx context.Context, cfg GRPCConfig, b GRPCBackend, w GRPCWorke
 	}
 	if n := float64(tp.completed); n > 0 {
 		res.OrchestrationsPerSecond = n / res.Seconds
-		res.BackendCPUMsPerOrchestration = float64((cpu1[0] - cpu0[0]).Microseconds()) / 1000 / n
-		res.WorkerCPUMsPerOrchestration = float64((cpu1[1] - cpu0[1]).Microseconds()) / 1000 / n
-		res.ClientCPUMsPerOrchestration = float64((cpu1[2] - cpu0[2]).Microseconds()) / 1000 / n
+		res.BackendCPUMsPerOrchestration = msPer(cpu1[0]-cpu0[0], n)
+		res.WorkerCPUMsPerOrchestration = msPer(cpu1[1]-cpu0[1], n)
+		res.ClientCPUMsPerOrchestration = msPer(cpu1[2]-cpu0[2], n)
 	}
 	return nil
 }
+
+// msPer is d in milliseconds, divided by n.
+func msPer(d time.Duration, n float64) float64 { return float64(d.Microseconds()) / 1000 / n }
 
 // grpcDriver starts and waits for hello-sequence instances through a backend's gRPC API.
 type grpcDriver struct {

@@ -129,6 +129,10 @@ func WriteGRPCText(w io.Writer, results []GRPCResult, notes []string) error {
 		"CPU/orch: of the throughput run, per process (backend, worker, and this client); machine busy: the share of all CPU time (every process, every core) that was busy",
 	}, notes...)
 	for _, r := range results {
+		if r.IdleBackendCPUMsPerOrchestration > 0 || r.IdleWorkerCPUMsPerOrchestration > 0 {
+			notes = append(notes, fmt.Sprintf("%s / %s: CPU/orch of the latency run (an idle engine): backend %s, worker %s",
+				r.Backend, r.Worker, msOrDash(r.IdleBackendCPUMsPerOrchestration), msOrDash(r.IdleWorkerCPUMsPerOrchestration)))
+		}
 		if r.Stopped {
 			notes = append(notes, fmt.Sprintf("%s / %s: stopped by --timeout", r.Backend, r.Worker))
 		}
