@@ -343,6 +343,8 @@ Commands:
   start-new           NAME [--id ID] [--input JSON | --input-file F] [--wait]
   bench               [scenario ...] [-n N] [--duration D] [--store PATH] [--json]
                       run the standard workloads in this process (see reprise help bench)
+  bench grpc          [--backends reprise,sidecar] [--workers go,js] [-n N] [--json]
+                      the hello sequence in Durable Task SDK workers over gRPC (--help)
   keys                [--store S] [--hub NAME] [--json]
                       print the keys a local host generated and keeps in its store
   serve               [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]

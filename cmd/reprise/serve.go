@@ -169,7 +169,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	go func() { httpDone <- app.Serve(httpCtx, httpLn) }()
 
 	fmt.Fprintf(stdout, "reprise serve: task hub %q on %s\n", *hub, desc)
-	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcLn.Addr())
+	fmt.Fprintf(stdout, "%s%s\n", serveGRPCLine, grpcLn.Addr())
 	fmt.Fprintf(stdout, "gRPC access: %s\n", access)
 	logger.Info("gRPC", "addr", grpcLn.Addr().String(), "access", access)
 	fmt.Fprintf(stdout, "HTTP (management API, dashboard): http://%s\n", httpLn.Addr())

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -352,5 +353,27 @@ func TestServePostgres(t *testing.T) {
 	}
 	if code, stdout := srv.stop(); code != exitOK {
 		t.Errorf("reprise serve stopped with %d: %s\nstderr: %s", code, stdout, srv.stderr)
+	}
+}
+
+// TestServeCPUProfile: --cpuprofile FILE leaves a CPU profile in FILE once serve has stopped (a
+// pprof file is gzip-compressed protobuf).
+func TestServeCPUProfile(t *testing.T) {
+	dir := t.TempDir()
+	prof := filepath.Join(dir, "serve.pprof")
+	srv := startServe(t, "--store", filepath.Join(dir, "serve.db"), "--cpuprofile", prof)
+	if code, _ := srv.stop(); code != exitOK {
+		t.Fatalf("serve exit %d\nstderr: %s", code, srv.stderr)
+	}
+	data, err := os.ReadFile(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Errorf("%s is not a profile (%d bytes, not gzip)", prof, len(data))
+	}
+	r := runCLI(t, nil, "serve", "--store", filepath.Join(dir, "other.db"), "--cpuprofile", filepath.Join(dir, "no", "such", "dir", "p"))
+	if r.code != exitHostError || !strings.Contains(r.stderr, "--cpuprofile") {
+		t.Errorf("an unwritable --cpuprofile: exit %d, stderr %q; want 1 naming the flag", r.code, r.stderr)
 	}
 }
