@@ -8,16 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/reprise-dev/reprise"
-	"github.com/reprise-dev/reprise/internal/control"
-	"github.com/reprise-dev/reprise/internal/engine"
-	"github.com/reprise-dev/reprise/internal/grpcapi"
-	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/sidecar"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
@@ -84,9 +78,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err == nil && len(rest) > 0 {
 		err = fmt.Errorf("serve takes no arguments, got %q", rest)
 	}
-	var loopback bool
 	if err == nil {
-		loopback, err = isLoopbackAddr(*grpcAddr)
+		if _, _, serr := net.SplitHostPort(*grpcAddr); serr != nil {
+			err = fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", *grpcAddr, serr, defaultGRPCAddr)
+		}
 	}
 	if err != nil {
 		return reportUsage(stderr, err.Error(), serveUsage)
@@ -107,46 +102,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintln(stderr, "reprise: start: "+err.Error())
 		return exitHostError
 	}
-	// The keys exist once the App has started: the configured ones, else those it generated and
-	// keeps in the store.
-	keys, err := grpcKeys(ctx, st, *hub, getenv)
-	if err != nil {
-		_ = app.Shutdown(context.Background())
-		fmt.Fprintln(stderr, "reprise: "+err.Error())
-		return exitHostError
-	}
-	grpcOpts, access, err := grpcAccess(*grpcAddr, loopback && !keysOnLoopback, keys)
-	if err != nil {
-		_ = app.Shutdown(context.Background())
-		fmt.Fprintln(stderr, "reprise: "+err.Error())
-		return exitHostError
-	}
 	httpLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		_ = app.Shutdown(context.Background())
 		fmt.Fprintf(stderr, "reprise: listen for HTTP on %s (set --addr or REPRISE_ADDR to use another address): %v\n", *addr, err)
 		return exitHostError
 	}
-	grpcLn, err := net.Listen("tcp", *grpcAddr)
+	// The keys exist once the App has started: the configured ones, else those it generated and
+	// keeps in the store.
+	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback,
+		Grace: grpcGrace, Logger: logger, Getenv: getenv})
 	if err != nil {
 		httpLn.Close()
 		_ = app.Shutdown(context.Background())
-		fmt.Fprintf(stderr, "reprise: listen for gRPC on %s (set --grpc or REPRISE_GRPC_ADDR to use another address): %v\n", *grpcAddr, err)
+		fmt.Fprintln(stderr, "reprise: "+err.Error())
 		return exitHostError
 	}
-
-	// Shutdown ends the waits in flight (UNAVAILABLE) so that they do not hold the stop.
-	shutdown, endCalls := context.WithCancel(context.Background())
-	defer endCalls()
-	// The key check runs first, so a refused call never reaches the shutdown wrapper or the service.
-	grpcOpts = append(grpcOpts, grpcapi.ServerOptions()...)
-	gs := grpc.NewServer(append(grpcOpts, grpcapi.ShutdownOptions(shutdown)...)...)
-	signals := engine.NewSignals(st)
-	defer signals.Close()
-	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger}
-	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub}), Work: work}))
-	grpcDone := make(chan error, 1)
-	go func() { grpcDone <- gs.Serve(grpcLn) }()
 	// App.Serve shuts the App down when its context ends; that comes after gRPC has stopped,
 	// so that no RPC runs on a closed store.
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
@@ -155,17 +126,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	go func() { httpDone <- app.Serve(httpCtx, httpLn) }()
 
 	fmt.Fprintf(stdout, "reprise serve: task hub %q on %s\n", *hub, desc)
-	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcLn.Addr())
-	fmt.Fprintf(stdout, "gRPC access: %s\n", access)
-	logger.Info("gRPC", "addr", grpcLn.Addr().String(), "access", access)
+	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcSrv.Addr())
+	fmt.Fprintf(stdout, "gRPC access: %s\n", grpcSrv.Access())
 	fmt.Fprintf(stdout, "HTTP (management API, dashboard): http://%s\n", httpLn.Addr())
 
 	var failure error
 	select {
 	case <-ctx.Done():
-	case err := <-grpcDone:
+	case err := <-grpcSrv.Done():
 		failure = fmt.Errorf("gRPC server: %w", err)
-		grpcDone <- nil
 	case err := <-httpDone:
 		failure = fmt.Errorf("HTTP server: %w", err)
 		if err == nil {
@@ -173,9 +142,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		httpDone <- nil
 	}
-	endCalls()
-	stopGRPC(gs)
-	<-grpcDone
+	_ = grpcSrv.Shutdown(context.Background())
 	stopHTTP()
 	if err := <-httpDone; err != nil && failure == nil {
 		failure = err
@@ -186,65 +153,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	fmt.Fprintln(stdout, "reprise serve: stopped")
 	return exitOK
-}
-
-// stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: the waits
-// end at once (ShutdownOptions), and no other call may hold the shutdown either.
-func stopGRPC(gs *grpc.Server) {
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	t := time.NewTimer(grpcGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		gs.Stop()
-		<-done
-	}
-}
-
-// isLoopbackAddr reports whether addr (HOST:PORT) listens on loopback only.
-func isLoopbackAddr(addr string) (bool, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", addr, err, defaultGRPCAddr)
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true, nil
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
-}
-
-// grpcKeys returns the keys gRPC calls may carry, as the management API takes them: each
-// configured one (REPRISE_MASTER_KEY, REPRISE_SYSTEM_KEY), else the one the App generated at
-// Start and keeps in the store (what `reprise keys` prints).
-func grpcKeys(ctx context.Context, st store.Store, hub string, getenv func(string) string) (grpcapi.Keys, error) {
-	gen, err := reprise.ReadGeneratedKeys(ctx, reprise.WithStore(st), reprise.WithHub(hub))
-	if err != nil {
-		return grpcapi.Keys{}, fmt.Errorf("read the keys for gRPC: %w", err)
-	}
-	return grpcapi.Keys{
-		Master: firstNonEmpty(getenv("REPRISE_MASTER_KEY"), gen.Master),
-		System: firstNonEmpty(getenv("REPRISE_SYSTEM_KEY"), gen.System),
-	}, nil
-}
-
-// grpcAccess decides how gRPC is served on addr: open (no key) when open is true, which serve
-// sets for a loopback address (only this machine reaches it, as the keyless /durabletask/ base of
-// the HTTP API); else every call needs the master or system key, and with no key it refuses to
-// serve rather than open a public address to anyone. It returns the server options and a
-// description of the mode for the log.
-func grpcAccess(addr string, open bool, keys grpcapi.Keys) ([]grpc.ServerOption, string, error) {
-	if open {
-		return nil, "no key (loopback only: every caller is on this machine)", nil
-	}
-	opts, err := grpcapi.KeyOptions(keys)
-	if err != nil {
-		return nil, "", fmt.Errorf("--grpc %s is not a loopback address, so gRPC calls need a key, and there is none: "+
-			"set REPRISE_MASTER_KEY or REPRISE_SYSTEM_KEY, or listen on 127.0.0.1", addr)
-	}
-	return opts, "master or system key in metadata " + grpcapi.KeyMetadata + " (or authorization: Bearer); print them with `reprise keys`", nil
 }
 
 // openServeStore opens the store that --store names for the hub, and describes it without secrets.
