@@ -17,6 +17,8 @@ package sidecar
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/control"
@@ -50,6 +53,11 @@ type Options struct {
 	Keys Keys
 	// RequireKeys makes calls carry a key on a loopback address too.
 	RequireKeys bool
+	// TLS, when set, serves gRPC over TLS with this configuration (its certificate), so that keys
+	// and payloads do not cross the network readable. When it also verifies client certificates
+	// (ClientAuth tls.RequireAndVerifyClientCert), the certificate identifies the caller and calls
+	// need no key off loopback; otherwise they still do.
+	TLS *tls.Config
 	// Grace is how long the calls in flight get to finish at Shutdown (the waits and the worker
 	// streams end at once); default 5s.
 	Grace time.Duration
@@ -98,7 +106,10 @@ func Listen(ctx context.Context, app *reprise.App, opts Options) (*Server, error
 	}
 	var serverOpts []grpc.ServerOption
 	access := "no key (loopback only: every caller is on this machine)"
-	if !loopback || opts.RequireKeys {
+	mutual := opts.TLS != nil && opts.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+	if mutual && !opts.RequireKeys {
+		access = "a client certificate the server's client CA signed (TLS)"
+	} else if !loopback || opts.RequireKeys {
 		keys, err := resolveKeys(ctx, st, opts.Keys, getenv)
 		if err != nil {
 			return nil, err
@@ -108,6 +119,12 @@ func Listen(ctx context.Context, app *reprise.App, opts Options) (*Server, error
 				"set REPRISE_MASTER_KEY or REPRISE_SYSTEM_KEY, or listen on 127.0.0.1", addr)
 		}
 		access = "master or system key in metadata " + grpcapi.KeyMetadata + " (or authorization: Bearer); print them with `reprise keys`"
+	}
+	if opts.TLS != nil {
+		serverOpts = append(serverOpts, grpc.Creds(credentials.NewTLS(opts.TLS)))
+		access += "; TLS"
+	} else {
+		access += "; plain text"
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -192,4 +209,26 @@ func resolveKeys(ctx context.Context, st store.Store, given Keys, getenv func(st
 		Master: cmp.Or(given.Master, getenv("REPRISE_MASTER_KEY"), gen.Master),
 		System: cmp.Or(given.System, getenv("REPRISE_SYSTEM_KEY"), gen.System),
 	}, nil
+}
+
+// LoadTLS returns the TLS configuration of a server from PEM files: its certificate and key and,
+// when clientCA is not "", the CA that must have signed every client's certificate.
+func LoadTLS(certFile, keyFile, clientCA string) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("sidecar: load the TLS certificate %s and key %s: %w", certFile, keyFile, err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if clientCA != "" {
+		pem, err := os.ReadFile(clientCA)
+		if err != nil {
+			return nil, fmt.Errorf("sidecar: read the client CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sidecar: the client CA %s holds no PEM certificate", clientCA)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
 }

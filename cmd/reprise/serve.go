@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 )
 
 const serveUsage = `Usage: reprise serve [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]
+                     [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Runs a standalone Reprise server on a store, with no Go code of yours: the Durable Task gRPC
 protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grpc, and the Durable
@@ -36,14 +38,21 @@ Flags:
   --hub NAME        task hub (env REPRISE_HUB, default "default")
   --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
   --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001)
+  --tls-cert FILE   serve gRPC over TLS with this PEM certificate (env REPRISE_GRPC_TLS_CERT)
+  --tls-key FILE    and its PEM key (env REPRISE_GRPC_TLS_KEY)
+  --tls-client-ca FILE
+                    require client certificates signed by this PEM CA (mutual TLS; env
+                    REPRISE_GRPC_TLS_CLIENT_CA); such a certificate replaces the key off loopback
 
 gRPC keys: on a loopback address (127.0.0.1, ::1, localhost) gRPC calls need no key. On any other
 address (such as 0.0.0.0:4001) every call, Hello included, must carry the master or system key as
 gRPC metadata x-functions-key: <key> (or authorization: Bearer <key>), as the management API
 takes them: REPRISE_MASTER_KEY and REPRISE_SYSTEM_KEY when set, else the keys the server
 generated at its first start and keeps in the store, which "reprise keys --store S" prints. A call
-without a valid key answers UNAUTHENTICATED. The keys travel unencrypted (no TLS yet): off a
-trusted network, put a TLS-terminating proxy in front. The start-up output says which mode runs.
+without a valid key answers UNAUTHENTICATED. Without --tls-cert, keys and payloads travel in
+plain text: off a trusted network, serve TLS (--tls-cert, --tls-key) or put a TLS-terminating
+proxy in front. With --tls-client-ca, calls need a client certificate instead of a key. The
+start-up output says which mode runs.
 
 Exit codes: 0 stopped by a signal, 1 the store could not be opened or serving failed, 2 usage
 error.
@@ -70,6 +79,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
 	addr := flags.String("addr", firstNonEmpty(getenv("REPRISE_ADDR"), defaultServeAddr), "")
 	grpcAddr := flags.String("grpc", firstNonEmpty(getenv("REPRISE_GRPC_ADDR"), defaultGRPCAddr), "")
+	tlsCert := flags.String("tls-cert", getenv("REPRISE_GRPC_TLS_CERT"), "")
+	tlsKey := flags.String("tls-key", getenv("REPRISE_GRPC_TLS_KEY"), "")
+	tlsClientCA := flags.String("tls-client-ca", getenv("REPRISE_GRPC_TLS_CLIENT_CA"), "")
 	rest, err := parseArgs(flags, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, serveUsage)
@@ -83,8 +95,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 			err = fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", *grpcAddr, serr, defaultGRPCAddr)
 		}
 	}
+	if err == nil && (*tlsCert == "") != (*tlsKey == "") {
+		err = errors.New("--tls-cert and --tls-key go together: give both, or neither for plain text")
+	}
+	if err == nil && *tlsClientCA != "" && *tlsCert == "" {
+		err = errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS")
+	}
 	if err != nil {
 		return reportUsage(stderr, err.Error(), serveUsage)
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		if tlsConfig, err = sidecar.LoadTLS(*tlsCert, *tlsKey, *tlsClientCA); err != nil {
+			fmt.Fprintln(stderr, "reprise: "+err.Error())
+			return exitHostError
+		}
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -110,7 +135,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// The keys exist once the App has started: the configured ones, else those it generated and
 	// keeps in the store.
-	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback,
+	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback, TLS: tlsConfig,
 		Grace: grpcGrace, Logger: logger, Getenv: getenv})
 	if err != nil {
 		httpLn.Close()
