@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -77,8 +78,7 @@ const rejectAll = "\x00__durabletask_reject_all__"
 
 // filterNames returns the names a stream claims for one kind: every name but the taken ones when
 // the worker sent no filter of the kind (the SDKs send filters only when configured to), else the
-// names it listed. Versions in filters are not matched yet: a worker gets every version of its
-// names (docs/grpc.md).
+// names it listed. Versions are matched when an item is handed out (see versionFilter).
 func filterNames(listed []string, filtered bool, taken []string) (store.Names, error) {
 	if !filtered || len(listed) == 0 {
 		return store.AllNamesExcept(taken...), nil
@@ -97,6 +97,30 @@ func filterNames(listed []string, filtered bool, taken []string) (store.Names, e
 		names = append(names, n)
 	}
 	return names, nil
+}
+
+// versionFilter is the versions a stream's filters allow for each name (lower-cased); a name
+// without versions allows every version.
+type versionFilter map[string][]string
+
+func (v versionFilter) allows(name, version string) bool {
+	versions, ok := v[strings.ToLower(name)]
+	return !ok || slices.Contains(versions, version)
+}
+
+func versionFilters(r *pb.GetWorkItemsRequest) (orch, act versionFilter) {
+	orch, act = versionFilter{}, versionFilter{}
+	for _, o := range r.GetWorkItemFilters().GetOrchestrations() {
+		if len(o.GetVersions()) > 0 {
+			orch[strings.ToLower(o.GetName())] = o.GetVersions()
+		}
+	}
+	for _, a := range r.GetWorkItemFilters().GetActivities() {
+		if len(a.GetVersions()) > 0 {
+			act[strings.ToLower(a.GetName())] = a.GetVersions()
+		}
+	}
+	return orch, act
 }
 
 func streamNames(r *pb.GetWorkItemsRequest, w *Work) (orch, act store.Names, err error) {
@@ -137,6 +161,7 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 		svc: s, hub: h, stream: stream, id: control.NewID(), done: make(chan struct{}),
 		orch: orch, act: act,
 	}
+	ws.orchVersions, ws.actVersions = versionFilters(r)
 	md, _ := metadata.FromIncomingContext(ctx)
 	ws.log = h.Work.logger().With("stream", ws.id, "workerId", strings.Join(md.Get("workerid"), ","))
 	// Headers at once: the worker knows the stream is open before the first item.
@@ -222,6 +247,9 @@ type workerStream struct {
 	log      *slog.Logger
 	orch     store.Names
 	act      store.Names
+	// orchVersions and actVersions are the versions the filters allow; an item of another
+	// version is given back (after AbandonDelay) for a stream that runs it.
+	orchVersions, actVersions versionFilter
 	sendMu   sync.Mutex // a gRPC stream takes one Send at a time
 	done     chan struct{}
 	doneOnce sync.Once
@@ -255,6 +283,10 @@ func (w *workerStream) Names() (store.Names, store.Names) { return w.orch, w.act
 // Orchestrate implements engine.Remote: it sends the turn as an OrchestratorRequest and waits for
 // the worker's CompleteOrchestratorTask (or abandon), the stream's end or the lease's deadline.
 func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.Result, func(error), error) {
+	if !w.orchVersions.allows(t.Instance.Name, t.Instance.Version) {
+		w.delay(t.Claim)
+		return nil, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, t.Instance.Version, t.Instance.Name)
+	}
 	req, err := orchestratorRequest(t)
 	if err != nil {
 		return nil, nil, err
@@ -285,6 +317,10 @@ func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.
 // Activity implements engine.Remote, as Orchestrate for one ActivityRequest.
 func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (history.Event, func(error), error) {
 	ev := t.Scheduled
+	if !w.actVersions.allows(ev.Name, ev.Version) {
+		w.delay(t.Claim)
+		return history.Event{}, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, ev.Version, ev.Name)
+	}
 	req := &pb.ActivityRequest{
 		Name:                  ev.Name,
 		Input:                 text(ev.Input),
