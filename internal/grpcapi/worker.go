@@ -240,19 +240,19 @@ func describeNames(n store.Names) string {
 
 // workerStream is one GetWorkItems call: the Remote of its engine.
 type workerStream struct {
-	svc      *Service
-	hub      *Hub
-	stream   grpc.ServerStreamingServer[pb.WorkItem]
-	id       string
-	log      *slog.Logger
-	orch     store.Names
-	act      store.Names
+	svc    *Service
+	hub    *Hub
+	stream grpc.ServerStreamingServer[pb.WorkItem]
+	id     string
+	log    *slog.Logger
+	orch   store.Names
+	act    store.Names
 	// orchVersions and actVersions are the versions the filters allow; an item of another
 	// version is given back (after AbandonDelay) for a stream that runs it.
 	orchVersions, actVersions versionFilter
-	sendMu   sync.Mutex // a gRPC stream takes one Send at a time
-	done     chan struct{}
-	doneOnce sync.Once
+	sendMu                    sync.Mutex // a gRPC stream takes one Send at a time
+	done                      chan struct{}
+	doneOnce                  sync.Once
 }
 
 var _ engine.Remote = (*workerStream)(nil)
