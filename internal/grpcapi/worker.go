@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -612,10 +613,7 @@ func turnResult(t engine.Turn, r *pb.OrchestratorResponse) (*replay.Result, erro
 		return nil, fmt.Errorf("the response is for instance %q, the work item for %q", r.InstanceId, t.Instance.ID)
 	}
 	res := &replay.Result{}
-	var err error
-	if res.CustomStatus, err = optionalPayload("customStatus", r.CustomStatus); err != nil {
-		return nil, err
-	}
+	res.CustomStatus = customStatus(r.CustomStatus)
 	used := map[int32]bool{}
 	for _, e := range append(append([]history.Event(nil), t.Past...), t.New...) {
 		if e.Type.Scheduling() {
@@ -858,6 +856,20 @@ func activityResult(r *pb.ActivityResponse) (history.Event, error) {
 	ev := history.New(history.TaskCompleted, now)
 	ev.Result = out
 	return ev, nil
+}
+
+// customStatus is the JSON of a custom status: what the SDK sent when it is JSON, else (the Go
+// SDK sends the text it was given as it is) that text as a JSON string, so that every reader of
+// the instance gets JSON.
+func customStatus(v *wrapperspb.StringValue) []byte {
+	if v == nil || v.Value == "" {
+		return nil
+	}
+	if json.Valid([]byte(v.Value)) {
+		return []byte(v.Value)
+	}
+	b, _ := json.Marshal(v.Value) // a string always marshals; invalid UTF-8 becomes U+FFFD
+	return b
 }
 
 // optionalPayload is payload for results: absent or empty stays nil (JSON null).
