@@ -44,7 +44,7 @@ type Work struct {
 	// LeaseDuration is the streams' lease; default 30s, renewed every third of it while the
 	// worker works on the item.
 	LeaseDuration time.Duration
-	// PingInterval is how often an idle stream gets a healthPing, which keeps the SDKs (that
+	// PingInterval is how often every stream gets a healthPing, which keeps the SDKs (that
 	// reconnect after 120 s without a message) connected; default 30s.
 	PingInterval time.Duration
 	// AbandonDelay is how long an abandoned item waits before it is handed out again; default 1s.
