@@ -410,10 +410,9 @@ type completion struct {
 
 // pending is a work item sent and not yet completed.
 type pending struct {
-	token  string
-	key    dispatchKey
-	reply  chan completion // buffered 1: a pending is taken once
-	answer chan error      // set by drop when the item left while a completion was being handed over
+	token string
+	key   dispatchKey
+	reply chan completion // buffered 1: a pending is taken once
 }
 
 type dispatchKey struct {
@@ -513,6 +512,7 @@ func (s *Service) CompleteOrchestratorTask(ctx context.Context, r *pb.Orchestrat
 	if err != nil {
 		return nil, err
 	}
+	//lint:ignore SA1019 deprecated in the proto, still sent by older .NET workers: refused, not ignored
 	if r.IsPartial {
 		return nil, invalid("chunked completions (isPartial) are not supported by Reprise: send the turn's actions in one OrchestratorResponse")
 	}
