@@ -330,12 +330,16 @@ func TestInvalidResponsesFailTheInstance(t *testing.T) {
 		"unknown status": {completeWith(0, pb.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING, `1`)},
 		"no action type": {{Id: 0}},
 	}
+	cases["chunked"] = nil
 	for name, actions := range cases {
 		t.Run(name, func(t *testing.T) {
 			id := "bad-" + name
 			h.start(t, "Seq", id)
 			item := next(t, s)
-			_, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: id, CompletionToken: item.CompletionToken, Actions: actions})
+			r := &pb.OrchestratorResponse{InstanceId: id, CompletionToken: item.CompletionToken, Actions: actions}
+			//lint:ignore SA1019 the deprecated field older workers still send
+			r.IsPartial = name == "chunked"
+			_, err := h.client.CompleteOrchestratorTask(callContext(t), r)
 			wantCode(t, name, err, codes.InvalidArgument)
 			st := h.wait(t, id)
 			if st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED || st.FailureDetails.GetErrorType() != "InvalidWorkerResponse" {
