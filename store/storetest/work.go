@@ -625,12 +625,17 @@ func (s suite) testWorkSignal(t *testing.T) {
 	if osig == nil || asig == nil || osig == asig {
 		t.Fatal("WorkSignal must return one distinct channel per kind")
 	}
-	if st.WorkSignal(store.OrchestrationWorkKind) != osig {
-		t.Fatal("WorkSignal returned a different channel for the same kind")
+	// Each call has a channel of its own, and each receives every wake-up (an App's engine and a
+	// gRPC server's workers on one store).
+	second := st.WorkSignal(store.OrchestrationWorkKind)
+	if second == osig {
+		t.Fatal("WorkSignal returned the same channel to two callers: one of them would miss wake-ups")
 	}
 	drain(osig)
+	drain(second)
 	mustCreate(t, st, "w")
 	waitSignal(t, osig, "orchestration signal after CreateInstance")
+	waitSignal(t, second, "orchestration signal after CreateInstance, on a second caller's channel")
 
 	w := claimID(t, st, "n", "w")
 	mustCommit(t, st, consumeAll(w))
@@ -1128,7 +1133,8 @@ func (s suite) testClaimTakesTurns(t *testing.T) {
 // CheckMigratedClaims checks a store just migrated from schema version 1 (before claims by
 // name) holding an instance "old" named Legacy with one message, and a task of activity Act:
 // the migration gave the messages their instance's name, so claimers of those names (in any
-// case) find the waiting work, and a claimer of another name does not.
+// case) find the waiting work, and a claimer of another name does not. The instance, from
+// before versions and tags (migration 4), has neither, and takes a version on commit.
 func CheckMigratedClaims(t *testing.T, st store.Store) {
 	t.Helper()
 	ctx := ctxOf(t)
@@ -1139,6 +1145,11 @@ func CheckMigratedClaims(t *testing.T, st store.Store) {
 	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
 		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
 	}
+	wantVersionTags(t, "instance from before versions", w[0].Instance, "", nil)
+	e := consumeAll(w[0])
+	e.Instance.Version = "1.0"
+	mustCommit(t, st, e)
+	wantVersionTags(t, "instance from before versions, after a commit", mustGet(t, st, "old"), "1.0", nil)
 	tasks, err := st.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)
