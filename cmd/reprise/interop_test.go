@@ -26,8 +26,10 @@ var durabletaskJSPackages = []string{"@microsoft/durabletask-js", "@dapr/durable
 // TestInteropDurableTaskJS runs the clients of the JavaScript Durable Task SDKs
 // (@microsoft/durabletask-js and its Dapr fork @dapr/durabletask-js) against `reprise serve`:
 // schedule, get, wait, raise, terminate and purge over gRPC, one subtest per package, each on a
-// server and store of its own. The SDKs' worker is not served yet, so a Go host on the same store
-// runs the one orchestrator the script needs. The steps and their assertions are in the script.
+// server and store of its own. A Go host on the same store runs the one orchestrator the script
+// needs: an SDK worker without work-item filters (the Dapr SDK has none) would also take the
+// instances the script wants left PENDING. The SDKs' workers are TestInteropDurableTaskJSWorkers'.
+// The steps and their assertions are in the script.
 func TestInteropDurableTaskJS(t *testing.T) {
 	node, dir := durabletaskJS(t)
 	for _, pkg := range durabletaskJSPackages {

@@ -88,7 +88,7 @@ async function grpcCode(promise) {
     }
     return "no error";
 }
-const NOT_FOUND = 5;
+const FAILED_PRECONDITION = 9;
 
 // historyTypes lists the types of an instance's history events (Microsoft's client only), without
 // the OrchestratorStarted/Completed markers of each turn.
@@ -236,6 +236,20 @@ const SCENARIOS = {
         },
     },
 
+    // An instance that has not finished cannot be restarted under its ID: FAILED_PRECONDITION,
+    // which the SDK turns into its "cannot be restarted" error.
+    "restart-unfinished": {
+        needs: ["restartOrchestration"],
+        run: async () => {
+            await client.scheduleNewOrchestration("Approval", null, "restart-running");
+            await client.waitForOrchestrationStart("restart-running", false, WAIT);
+            const code = await grpcCode(client.restartOrchestration("restart-running", false));
+            assert.equal(code, FAILED_PRECONDITION, `restarting the RUNNING restart-running: code ${code}, want FAILED_PRECONDITION (9)`);
+            await client.raiseOrchestrationEvent("restart-running", "approval", 1);
+            await finished("restart-running");
+        },
+    },
+
     rewind: {
         needs: ["rewindInstance"],
         run: async () => {
@@ -246,6 +260,9 @@ const SCENARIOS = {
             // The rewound instance runs the failed activity again, which now succeeds.
             const s = await finished("rewind");
             assert.equal(output(s).attempts, 2);
+            // Only a failed instance can be rewound.
+            const code = await grpcCode(client.rewindInstance("rewind", "again"));
+            assert.equal(code, FAILED_PRECONDITION, `rewinding the COMPLETED rewind: code ${code}, want FAILED_PRECONDITION (9)`);
         },
     },
 
@@ -347,7 +364,8 @@ const SCENARIOS = {
             assert.deepEqual(completed.map((e) => JSON.parse(e.result)), ["Hello a", "Hello b"]);
             const done = events.find((e) => e.type === "ExecutionCompleted");
             assert.deepEqual(JSON.parse(done.result), ["Hello a", "Hello b"]);
-            assert.equal(await grpcCode(client.getOrchestrationHistory("no-such-instance")), NOT_FOUND);
+            // The SDK turns NOT_FOUND into an empty history.
+            assert.deepEqual(await client.getOrchestrationHistory("no-such-instance"), []);
         },
     },
 
@@ -392,10 +410,14 @@ const SCENARIOS = {
 
     // Two workers sharing the load: the test releases the Holds once both workers hold one.
     share: async () => {
-        await client.scheduleNewOrchestration("HoldFanOut", 8, "share");
+        // More Holds than one stream takes at once (reprise serve's default limit of 256 items in
+        // flight per stream, as the JavaScript SDKs ask for no limit): the rest must go to the
+        // other worker, since no Hold ends before both workers hold one.
+        const n = 300;
+        await client.scheduleNewOrchestration("HoldFanOut", n, "share");
         const s = await finished("share");
         const results = output(s);
-        assert.deepEqual(results.map((r) => r.i), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert.deepEqual(results.map((r) => r.i), Array.from({ length: n }, (_, k) => k + 1));
         const workers = new Set(results.map((r) => r.worker));
         assert.deepEqual([...workers].sort(), ["first", "second"], `the activities ran on ${[...workers]}`);
     },
