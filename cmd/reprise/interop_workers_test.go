@@ -23,8 +23,9 @@ var durabletaskJSWorkerScenarios = []string{
 	"history",
 }
 
-// durabletaskJSUnsupported are the scenarios whose calls a package's API does not have, and why;
-// scenarios.mjs refuses them too (exit 2), so a package that gains or loses one fails the test.
+// durabletaskJSUnsupported are the scenarios whose calls a package's API does not have, and why.
+// scenarios.mjs checks the API too and refuses such a scenario with exit 2, so one run on a
+// package without its calls fails with that message rather than with a TypeError.
 var durabletaskJSUnsupported = map[string]map[string]string{
 	"@dapr/durabletask-js": {
 		"retry":              "its callActivity takes no retry policy",
@@ -58,7 +59,8 @@ var durabletaskJSGaps = map[string]string{
 //   - the scenarios of durabletaskJSWorkerScenarios, on one worker with every function;
 //   - kill: the worker is SIGKILLed while it holds an activity; a second worker finishes the
 //     instance;
-//   - share: two workers, both of which run some of the activities of one fan-out.
+//   - share: two workers, both of which run some of the activities of one fan-out (of more
+//     activities than one stream takes at once, see scenarios.mjs).
 //
 // The assertions are in the scripts; this test starts and kills the processes.
 func TestInteropDurableTaskJSWorkers(t *testing.T) {
