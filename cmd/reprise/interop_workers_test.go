@@ -45,9 +45,6 @@ var durabletaskJSGaps = map[string]string{
 	"rewind": "Reprise gap: RewindInstance leaves the instance FAILED until a worker runs the rewind, " +
 		"so rewindInstance followed by waitForOrchestrationCompletion (the SDK's own pattern) returns the old failure " +
 		"at once (unless the worker wins the race); the instance should be RUNNING (or PENDING) when RewindInstance returns",
-	"restart-unfinished": "Reprise gap: RestartInstance of a RUNNING instance under its own ID answers ALREADY_EXISTS; " +
-		"the SDKs expect FAILED_PRECONDITION (the instance has not finished), which the JavaScript client turns into its " +
-		`"cannot be restarted" error`,
 }
 
 // TestInteropDurableTaskJSWorkers runs the workers of the JavaScript Durable Task SDKs
