@@ -50,6 +50,7 @@ type startConfig struct {
 	instanceID string
 	startAt    time.Time
 	reuse      ReusePolicy
+	version    string
 }
 
 type startFunc func(*startConfig)
@@ -63,6 +64,11 @@ func WithStartTime(t time.Time) StartOption { return startFunc(func(c *startConf
 func WithReusePolicy(p ReusePolicy) StartOption {
 	return startFunc(func(c *startConfig) { c.reuse = p })
 }
+
+// WithVersion stamps the instance with an orchestration version (at most 2048 bytes of UTF-8
+// without NUL). The instance keeps it, and a restart too; remote workers of the Durable Task
+// SDKs read it to pick a compatible orchestrator.
+func WithVersion(v string) StartOption { return startFunc(func(c *startConfig) { c.version = v }) }
 
 // ValidateInstanceID checks an instance ID chosen for a new instance against the Durable Functions
 // rules, and against what would make its management URLs lead elsewhere ("." and "..").
@@ -92,7 +98,8 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 	for _, o := range opts {
 		o.applyStart(&cfg)
 	}
-	return p.Start(ctx, control.StartRequest{Name: name, InstanceID: cfg.instanceID, Input: input, StartAt: cfg.startAt, Reuse: cfg.reuse})
+	return p.Start(ctx, control.StartRequest{Name: name, InstanceID: cfg.instanceID, Input: input, StartAt: cfg.startAt, Reuse: cfg.reuse,
+		Version: cfg.version})
 }
 
 // Instance is the status of an orchestration instance.
@@ -108,6 +115,7 @@ type Instance struct {
 	LastUpdatedAt    time.Time
 	ParentInstanceID string
 	ExecutionID      string
+	Version          string         // the orchestration version it was started with (WithVersion), "" for none
 	History          []HistoryEvent // only with WithHistory
 }
 
@@ -167,7 +175,7 @@ func (c *Client) GetInstance(ctx context.Context, id string, opts ...GetOption) 
 func publicInstance(si store.Instance, payloads bool) *Instance {
 	inst := &Instance{
 		ID: si.ID, Name: si.Name, Status: si.Status, CreatedAt: si.CreatedAt, LastUpdatedAt: si.UpdatedAt,
-		ParentInstanceID: si.ParentID, ExecutionID: si.ExecutionID,
+		ParentInstanceID: si.ParentID, ExecutionID: si.ExecutionID, Version: si.Version,
 	}
 	if payloads {
 		inst.Input, inst.Output, inst.CustomStatus = si.Input, si.Output, si.CustomStatus

@@ -107,6 +107,13 @@ type Instance struct {
 	ParentID    string // the parent orchestration of a sub-orchestration, else ""
 	Status      Status
 
+	// Version is the orchestration version the instance was started with, "" for none; a
+	// continue-as-new may change it. Tags are the caller's labels, set when the instance is
+	// created and kept until it is replaced; nil means none (an empty map reads back as nil).
+	// Both are opaque to the store; CheckVersion and CheckTags say what it takes.
+	Version string
+	Tags    map[string]string
+
 	Input        []byte // JSON; nil means null
 	Output       []byte // JSON; nil means null
 	CustomStatus []byte // JSON; nil means null
@@ -120,10 +127,10 @@ type Instance struct {
 	HistoryLen int
 }
 
-// Size is the bytes of the instance's variable-size fields (IDs, name, payloads, failure), which
-// Query.MaxBytes counts.
+// Size is the bytes of the instance's variable-size fields (IDs, name, version, tags, payloads,
+// failure), which Query.MaxBytes counts.
 func (i Instance) Size() int {
-	return len(i.ID) + len(i.Name) + len(i.ExecutionID) + len(i.ParentID) +
+	return len(i.ID) + len(i.Name) + len(i.ExecutionID) + len(i.ParentID) + len(i.Version) + TagsSize(i.Tags) +
 		len(i.Input) + len(i.Output) + len(i.CustomStatus) + len(i.Failure)
 }
 
@@ -200,8 +207,10 @@ type Start struct {
 // Episode is the outcome of one orchestration step, committed atomically: it consumes messages,
 // appends history, updates the instance, and produces messages, activity tasks and new instances.
 type Episode struct {
-	Lease    Lease
-	Instance Instance // the new state of the claimed instance (CreatedAt and HistoryLen are ignored)
+	Lease Lease
+	// Instance is the new state of the claimed instance. CreatedAt, HistoryLen and Tags are
+	// ignored: the store keeps the tags the instance was created with.
+	Instance Instance
 
 	Consumed     []int64  // IDs of inbox messages this episode processed
 	ResetHistory bool     // drop the current history first (continue-as-new)
@@ -262,10 +271,36 @@ type PurgeFilter struct {
 //
 // Names match case-insensitively, as Query.Name does: SQLite folds ASCII letters only,
 // PostgreSQL folds with lower(). An empty set claims nothing (a host that registered no
-// activities takes no activity tasks); there is no "any name", so that no claimer can take work
-// it cannot run by forgetting its names. Within a name, work is handed out oldest first; a claim
-// of several names serves them in turn, so that no name's backlog starves the others.
+// activities takes no activity tasks); forgetting the names never means "any name", so that no
+// claimer can take work it cannot run by accident. Within a name, work is handed out oldest
+// first; a claim of several names serves them in turn, so that no name's backlog starves the
+// others.
+//
+// A claimer that can run any name (a Durable Task worker that sent no filters) asks for it
+// explicitly with AllNamesExcept, naming what it must leave to others: the names that Go code
+// registered in the same process, say. Such a set is still a slice, so that code passing name
+// lists keeps working: its first element is a mark that no valid name equals (CheckText refuses
+// the NUL it holds), and the rest are the excluded names. Test for it with Except; do not build
+// it by hand.
 type Names []string
+
+// allExceptMark opens a Names made by AllNamesExcept. It holds a NUL, which no name a store
+// accepts can hold, so it cannot be confused with a name.
+const allExceptMark = "\x00all-except"
+
+// AllNamesExcept returns the set of every name except those given (case-insensitively, as names
+// match). AllNamesExcept() is every name.
+func AllNamesExcept(names ...string) Names {
+	return append(Names{allExceptMark}, names...)
+}
+
+// Except reports whether n is a set made by AllNamesExcept and, if so, the names it excludes.
+func (n Names) Except() (excluded []string, ok bool) {
+	if len(n) == 0 || n[0] != allExceptMark {
+		return nil, false
+	}
+	return n[1:], true
+}
 
 // Unclaimed is ready work of one name that a claimer with other names left alone (see
 // Store.Unclaimed).
@@ -328,12 +363,15 @@ type Store interface {
 
 	// ClaimOrchestrations leases up to max instances of the orchestrators in names that have
 	// visible inbox messages and no live lease, and returns them with those messages (in ID
-	// order). Instances of other orchestrators are left for a claimer that lists them.
+	// order). Instances of other orchestrators are left for a claimer that lists them. With a set
+	// made by AllNamesExcept, it leases instances of any orchestrator but the excluded ones, with
+	// the same guarantees.
 	ClaimOrchestrations(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
 	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
 	// releases the lease.
 	CommitEpisode(ctx context.Context, e Episode) error
 	// ClaimActivities leases up to max tasks of the activities in names that have no live lease.
+	// With a set made by AllNamesExcept, it leases tasks of any activity but the excluded ones.
 	ClaimActivities(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]ActivityWork, error)
 	// CompleteActivity deletes the task and delivers its result message atomically, if the lease is
 	// still held (else ErrLeaseLost).
@@ -349,8 +387,9 @@ type Store interface {
 	// Unclaimed counts the work that is ready to be claimed but whose name is in neither set:
 	// instances with visible messages and no live lease whose orchestrator is not in
 	// orchestrators, and tasks with no live lease whose activity is not in activities, by kind and
-	// name (as stored, one casing per name). It reads the backlog of ready work, so callers run it
-	// now and then, not on every claim.
+	// name (as stored, one casing per name). A set made by AllNamesExcept claims every name but
+	// its excluded ones, so the unclaimed work of that kind is the work of the excluded names. It
+	// reads the backlog of ready work, so callers run it now and then, not on every claim.
 	Unclaimed(ctx context.Context, orchestrators, activities Names) ([]Unclaimed, error)
 	// NextVisibleAt returns the earliest visible time of the messages not yet visible, or the zero
 	// time when there are none. Dispatchers sleep until then (durable timers).

@@ -3,13 +3,15 @@ package store
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 )
 
 // ErrInvalidArgument means an argument cannot be stored or matched as given: text that is not
-// UTF-8 or holds a NUL byte, a key longer than MaxKeyBytes, a time outside [MinTime, MaxTime].
+// UTF-8 or holds a NUL byte, a key longer than MaxKeyBytes, tags past MaxTagsBytes, a time outside
+// [MinTime, MaxTime].
 // Nothing was written; fix the argument.
 var ErrInvalidArgument = errors.New("invalid argument")
 
@@ -95,9 +97,16 @@ func (q Query) Check() error {
 
 // Check checks each name of a claim as stores key names (CheckText with MaxKeyBytes). A name
 // that fails could never match the work it names: SQLite would see invalid UTF-8 through JSON as
-// U+FFFD, PostgreSQL refuses it.
+// U+FFFD, PostgreSQL refuses it. The mark of AllNamesExcept passes in first position only, and
+// the excluded names are checked as any others.
 func (n Names) Check() error {
+	if excluded, ok := n.Except(); ok {
+		n = excluded
+	}
 	for _, name := range n {
+		if name == allExceptMark {
+			return fmt.Errorf("%w: the mark of AllNamesExcept is among the claimed names but not first; build the set with AllNamesExcept", ErrInvalidArgument)
+		}
 		if err := CheckText("claimed name", name, MaxKeyBytes); err != nil {
 			return err
 		}
@@ -113,8 +122,44 @@ func (f PurgeFilter) Check() error {
 	return CheckTime("createdTimeTo bound", f.CreatedTo)
 }
 
+// MaxTagsBytes bounds an instance's tags: the bytes of all keys and values together (TagsSize).
+// Tags are labels, read back with every instance, not a place for payloads.
+const MaxTagsBytes = 16 << 10
+
+// TagsSize is the bytes of the keys and values of tags, which MaxTagsBytes bounds.
+func TagsSize(tags map[string]string) int {
+	n := 0
+	for k, v := range tags {
+		n += len(k) + len(v)
+	}
+	return n
+}
+
+// CheckVersion checks an orchestration version as stores take it: CheckText with MaxKeyBytes.
+func CheckVersion(version string) error {
+	return CheckText("orchestration version", version, MaxKeyBytes)
+}
+
+// CheckTags checks tags as stores take them: keys and values valid UTF-8 without NUL
+// (CheckText), and MaxTagsBytes in all.
+func CheckTags(tags map[string]string) error {
+	if n := TagsSize(tags); n > MaxTagsBytes {
+		return fmt.Errorf("%w: the tags are %d bytes long (keys and values), the limit is %d", ErrInvalidArgument, n, MaxTagsBytes)
+	}
+	for k, v := range tags {
+		if err := CheckText("tag key", k, 0); err != nil {
+			return err
+		}
+		if err := CheckText("value of tag "+strconv.Quote(k), v, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Check checks what a store keys on in an instance: its ID (CheckID), name, parent and execution
-// IDs (CheckText), and its creation and update times (CheckTime).
+// IDs (CheckText), version (CheckVersion), tags (CheckTags), and its creation and update times
+// (CheckTime).
 func (inst Instance) Check() error {
 	if err := CheckID(inst.ID); err != nil {
 		return err
@@ -125,6 +170,12 @@ func (inst Instance) Check() error {
 		if err := CheckText(f.what, f.s, MaxKeyBytes); err != nil {
 			return fmt.Errorf("instance %q: %w", inst.ID, err)
 		}
+	}
+	if err := CheckVersion(inst.Version); err != nil {
+		return fmt.Errorf("instance %q: %w", inst.ID, err)
+	}
+	if err := CheckTags(inst.Tags); err != nil {
+		return fmt.Errorf("instance %q: %w", inst.ID, err)
 	}
 	if err := CheckTime("creation time", inst.CreatedAt); err != nil {
 		return fmt.Errorf("instance %q: %w", inst.ID, err)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/store"
@@ -29,9 +30,11 @@ protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grp
 Functions management API and the dashboard on --addr, over the same instances. Stop it with
 Ctrl-C or SIGTERM: it stops taking calls, lets those in flight finish and closes the store.
 
-So far the gRPC side serves the client RPCs (start, get, wait, raise, terminate, suspend,
-resume, restart, rewind, query, purge, history); the worker RPCs are not served yet, so instances
-started here wait for a worker (docs/grpc.md).
+The gRPC side serves the SDKs' clients (start, get, wait, raise, terminate, suspend, resume,
+restart, rewind, query, purge, history) and their workers (GetWorkItems and the completions):
+an SDK worker connected here runs the orchestrators and activities it registered, and each work
+item it holds goes to another worker at once if its stream ends. Entities are not served yet
+(docs/grpc.md).
 
 Flags:
   --store S         SQLite file or postgres:// DSN (env REPRISE_STORE, default reprise.db in the
@@ -136,8 +139,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	shutdown, endCalls := context.WithCancel(context.Background())
 	defer endCalls()
 	// The key check runs first, so a refused call never reaches the shutdown wrapper or the service.
+	grpcOpts = append(grpcOpts, grpcapi.ServerOptions()...)
 	gs := grpc.NewServer(append(grpcOpts, grpcapi.ShutdownOptions(shutdown)...)...)
-	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub})}))
+	signals := engine.NewSignals(st)
+	defer signals.Close()
+	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger}
+	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub}), Work: work}))
 	grpcDone := make(chan error, 1)
 	go func() { grpcDone <- gs.Serve(grpcLn) }()
 	// App.Serve shuts the App down when its context ends; that comes after gRPC has stopped,

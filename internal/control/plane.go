@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/history"
@@ -57,6 +58,13 @@ type StartRequest struct {
 	Input      any       // marshalled to JSON (a json.RawMessage is checked and kept)
 	StartAt    time.Time // zero to start at once; until then the instance stays Pending
 	Reuse      store.ReusePolicy
+
+	// Version is the orchestration version ("" for none) and Tags the caller's labels (nil for
+	// none); the instance and its ExecutionStarted event keep both. Trace is the caller's trace
+	// context, which the ExecutionStarted event carries to the orchestration (nil for none).
+	Version string
+	Tags    map[string]string
+	Trace   *history.TraceContext
 }
 
 // Start creates an instance of the orchestrator and returns its ID.
@@ -86,7 +94,15 @@ func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
 			return "", fmt.Errorf("start orchestrator %q: %w", name, err)
 		}
 	}
-	inst, m, err := NewInstance(StartEvent(id, NewID(), name, data, nil, time.Now().UTC()))
+	if err := CheckStartLabels(r.Version, r.Tags, r.Trace); err != nil {
+		return "", fmt.Errorf("start orchestrator %q: %w", name, err)
+	}
+	ev := StartEvent(id, NewID(), name, data, nil, time.Now().UTC())
+	ev.Version, ev.Tags, ev.Trace = r.Version, maps.Clone(r.Tags), cloneTrace(r.Trace)
+	if len(ev.Tags) == 0 {
+		ev.Tags = nil
+	}
+	inst, m, err := NewInstance(ev)
 	if err != nil {
 		return "", err
 	}
@@ -98,6 +114,16 @@ func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
 		return "", fmt.Errorf("start orchestrator %q as %q: %w", name, id, err)
 	}
 	return id, nil
+}
+
+// cloneTrace copies a trace context, so that the caller's later changes do not reach the event;
+// one that names no trace at all is none.
+func cloneTrace(tc *history.TraceContext) *history.TraceContext {
+	if tc == nil || *tc == (history.TraceContext{}) {
+		return nil
+	}
+	c := *tc
+	return &c
 }
 
 // exists reports a start refused because the ID is taken, with what to do about it. The store's
@@ -114,8 +140,9 @@ func (p *Plane) exists(ctx context.Context, name, id string) error {
 	return fmt.Errorf("start orchestrator %q as %q: %w (%s); %s", name, id, ErrInstanceExists, status, advice)
 }
 
-// Restart starts the instance's orchestrator again with its original input: under a new ID
-// (newInstanceID) or the same one, which must have finished. It returns the ID started.
+// Restart starts the instance's orchestrator again with its original input, version and tags:
+// under a new ID (newInstanceID) or the same one, which must have finished. It returns the ID
+// started.
 func (p *Plane) Restart(ctx context.Context, id string, newInstanceID bool) (string, error) {
 	if err := CheckID(id); err != nil {
 		return "", fmt.Errorf("restart: %w", err)
@@ -124,7 +151,7 @@ func (p *Plane) Restart(ctx context.Context, id string, newInstanceID bool) (str
 	if err != nil {
 		return "", p.fail("restart", id, err)
 	}
-	r := StartRequest{Name: inst.Name, Input: json.RawMessage(inst.Input)}
+	r := StartRequest{Name: inst.Name, Input: json.RawMessage(inst.Input), Version: inst.Version, Tags: inst.Tags}
 	if len(inst.Input) == 0 {
 		r.Input = json.RawMessage("null")
 	}

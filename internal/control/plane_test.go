@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -190,6 +191,30 @@ func TestValidation(t *testing.T) {
 			_, err := p.Start(ctx, control.StartRequest{Name: orch, Input: json.RawMessage("\"\xff\"")})
 			return err
 		}, control.ErrInvalidArgument},
+		{"start version not UTF-8", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Version: "1.\xff"})
+			return err
+		}, control.ErrInvalidArgument},
+		{"start version too long", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Version: strings.Repeat("1", control.MaxVersionBytes+1)})
+			return err
+		}, control.ErrInvalidArgument},
+		{"start tag with NUL", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Tags: map[string]string{"k": "v\x00"}})
+			return err
+		}, control.ErrInvalidArgument},
+		{"start tags too large", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Tags: map[string]string{"k": strings.Repeat("v", control.MaxTagsBytes)}})
+			return err
+		}, control.ErrInvalidArgument},
+		{"start traceparent not UTF-8", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Trace: &history.TraceContext{TraceParent: "00-\xff"}})
+			return err
+		}, control.ErrInvalidArgument},
+		{"start tracestate too long", func(p *control.Plane) error {
+			_, err := p.Start(ctx, control.StartRequest{Name: orch, Trace: &history.TraceContext{TraceState: strings.Repeat("a", control.MaxTraceBytes+1)}})
+			return err
+		}, control.ErrInvalidArgument},
 		{"raise empty name", func(p *control.Plane) error { return p.Raise(ctx, "i", "", nil) }, control.ErrInvalidArgument},
 		{"raise unknown instance", func(p *control.Plane) error { return p.Raise(ctx, "nobody", "e", nil) }, control.ErrInstanceNotFound},
 		{"terminate reason with NUL", func(p *control.Plane) error { return p.Terminate(ctx, "i", "a\x00", true) }, control.ErrInvalidArgument},
@@ -277,22 +302,84 @@ func TestStartRecords(t *testing.T) {
 	}
 }
 
+// A start's version, tags and trace context reach the instance and its ExecutionStarted event;
+// a restart keeps the version and tags.
+func TestStartVersionTagsTrace(t *testing.T) {
+	p, st := newPlane(t)
+	tags := map[string]string{"team": "payments", "ünï": "cödé"}
+	trace := &history.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE", SpanID: "b7ad6b7169203331"}
+	id, err := p.Start(t.Context(), control.StartRequest{Name: orch, InstanceID: "v", Version: "1.2", Tags: tags, Trace: trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tags["team"], trace.SpanID = "changed after the start", "changed" // the start took copies
+	inst, err := p.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"team": "payments", "ünï": "cödé"}
+	if inst.Version != "1.2" || !maps.Equal(inst.Tags, want) {
+		t.Errorf("instance version %q tags %v, want 1.2 %v", inst.Version, inst.Tags, want)
+	}
+	w := claim(t, st)
+	ev, err := history.DecodeEvent(w.Messages[0].Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Type != history.ExecutionStarted || ev.Version != "1.2" || !maps.Equal(ev.Tags, want) || ev.Trace == nil ||
+		ev.Trace.TraceParent != "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" || ev.Trace.TraceState != "congo=t61rcWkgMzE" ||
+		ev.Trace.SpanID != "b7ad6b7169203331" {
+		t.Errorf("ExecutionStarted %+v (trace %+v)", ev, ev.Trace)
+	}
+
+	// A restart, under the same ID or a new one, keeps the version and tags.
+	ep := store.Episode{Lease: w.Lease, Instance: w.Instance, Consumed: []int64{w.Messages[0].ID}}
+	ep.Instance.Status = store.StatusCompleted
+	if err := st.CommitEpisode(t.Context(), ep); err != nil {
+		t.Fatal(err)
+	}
+	for _, newID := range []bool{false, true} {
+		rid, err := p.Restart(t.Context(), id, newID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := p.Get(t.Context(), rid)
+		if err != nil || again.Version != "1.2" || !maps.Equal(again.Tags, want) {
+			t.Errorf("restarted (new ID %v) %q: version %q tags %v (err %v)", newID, rid, again.Version, again.Tags, err)
+		}
+	}
+
+	// No version, tags or trace: none on the event either; an empty trace context is none.
+	id, err = p.Start(t.Context(), control.StartRequest{Name: orch, InstanceID: "plain", Tags: map[string]string{}, Trace: &history.TraceContext{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, _ = p.Get(t.Context(), id)
+	if inst.Version != "" || inst.Tags != nil {
+		t.Errorf("plain instance version %q tags %#v", inst.Version, inst.Tags)
+	}
+}
+
 func TestNewInstanceOfSubOrchestration(t *testing.T) {
 	now := time.Now().UTC()
 	parent := &history.Parent{InstanceID: "p", ExecutionID: "pe", TaskID: 3, Name: "P"}
-	inst, m, err := control.NewInstance(control.StartEvent("c", "ce", "C", json.RawMessage(`1`), parent, now))
+	start := control.StartEvent("c", "ce", "C", json.RawMessage(`1`), parent, now)
+	start.Version, start.Tags = "2.0", map[string]string{"k": "v"}
+	start.Trace = &history.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01"}
+	inst, m, err := control.NewInstance(start)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if inst.ID != "c" || inst.ExecutionID != "ce" || inst.ParentID != "p" || inst.Status != store.StatusPending ||
-		!inst.CreatedAt.Equal(now) || string(inst.Input) != "1" {
+		!inst.CreatedAt.Equal(now) || string(inst.Input) != "1" || inst.Version != "2.0" || inst.Tags["k"] != "v" {
 		t.Errorf("instance %+v", inst)
 	}
 	ev, err := history.DecodeEvent(m.Data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.InstanceID != "c" || m.ExecutionID != "ce" || ev.Type != history.ExecutionStarted || ev.Parent == nil || *ev.Parent != *parent {
+	if m.InstanceID != "c" || m.ExecutionID != "ce" || ev.Type != history.ExecutionStarted || ev.Parent == nil || *ev.Parent != *parent ||
+		ev.Version != "2.0" || ev.Tags["k"] != "v" || ev.Trace == nil || *ev.Trace != *start.Trace {
 		t.Errorf("message %+v, event %+v", m, ev)
 	}
 }

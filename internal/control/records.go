@@ -22,7 +22,7 @@ func NewID() string {
 }
 
 // StartEvent returns the ExecutionStarted event of execution execID of instance id; parent is
-// nil but for a sub-orchestration.
+// nil but for a sub-orchestration. Callers set its Version, Tags and Trace when they have them.
 func StartEvent(id, execID, name string, input json.RawMessage, parent *history.Parent, now time.Time) history.Event {
 	ev := history.New(history.ExecutionStarted, now)
 	ev.Name, ev.Input, ev.InstanceID, ev.ExecutionID, ev.Parent = name, input, id, execID, parent
@@ -30,13 +30,14 @@ func StartEvent(id, execID, name string, input json.RawMessage, parent *history.
 }
 
 // NewInstance returns the record of a new instance, Pending until its first episode, and its first
-// message, from its ExecutionStarted event.
+// message, from its ExecutionStarted event (whose version and tags the instance keeps).
 func NewInstance(start history.Event) (store.Instance, store.Message, error) {
 	m, err := Message(start.InstanceID, start.ExecutionID, start)
 	if err != nil {
 		return store.Instance{}, store.Message{}, err
 	}
 	inst := store.Instance{ID: start.InstanceID, Name: start.Name, ExecutionID: start.ExecutionID,
+		Version: start.Version, Tags: start.Tags,
 		Status: store.StatusPending, Input: start.Input, CreatedAt: start.Time, UpdatedAt: start.Time}
 	if start.Parent != nil {
 		inst.ParentID = start.Parent.InstanceID

@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -16,7 +17,32 @@ const (
 	MaxInstanceIDBytes = 256               // of a new instance, as Durable Functions
 	MaxNameBytes       = store.MaxKeyBytes // orchestrator and event names, ID prefixes
 	MaxReasonBytes     = 64 << 10          // terminate, suspend, resume and rewind reasons
+	MaxVersionBytes    = store.MaxKeyBytes // orchestration versions
+	MaxTagsBytes       = store.MaxTagsBytes
+	MaxTraceBytes      = 4 << 10 // each field of a trace context (W3C tracestate is usually far shorter)
 )
+
+// CheckStartLabels checks what a start carries besides its name and input: the version
+// (store.CheckVersion), the tags (store.CheckTags) and the parent trace context (each field UTF-8
+// without NUL, at most MaxTraceBytes). Errors wrap ErrInvalidArgument.
+func CheckStartLabels(version string, tags map[string]string, trace *history.TraceContext) error {
+	if err := store.CheckVersion(version); err != nil {
+		return err
+	}
+	if err := store.CheckTags(tags); err != nil {
+		return err
+	}
+	if trace != nil {
+		for _, f := range [...]struct{ what, s string }{
+			{"traceparent", trace.TraceParent}, {"tracestate", trace.TraceState}, {"trace span ID", trace.SpanID},
+		} {
+			if err := CheckText(f.what, f.s, MaxTraceBytes); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 // ValidateInstanceID checks an instance ID chosen for a new instance against the Durable Functions
 // rules, and against what would make its management URLs lead elsewhere ("." and "..").

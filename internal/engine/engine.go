@@ -41,7 +41,13 @@ type Registry interface {
 type Options struct {
 	Store    store.Store
 	Registry Registry
-	Logger   *slog.Logger // default: discards
+	// Remote, when set, runs the engine's orchestrators and activities instead of Registry: see
+	// Remote.
+	Remote Remote
+	// Signals, when set, is where the dispatchers get their wake-ups, instead of the store's
+	// WorkSignal: it lets several engines share one store (see Signals).
+	Signals *Signals
+	Logger  *slog.Logger // default: discards
 
 	MaxConcurrentOrchestrations int           // episodes in flight; default 256
 	MaxConcurrentActivities     int           // activities in flight; default 256
@@ -54,7 +60,8 @@ type Options struct {
 	DeadlockTimeout time.Duration
 	// UnclaimedInterval is how often the engine looks for ready work of names it has not
 	// registered (store.Unclaimed), to warn about work that no host takes; default 10 poll
-	// intervals. Work is reported once the same oldest item is seen waiting at two looks.
+	// intervals; <0 disables it. Work is reported once the same oldest item is seen waiting at
+	// two looks.
 	UnclaimedInterval time.Duration
 }
 
@@ -122,7 +129,7 @@ func New(opts Options) *Engine {
 	if opts.Owner == "" {
 		opts.Owner = RandomID()
 	}
-	if opts.UnclaimedInterval <= 0 {
+	if opts.UnclaimedInterval == 0 {
 		opts.UnclaimedInterval = 10 * opts.PollInterval
 	}
 	if opts.Logger == nil {
@@ -158,12 +165,26 @@ func (e *Engine) Owner() string { return e.opts.Owner }
 // Start starts the dispatchers. It returns at once.
 func (e *Engine) Start() {
 	e.startOnce.Do(func() {
-		e.orchNames, e.actNames = e.reg.Names()
-		e.loops.Add(3) // the dispatchers and the unclaimed-work check; the renewer has its own
-		go e.orchestrationLoop()
-		go e.activityLoop()
+		if e.opts.Remote != nil {
+			e.orchNames, e.actNames = e.opts.Remote.Names()
+		} else {
+			e.orchNames, e.actNames = e.reg.Names()
+		}
+		// A dispatcher with no names would claim nothing; not running it leaves the store's
+		// signal to engines that have work to claim (a host of activities only, say).
+		if len(e.orchNames) > 0 {
+			e.loops.Add(1)
+			go e.orchestrationLoop()
+		}
+		if len(e.actNames) > 0 {
+			e.loops.Add(1)
+			go e.activityLoop()
+		}
+		if e.opts.UnclaimedInterval > 0 {
+			e.loops.Add(1)
+			go e.unclaimedLoop()
+		}
 		go e.renewLoop()
-		go e.unclaimedLoop()
 	})
 }
 
@@ -220,7 +241,14 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 	defer e.loops.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-e.stop; cancel() }()
-	signal := e.st.WorkSignal(kind)
+	var signal <-chan struct{}
+	if e.opts.Signals != nil {
+		ch, unsubscribe := e.opts.Signals.Subscribe(kind)
+		defer unsubscribe()
+		signal = ch
+	} else {
+		signal = e.st.WorkSignal(kind)
+	}
 	backoff := 10 * time.Millisecond
 	for !e.stopping() {
 		free := cap(slots) - len(slots)

@@ -23,12 +23,19 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
 	defer cancel()
 	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
-	ep, exec, res, err := e.episode(ctx, w)
+	var done func(error) // a Remote's, told how the commit went
+	ep, exec, res, err := e.episode(ctx, w, &done)
+	if done == nil {
+		done = func(error) {}
+	}
 	if err != nil {
+		done(err)
 		// Nothing was changed. Not released at once: whatever failed (a stuck orchestrator, a
 		// store that cannot load the history) would most likely fail again straight away.
 		var dl *replay.DeadlockError
-		if errors.As(err, &dl) {
+		if errors.Is(err, ErrGivenBack) {
+			e.log.Info("orchestration turn given back by its worker; it runs again", append(attrs, "reason", err)...)
+		} else if errors.As(err, &dl) {
 			e.log.Error("orchestration episode abandoned: the orchestrator does not yield; it is tried again when its lease expires",
 				append(attrs, "err", err)...)
 		} else {
@@ -42,6 +49,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	err = e.retry("committing orchestration episode", attrs, func(ctx context.Context) error {
 		return e.st.CommitEpisode(ctx, ep)
 	})
+	done(err)
 	if err != nil {
 		if exec != nil {
 			e.closeExec(exec) // its state is not what the store has
@@ -124,7 +132,10 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 
 // episode computes the commit of one episode. The returned execution (if any) is the live one,
 // to be cached after a successful commit.
-func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.Episode, *replay.Execution, *replay.Result, error) {
+//
+// With a Remote, the turn runs in the worker instead (there is no execution to cache), and done
+// is set to the function that tells the worker how the commit went.
+func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *func(error)) (store.Episode, *replay.Execution, *replay.Result, error) {
 	now := time.Now().UTC()
 	inst := w.Instance
 	ep := store.Episode{Lease: w.Lease}
@@ -155,24 +166,26 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		return ep, nil, nil, nil
 	}
 
-	fn, ok := e.reg.Orchestrator(inst.Name)
-	if !ok {
-		// The store hands out only the names the engine listed, so this is a store that matches
-		// names differently from the registry. The instance is another host's work: leave it
-		// (the lease runs out) rather than fail it for good.
-		return ep, nil, nil, fmt.Errorf("the store handed out orchestrator %q, which is not registered here: it is left for a host that registers it", inst.Name)
+	remote := e.opts.Remote
+	var fn replay.Func
+	if remote == nil {
+		var ok bool
+		if fn, ok = e.reg.Orchestrator(inst.Name); !ok {
+			// The store hands out only the names the engine listed, so this is a store that
+			// matches names differently from the registry. The instance is another host's
+			// work: leave it (the lease runs out) rather than fail it for good.
+			return ep, nil, nil, fmt.Errorf("the store handed out orchestrator %q, which is not registered here: it is left for a host that registers it", inst.Name)
+		}
 	}
 
 	var exec *replay.Execution
 	var old []history.Event
-	if rewind == nil {
+	if remote == nil && rewind == nil {
 		exec = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
-	} else {
+	} else if remote == nil {
 		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
 	}
-	if exec == nil && inst.HistoryLen == 0 {
-		exec = e.newExecution(fn) // a new execution: no history to load
-	} else if exec == nil {
+	if exec == nil && inst.HistoryLen > 0 {
 		chunks, err := e.st.History(ctx, inst.ID)
 		if err != nil {
 			return ep, nil, nil, fmt.Errorf("load history: %w", err)
@@ -180,6 +193,8 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		if old, err = history.DecodeAll(chunks); err != nil {
 			return ep, nil, nil, err
 		}
+	}
+	if exec == nil && remote == nil {
 		exec = e.newExecution(fn)
 	}
 
@@ -211,7 +226,23 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 	}
 	newEvents = append(newEvents, events...)
 
-	res, err := exec.Run(old, newEvents)
+	var res *replay.Result
+	var parent *history.Parent
+	var err error
+	if remote != nil {
+		res, *done, err = remote.Orchestrate(ctx, Turn{Instance: inst, Claim: w.Claim(), Past: old, New: newEvents})
+		if err != nil {
+			return ep, nil, nil, err
+		}
+	} else {
+		res, err = exec.Run(old, newEvents)
+	}
+	// A cached execution comes without its history: its context knows the parent.
+	started := startOf(old, newEvents)
+	if exec != nil {
+		started.Parent = exec.Context().Parent()
+	}
+	parent = started.Parent
 	if err != nil {
 		e.closeExec(exec)
 		var nd *replay.NonDeterminismError
@@ -232,7 +263,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		if err := e.finishFailed(&ep, newEvents, f, now); err != nil {
 			return ep, nil, nil, err
 		}
-		if err := notifyParent(&ep, exec.Context().Parent(), inst.ID, store.StatusFailed, nil, f, now); err != nil {
+		if err := notifyParent(&ep, parent, inst.ID, store.StatusFailed, nil, f, now); err != nil {
 			return ep, nil, nil, err
 		}
 		return ep, nil, nil, nil
@@ -252,7 +283,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork) (store.
 		return ep, nil, nil, err
 	}
 	if res.Done {
-		if err := e.finish(&ep, &inst, exec.Context(), res, now, &chunk); err != nil {
+		if err := e.finish(&ep, &inst, started, res, now, &chunk); err != nil {
 			return ep, nil, nil, err
 		}
 	}
@@ -404,7 +435,9 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 			ep.Messages = append(ep.Messages, m)
 		case history.SubOrchestrationInstanceCreated:
 			parent := &history.Parent{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, TaskID: a.ID, Name: inst.Name}
-			sub, sm, err := control.NewInstance(control.StartEvent(a.InstanceID, control.NewID(), a.Name, a.Input, parent, now))
+			start := control.StartEvent(a.InstanceID, control.NewID(), a.Name, a.Input, parent, now)
+			start.Version, start.Tags, start.Trace = a.Version, a.Tags, a.Trace
+			sub, sm, err := control.NewInstance(start)
 			if err != nil {
 				return err
 			}
@@ -434,7 +467,8 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 
 // finish records the end of an execution: the completion event, the instance's final state, the
 // parent's notification, recursive termination, or the start of the next generation.
-func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Context, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history.Event, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+	parent := started.Parent
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status = int(res.Status)
 	switch res.Status {
@@ -449,8 +483,9 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 		done.Failure = res.Failure
 	case store.StatusContinuedAsNew:
 		execID := control.NewID()
-		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, c.Parent(), now)
+		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, parent, now)
 		start.Carried = res.ContinueAsNew.Carried
+		start.Version, start.Tags = cmp.Or(res.ContinueAsNew.Version, inst.Version), inst.Tags
 		m, err := control.Message(inst.ID, execID, start)
 		if err != nil {
 			return err
@@ -458,6 +493,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 		ep.Messages = append(ep.Messages, m)
 		ep.ResetHistory = true
 		inst.ExecutionID, inst.Input, inst.Output, inst.Failure = execID, res.ContinueAsNew.Input, nil, nil
+		inst.Version = cmp.Or(res.ContinueAsNew.Version, inst.Version)
 		*chunk = nil
 		return nil
 	}
@@ -472,7 +508,20 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, c *replay.Conte
 			ep.Messages = append(ep.Messages, m)
 		}
 	}
-	return notifyParent(ep, c.Parent(), inst.ID, res.Status, res.Output, res.Failure, now)
+	return notifyParent(ep, parent, inst.ID, res.Status, res.Output, res.Failure, now)
+}
+
+// startOf returns the execution's start event (parent, version, tags); the zero event when the
+// execution has none yet.
+func startOf(old, new []history.Event) history.Event {
+	for _, evs := range [][]history.Event{old, new} {
+		for _, ev := range evs {
+			if ev.Type == history.ExecutionStarted {
+				return ev
+			}
+		}
+	}
+	return history.Event{}
 }
 
 // notifyParent tells the parent of a sub-orchestration (p; nil for none) how it ended.
@@ -532,9 +581,21 @@ func setFailed(inst *store.Instance, f *history.Failure) error {
 func (e *Engine) runActivity(w store.ActivityWork) {
 	ev, err := history.DecodeEvent(w.Task.Data)
 	var result history.Event
+	done := func(error) {} // a Remote's, told how the completion went
+	defer func() { done(err) }()
 	if err != nil {
 		result = history.New(history.TaskFailed, time.Now().UTC())
 		result.Failure = &history.Failure{Type: "CorruptTask", Message: err.Error()}
+	} else if e.opts.Remote != nil {
+		var rerr error
+		result, done, rerr = e.opts.Remote.Activity(e.actCtx, ActivityTurn{Task: w.Task, Claim: w.Claim(), Scheduled: ev})
+		if rerr != nil {
+			// Not run: given back (the stream ended, or the worker abandoned it), or shutdown.
+			done = func(error) {}
+			e.log.Info("activity given back by its worker; it runs again", "instanceId", w.Task.InstanceID, "name", ev.Name, "reason", rerr)
+			return
+		}
+		result.TaskID = ev.ID
 	} else {
 		fn, ok := e.reg.Activity(ev.Name)
 		if !ok {
@@ -552,7 +613,8 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 			return
 		}
 	}
-	m, err := control.Message(w.Task.InstanceID, w.Task.ExecutionID, result)
+	var m store.Message
+	m, err = control.Message(w.Task.InstanceID, w.Task.ExecutionID, result)
 	if err != nil {
 		e.log.Error("encoding activity result", "instanceId", w.Task.InstanceID, "err", err)
 		return

@@ -173,6 +173,7 @@ func state(inst store.Instance, payloads bool) *pb.OrchestrationState {
 	if inst.ParentID != "" {
 		s.ParentInstanceId = wrapperspb.String(inst.ParentID)
 	}
+	s.Version, s.Tags = optionalText(inst.Version), inst.Tags
 	if inst.Status.Terminal() {
 		s.CompletedTimestamp = timestamp(inst.UpdatedAt)
 	}
@@ -207,8 +208,9 @@ func failure(f *history.Failure) *pb.TaskFailureDetails {
 	return d
 }
 
-// StartInstance creates an instance. Its version and tags are accepted but not stored yet
-// (docs/grpc.md); the execution ID, trace context and request time are the SDK's bookkeeping.
+// StartInstance creates an instance with the SDK's version and tags, which the instance keeps,
+// and its parent trace context, which the ExecutionStarted event carries to the worker. The
+// execution ID and request time are the SDK's bookkeeping: Reprise picks the execution ID.
 func (s *Service) StartInstance(ctx context.Context, r *pb.CreateInstanceRequest) (*pb.CreateInstanceResponse, error) {
 	p, err := s.plane(ctx)
 	if err != nil {
@@ -232,7 +234,8 @@ func (s *Service) StartInstance(ctx context.Context, r *pb.CreateInstanceRequest
 	if err != nil {
 		return nil, err
 	}
-	id, err := p.Start(ctx, control.StartRequest{Name: r.Name, InstanceID: r.InstanceId, Input: input, StartAt: at, Reuse: reuse})
+	id, err := p.Start(ctx, control.StartRequest{Name: r.Name, InstanceID: r.InstanceId, Input: input, StartAt: at, Reuse: reuse,
+		Version: r.GetVersion().GetValue(), Tags: r.Tags, Trace: traceFromProto(r.ParentTraceContext)})
 	if err != nil {
 		return nil, toStatus(err)
 	}

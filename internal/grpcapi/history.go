@@ -76,13 +76,42 @@ func instanceRef(id, executionID string) *pb.OrchestrationInstance {
 	return o
 }
 
+// optionalText returns s as a StringValue, absent when empty (a version that was never set).
+func optionalText(s string) *wrapperspb.StringValue {
+	if s == "" {
+		return nil
+	}
+	return wrapperspb.String(s)
+}
+
+// traceFromProto returns the trace context an SDK sent; nil when it sent none. The proto
+// deprecates spanID (traceParent names the span), but SDKs still send it, so it is kept and
+// handed back as sent.
+func traceFromProto(tc *pb.TraceContext) *history.TraceContext {
+	if tc == nil {
+		return nil
+	}
+	//lint:ignore SA1019 kept as the SDK sent it (see above)
+	return &history.TraceContext{TraceParent: tc.TraceParent, TraceState: tc.GetTraceState().GetValue(), SpanID: tc.SpanID}
+}
+
+// traceToProto returns a stored trace context in the proto's form; nil stays absent.
+func traceToProto(tc *history.TraceContext) *pb.TraceContext {
+	if tc == nil {
+		return nil
+	}
+	//lint:ignore SA1019 handed back as the SDK sent it (see traceFromProto)
+	return &pb.TraceContext{TraceParent: tc.TraceParent, TraceState: optionalText(tc.TraceState), SpanID: tc.SpanID}
+}
+
 // historyEvent returns the proto's form of a stored event; nil for the bookkeeping events the
 // proto has no place for (HistoryState).
 func historyEvent(ev history.Event) (*pb.HistoryEvent, error) {
 	h := &pb.HistoryEvent{EventId: ev.ID, Timestamp: timestamppb.New(ev.Time)}
 	switch ev.Type {
 	case history.ExecutionStarted:
-		e := &pb.ExecutionStartedEvent{Name: ev.Name, Input: text(ev.Input), OrchestrationInstance: instanceRef(ev.InstanceID, ev.ExecutionID)}
+		e := &pb.ExecutionStartedEvent{Name: ev.Name, Input: text(ev.Input), OrchestrationInstance: instanceRef(ev.InstanceID, ev.ExecutionID),
+			Version: optionalText(ev.Version), Tags: ev.Tags, ParentTraceContext: traceToProto(ev.Trace)}
 		if ev.Parent != nil {
 			e.ParentInstance = &pb.ParentInstanceInfo{TaskScheduledId: ev.Parent.TaskID,
 				OrchestrationInstance: instanceRef(ev.Parent.InstanceID, ev.Parent.ExecutionID)}
@@ -101,14 +130,16 @@ func historyEvent(ev history.Event) (*pb.HistoryEvent, error) {
 	case history.ExecutionTerminated:
 		h.EventType = &pb.HistoryEvent_ExecutionTerminated{ExecutionTerminated: &pb.ExecutionTerminatedEvent{Input: text(ev.Input), Recurse: ev.Recursive}}
 	case history.TaskScheduled:
-		h.EventType = &pb.HistoryEvent_TaskScheduled{TaskScheduled: &pb.TaskScheduledEvent{Name: ev.Name, Input: text(ev.Input)}}
+		h.EventType = &pb.HistoryEvent_TaskScheduled{TaskScheduled: &pb.TaskScheduledEvent{Name: ev.Name, Input: text(ev.Input),
+			Version: optionalText(ev.Version), Tags: ev.Tags, ParentTraceContext: traceToProto(ev.Trace)}}
 	case history.TaskCompleted:
 		h.EventType = &pb.HistoryEvent_TaskCompleted{TaskCompleted: &pb.TaskCompletedEvent{TaskScheduledId: ev.TaskID, Result: text(ev.Result)}}
 	case history.TaskFailed:
 		h.EventType = &pb.HistoryEvent_TaskFailed{TaskFailed: &pb.TaskFailedEvent{TaskScheduledId: ev.TaskID, FailureDetails: failure(ev.Failure)}}
 	case history.SubOrchestrationInstanceCreated:
 		h.EventType = &pb.HistoryEvent_SubOrchestrationInstanceCreated{SubOrchestrationInstanceCreated: &pb.SubOrchestrationInstanceCreatedEvent{
-			InstanceId: ev.InstanceID, Name: ev.Name, Input: text(ev.Input)}}
+			InstanceId: ev.InstanceID, Name: ev.Name, Input: text(ev.Input),
+			Version: optionalText(ev.Version), Tags: ev.Tags, ParentTraceContext: traceToProto(ev.Trace)}}
 	case history.SubOrchestrationInstanceCompleted:
 		h.EventType = &pb.HistoryEvent_SubOrchestrationInstanceCompleted{SubOrchestrationInstanceCompleted: &pb.SubOrchestrationInstanceCompletedEvent{
 			TaskScheduledId: ev.TaskID, Result: text(ev.Result)}}

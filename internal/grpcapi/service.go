@@ -2,9 +2,12 @@
 // Task SDKs for JavaScript, Python, Java, .NET and Go speak to their backend.
 //
 // The control RPCs (start, get, wait, raise, terminate, suspend, resume, restart, rewind, query,
-// list, purge, stream history) run on the task hub's control plane (internal/control), as the Client, the
-// management API and the dashboard do. The worker and entity RPCs answer UNIMPLEMENTED with a
-// message that names them, so an SDK fails at once with a reason instead of waiting.
+// list, purge, stream history) run on the task hub's control plane (internal/control), as the
+// Client, the management API and the dashboard do. The worker RPCs (GetWorkItems and the
+// completions) make each worker stream an engine of its own (internal/engine with a Remote, see
+// worker.go): the engine claims, commits and renews leases, the worker runs the code. The entity
+// RPCs answer UNIMPLEMENTED with a message that names them, so an SDK fails at once with a
+// reason instead of waiting.
 // docs/grpc.md says what is served.
 package grpcapi
 
@@ -23,40 +26,56 @@ import (
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 )
 
-// Hub is a task hub the service serves: its name and its control plane.
+// Hub is a task hub the service serves: its name, its control plane, and where its workers'
+// streams claim work (nil serves the control RPCs only).
 type Hub struct {
 	Name  string
 	Plane *control.Plane
+	Work  *Work
 }
 
 // Service implements pb.TaskHubSidecarServiceServer. It embeds no generated default on purpose:
 // when a regenerated proto adds an RPC, this stops compiling until the RPC gets an answer here.
 type Service struct {
-	hubs []Hub // the first is the default, for calls without taskhub metadata
+	hubs       []Hub // the first is the default, for calls without taskhub metadata
+	dispatched dispatched
 }
 
 var _ pb.TaskHubSidecarServiceServer = (*Service)(nil)
 
 // NewService returns the service for the hubs (at least one; the first serves the calls that
 // name no hub); register it with pb.RegisterTaskHubSidecarServiceServer.
-func NewService(hubs ...Hub) *Service { return &Service{hubs: hubs} }
+func NewService(hubs ...Hub) *Service {
+	s := &Service{hubs: hubs}
+	s.dispatched.init()
+	return s
+}
 
 // plane returns the control plane of the hub the call names in its taskhub metadata (the SDKs
 // send it), or of the default hub. A hub this server does not serve is refused: serving the call
 // on another hub would show or change the wrong instances.
 func (s *Service) plane(ctx context.Context) (*control.Plane, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return h.Plane, nil
+}
+
+// hub returns the hub the call names (see plane).
+func (s *Service) hub(ctx context.Context) (*Hub, error) {
 	if len(s.hubs) == 0 {
 		return nil, status.Error(codes.FailedPrecondition, "this server serves no task hub")
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
 	names := md.Get("taskhub")
 	if len(names) == 0 || names[0] == "" {
-		return s.hubs[0].Plane, nil
+		return &s.hubs[0], nil
 	}
 	// Task hub names are case-insensitive in Durable Functions.
-	for _, h := range s.hubs {
+	for i, h := range s.hubs {
 		if strings.EqualFold(h.Name, names[0]) {
-			return h.Plane, nil
+			return &s.hubs[i], nil
 		}
 	}
 	served := make([]string, len(s.hubs))
@@ -101,28 +120,6 @@ func (*Service) SkipGracefulOrchestrationTerminations(context.Context, *pb.SkipG
 	return nil, notServed("SkipGracefulOrchestrationTerminations")
 }
 
-// Workers.
-
-func (*Service) GetWorkItems(*pb.GetWorkItemsRequest, grpc.ServerStreamingServer[pb.WorkItem]) error {
-	return notServed("GetWorkItems")
-}
-
-func (*Service) CompleteActivityTask(context.Context, *pb.ActivityResponse) (*pb.CompleteTaskResponse, error) {
-	return nil, notServed("CompleteActivityTask")
-}
-
-func (*Service) CompleteOrchestratorTask(context.Context, *pb.OrchestratorResponse) (*pb.CompleteTaskResponse, error) {
-	return nil, notServed("CompleteOrchestratorTask")
-}
-
-func (*Service) AbandonTaskActivityWorkItem(context.Context, *pb.AbandonActivityTaskRequest) (*pb.AbandonActivityTaskResponse, error) {
-	return nil, notServed("AbandonTaskActivityWorkItem")
-}
-
-func (*Service) AbandonTaskOrchestratorWorkItem(context.Context, *pb.AbandonOrchestrationTaskRequest) (*pb.AbandonOrchestrationTaskResponse, error) {
-	return nil, notServed("AbandonTaskOrchestratorWorkItem")
-}
-
 // Entities.
 
 func (*Service) CompleteEntityTask(context.Context, *pb.EntityBatchResult) (*pb.CompleteTaskResponse, error) {
@@ -147,4 +144,14 @@ func (*Service) QueryEntities(context.Context, *pb.QueryEntitiesRequest) (*pb.Qu
 
 func (*Service) CleanEntityStorage(context.Context, *pb.CleanEntityStorageRequest) (*pb.CleanEntityStorageResponse, error) {
 	return nil, entitiesNotServed("CleanEntityStorage")
+}
+
+// MaxMessageBytes bounds the messages the server takes and sends. gRPC's default of 4 MiB is
+// too small for a turn with large payloads or a long history; the Durable Task SDKs send and
+// take much larger messages.
+const MaxMessageBytes = 64 << 20
+
+// ServerOptions are the options a server of the service needs (message size limits).
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.MaxRecvMsgSize(MaxMessageBytes), grpc.MaxSendMsgSize(MaxMessageBytes)}
 }

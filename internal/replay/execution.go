@@ -75,6 +75,7 @@ type RetryPolicy struct {
 type ContinueAsNew struct {
 	Input   []byte
 	Carried []history.Event // unprocessed external events kept for the new execution
+	Version string          // the new execution's version; "" keeps the current one
 }
 
 // Result is what an episode produced.
@@ -189,6 +190,11 @@ func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
 	}
 	return x.collect(), nil
 }
+
+// Voided returns the positions in old followed by new of the events that replay skips because of
+// a rewind (see voided), so that an executor elsewhere (a gRPC worker) can be shown the history
+// that replay sees.
+func Voided(old, new []history.Event) map[int]bool { return voided(old, new) }
 
 // voided marks the events that replay skips because of a rewind: the failures an
 // ExecutionRewound names and the failed completion of the execution, which the rewind runs again,

@@ -40,6 +40,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if id == "" {
 		return errors.New("postgres: commit episode: empty instance ID")
 	}
+	if err := store.CheckVersion(e.Instance.Version); err != nil {
+		return fmt.Errorf("postgres: commit episode of %q: %w", id, err)
+	}
 	for _, st := range e.Starts {
 		if err := st.Instance.Check(); err != nil {
 			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)
@@ -118,10 +121,19 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 // message.) The candidates are a MATERIALIZED CTE, read once: as a subquery the planner may
 // rescan them for each row it updates, and each rescan would skip the rows just locked and take
 // further ones.
-var claimInstancesSQL = `
+var claimInstancesSQL = claimInstancesQuery("$6::text[]")
+
+// claimInstancesExceptSQL is claimInstancesSQL for a claim of every orchestrator but those of the
+// text array $6 (store.AllNamesExcept): its names are those exceptNames finds with visible
+// messages, rotated by $7.
+var claimInstancesExceptSQL = claimInstancesQuery(exceptNames("lower(x.instance_name)", "reprise.inbox x WHERE x.hub = $1",
+	"EXISTS (SELECT 1 FROM reprise.inbox m WHERE m.hub = $1 AND lower(m.instance_name) = s.n AND m.visible_at <= now())", 6, 7))
+
+func claimInstancesQuery(names string) string {
+	return `
 WITH candidates AS MATERIALIZED (
 	SELECT c.id
-	FROM unnest($6::text[]) n CROSS JOIN LATERAL (
+	FROM unnest(` + names + `) n CROSS JOIN LATERAL (
 		SELECT m.instance_id FROM reprise.inbox m
 		WHERE m.hub = $1 AND lower(m.instance_name) = lower(n) AND m.visible_at <= now()
 		ORDER BY lower(m.instance_name), m.visible_at, m.id
@@ -143,6 +155,28 @@ SET lease_owner = $2, lease_epoch = $4, lease_token = currval('reprise.lease_tok
 WHERE i.hub = $1 AND i.id = ANY(ARRAY(SELECT id FROM candidates))
 	AND EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $4)
 RETURNING ` + instanceColumns("i")
+}
+
+// exceptNames is the SQL of the text array that a claim of every name but those of the text
+// array $excl takes in place of a list of names: the distinct lowered names (key) of the rows of
+// from, which is the claim's index (inbox_by_name, tasks_unleased_by_name) with the condition that
+// selects the hub's entries, that are not excluded and for which ready holds (s.n is the name),
+// rotated by the turn $turn. It steps from one name to the next with one index seek each, so it
+// reads a few entries per name, whatever the backlog of the excluded names (those another
+// dispatcher of the same process serves), and a claim that finds no work costs as many seeks as
+// the index has names.
+func exceptNames(key, from, ready string, excl, turn int) string {
+	return fmt.Sprintf(`(WITH RECURSIVE seen(n) AS (
+		SELECT (SELECT %[1]s FROM %[2]s ORDER BY %[1]s LIMIT 1)
+		UNION ALL
+		SELECT (SELECT %[1]s FROM %[2]s AND %[1]s > s.n ORDER BY %[1]s LIMIT 1) FROM seen s WHERE s.n IS NOT NULL
+	), ready AS (
+		SELECT array_agg(s.n ORDER BY s.n) AS a FROM seen s
+		WHERE s.n IS NOT NULL AND s.n <> ALL(ARRAY(SELECT lower(x) FROM unnest($%[4]d::text[]) x)) AND %[3]s
+	)
+	SELECT a[1 + ($%[5]d %% cardinality(a))::integer:] || a[:($%[5]d %% cardinality(a))::integer] FROM ready)`,
+		key, from, ready, excl, turn)
+}
 
 // claimedMessagesSQL reads the messages of just-claimed instances. It runs after the claim's
 // commit, with a new snapshot: the claim's own snapshot may predate a commit that consumed a
@@ -168,7 +202,11 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), rotate(&s.orchTurn, names))
+		if excluded, ok := names.Except(); ok {
+			b.Queue(claimInstancesExceptSQL, s.hub, owner, max, epoch, micros(leaseFor), excluded, turn(&s.orchExceptTurn))
+		} else {
+			b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), rotate(&s.orchTurn, names))
+		}
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -253,9 +291,18 @@ func (s *Store) releaseClaim(owner string, token int64, ids []string) {
 // lease died, from tasks_leased. That second walk reads every running task, so claims take it
 // only now and then (see recoverTasks). Both take only tasks of the activities in $7. (FOR UPDATE is not allowed in the branches of a UNION,
 // hence the two CTEs.)
-var claimTasksSQL = `
+var claimTasksSQL = claimTasksQuery("$7::text[]", named("x", 7))
+
+// claimTasksExceptSQL is claimTasksSQL for a claim of every activity but those of the text array
+// $7 (store.AllNamesExcept): its names are those exceptNames finds among the unleased tasks
+// (every one is ready), rotated by $8, and the tasks whose lease died are those of any other name.
+var claimTasksExceptSQL = claimTasksQuery(exceptNames("lower(x.name)", "reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NULL", "true", 7, 8),
+	"NOT "+named("x", 7))
+
+func claimTasksQuery(names, orphanNamed string) string {
+	return `
 WITH unleased AS MATERIALIZED (
-	SELECT x.id FROM unnest($7::text[]) n CROSS JOIN LATERAL (
+	SELECT x.id FROM unnest(` + names + `) n CROSS JOIN LATERAL (
 		SELECT t.id FROM reprise.tasks t WHERE t.hub = $1 AND t.lease_owner IS NULL AND lower(t.name) = lower(n)
 		ORDER BY t.id LIMIT $3 FOR UPDATE SKIP LOCKED
 	) x
@@ -263,7 +310,7 @@ WITH unleased AS MATERIALIZED (
 ),
 orphaned AS MATERIALIZED (
 	SELECT x.id FROM reprise.tasks x WHERE x.hub = $1 AND x.lease_owner IS NOT NULL AND NOT ` + live("x") + `
-		AND ` + named("x", 7) + `
+		AND ` + orphanNamed + `
 	ORDER BY x.id LIMIT CASE WHEN $6 THEN $3 - (SELECT count(*) FROM unleased) ELSE 0 END FOR UPDATE SKIP LOCKED
 ),
 candidates AS (SELECT id FROM unleased UNION ALL SELECT id FROM orphaned)
@@ -273,6 +320,7 @@ SET lease_owner = $2, lease_epoch = $4, lease_token = currval('reprise.lease_tok
 WHERE t.id = ANY(ARRAY(SELECT id FROM candidates))
 	AND EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $4)
 RETURNING t.id, t.instance_id, t.execution_id, t.name, t.data, t.lease_token`
+}
 
 // ClaimActivities leases up to max activity tasks without a live lease.
 func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
@@ -288,7 +336,11 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
-		b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), rotate(&s.taskTurn, names))
+		if excluded, ok := names.Except(); ok {
+			b.Queue(claimTasksExceptSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), excluded, turn(&s.taskExceptTurn))
+		} else {
+			b.Queue(claimTasksSQL, s.hub, owner, max, epoch, micros(leaseFor), s.recoverTasks(), rotate(&s.taskTurn, names))
+		}
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
 			if err != nil {
@@ -319,6 +371,10 @@ func rotate(turn *atomic.Uint64, names store.Names) []string {
 	first := int(turn.Add(1) % uint64(len(names)))
 	return append(slices.Clone(names[first:]), names[:first]...)
 }
+
+// turn advances a claim of every name but some to its next turn, which exceptNames turns into
+// the name it starts from. It stays far from overflowing PostgreSQL's bigint.
+func turn(t *atomic.Uint64) int64 { return int64(t.Add(1) % (1 << 62)) }
 
 // recoveryInterval is how often ClaimActivities looks for tasks whose lease died (their owner
 // stopped renewing, or released them on another host), at most: it adds that much to the half

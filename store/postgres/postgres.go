@@ -66,7 +66,12 @@ type Store struct {
 	recoverAfter atomic.Int64  // unix nanoseconds: when task claims look for dead leases next
 	orchTurn     atomic.Uint64 // rotates the name a claim starts from (see rotate), one per kind
 	taskTurn     atomic.Uint64
-	ownersMu     sync.Mutex
+	// The same for claims of every name but some (see turn), whose dispatchers may run beside
+	// the others: two dispatchers claiming in alternation on one turn could each always land on
+	// the same name.
+	orchExceptTurn, taskExceptTurn atomic.Uint64
+
+	ownersMu sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of
 	// its hosts row (0 until known, and again after ReleaseLeases). Its keys are the local owners
 	// whose sticky notifications concern this process.

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/reprise-dev/reprise/store"
 )
@@ -17,7 +19,7 @@ import (
 // instanceColumns lists the columns scanInstance reads, of the table aliased t.
 func instanceColumns(t string) string {
 	return strings.ReplaceAll(`t.id, t.name, t.execution_id, t.parent_id, t.status, t.input, t.output, t.custom_status,
-	t.failure, t.created_at, t.updated_at, t.history_len, t.lease_token`, "t.", t+".")
+	t.failure, t.created_at, t.updated_at, t.history_len, t.version, t.tags, t.lease_token`, "t.", t+".")
 }
 
 // scanInstance scans instanceColumns; the lease token goes to token (nil skips it).
@@ -28,10 +30,40 @@ func scanInstance(r pgx.Row, token *int64) (store.Instance, error) {
 	if token == nil {
 		token = &tok
 	}
+	var tags pgtype.Text
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status, &in.Input, &in.Output,
-		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, token)
+		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, &in.Version, &tags, token)
+	if err != nil {
+		return in, err
+	}
 	in.Status = store.Status(status)
+	in.Tags, err = parseTags(tags)
 	return in, err
+}
+
+// tagsText encodes tags for the tags column: a JSON object, or NULL for none. (Marshalling a
+// map of strings cannot fail.)
+func tagsText(tags map[string]string) pgtype.Text {
+	if len(tags) == 0 {
+		return pgtype.Text{}
+	}
+	b, _ := json.Marshal(tags)
+	return pgtype.Text{String: string(b), Valid: true}
+}
+
+// parseTags decodes the tags column.
+func parseTags(col pgtype.Text) (map[string]string, error) {
+	if !col.Valid || col.String == "" {
+		return nil, nil
+	}
+	var tags map[string]string
+	if err := json.Unmarshal([]byte(col.String), &tags); err != nil {
+		return nil, fmt.Errorf("postgres: decode tags: %w", err)
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
 }
 
 // GetInstance returns an instance or store.ErrNotFound.
@@ -281,17 +313,18 @@ func lowerBound(t time.Time) time.Time {
 func upperBound(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 
 // unclaimedSQL counts ready work whose name is not in the text arrays $2 (orchestrators) and $3
-// (activities), as the claims match names. It walks every ready message and task, which is why
-// callers run it only now and then.
+// (activities), as the claims match names; when $4 ($5) is true, $2 ($3) lists the names excluded
+// from a set of every name (store.AllNamesExcept), so the work counted is that of the names in
+// it. It walks every ready message and task, which is why callers run it only now and then.
 var unclaimedSQL = `
 SELECT 0, min(i.name), count(DISTINCT i.id), min(m.id)
 FROM reprise.inbox m JOIN reprise.instances i ON i.hub = m.hub AND i.id = m.instance_id
 WHERE m.hub = $1 AND m.visible_at <= now() AND NOT ` + live("i") + `
-	AND NOT ` + named("i", 2) + `
+	AND (` + named("i", 2) + `) = $4
 GROUP BY lower(i.name)
 UNION ALL
 SELECT 1, min(t.name), count(*), min(t.id) FROM reprise.tasks t
-WHERE t.hub = $1 AND NOT ` + live("t") + ` AND NOT ` + named("t", 3) + `
+WHERE t.hub = $1 AND NOT ` + live("t") + ` AND (` + named("t", 3) + `) = $5
 GROUP BY lower(t.name)`
 
 // Unclaimed counts the ready work of names in neither set.
@@ -299,19 +332,23 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	if s.isClosed() {
 		return nil, errClosed("unclaimed work")
 	}
-	for _, n := range []store.Names{orchestrators, activities} {
+	var args [2]struct {
+		names  []string
+		except bool
+	}
+	for i, n := range []store.Names{orchestrators, activities} {
 		if err := n.Check(); err != nil {
 			return nil, fmt.Errorf("postgres: unclaimed work: %w", err)
 		}
+		args[i].names = n
+		if excluded, ok := n.Except(); ok {
+			args[i].names, args[i].except = excluded, true
+		}
+		if args[i].names == nil {
+			args[i].names = []string{}
+		}
 	}
-	orch, act := []string(orchestrators), []string(activities)
-	if orch == nil {
-		orch = []string{}
-	}
-	if act == nil {
-		act = []string{}
-	}
-	rows, err := s.pool.Query(ctx, unclaimedSQL, s.hub, orch, act)
+	rows, err := s.pool.Query(ctx, unclaimedSQL, s.hub, args[0].names, args[1].names, args[0].except, args[1].except)
 	if err != nil {
 		return nil, s.dbErr("unclaimed work", err)
 	}

@@ -155,6 +155,13 @@ CREATE INDEX inbox_by_name ON reprise.inbox (hub, lower(instance_name), visible_
 CREATE INDEX tasks_unleased_by_name ON reprise.tasks (hub, lower(name), id) WHERE lease_owner IS NULL;
 DROP INDEX reprise.tasks_unleased;
 `,
+	// 4: the orchestration version and the tags that the Durable Task SDKs send. Tags are a
+	// JSON object as text, NULL when there are none. Neither is indexed, so commits stay HOT
+	// updates; adding columns with constant defaults rewrites no rows.
+	`
+ALTER TABLE reprise.instances ADD COLUMN version text NOT NULL DEFAULT '';
+ALTER TABLE reprise.instances ADD COLUMN tags text;
+`,
 }
 
 // migrate brings the schema up to date. The advisory lock makes concurrent Opens of a fresh

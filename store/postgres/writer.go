@@ -305,15 +305,16 @@ func (s *Store) applyGroup(ops []*writeOp) error {
 var createsSQL = `
 WITH c AS (
 	SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[], $8::bytea[],
-		$9::bytea[], $10::bytea[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::bytea[], $15::timestamptz[])
+		$9::bytea[], $10::bytea[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::bytea[], $15::timestamptz[],
+		$18::text[], $19::text[])
 		WITH ORDINALITY AS c(id, name, execution_id, parent_id, status, input, output, custom_status, failure,
-			created_at, updated_at, start_execution_id, start_data, start_visible_at, ord)
+			created_at, updated_at, start_execution_id, start_data, start_visible_at, version, tags, ord)
 ),
 up AS (
 	INSERT INTO reprise.instances AS i (hub, id, name, execution_id, parent_id, status, input, output,
-		custom_status, failure, created_at, updated_at)
+		custom_status, failure, created_at, updated_at, version, tags)
 	SELECT $1, c.id, c.name, c.execution_id, c.parent_id, c.status, c.input, c.output, c.custom_status, c.failure,
-		coalesce(c.created_at, now()), coalesce(c.updated_at, c.created_at, now())
+		coalesce(c.created_at, now()), coalesce(c.updated_at, c.created_at, now()), c.version, c.tags
 	FROM c ORDER BY c.ord
 	ON CONFLICT (hub, id) DO UPDATE SET ` + replaceInstanceSQL + `
 	WHERE $16::integer = 2 OR ($16::integer = 0 AND i.status IN (1, 3, 4, 5))
@@ -340,7 +341,7 @@ const replaceInstanceSQL = `
 		name = excluded.name, execution_id = excluded.execution_id, parent_id = excluded.parent_id,
 		status = excluded.status, input = excluded.input, output = excluded.output,
 		custom_status = excluded.custom_status, failure = excluded.failure,
-		created_at = excluded.created_at, updated_at = excluded.updated_at, history_len = 0, history_next = 0,
+		version = excluded.version, tags = excluded.tags, created_at = excluded.created_at, updated_at = excluded.updated_at, history_len = 0, history_next = 0,
 		lease_owner = NULL, lease_epoch = 0, lease_token = 0, lease_expires = '-infinity', commit_id = 0,
 		sticky_owner = NULL`
 
@@ -361,6 +362,7 @@ func (g *group) queueCreates(ops []*writeOp) {
 		statuses := make([]int16, n)
 		inputs, outputs, customs, failures, startData := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
 		created, updated, startVisible := make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n), make([]pgtype.Timestamptz, n)
+		versions, tags := make([]string, n), make([]pgtype.Text, n)
 		byID := make(map[string]*writeOp, n)
 		for i, o := range batch {
 			in := o.inst
@@ -368,6 +370,7 @@ func (g *group) queueCreates(ops []*writeOp) {
 			inputs[i], outputs[i], customs[i], failures[i] = in.Input, in.Output, in.CustomStatus, in.Failure
 			created[i], updated[i] = ts(in.CreatedAt), ts(in.UpdatedAt)
 			startExecs[i], startData[i], startVisible[i] = o.msg.ExecutionID, nonNil(o.msg.Data), ts(o.msg.VisibleAt)
+			versions[i], tags[i] = in.Version, tagsText(in.Tags)
 			byID[in.ID] = o
 		}
 		g.queue(createsSQL, func(br pgx.BatchResults) error {
@@ -394,7 +397,7 @@ func (g *group) queueCreates(ops []*writeOp) {
 			}
 			return rows.Err()
 		}, g.s.hub, ids, names, execs, parents, statuses, inputs, outputs, customs, failures, created, updated,
-			startExecs, startData, startVisible, int32(policy), g.s.channel)
+			startExecs, startData, startVisible, int32(policy), g.s.channel, versions, tags)
 	}
 }
 
@@ -408,9 +411,9 @@ WITH parent AS (
 ),
 up AS (
 	INSERT INTO reprise.instances AS i (hub, id, name, execution_id, parent_id, status, input, output,
-		custom_status, failure, created_at, updated_at)
+		custom_status, failure, created_at, updated_at, version, tags)
 	SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::timestamptz, now()),
-		coalesce($12::timestamptz, $11::timestamptz, now())
+		coalesce($12::timestamptz, $11::timestamptz, now()), $22, $23
 	FROM parent
 	ON CONFLICT (hub, id) DO UPDATE SET ` + replaceInstanceSQL + `
 	WHERE i.status IN (1, 3, 4, 5)
@@ -450,7 +453,7 @@ func (g *group) queueStart(o *writeOp, st store.Start) {
 	}, g.s.hub, inst.ID, inst.Name, inst.ExecutionID, inst.ParentID, int16(inst.Status),
 		inst.Input, inst.Output, inst.CustomStatus, inst.Failure, ts(inst.CreatedAt), ts(inst.UpdatedAt),
 		m.ExecutionID, nonNil(m.Data), ts(m.VisibleAt), g.s.channel,
-		o.ep.Instance.ID, c.InstanceID, c.ExecutionID, nonNil(c.Data), ts(c.VisibleAt))
+		o.ep.Instance.ID, c.InstanceID, c.ExecutionID, nonNil(c.Data), ts(c.VisibleAt), inst.Version, tagsText(inst.Tags))
 }
 
 func refused(id string, policy store.ReusePolicy, old *int16) error {
@@ -479,15 +482,16 @@ func refused(id string, policy store.ReusePolicy, old *int16) error {
 var episodeSQL = `
 WITH e AS (
 	SELECT * FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[], $6::text[], $7::text[], $8::smallint[],
-		$9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[], $13::timestamptz[], $14::boolean[], $15::integer[])
+		$9::bytea[], $10::bytea[], $11::bytea[], $12::bytea[], $13::timestamptz[], $14::boolean[], $15::integer[],
+		$27::text[])
 		AS e(id, owner, token, name, execution_id, parent_id, status, input, output, custom_status, failure,
-			updated_at, reset, appended)
+			updated_at, reset, appended, version)
 ),
 u AS (
 	UPDATE reprise.instances i SET
 		name = e.name, execution_id = e.execution_id, parent_id = e.parent_id, status = e.status,
 		input = e.input, output = e.output, custom_status = e.custom_status, failure = e.failure,
-		updated_at = coalesce(e.updated_at, now()),
+		version = e.version, updated_at = coalesce(e.updated_at, now()),
 		history_len = (CASE WHEN e.reset THEN 0 ELSE i.history_len END) + e.appended,
 		history_next = i.history_next + e.appended,
 		lease_owner = NULL, lease_epoch = 0, lease_token = 0, lease_expires = '-infinity',
@@ -539,6 +543,7 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		updated                            = make([]pgtype.Timestamptz, n)
 		resets                             = make([]bool, n)
 		appended                           = make([]int32, n)
+		versions                           = make([]string, n)
 
 		histIDs                                     = []string{}
 		histBack                                    = []int32{}
@@ -556,7 +561,7 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		ids[i], owners[i], tokens[i] = in.ID, e.Lease.Owner, e.Lease.Token
 		names[i], execs[i], parents[i], statuses[i] = in.Name, in.ExecutionID, in.ParentID, int16(in.Status)
 		inputs[i], outputs[i], customs[i], failures[i] = in.Input, in.Output, in.CustomStatus, in.Failure
-		updated[i] = ts(in.UpdatedAt)
+		updated[i], versions[i] = ts(in.UpdatedAt), in.Version
 		resets[i], appended[i] = e.ResetHistory, int32(len(e.History))
 		byID[in.ID] = o
 		for k, chunk := range e.History {
@@ -608,7 +613,7 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		return rows.Err()
 	}, g.s.hub, ids, owners, tokens, names, execs, parents, statuses, inputs, outputs, customs, failures,
 		updated, resets, appended, g.s.channel, histIDs, histBack, histData, consumedIDs, consumedMsgs,
-		taskTargets, taskExecs, taskNames, taskData, taskSrcs)
+		taskTargets, taskExecs, taskNames, taskData, taskSrcs, versions)
 
 	if hasStarts {
 		// Before the episodes' messages, so that messages to the new instances find them.

@@ -165,12 +165,8 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 	var work []store.OrchestrationWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
-		namesJSON, err := w.orchNames.next(names)
-		if err != nil {
-			return err
-		}
-		var found bool
-		if err := w.anyClaimable.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+		namesJSON, found, err := w.claimNames(store.OrchestrationWorkKind, names)
+		if err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
@@ -227,6 +223,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if id == "" {
 		return errors.New("sqlite: commit episode: empty instance ID")
 	}
+	if err := store.CheckVersion(e.Instance.Version); err != nil {
+		return fmt.Errorf("sqlite: commit episode of %q: %w", id, err)
+	}
 	for _, st := range e.Starts {
 		if err := st.Instance.Check(); err != nil {
 			return fmt.Errorf("sqlite: commit episode of %q: start of a sub-orchestration: %w", id, err)
@@ -243,7 +242,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		r, err := w.commitInstance.ExecContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
 			in.Input, in.Output, in.CustomStatus, in.Failure, updated,
-			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner)
+			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner, in.Version)
 		if err != nil {
 			return err
 		}
@@ -357,12 +356,8 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
-		namesJSON, err := w.taskNames.next(names)
-		if err != nil {
-			return err
-		}
-		var found bool
-		if err := w.anyTask.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+		namesJSON, found, err := w.claimNames(store.ActivityWorkKind, names)
+		if err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
@@ -475,6 +470,59 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	})
 }
 
+// claimNames returns the names a claim takes, as the JSON array of its statement, and whether
+// the claim's condition found any work to take with them (a claim that would update nothing is
+// not run). A list of names is rotated by its nameTurns and tested with anyClaimable (anyTask).
+// For every name but some (store.AllNamesExcept), the names are those that readyNames
+// (readyTaskNames) finds with work, rotated in turn: a claim of them takes what a claim of every
+// name but the excluded ones would.
+func (w *writer) claimNames(kind store.WorkKind, names store.Names) (string, bool, error) {
+	turns, exceptTurn, anyWork, ready := &w.orchNames, &w.orchExcept, w.anyClaimable, w.readyNames
+	if kind == store.ActivityWorkKind {
+		turns, exceptTurn, anyWork, ready = &w.taskNames, &w.taskExcept, w.anyTask, w.readyTaskNames
+	}
+	excluded, except := names.Except()
+	if !except {
+		namesJSON, err := turns.next(names)
+		if err != nil {
+			return "", false, err
+		}
+		var found bool
+		if err := anyWork.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+			return "", false, err
+		}
+		return namesJSON, true, nil
+	}
+	excludedJSON, err := namesArg(excluded)
+	if err != nil {
+		return "", false, err
+	}
+	rows, err := ready.QueryContext(w.ctx, w.hub, w.now, excludedJSON)
+	if err != nil {
+		return "", false, err
+	}
+	defer rows.Close()
+	var found store.Names
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return "", false, err
+		}
+		// A name no claim can carry (stored behind the store's back) must not fail the claims
+		// of every other name; no claimer can match it anyway.
+		if (store.Names{name}).Check() == nil {
+			found = append(found, name)
+		}
+	}
+	if err := rows.Close(); err != nil || len(found) == 0 {
+		return "", false, err
+	}
+	*exceptTurn++
+	first := int(*exceptTurn % uint(len(found)))
+	namesJSON, err := namesArg(slices.Concat(found[first:], found[:first]))
+	return namesJSON, err == nil, err
+}
+
 // nameTurns hands a claim its names as a JSON array for json_each, starting from the next name
 // in turn: the claim walks the names in that order, oldest work first within each, so no name
 // with a backlog starves the others. The engine passes the same names on every claim, so the
@@ -570,12 +618,38 @@ func (w *writer) createInstance(inst store.Instance, start store.Message) error 
 		updated = created
 	}
 	if _, err := w.insertInstance.ExecContext(w.ctx, w.hub, inst.ID, inst.Name, inst.ExecutionID, inst.ParentID,
-		int(inst.Status), inst.Input, inst.Output, inst.CustomStatus, inst.Failure, created, updated); err != nil {
+		int(inst.Status), inst.Input, inst.Output, inst.CustomStatus, inst.Failure, created, updated,
+		inst.Version, tagsJSON(inst.Tags)); err != nil {
 		return err
 	}
 	start.InstanceID = inst.ID
 	_, err := w.insertMsg(start)
 	return err
+}
+
+// tagsJSON encodes tags for the tags column: a JSON object, or NULL for none. (Marshalling a
+// map of strings cannot fail.)
+func tagsJSON(tags map[string]string) any {
+	if len(tags) == 0 {
+		return nil
+	}
+	b, _ := json.Marshal(tags)
+	return string(b)
+}
+
+// parseTags decodes the tags column.
+func parseTags(col sql.NullString) (map[string]string, error) {
+	if !col.Valid || col.String == "" {
+		return nil, nil
+	}
+	var tags map[string]string
+	if err := json.Unmarshal([]byte(col.String), &tags); err != nil {
+		return nil, fmt.Errorf("sqlite: decode tags: %w", err)
+	}
+	if len(tags) == 0 {
+		return nil, nil
+	}
+	return tags, nil
 }
 
 // insertMsg adds m to its instance's inbox and reports false when that instance does not exist.
@@ -605,10 +679,16 @@ func scanInstance(r scanner) (store.Instance, error) {
 	var in store.Instance
 	var status int
 	var created, updated int64
+	var tags sql.NullString
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status,
-		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen)
+		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen,
+		&in.Version, &tags)
+	if err != nil {
+		return in, err
+	}
 	in.Status = store.Status(status)
 	in.CreatedAt = fromNanos(created)
 	in.UpdatedAt = fromNanos(updated)
+	in.Tags, err = parseTags(tags)
 	return in, err
 }

@@ -236,17 +236,19 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 }
 
 // unclaimedSQL counts ready work whose name is not in the JSON arrays ?3 (orchestrators) and ?4
-// (activities), as the claims match names (NOCASE). It walks every ready message and task, which
-// is why callers run it only now and then.
+// (activities), as the claims match names (NOCASE); when ?5 (?6) is 1, ?3 (?4) lists the names
+// excluded from a set of every name (store.AllNamesExcept), so the work counted is that of the
+// names in it. It walks every ready message and task, which is why callers run it only now and
+// then.
 const unclaimedSQL = `
 SELECT 0, min(m.instance_name), count(DISTINCT m.instance_id), min(m.id)
 FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
 WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
-	AND m.instance_name NOT IN (SELECT value FROM json_each(?3))
+	AND (m.instance_name IN (SELECT value FROM json_each(?3))) = ?5
 GROUP BY m.instance_name
 UNION ALL
 SELECT 1, min(name), count(*), min(id) FROM tasks INDEXED BY tasks_by_name
-WHERE hub = ?1 AND lease_expires <= ?2 AND name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?4))
+WHERE hub = ?1 AND lease_expires <= ?2 AND (name COLLATE NOCASE IN (SELECT value FROM json_each(?4))) = ?6
 GROUP BY name COLLATE NOCASE`
 
 // Unclaimed counts the ready work of names in neither set.
@@ -254,15 +256,24 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	if s.isClosed() {
 		return nil, fmt.Errorf("sqlite: unclaimed work: %w", store.ErrClosed)
 	}
-	orch, err := namesArg(orchestrators)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+	var args [2]struct {
+		names  string
+		except bool
 	}
-	act, err := namesArg(activities)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+	for i, n := range []store.Names{orchestrators, activities} {
+		if err := n.Check(); err != nil {
+			return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+		}
+		if excluded, ok := n.Except(); ok {
+			n, args[i].except = excluded, true
+		}
+		var err error
+		if args[i].names, err = namesArg(n); err != nil {
+			return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
+		}
 	}
-	rows, err := s.readDB.QueryContext(ctx, unclaimedSQL, s.hub, time.Now().UnixNano(), orch, act)
+	rows, err := s.readDB.QueryContext(ctx, unclaimedSQL, s.hub, time.Now().UnixNano(),
+		args[0].names, args[1].names, args[0].except, args[1].except)
 	if err != nil {
 		return nil, s.readErr("unclaimed work", err)
 	}

@@ -106,6 +106,12 @@ CREATE INDEX inbox_timers ON inbox (hub, visible_at) WHERE visible_at > 0;
 DROP INDEX tasks_by_ready;
 CREATE INDEX tasks_by_name ON tasks (hub, name COLLATE NOCASE, lease_expires, id);
 `,
+	// 4: the orchestration version and the tags that the Durable Task SDKs send. Tags are a
+	// JSON object, NULL when there are none. Instances from before have neither.
+	`
+ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT '';
+ALTER TABLE instances ADD COLUMN tags TEXT;
+`,
 }
 
 // migrate brings the schema up to date in one immediate transaction, so two processes opening

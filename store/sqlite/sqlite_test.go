@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -401,5 +402,84 @@ func TestClaimIsOneStatementWhateverItsNames(t *testing.T) {
 	}
 	if n := statements() - before; n != 1 {
 		t.Errorf("a task claim of %d names ran %d claim statements, want 1", len(names), n)
+	}
+
+	// A claim of every name but some runs one claim statement too, whatever the names with
+	// work, and none when there is no work.
+	for i := range 4 {
+		id := fmt.Sprint("all-", i)
+		if err := s.CreateInstance(ctx, store.Instance{ID: id, Name: fmt.Sprint("any-", i), Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before = statements()
+	work, err = s.ClaimOrchestrations(ctx, "n", store.AllNamesExcept("any-0"), 100, time.Minute)
+	if err != nil || len(work) != 3 {
+		t.Fatalf("claim of every name but any-0: %d instances, %v; want 3", len(work), err)
+	}
+	if n := statements() - before; n != 1 {
+		t.Errorf("a claim of every name but one, with work of 3 names, ran %d claim statements, want 1", n)
+	}
+	before = statements()
+	if none, err := s.ClaimOrchestrations(ctx, "n", store.AllNamesExcept("any-0"), 100, time.Minute); err != nil || len(none) != 0 {
+		t.Fatalf("second claim of every name but any-0: %d instances, %v; want none", len(none), err)
+	}
+	if n := statements() - before; n != 0 {
+		t.Errorf("a claim of every name but one, with no work to take, ran %d claim statements, want 0", n)
+	}
+}
+
+// TestClaimAllExceptPlans checks the plans of the conditions of claims of every name but some
+// (readyNames, readyTaskNames): each step to the next name is one seek past the last one, each
+// look for ready work seeks its name, and nothing is scanned or sorted. Otherwise a claim would
+// read the whole backlog of the hub, including that of the excluded names, and most claims find
+// nothing.
+func TestClaimAllExceptPlans(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	for _, tc := range []struct {
+		name, query string
+		seeks       []string
+	}{
+		{"readyNames", readyNamesSQL, []string{"inbox_by_name (hub=? AND instance_name>?)",
+			"inbox_by_name (hub=? AND instance_name=? AND visible_at<?)", "(hub=? AND id=?)"}},
+		{"readyTaskNames", readyTaskNamesSQL, []string{"tasks_by_name (hub=? AND name>?)",
+			"tasks_by_name (hub=? AND name=? AND lease_expires<?)"}},
+	} {
+		var plan []string
+		err := s.do(ctx, func(w *writer, eff *effects) error {
+			rows, err := w.conn.QueryContext(w.ctx, "EXPLAIN QUERY PLAN "+tc.query, w.hub, w.now, `["excluded"]`)
+			if err != nil {
+				return err
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					return err
+				}
+				plan = append(plan, detail)
+			}
+			return rows.Close()
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(plan, "\n")
+		for _, step := range plan {
+			// The only scans allowed are of the names themselves: the recursive CTE s and the
+			// excluded names' JSON array, read once.
+			scan := strings.HasPrefix(step, "SCAN ") && step != "SCAN s" && step != "SCAN CONSTANT ROW" &&
+				!strings.HasPrefix(step, "SCAN json_each")
+			if scan || strings.Contains(step, "TEMP B-TREE") || strings.Contains(step, "AUTOMATIC") {
+				t.Errorf("plan of %s has the step %q:\n%s", tc.name, step, all)
+			}
+		}
+		for _, seek := range tc.seeks {
+			if !strings.Contains(all, seek) {
+				t.Errorf("plan of %s does not seek %s:\n%s", tc.name, seek, all)
+			}
+		}
 	}
 }

@@ -204,8 +204,10 @@ type writer struct {
 
 	// orchNames and taskNames rotate the name a claim starts from (see nameTurns), one per
 	// kind: a shared turn, advanced by the two dispatchers in alternation, could always land on
-	// the same name for one kind.
-	orchNames, taskNames nameTurns
+	// the same name for one kind. orchExcept and taskExcept do the same for claims of every name
+	// but some (store.AllNamesExcept), whose dispatchers may run beside the others.
+	orchNames, taskNames   nameTurns
+	orchExcept, taskExcept uint
 	// claimStatements counts the claim statements run, for a test: one per claim that found
 	// work, however many names it lists.
 	claimStatements int
@@ -214,12 +216,45 @@ type writer struct {
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
 	commitInstance, hasVisible                                                         *sql.Stmt
 	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
+	readyNames, readyTaskNames                                                         *sql.Stmt
 	renewInstance, renewTask, releaseInstances, releaseTasks                           *sql.Stmt
 
 	all []*sql.Stmt
 }
 
-const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len`
+const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len, version, tags`
+
+// readyNames and readyTaskNames are the conditions of a claim of every name but those of
+// the JSON array ?3 (store.AllNamesExcept): they list the names, as stored (one casing of
+// each), that have claimable work, and the claim then takes those names as a claim of
+// them would. They step through the distinct names of inbox_by_name (tasks_by_name), one
+// seek each, skip the excluded ones, and look for ready work of the rest as
+// anyClaimable (anyTask) does: so a claim reads a few index entries per name, whatever
+// the backlog of the excluded names (names that another dispatcher of the same process
+// serves), and finding no work costs as many seeks as the inbox (tasks) has names.
+const (
+	readyNamesSQL = `WITH RECURSIVE seen(name) AS (
+		SELECT (SELECT instance_name FROM inbox INDEXED BY inbox_by_name WHERE hub = ?1 ORDER BY instance_name LIMIT 1)
+		UNION ALL
+		SELECT (SELECT m.instance_name FROM inbox m INDEXED BY inbox_by_name
+			WHERE m.hub = ?1 AND m.instance_name > s.name ORDER BY m.instance_name LIMIT 1)
+		FROM seen s WHERE s.name IS NOT NULL)
+	SELECT s.name FROM seen s
+	WHERE s.name IS NOT NULL AND s.name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?3))
+		AND EXISTS (SELECT 1 FROM inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
+			WHERE m.hub = ?1 AND m.instance_name = s.name AND m.visible_at <= ?2
+				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`
+	readyTaskNamesSQL = `WITH RECURSIVE seen(name) AS (
+		SELECT (SELECT name FROM tasks INDEXED BY tasks_by_name WHERE hub = ?1 ORDER BY name COLLATE NOCASE LIMIT 1)
+		UNION ALL
+		SELECT (SELECT t.name FROM tasks t INDEXED BY tasks_by_name
+			WHERE t.hub = ?1 AND t.name COLLATE NOCASE > s.name ORDER BY t.name COLLATE NOCASE LIMIT 1)
+		FROM seen s WHERE s.name IS NOT NULL)
+	SELECT s.name FROM seen s
+	WHERE s.name IS NOT NULL AND s.name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?3))
+		AND EXISTS (SELECT 1 FROM tasks t INDEXED BY tasks_by_name
+			WHERE t.hub = ?1 AND t.name = s.name COLLATE NOCASE AND t.lease_expires <= ?2)`
+)
 
 func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*writer, error) {
 	w := &writer{ctx: context.Background(), conn: conn, hub: hub, lastToken: time.Now().UnixNano(), durable: durable, synced: durable}
@@ -236,8 +271,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.release, `RELEASE op`},
 
 		{&w.getStatus, `SELECT status FROM instances WHERE hub = ?1 AND id = ?2`},
-		{&w.insertInstance, `INSERT INTO instances (hub, id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at)
-			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)`},
+		{&w.insertInstance, `INSERT INTO instances (hub, id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, version, tags)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`},
 		{&w.deleteInstance, `DELETE FROM instances WHERE hub = ?1 AND id = ?2`},
 		{&w.deleteHistory, `DELETE FROM history WHERE hub = ?1 AND instance_id = ?2`},
 		{&w.deleteInbox, `DELETE FROM inbox WHERE hub = ?1 AND instance_id = ?2`},
@@ -256,9 +291,9 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// The fencing check is the WHERE clause: the row must still carry this claim's token.
 		// No RETURNING history_len: SQLite runs RETURNING as a trigger, which turns this one-row
 		// update into a two-pass one with a statement journal and a temporary table, and
-		// insertHistory reads the new length itself.
+		// insertHistory reads the new length itself. Tags are not written: they stay as created.
 		{&w.commitInstance, `UPDATE instances SET name = ?3, execution_id = ?4, parent_id = ?5, status = ?6,
-				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11,
+				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11, version = ?16,
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},
@@ -274,6 +309,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`},
 		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN tasks t INDEXED BY tasks_by_name
 			WHERE t.hub = ?1 AND t.name = n.value COLLATE NOCASE AND t.lease_expires <= ?2)`},
+		{&w.readyNames, readyNamesSQL},
+		{&w.readyTaskNames, readyTaskNamesSQL},
 		// The claims walk their names (?7, rotated: see nameTurns) one after another, each name's
 		// messages in visible order (its tasks in lease then ID order: the index's order, which
 		// the nested loop keeps) and stop at the limit; instances under a live lease are

@@ -72,6 +72,31 @@ func (s suite) testInvalidArguments(t *testing.T) {
 			wantErr(t, "ClaimActivities", err, store.ErrInvalidArgument)
 			_, err = st.Unclaimed(ctx, names, nil)
 			wantErr(t, "Unclaimed", err, store.ErrInvalidArgument)
+			// The same name among those a set of every name excludes.
+			names = store.AllNamesExcept("ok", name)
+			_, err = st.ClaimOrchestrations(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimOrchestrations(AllNamesExcept)", err, store.ErrInvalidArgument)
+			_, err = st.ClaimActivities(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimActivities(AllNamesExcept)", err, store.ErrInvalidArgument)
+			_, err = st.Unclaimed(ctx, nil, names)
+			wantErr(t, "Unclaimed(AllNamesExcept)", err, store.ErrInvalidArgument)
+		}
+	})
+	t.Run("except mark out of place", func(t *testing.T) {
+		// The mark of AllNamesExcept means "every name but" only in first position; anywhere
+		// else it is a name no work can have, and the claim is refused.
+		mark := store.AllNamesExcept()[0]
+		for _, names := range []store.Names{
+			{"ok", mark},
+			append(store.AllNamesExcept("ok"), mark),
+			store.AllNamesExcept(mark),
+		} {
+			_, err := st.ClaimOrchestrations(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimOrchestrations", err, store.ErrInvalidArgument)
+			_, err = st.ClaimActivities(ctx, "n", names, 1, time.Minute)
+			wantErr(t, "ClaimActivities", err, store.ErrInvalidArgument)
+			_, err = st.Unclaimed(ctx, names, names)
+			wantErr(t, "Unclaimed", err, store.ErrInvalidArgument)
 		}
 	})
 	t.Run("token", func(t *testing.T) {

@@ -1128,7 +1128,8 @@ func (s suite) testClaimTakesTurns(t *testing.T) {
 // CheckMigratedClaims checks a store just migrated from schema version 1 (before claims by
 // name) holding an instance "old" named Legacy with one message, and a task of activity Act:
 // the migration gave the messages their instance's name, so claimers of those names (in any
-// case) find the waiting work, and a claimer of another name does not.
+// case) find the waiting work, and a claimer of another name does not. The instance, from
+// before versions and tags (migration 4), has neither, and takes a version on commit.
 func CheckMigratedClaims(t *testing.T, st store.Store) {
 	t.Helper()
 	ctx := ctxOf(t)
@@ -1139,6 +1140,11 @@ func CheckMigratedClaims(t *testing.T, st store.Store) {
 	if err != nil || len(w) != 1 || len(w[0].Messages) != 1 {
 		t.Fatalf("claimer of legacy after the migration: %+v, %v; want the old instance with its message", w, err)
 	}
+	wantVersionTags(t, "instance from before versions", w[0].Instance, "", nil)
+	e := consumeAll(w[0])
+	e.Instance.Version = "1.0"
+	mustCommit(t, st, e)
+	wantVersionTags(t, "instance from before versions, after a commit", mustGet(t, st, "old"), "1.0", nil)
 	tasks, err := st.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute)
 	if err != nil || len(tasks) != 1 {
 		t.Fatalf("claimer of act after the migration: %+v, %v; want the old task", tasks, err)

@@ -1,0 +1,850 @@
+package grpcapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/engine"
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// Work is what a hub needs to serve the worker RPCs.
+//
+// Each GetWorkItems stream runs an engine of its own (internal/engine with the stream as its
+// Remote) with its own lease owner: it claims only the names the worker asked for, no more items
+// than the worker's limits, and when the stream ends the engine releases its leases at once, so
+// that the work goes to another stream (or another server on the store) without waiting for a
+// lease to run out.
+type Work struct {
+	Store store.Store
+	// Signals shares the store's wake-ups among the streams (and an App's own engine, when it
+	// runs Go code on the same store); required.
+	Signals *engine.Signals
+	// TakenOrchestrators and TakenActivities are the names Go code in this process runs (an
+	// App's registrations): a worker that sends no work-item filters gets every other name.
+	TakenOrchestrators, TakenActivities []string
+	// LeaseDuration is the streams' lease; default 30s, renewed every third of it while the
+	// worker works on the item.
+	LeaseDuration time.Duration
+	// PingInterval is how often an idle stream gets a healthPing, which keeps the SDKs (that
+	// reconnect after 120 s without a message) connected; default 30s.
+	PingInterval time.Duration
+	// AbandonDelay is how long an abandoned item waits before it is handed out again; default 1s.
+	AbandonDelay time.Duration
+	// MaxConcurrent is the items of each kind in flight on a stream whose worker sets no limit;
+	// default 256.
+	MaxConcurrent int
+	Logger        *slog.Logger // default: discards
+}
+
+func (w *Work) leaseDuration() time.Duration { return orDefault(w.LeaseDuration, 30*time.Second) }
+func (w *Work) pingInterval() time.Duration  { return orDefault(w.PingInterval, 30*time.Second) }
+func (w *Work) abandonDelay() time.Duration  { return orDefault(w.AbandonDelay, time.Second) }
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (w *Work) logger() *slog.Logger {
+	if w.Logger == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return w.Logger
+}
+
+// rejectAll is the name the Go SDK puts in a filter list to mean "none of this kind" (an empty
+// list means unfiltered there). It cannot be a name (it holds a NUL), so it matches nothing.
+const rejectAll = "\x00__durabletask_reject_all__"
+
+// filterNames returns the names a stream claims for one kind: every name but the taken ones when
+// the worker sent no filter of the kind (the SDKs send filters only when configured to), else the
+// names it listed. Versions in filters are not matched yet: a worker gets every version of its
+// names (docs/grpc.md).
+func filterNames(listed []string, filtered bool, taken []string) (store.Names, error) {
+	if !filtered || len(listed) == 0 {
+		return store.AllNamesExcept(taken...), nil
+	}
+	names := store.Names{}
+	for _, n := range listed {
+		if n == rejectAll {
+			continue
+		}
+		if err := store.CheckText("work-item filter name", n, store.MaxKeyBytes); err != nil {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		if n == "" {
+			return nil, invalid("work-item filter with an empty name: name each orchestrator and activity the worker runs")
+		}
+		names = append(names, n)
+	}
+	return names, nil
+}
+
+func streamNames(r *pb.GetWorkItemsRequest, w *Work) (orch, act store.Names, err error) {
+	f := r.GetWorkItemFilters()
+	var on, an []string
+	for _, o := range f.GetOrchestrations() {
+		on = append(on, o.GetName())
+	}
+	for _, a := range f.GetActivities() {
+		an = append(an, a.GetName())
+	}
+	if orch, err = filterNames(on, f != nil, w.TakenOrchestrators); err != nil {
+		return nil, nil, err
+	}
+	if act, err = filterNames(an, f != nil, w.TakenActivities); err != nil {
+		return nil, nil, err
+	}
+	return orch, act, nil
+}
+
+// GetWorkItems streams work items to a worker until the worker ends the call or the server shuts
+// down; then the items still in flight are given back (their leases released), to be delivered
+// again on another stream.
+func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStreamingServer[pb.WorkItem]) error {
+	ctx := stream.Context()
+	h, err := s.hub(ctx)
+	if err != nil {
+		return err
+	}
+	if h.Work == nil {
+		return status.Errorf(codes.FailedPrecondition, "task hub %q serves no workers here", h.Name)
+	}
+	orch, act, err := streamNames(r, h.Work)
+	if err != nil {
+		return err
+	}
+	ws := &workerStream{
+		svc: s, hub: h, stream: stream, id: control.NewID(), done: make(chan struct{}),
+		orch: orch, act: act,
+	}
+	md, _ := metadata.FromIncomingContext(ctx)
+	ws.log = h.Work.logger().With("stream", ws.id, "workerId", strings.Join(md.Get("workerid"), ","))
+	// Headers at once: the worker knows the stream is open before the first item.
+	if err := stream.SendHeader(metadata.MD{}); err != nil {
+		return err
+	}
+	limit := func(n int32) int {
+		if n > 0 {
+			return int(n)
+		}
+		return orDefaultInt(h.Work.MaxConcurrent, 256)
+	}
+	eng := engine.New(engine.Options{
+		Store:                       h.Work.Store,
+		Remote:                      ws,
+		Signals:                     h.Work.Signals,
+		Logger:                      ws.log,
+		MaxConcurrentOrchestrations: limit(r.GetMaxConcurrentOrchestrationWorkItems()),
+		MaxConcurrentActivities:     limit(r.GetMaxConcurrentActivityWorkItems()),
+		CacheSize:                   -1,
+		LeaseDuration:               h.Work.leaseDuration(),
+		Owner:                       "grpc-" + ws.id,
+		DeadlockTimeout:             -1,
+		UnclaimedInterval:           -1,
+	})
+	ws.log.Info("worker stream opened", "orchestrators", describeNames(orch), "activities", describeNames(act))
+	eng.Start()
+
+	ping := time.NewTicker(h.Work.pingInterval())
+	defer ping.Stop()
+	for ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case <-ping.C:
+			if err := ws.send(&pb.WorkItem{Request: &pb.WorkItem_HealthPing{HealthPing: &pb.HealthPing{}}}); err != nil {
+				ws.log.Info("worker stream broken", "err", err)
+				ws.end()
+			}
+		case <-ws.done:
+		}
+		if ws.ended() {
+			break
+		}
+	}
+	ws.end()
+	// The turns in flight return at once (the stream is gone); a completion being committed
+	// gets a moment to finish. Then the leases are released.
+	sctx, cancel := context.WithTimeout(context.Background(), h.Work.leaseDuration()/2)
+	defer cancel()
+	if err := eng.Shutdown(sctx); err != nil {
+		ws.log.Warn("worker stream closed with work still being committed", "err", err)
+	}
+	ws.log.Info("worker stream closed; its work was given back")
+	return contextStatus(ctx)
+}
+
+func orDefaultInt(n, def int) int {
+	if n > 0 {
+		return n
+	}
+	return def
+}
+
+func describeNames(n store.Names) string {
+	if ex, ok := n.Except(); ok {
+		if len(ex) == 0 {
+			return "all"
+		}
+		return "all but " + strings.Join(ex, ", ")
+	}
+	if len(n) == 0 {
+		return "none"
+	}
+	return strings.Join(n, ", ")
+}
+
+// workerStream is one GetWorkItems call: the Remote of its engine.
+type workerStream struct {
+	svc      *Service
+	hub      *Hub
+	stream   grpc.ServerStreamingServer[pb.WorkItem]
+	id       string
+	log      *slog.Logger
+	orch     store.Names
+	act      store.Names
+	sendMu   sync.Mutex // a gRPC stream takes one Send at a time
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+var _ engine.Remote = (*workerStream)(nil)
+
+func (w *workerStream) end() { w.doneOnce.Do(func() { close(w.done) }) }
+
+func (w *workerStream) ended() bool {
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *workerStream) send(item *pb.WorkItem) error {
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	if w.ended() {
+		return errors.New("the stream has ended")
+	}
+	return w.stream.Send(item)
+}
+
+// Names implements engine.Remote.
+func (w *workerStream) Names() (store.Names, store.Names) { return w.orch, w.act }
+
+// Orchestrate implements engine.Remote: it sends the turn as an OrchestratorRequest and waits for
+// the worker's CompleteOrchestratorTask (or abandon), the stream's end or the lease's deadline.
+func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.Result, func(error), error) {
+	req, err := orchestratorRequest(t)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := w.svc.dispatched.add(w.hub.Name, t.Instance.ID, -1)
+	item := &pb.WorkItem{Request: &pb.WorkItem_OrchestratorRequest{OrchestratorRequest: req}, CompletionToken: p.token}
+	c, err := w.await(ctx, p, item)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c.abandoned {
+		w.delay(t.Claim)
+		c.result <- nil
+		return nil, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+	}
+	res, err := turnResult(t, c.orch)
+	if err != nil {
+		// A response the engine cannot apply fails the instance, with the reason, rather than
+		// being delivered again to a worker that would answer the same.
+		w.log.Warn("orchestration failed: its worker's response is invalid", "instanceId", t.Instance.ID, "err", err)
+		res = &replay.Result{Done: true, Status: store.StatusFailed, Failure: &history.Failure{
+			Type: "InvalidWorkerResponse", Message: err.Error(), NonRetriable: true}}
+		return res, func(error) { c.result <- status.Error(codes.InvalidArgument, err.Error()) }, nil
+	}
+	return res, func(err error) { c.result <- commitStatus(err) }, nil
+}
+
+// Activity implements engine.Remote, as Orchestrate for one ActivityRequest.
+func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (history.Event, func(error), error) {
+	ev := t.Scheduled
+	req := &pb.ActivityRequest{
+		Name:                  ev.Name,
+		Input:                 text(ev.Input),
+		OrchestrationInstance: instanceRef(t.Task.InstanceID, t.Task.ExecutionID),
+		TaskId:                ev.ID,
+		Tags:                  ev.Tags,
+		ParentTraceContext:    traceToProto(ev.Trace),
+	}
+	if ev.Version != "" {
+		req.Version = wrapperspb.String(ev.Version)
+	}
+	p := w.svc.dispatched.add(w.hub.Name, t.Task.InstanceID, ev.ID)
+	item := &pb.WorkItem{Request: &pb.WorkItem_ActivityRequest{ActivityRequest: req}, CompletionToken: p.token}
+	c, err := w.await(ctx, p, item)
+	if err != nil {
+		return history.Event{}, nil, err
+	}
+	if c.abandoned {
+		w.delay(t.Claim)
+		c.result <- nil
+		return history.Event{}, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+	}
+	result, err := activityResult(c.act)
+	if err != nil {
+		w.log.Warn("activity failed: its worker's response is invalid", "instanceId", t.Task.InstanceID, "name", ev.Name, "err", err)
+		result = history.New(history.TaskFailed, time.Now().UTC())
+		result.Failure = &history.Failure{Type: "InvalidWorkerResponse", Message: err.Error(), NonRetriable: true}
+		return result, func(error) { c.result <- status.Error(codes.InvalidArgument, err.Error()) }, nil
+	}
+	return result, func(err error) { c.result <- commitStatus(err) }, nil
+}
+
+// await sends the item and waits for its completion. When it returns an error, the item is no
+// longer waiting: a completion that comes later finds no item (NOT_FOUND), or, if it was taken
+// just then, is answered here.
+func (w *workerStream) await(ctx context.Context, p *pending, item *pb.WorkItem) (completion, error) {
+	if err := w.send(item); err != nil {
+		w.svc.dispatched.drop(p, nil)
+		return completion{}, fmt.Errorf("%w: the stream ended before the item was sent: %v", engine.ErrGivenBack, err)
+	}
+	select {
+	case c := <-p.reply:
+		return c, nil
+	case <-w.done:
+		w.svc.dispatched.drop(p, status.Error(codes.NotFound, "the work item was given back: its stream ended; it is delivered again on another stream"))
+		return completion{}, fmt.Errorf("%w: its stream ended", engine.ErrGivenBack)
+	case <-ctx.Done():
+		w.svc.dispatched.drop(p, status.Error(codes.NotFound, "the work item was given back: the worker did not complete it within its lease; it is delivered again"))
+		return completion{}, fmt.Errorf("%w: not completed within the lease: %v", engine.ErrGivenBack, ctx.Err())
+	}
+}
+
+// delay makes an abandoned item wait AbandonDelay before it is handed out again, so that a
+// worker that abandons (a version it does not run) does not spin on it.
+func (w *workerStream) delay(c store.Claim) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.hub.Work.Store.RenewLeases(ctx, "grpc-"+w.id, []store.Claim{c}, w.hub.Work.abandonDelay()); err != nil {
+		w.log.Warn("shortening the lease of an abandoned work item; it is handed out again when its lease ends", "err", err)
+	}
+}
+
+// commitStatus is what a completion RPC answers once the engine has tried to commit it.
+func commitStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrLeaseLost):
+		return status.Error(codes.NotFound, "the completion was not applied: the work item's lease was lost (it ran out, or the instance was replaced or purged); it is delivered again if still due")
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, "the server is shutting down; the work item is delivered again")
+	case errors.Is(err, store.ErrInvalidArgument):
+		return status.Error(codes.InvalidArgument, err.Error())
+	default:
+		return status.Errorf(codes.Unavailable, "the completion could not be committed (%v); the work item is delivered again", err)
+	}
+}
+
+// completion is a worker's answer to one work item.
+type completion struct {
+	orch      *pb.OrchestratorResponse
+	act       *pb.ActivityResponse
+	abandoned bool
+	result    chan error // the RPC's answer, once the engine is done with it; buffered
+}
+
+// pending is a work item sent and not yet completed.
+type pending struct {
+	token  string
+	key    dispatchKey
+	reply  chan completion // buffered 1: a pending is taken once
+	answer chan error      // set by drop when the item left while a completion was being handed over
+}
+
+type dispatchKey struct {
+	hub, instance string
+	task          int32 // -1 for an orchestration turn
+}
+
+// dispatched is the items sent on every stream and not yet completed, by completion token and,
+// for workers that send none (older SDKs), by instance (and task).
+type dispatched struct {
+	mu      sync.Mutex
+	byToken map[string]*pending
+	byKey   map[dispatchKey]*pending
+}
+
+func (d *dispatched) init() {
+	d.byToken = map[string]*pending{}
+	d.byKey = map[dispatchKey]*pending{}
+}
+
+func (d *dispatched) add(hub, instance string, task int32) *pending {
+	p := &pending{token: control.NewID(), key: dispatchKey{strings.ToLower(hub), instance, task}, reply: make(chan completion, 1)}
+	d.mu.Lock()
+	d.byToken[p.token] = p
+	d.byKey[p.key] = p
+	d.mu.Unlock()
+	return p
+}
+
+// take removes and returns the pending item of token, or (with no token) of the key.
+func (d *dispatched) take(token string, key dispatchKey) *pending {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var p *pending
+	if token != "" {
+		p = d.byToken[token]
+	} else {
+		p = d.byKey[key]
+	}
+	if p == nil {
+		return nil
+	}
+	delete(d.byToken, p.token)
+	if d.byKey[p.key] == p {
+		delete(d.byKey, p.key)
+	}
+	return p
+}
+
+// drop removes p when its waiter leaves. If a completion took p meanwhile, that completion is
+// answered answer (or OK when nil: the item was never sent).
+func (d *dispatched) drop(p *pending, answer error) {
+	d.mu.Lock()
+	_, waiting := d.byToken[p.token]
+	if waiting {
+		delete(d.byToken, p.token)
+		if d.byKey[p.key] == p {
+			delete(d.byKey, p.key)
+		}
+	}
+	d.mu.Unlock()
+	if !waiting {
+		c := <-p.reply // taken: its completion is handed over without blocking
+		c.result <- answer
+	}
+}
+
+// size returns the number of items waiting for a completion; tests use it to find leaks.
+func (d *dispatched) size() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.byToken)
+}
+
+var errNoItem = "no work item with this completion token is waiting: it was completed already, or given back (its stream ended, it was abandoned, or its lease ran out) and is delivered again"
+
+// complete hands a completion to the item waiting for it and returns the RPC's answer.
+func (s *Service) complete(ctx context.Context, token string, key dispatchKey, c completion) error {
+	p := s.dispatched.take(token, key)
+	if p == nil {
+		return status.Error(codes.NotFound, errNoItem)
+	}
+	c.result = make(chan error, 1)
+	p.reply <- c
+	select {
+	case err := <-c.result:
+		return err
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// CompleteOrchestratorTask commits a worker's turn and answers once it is committed: NOT_FOUND
+// when the item is not waiting (a stale or forged token) or its lease was lost.
+func (s *Service) CompleteOrchestratorTask(ctx context.Context, r *pb.OrchestratorResponse) (*pb.CompleteTaskResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.IsPartial {
+		return nil, invalid("chunked completions (isPartial) are not supported by Reprise: send the turn's actions in one OrchestratorResponse")
+	}
+	key := dispatchKey{strings.ToLower(h.Name), r.InstanceId, -1}
+	if err := s.complete(ctx, r.CompletionToken, key, completion{orch: r}); err != nil {
+		return nil, err
+	}
+	return &pb.CompleteTaskResponse{}, nil
+}
+
+// CompleteActivityTask records an activity's result, as CompleteOrchestratorTask.
+func (s *Service) CompleteActivityTask(ctx context.Context, r *pb.ActivityResponse) (*pb.CompleteTaskResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := dispatchKey{strings.ToLower(h.Name), r.InstanceId, r.TaskId}
+	if err := s.complete(ctx, r.CompletionToken, key, completion{act: r}); err != nil {
+		return nil, err
+	}
+	return &pb.CompleteTaskResponse{}, nil
+}
+
+// AbandonTaskOrchestratorWorkItem gives a turn back: it is delivered again after a short delay.
+func (s *Service) AbandonTaskOrchestratorWorkItem(ctx context.Context, r *pb.AbandonOrchestrationTaskRequest) (*pb.AbandonOrchestrationTaskResponse, error) {
+	if r.CompletionToken == "" {
+		return nil, invalid("completionToken is required: give the token of the work item to abandon")
+	}
+	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+		return nil, err
+	}
+	return &pb.AbandonOrchestrationTaskResponse{}, nil
+}
+
+// AbandonTaskActivityWorkItem gives an activity back, as AbandonTaskOrchestratorWorkItem.
+func (s *Service) AbandonTaskActivityWorkItem(ctx context.Context, r *pb.AbandonActivityTaskRequest) (*pb.AbandonActivityTaskResponse, error) {
+	if r.CompletionToken == "" {
+		return nil, invalid("completionToken is required: give the token of the work item to abandon")
+	}
+	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+		return nil, err
+	}
+	return &pb.AbandonActivityTaskResponse{}, nil
+}
+
+// orchestratorRequest is the work item of a turn: the history the worker replays and the new
+// events, in the shapes the SDKs expect. A rewind is shown as replay sees it (the failures it
+// voids and the ExecutionRewound itself left out), since the SDKs know no rewind of their own
+// in this form; continue-as-new's carried events follow their ExecutionStarted.
+func orchestratorRequest(t engine.Turn) (*pb.OrchestratorRequest, error) {
+	skip := replay.Voided(t.Past, t.New)
+	past, err := protoEvents(t.Past, skip, 0)
+	if err != nil {
+		return nil, err
+	}
+	news, err := protoEvents(t.New, skip, len(t.Past))
+	if err != nil {
+		return nil, err
+	}
+	return &pb.OrchestratorRequest{
+		InstanceId:       t.Instance.ID,
+		ExecutionId:      wrapperspb.String(t.Instance.ExecutionID),
+		PastEvents:       past,
+		NewEvents:        news,
+		EntityParameters: &pb.OrchestratorEntityParameters{EntityMessageReorderWindow: durationpb.New(30 * time.Minute)},
+	}, nil
+}
+
+func protoEvents(evs []history.Event, skip map[int]bool, offset int) ([]*pb.HistoryEvent, error) {
+	out := make([]*pb.HistoryEvent, 0, len(evs))
+	for i, ev := range evs {
+		if skip[offset+i] || ev.Type == history.ExecutionRewound {
+			continue
+		}
+		pe, err := historyEvent(ev)
+		if err != nil {
+			return nil, err
+		}
+		if pe != nil {
+			out = append(out, pe)
+		}
+		if ev.Type == history.ExecutionStarted {
+			for _, c := range ev.Carried {
+				if pc, err := historyEvent(c); err == nil && pc != nil {
+					out = append(out, pc)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// turnResult turns a worker's response into the result of the turn, checking what the engine
+// will store.
+func turnResult(t engine.Turn, r *pb.OrchestratorResponse) (*replay.Result, error) {
+	now := time.Now().UTC()
+	if r.InstanceId != "" && r.InstanceId != t.Instance.ID {
+		return nil, fmt.Errorf("the response is for instance %q, the work item for %q", r.InstanceId, t.Instance.ID)
+	}
+	res := &replay.Result{}
+	var err error
+	if res.CustomStatus, err = optionalPayload("customStatus", r.CustomStatus); err != nil {
+		return nil, err
+	}
+	used := map[int32]bool{}
+	for _, e := range append(append([]history.Event(nil), t.Past...), t.New...) {
+		if e.Type.Scheduling() {
+			used[e.ID] = true
+		}
+	}
+	for _, a := range r.Actions {
+		if a == nil {
+			continue
+		}
+		if _, ok := a.OrchestratorActionType.(*pb.OrchestratorAction_CompleteOrchestration); !ok {
+			if used[a.Id] {
+				return nil, fmt.Errorf("action %d: the ID is used by an earlier action of this execution; each action needs its own sequence number", a.Id)
+			}
+			used[a.Id] = true
+		}
+		ev, err := actionEvent(a, now)
+		if err != nil {
+			return nil, fmt.Errorf("action %d: %w", a.Id, err)
+		}
+		if ev != nil {
+			res.Actions = append(res.Actions, *ev)
+			continue
+		}
+		if res.Done {
+			continue // the first completion counts
+		}
+		if err := complete(res, a.GetCompleteOrchestration()); err != nil {
+			return nil, fmt.Errorf("action %d: %w", a.Id, err)
+		}
+	}
+	all := append(append(append([]history.Event(nil), t.Past...), t.New...), res.Actions...)
+	if !res.Done {
+		res.Status = store.StatusRunning
+		if suspended(all) {
+			res.Status = store.StatusSuspended
+		}
+	}
+	for _, e := range t.New {
+		if e.Type == history.ExecutionTerminated && e.Recursive {
+			res.Recursive = true
+		}
+	}
+	res.OpenSubOrchestrations = openSubOrchestrations(all)
+	return res, nil
+}
+
+// actionEvent returns the scheduling event of an action, or nil for completeOrchestration.
+func actionEvent(a *pb.OrchestratorAction, now time.Time) (*history.Event, error) {
+	ev := history.New(history.TaskScheduled, now)
+	ev.ID = a.Id
+	var err error
+	switch x := a.OrchestratorActionType.(type) {
+	case *pb.OrchestratorAction_ScheduleTask:
+		st := x.ScheduleTask
+		if err := checkName("scheduleTask name", st.Name); err != nil {
+			return nil, err
+		}
+		ev.Name = st.Name
+		if ev.Input, err = optionalPayload("scheduleTask input", st.Input); err != nil {
+			return nil, err
+		}
+		ev.Version, ev.Tags, ev.Trace = st.GetVersion().GetValue(), st.Tags, traceFromProto(st.ParentTraceContext)
+		if err := control.CheckStartLabels(ev.Version, ev.Tags, ev.Trace); err != nil {
+			return nil, fmt.Errorf("scheduleTask: %w", err)
+		}
+	case *pb.OrchestratorAction_CreateSubOrchestration:
+		cs := x.CreateSubOrchestration
+		ev.Type = history.SubOrchestrationInstanceCreated
+		if err := checkName("createSubOrchestration name", cs.Name); err != nil {
+			return nil, err
+		}
+		ev.Name, ev.InstanceID = cs.Name, cs.InstanceId
+		if ev.InstanceID == "" {
+			ev.InstanceID = control.NewID()
+		}
+		if err := store.CheckID(ev.InstanceID); err != nil {
+			return nil, fmt.Errorf("createSubOrchestration instanceId: %w", err)
+		}
+		if ev.Input, err = optionalPayload("createSubOrchestration input", cs.Input); err != nil {
+			return nil, err
+		}
+		ev.Version, ev.Tags, ev.Trace = cs.GetVersion().GetValue(), cs.Tags, traceFromProto(cs.ParentTraceContext)
+		if err := control.CheckStartLabels(ev.Version, ev.Tags, ev.Trace); err != nil {
+			return nil, fmt.Errorf("createSubOrchestration: %w", err)
+		}
+	case *pb.OrchestratorAction_CreateTimer:
+		ev.Type = history.TimerCreated
+		if x.CreateTimer.FireAt == nil {
+			return nil, errors.New("createTimer without fireAt")
+		}
+		if ev.FireAt, err = timeOf("createTimer fireAt", x.CreateTimer.FireAt); err != nil {
+			return nil, errors.New(status.Convert(err).Message())
+		}
+		if err := store.CheckTime("createTimer fireAt", ev.FireAt); err != nil {
+			return nil, err
+		}
+		ev.FireAt = ev.FireAt.UTC()
+	case *pb.OrchestratorAction_SendEvent:
+		se := x.SendEvent
+		ev.Type = history.EventSent
+		ev.InstanceID, ev.Name = se.GetInstance().GetInstanceId(), se.Name
+		if err := store.CheckID(ev.InstanceID); err != nil {
+			return nil, fmt.Errorf("sendEvent instance: %w", err)
+		}
+		if err := checkName("sendEvent name", se.Name); err != nil {
+			return nil, err
+		}
+		if ev.Input, err = optionalPayload("sendEvent data", se.Data); err != nil {
+			return nil, err
+		}
+	case *pb.OrchestratorAction_CompleteOrchestration:
+		return nil, nil
+	case *pb.OrchestratorAction_TerminateOrchestration:
+		return nil, errors.New("terminateOrchestration (terminating another instance from an orchestrator) is not supported by Reprise yet; terminate it from a client")
+	case *pb.OrchestratorAction_SendEntityMessage:
+		return nil, errors.New("sendEntityMessage: Durable entities are not supported by Reprise yet")
+	case *pb.OrchestratorAction_RewindOrchestration:
+		return nil, errors.New("rewindOrchestration: Reprise rewinds on the server (RewindInstance); the worker need not send a new history")
+	default:
+		return nil, errors.New("an action of a type Reprise does not know")
+	}
+	return &ev, nil
+}
+
+func checkName(what, name string) error {
+	if name == "" {
+		return fmt.Errorf("%s is empty", what)
+	}
+	return store.CheckText(what, name, store.MaxKeyBytes)
+}
+
+// complete records a completeOrchestration action in res.
+func complete(res *replay.Result, c *pb.CompleteOrchestrationAction) error {
+	out, err := optionalPayload("completeOrchestration result", c.Result)
+	if err != nil {
+		return err
+	}
+	res.Done, res.Output = true, out
+	switch c.OrchestrationStatus {
+	case pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED:
+		res.Status = store.StatusCompleted
+	case pb.OrchestrationStatus_ORCHESTRATION_STATUS_TERMINATED:
+		res.Status = store.StatusTerminated
+	case pb.OrchestrationStatus_ORCHESTRATION_STATUS_CANCELED:
+		res.Status = store.StatusCanceled
+	case pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED:
+		res.Status, res.Output = store.StatusFailed, nil
+		res.Failure = failureOf(c.FailureDetails)
+		if res.Failure == nil {
+			res.Failure = &history.Failure{Message: "the orchestration failed (its worker gave no failure details)"}
+			if d := c.GetDetails().GetValue(); d != "" {
+				res.Failure.Message = d
+			}
+		}
+	case pb.OrchestrationStatus_ORCHESTRATION_STATUS_CONTINUED_AS_NEW:
+		res.Status, res.Output = store.StatusContinuedAsNew, nil
+		if out == nil {
+			out = []byte("null")
+		}
+		can := &replay.ContinueAsNew{Input: out, Version: c.GetNewVersion().GetValue()}
+		if err := store.CheckVersion(can.Version); err != nil {
+			return err
+		}
+		for _, e := range c.CarryoverEvents {
+			if r := e.GetEventRaised(); r != nil {
+				ev := history.New(history.EventRaised, timeOrNow(e))
+				ev.Name = r.Name
+				if ev.Input, err = optionalPayload("carried event input", r.Input); err != nil {
+					return err
+				}
+				can.Carried = append(can.Carried, ev)
+			}
+		}
+		res.ContinueAsNew = can
+	default:
+		return fmt.Errorf("completeOrchestration with status %s: give COMPLETED, FAILED, TERMINATED, CANCELED or CONTINUED_AS_NEW", c.OrchestrationStatus)
+	}
+	return nil
+}
+
+func timeOrNow(e *pb.HistoryEvent) time.Time {
+	if ts := e.GetTimestamp(); ts != nil && ts.CheckValid() == nil {
+		if t := ts.AsTime(); store.CheckTime("", t) == nil {
+			return t.UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// suspended reports whether the last suspend or resume in evs is a suspend.
+func suspended(evs []history.Event) bool {
+	s := false
+	for _, e := range evs {
+		switch e.Type {
+		case history.ExecutionSuspended:
+			s = true
+		case history.ExecutionResumed:
+			s = false
+		}
+	}
+	return s
+}
+
+// openSubOrchestrations lists the sub-orchestrations created in evs that have no result there.
+func openSubOrchestrations(evs []history.Event) []string {
+	open := map[int32]string{}
+	var order []int32
+	for _, e := range evs {
+		switch e.Type {
+		case history.SubOrchestrationInstanceCreated:
+			open[e.ID] = e.InstanceID
+			order = append(order, e.ID)
+		case history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
+			delete(open, e.TaskID)
+		}
+	}
+	var ids []string
+	for _, id := range order {
+		if sub, ok := open[id]; ok {
+			ids = append(ids, sub)
+			delete(open, id)
+		}
+	}
+	return ids
+}
+
+// activityResult is the result event of an activity response.
+func activityResult(r *pb.ActivityResponse) (history.Event, error) {
+	now := time.Now().UTC()
+	if r.FailureDetails != nil {
+		ev := history.New(history.TaskFailed, now)
+		ev.Failure = failureOf(r.FailureDetails)
+		return ev, nil
+	}
+	out, err := optionalPayload("result", r.Result)
+	if err != nil {
+		return history.Event{}, err
+	}
+	ev := history.New(history.TaskCompleted, now)
+	ev.Result = out
+	return ev, nil
+}
+
+// optionalPayload is payload for results: absent or empty stays nil (JSON null).
+func optionalPayload(what string, v *wrapperspb.StringValue) ([]byte, error) {
+	if v == nil || v.Value == "" {
+		return nil, nil
+	}
+	b, err := payload(what, v)
+	if err != nil {
+		return nil, errors.New(status.Convert(err).Message())
+	}
+	return b, nil
+}
+
+// failureOf is the failure of the proto's details; nil for none.
+func failureOf(d *pb.TaskFailureDetails) *history.Failure {
+	if d == nil {
+		return nil
+	}
+	f := &history.Failure{Type: d.ErrorType, Message: d.ErrorMessage, NonRetriable: d.IsNonRetriable,
+		StackTrace: d.GetStackTrace().GetValue(), Inner: failureOf(d.InnerFailure)}
+	if f.Message == "" && f.Type == "" {
+		f.Message = "<no message>"
+	}
+	return f
+}
