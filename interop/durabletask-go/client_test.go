@@ -1,5 +1,6 @@
-// Package durabletaskgo checks `reprise serve`'s gRPC control RPCs against the client of the Go
-// Durable Task SDK, github.com/microsoft/durabletask-go (client.TaskHubGrpcClient).
+// Package durabletaskgo checks `reprise serve` against the Go Durable Task SDK,
+// github.com/microsoft/durabletask-go: its client (client.TaskHubGrpcClient) on the control
+// RPCs here, its worker (client.StartWorkItemListener) on the worker RPCs in worker_test.go.
 package durabletaskgo
 
 import (

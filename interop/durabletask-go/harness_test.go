@@ -127,6 +127,13 @@ func dial(t *testing.T, addr string) *grpc.ClientConn {
 	return conn
 }
 
+// in returns h for the subtest t: its checks fail t.
+func (h *hub) in(t *testing.T) *hub {
+	c := *h
+	c.t = t
+	return &c
+}
+
 // listener is one client.StartWorkItemListener on a connection of its own.
 type listener struct {
 	name   string
@@ -177,6 +184,28 @@ func (h *hub) expect(id api.InstanceID, status api.OrchestrationStatus, output s
 		h.t.Errorf("instance %s finished %v with output %s; want %v with output %s", id, m.RuntimeStatus, m.SerializedOutput, status, output)
 	}
 	return m
+}
+
+// failed waits for instance id to finish and checks that it failed with message. The v0.6.0
+// client does not read failureDetails; the output is empty (the worker sends none), or, as
+// Durable Functions does, the failure's message.
+func (h *hub) failed(id api.InstanceID, message string) *api.OrchestrationMetadata {
+	h.t.Helper()
+	m := h.finished(id)
+	if m.RuntimeStatus != api.RUNTIME_STATUS_FAILED || (m.SerializedOutput != "" && !strings.Contains(m.SerializedOutput, message)) {
+		h.t.Errorf("instance %s finished %v with output %s; want FAILED, with no output or one that says %q", id, m.RuntimeStatus, m.SerializedOutput, message)
+	}
+	return m
+}
+
+// await waits for c to close, while instance id runs what.
+func (h *hub) await(c <-chan struct{}, what string, id api.InstanceID) {
+	h.t.Helper()
+	select {
+	case <-c:
+	case <-h.ctx.Done():
+		h.t.Fatalf("%s did not happen before the deadline; instance %s is %s", what, id, h.describe(id))
+	}
 }
 
 // waitFor polls instance id until cond holds (an unknown instance does not yet) and returns its
