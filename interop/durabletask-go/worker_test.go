@@ -306,6 +306,63 @@ func TestWorkerActivityRetries(t *testing.T) {
 	}
 }
 
+func TestWorkerSubOrchestrationRetries(t *testing.T) {
+	var attempts atomic.Int32
+	h := newHub(t)
+	h.listen("A", registry(t,
+		map[string]task.Orchestrator{
+			"RetriesChild": func(ctx *task.OrchestrationContext) (any, error) {
+				var out string
+				policy := &task.RetryPolicy{MaxAttempts: 3, InitialRetryInterval: 50 * time.Millisecond}
+				err := ctx.CallSubOrchestrator("FailsFirst", task.WithSubOrchestrationRetryPolicy(policy)).Await(&out)
+				return out, err
+			},
+			// FailsFirst fails in its first instance and returns "ok" in the next.
+			"FailsFirst": func(ctx *task.OrchestrationContext) (any, error) {
+				var attempt int32
+				if err := ctx.CallActivity("Attempt").Await(&attempt); err != nil {
+					return nil, err
+				}
+				if attempt == 1 {
+					return nil, errors.New("the first attempt fails")
+				}
+				return "ok", nil
+			},
+		},
+		map[string]task.Activity{"Attempt": func(task.ActivityContext) (any, error) { return attempts.Add(1), nil }}))
+	h.schedule("RetriesChild", "retries-child")
+	h.expect("retries-child", api.RUNTIME_STATUS_COMPLETED, `"ok"`)
+	if n := attempts.Load(); n != 2 {
+		t.Errorf("FailsFirst ran %d times, want 2", n)
+	}
+}
+
+// TestWorkerCustomStatus sets a custom status, which the v0.6.0 SDK sends as the text given
+// (SetCustomStatus takes a string and sends it as it is, not as JSON), and reads it back.
+func TestWorkerCustomStatus(t *testing.T) {
+	h := newHub(t)
+	h.listen("A", registry(t, map[string]task.Orchestrator{"Status": func(ctx *task.OrchestrationContext) (any, error) {
+		ctx.SetCustomStatus("waiting for approval")
+		if err := ctx.WaitForSingleEvent("approval", -1).Await(nil); err != nil {
+			return nil, err
+		}
+		ctx.SetCustomStatus(`{"approved":true}`)
+		return nil, nil
+	}}, nil))
+	h.schedule("Status", "status")
+	if m := h.waitFor("status", `custom status "waiting for approval"`, func(m *api.OrchestrationMetadata) bool {
+		return m.SerializedCustomStatus == "waiting for approval" || m.IsComplete()
+	}); m.IsComplete() {
+		t.Fatalf("instance status finished before its event, as %s; want RUNNING with custom status \"waiting for approval\"", h.describe("status"))
+	}
+	if err := h.c.RaiseEvent(h.ctx, "status", "approval"); err != nil {
+		t.Fatalf("RaiseEvent: %v", err)
+	}
+	if m := h.expect("status", api.RUNTIME_STATUS_COMPLETED, ""); m.SerializedCustomStatus != `{"approved":true}` {
+		t.Errorf("custom status %q, want {\"approved\":true}", m.SerializedCustomStatus)
+	}
+}
+
 // waiterRegistry has "Parent", which calls the sub-orchestrator "Waiter" as <parent ID>-child,
 // and "Waiter", which waits for the event "go" and returns its data.
 func waiterRegistry(t *testing.T) *task.TaskRegistry {
