@@ -321,6 +321,13 @@ func (a *App) Shutdown(ctx context.Context) error {
 // Client returns the App's client. Its methods fail with ErrNotStarted before Start.
 func (a *App) Client() *Client { return a.client }
 
+// Store returns the store the App runs on, for servers that run beside it on the same task hub
+// (package sidecar); ErrNotStarted before Start and after Shutdown.
+func (a *App) Store() (store.Store, error) { return a.store() }
+
+// Registered returns the names of the orchestrators and activities registered with the App.
+func (a *App) Registered() (orchestrators, activities []string) { return a.reg.Names() }
+
 func (a *App) store() (store.Store, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -397,7 +397,9 @@ type Store interface {
 
 	// WorkSignal returns a channel that receives a value (coalesced, never blocking the store) after
 	// a commit in this process, or a notification from another node, that may have added work of
-	// the kind. Each kind has one channel: one dispatcher should receive from it.
+	// the kind. Every call returns a channel of its own, and each receives every wake-up, so that
+	// several dispatchers on one store (an App's engine, a gRPC server's workers) all wake.
+	// Channels are kept as long as the store: call it once per dispatcher, not per wait.
 	WorkSignal(kind WorkKind) <-chan struct{}
 	// WatchInstance returns a channel that is closed after the next committed change to the
 	// instance (status, output, custom status), and a function to stop watching. Register before

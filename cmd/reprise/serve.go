@@ -2,28 +2,24 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"time"
 
-	"google.golang.org/grpc"
-
 	"github.com/reprise-dev/reprise"
-	"github.com/reprise-dev/reprise/internal/control"
-	"github.com/reprise-dev/reprise/internal/engine"
-	"github.com/reprise-dev/reprise/internal/grpcapi"
-	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/sidecar"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 const serveUsage = `Usage: reprise serve [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]
+                     [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Runs a standalone Reprise server on a store, with no Go code of yours: the Durable Task gRPC
 protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grpc, and the Durable
@@ -42,14 +38,21 @@ Flags:
   --hub NAME        task hub (env REPRISE_HUB, default "default")
   --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
   --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001)
+  --tls-cert FILE   serve gRPC over TLS with this PEM certificate (env REPRISE_GRPC_TLS_CERT)
+  --tls-key FILE    and its PEM key (env REPRISE_GRPC_TLS_KEY)
+  --tls-client-ca FILE
+                    require client certificates signed by this PEM CA (mutual TLS; env
+                    REPRISE_GRPC_TLS_CLIENT_CA); such a certificate replaces the key off loopback
 
 gRPC keys: on a loopback address (127.0.0.1, ::1, localhost) gRPC calls need no key. On any other
 address (such as 0.0.0.0:4001) every call, Hello included, must carry the master or system key as
 gRPC metadata x-functions-key: <key> (or authorization: Bearer <key>), as the management API
 takes them: REPRISE_MASTER_KEY and REPRISE_SYSTEM_KEY when set, else the keys the server
 generated at its first start and keeps in the store, which "reprise keys --store S" prints. A call
-without a valid key answers UNAUTHENTICATED. The keys travel unencrypted (no TLS yet): off a
-trusted network, put a TLS-terminating proxy in front. The start-up output says which mode runs.
+without a valid key answers UNAUTHENTICATED. Without --tls-cert, keys and payloads travel in
+plain text: off a trusted network, serve TLS (--tls-cert, --tls-key) or put a TLS-terminating
+proxy in front. With --tls-client-ca, calls need a client certificate instead of a key. The
+start-up output says which mode runs.
 
 Exit codes: 0 stopped by a signal, 1 the store could not be opened or serving failed, 2 usage
 error.
@@ -76,6 +79,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
 	addr := flags.String("addr", firstNonEmpty(getenv("REPRISE_ADDR"), defaultServeAddr), "")
 	grpcAddr := flags.String("grpc", firstNonEmpty(getenv("REPRISE_GRPC_ADDR"), defaultGRPCAddr), "")
+	tlsCert := flags.String("tls-cert", getenv("REPRISE_GRPC_TLS_CERT"), "")
+	tlsKey := flags.String("tls-key", getenv("REPRISE_GRPC_TLS_KEY"), "")
+	tlsClientCA := flags.String("tls-client-ca", getenv("REPRISE_GRPC_TLS_CLIENT_CA"), "")
 	rest, err := parseArgs(flags, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, serveUsage)
@@ -84,12 +90,26 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	if err == nil && len(rest) > 0 {
 		err = fmt.Errorf("serve takes no arguments, got %q", rest)
 	}
-	var loopback bool
 	if err == nil {
-		loopback, err = isLoopbackAddr(*grpcAddr)
+		if _, _, serr := net.SplitHostPort(*grpcAddr); serr != nil {
+			err = fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", *grpcAddr, serr, defaultGRPCAddr)
+		}
+	}
+	if err == nil && (*tlsCert == "") != (*tlsKey == "") {
+		err = errors.New("--tls-cert and --tls-key go together: give both, or neither for plain text")
+	}
+	if err == nil && *tlsClientCA != "" && *tlsCert == "" {
+		err = errors.New("--tls-client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS")
 	}
 	if err != nil {
 		return reportUsage(stderr, err.Error(), serveUsage)
+	}
+	var tlsConfig *tls.Config
+	if *tlsCert != "" {
+		if tlsConfig, err = sidecar.LoadTLS(*tlsCert, *tlsKey, *tlsClientCA); err != nil {
+			fmt.Fprintln(stderr, "reprise: "+err.Error())
+			return exitHostError
+		}
 	}
 
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
@@ -107,46 +127,22 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		fmt.Fprintln(stderr, "reprise: start: "+err.Error())
 		return exitHostError
 	}
-	// The keys exist once the App has started: the configured ones, else those it generated and
-	// keeps in the store.
-	keys, err := grpcKeys(ctx, st, *hub, getenv)
-	if err != nil {
-		_ = app.Shutdown(context.Background())
-		fmt.Fprintln(stderr, "reprise: "+err.Error())
-		return exitHostError
-	}
-	grpcOpts, access, err := grpcAccess(*grpcAddr, loopback && !keysOnLoopback, keys)
-	if err != nil {
-		_ = app.Shutdown(context.Background())
-		fmt.Fprintln(stderr, "reprise: "+err.Error())
-		return exitHostError
-	}
 	httpLn, err := net.Listen("tcp", *addr)
 	if err != nil {
 		_ = app.Shutdown(context.Background())
 		fmt.Fprintf(stderr, "reprise: listen for HTTP on %s (set --addr or REPRISE_ADDR to use another address): %v\n", *addr, err)
 		return exitHostError
 	}
-	grpcLn, err := net.Listen("tcp", *grpcAddr)
+	// The keys exist once the App has started: the configured ones, else those it generated and
+	// keeps in the store.
+	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback, TLS: tlsConfig,
+		Grace: grpcGrace, Logger: logger, Getenv: getenv})
 	if err != nil {
 		httpLn.Close()
 		_ = app.Shutdown(context.Background())
-		fmt.Fprintf(stderr, "reprise: listen for gRPC on %s (set --grpc or REPRISE_GRPC_ADDR to use another address): %v\n", *grpcAddr, err)
+		fmt.Fprintln(stderr, "reprise: "+err.Error())
 		return exitHostError
 	}
-
-	// Shutdown ends the waits in flight (UNAVAILABLE) so that they do not hold the stop.
-	shutdown, endCalls := context.WithCancel(context.Background())
-	defer endCalls()
-	// The key check runs first, so a refused call never reaches the shutdown wrapper or the service.
-	grpcOpts = append(grpcOpts, grpcapi.ServerOptions()...)
-	gs := grpc.NewServer(append(grpcOpts, grpcapi.ShutdownOptions(shutdown)...)...)
-	signals := engine.NewSignals(st)
-	defer signals.Close()
-	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger}
-	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{Name: *hub, Plane: control.New(st, control.Options{Hub: *hub}), Work: work}))
-	grpcDone := make(chan error, 1)
-	go func() { grpcDone <- gs.Serve(grpcLn) }()
 	// App.Serve shuts the App down when its context ends; that comes after gRPC has stopped,
 	// so that no RPC runs on a closed store.
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
@@ -155,17 +151,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	go func() { httpDone <- app.Serve(httpCtx, httpLn) }()
 
 	fmt.Fprintf(stdout, "reprise serve: task hub %q on %s\n", *hub, desc)
-	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcLn.Addr())
-	fmt.Fprintf(stdout, "gRPC access: %s\n", access)
-	logger.Info("gRPC", "addr", grpcLn.Addr().String(), "access", access)
+	fmt.Fprintf(stdout, "gRPC (Durable Task SDKs): %s\n", grpcSrv.Addr())
+	fmt.Fprintf(stdout, "gRPC access: %s\n", grpcSrv.Access())
 	fmt.Fprintf(stdout, "HTTP (management API, dashboard): http://%s\n", httpLn.Addr())
 
 	var failure error
 	select {
 	case <-ctx.Done():
-	case err := <-grpcDone:
+	case err := <-grpcSrv.Done():
 		failure = fmt.Errorf("gRPC server: %w", err)
-		grpcDone <- nil
 	case err := <-httpDone:
 		failure = fmt.Errorf("HTTP server: %w", err)
 		if err == nil {
@@ -173,9 +167,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		}
 		httpDone <- nil
 	}
-	endCalls()
-	stopGRPC(gs)
-	<-grpcDone
+	_ = grpcSrv.Shutdown(context.Background())
 	stopHTTP()
 	if err := <-httpDone; err != nil && failure == nil {
 		failure = err
@@ -186,65 +178,6 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	fmt.Fprintln(stdout, "reprise serve: stopped")
 	return exitOK
-}
-
-// stopGRPC lets the RPCs in flight finish, for grpcGrace at most, then cancels them: the waits
-// end at once (ShutdownOptions), and no other call may hold the shutdown either.
-func stopGRPC(gs *grpc.Server) {
-	done := make(chan struct{})
-	go func() { gs.GracefulStop(); close(done) }()
-	t := time.NewTimer(grpcGrace)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		gs.Stop()
-		<-done
-	}
-}
-
-// isLoopbackAddr reports whether addr (HOST:PORT) listens on loopback only.
-func isLoopbackAddr(addr string) (bool, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false, fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", addr, err, defaultGRPCAddr)
-	}
-	if strings.EqualFold(host, "localhost") {
-		return true, nil
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback(), nil
-}
-
-// grpcKeys returns the keys gRPC calls may carry, as the management API takes them: each
-// configured one (REPRISE_MASTER_KEY, REPRISE_SYSTEM_KEY), else the one the App generated at
-// Start and keeps in the store (what `reprise keys` prints).
-func grpcKeys(ctx context.Context, st store.Store, hub string, getenv func(string) string) (grpcapi.Keys, error) {
-	gen, err := reprise.ReadGeneratedKeys(ctx, reprise.WithStore(st), reprise.WithHub(hub))
-	if err != nil {
-		return grpcapi.Keys{}, fmt.Errorf("read the keys for gRPC: %w", err)
-	}
-	return grpcapi.Keys{
-		Master: firstNonEmpty(getenv("REPRISE_MASTER_KEY"), gen.Master),
-		System: firstNonEmpty(getenv("REPRISE_SYSTEM_KEY"), gen.System),
-	}, nil
-}
-
-// grpcAccess decides how gRPC is served on addr: open (no key) when open is true, which serve
-// sets for a loopback address (only this machine reaches it, as the keyless /durabletask/ base of
-// the HTTP API); else every call needs the master or system key, and with no key it refuses to
-// serve rather than open a public address to anyone. It returns the server options and a
-// description of the mode for the log.
-func grpcAccess(addr string, open bool, keys grpcapi.Keys) ([]grpc.ServerOption, string, error) {
-	if open {
-		return nil, "no key (loopback only: every caller is on this machine)", nil
-	}
-	opts, err := grpcapi.KeyOptions(keys)
-	if err != nil {
-		return nil, "", fmt.Errorf("--grpc %s is not a loopback address, so gRPC calls need a key, and there is none: "+
-			"set REPRISE_MASTER_KEY or REPRISE_SYSTEM_KEY, or listen on 127.0.0.1", addr)
-	}
-	return opts, "master or system key in metadata " + grpcapi.KeyMetadata + " (or authorization: Bearer); print them with `reprise keys`", nil
 }
 
 // openServeStore opens the store that --store names for the hub, and describes it without secrets.

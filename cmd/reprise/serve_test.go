@@ -26,7 +26,6 @@ import (
 	"github.com/reprise-dev/reprise/internal/grpcapi"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/internal/pgtest"
-	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // lockedBuffer is a bytes.Buffer that the server's logger and the test may use at once.
@@ -208,59 +207,6 @@ func TestServeRefusesBadGRPCAddress(t *testing.T) {
 		if r.code != exitUsage || !strings.Contains(r.stderr, "--grpc") {
 			t.Errorf("serve --grpc %s: exit %d, stderr %q; want a usage error naming --grpc", addr, r.code, r.stderr)
 		}
-	}
-}
-
-// TestGRPCAccess is the decision of serve: loopback opens without a key; any other address
-// (tests never listen on one) needs a key, and with none serve refuses to start.
-func TestGRPCAccess(t *testing.T) {
-	for _, c := range []struct {
-		addr     string
-		loopback bool
-	}{
-		{"127.0.0.1:4001", true}, {"[::1]:4001", true}, {"localhost:4001", true}, {"LOCALHOST:1", true},
-		{":4001", false}, {"0.0.0.0:4001", false}, {"[::]:4001", false}, {"192.0.2.1:4001", false}, {"example.com:4001", false},
-	} {
-		got, err := isLoopbackAddr(c.addr)
-		if err != nil || got != c.loopback {
-			t.Errorf("isLoopbackAddr(%q) = %v, %v; want %v", c.addr, got, err, c.loopback)
-		}
-	}
-	if opts, access, err := grpcAccess("127.0.0.1:4001", true, grpcapi.Keys{}); err != nil || opts != nil || !strings.Contains(access, "no key") {
-		t.Errorf("grpcAccess(loopback) = %d options, %q, %v; want open", len(opts), access, err)
-	}
-	if _, _, err := grpcAccess("0.0.0.0:4001", false, grpcapi.Keys{}); err == nil ||
-		!strings.Contains(err.Error(), "REPRISE_MASTER_KEY") || !strings.Contains(err.Error(), "0.0.0.0:4001") {
-		t.Errorf("grpcAccess(public, no keys) error = %v; want one that names the address and how to set a key", err)
-	}
-	for _, k := range []grpcapi.Keys{{Master: "m"}, {System: "s"}, {Master: "m", System: "s"}} {
-		opts, access, err := grpcAccess("0.0.0.0:4001", false, k)
-		if err != nil || len(opts) == 0 || !strings.Contains(access, grpcapi.KeyMetadata) {
-			t.Errorf("grpcAccess(public, %+v) = %d options, %q, %v; want the key check", k, len(opts), access, err)
-		}
-	}
-}
-
-// TestGRPCKeysPreferConfigured: a configured key replaces the generated one, as for the HTTP API.
-func TestGRPCKeysPreferConfigured(t *testing.T) {
-	ctx := testCtx(t)
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "k.db"), sqlite.Options{Hub: "default"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	for _, name := range []string{"keys/master", "keys/system/durabletask_extension"} {
-		if _, err := st.Setting(ctx, name, []byte("generated-"+name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	env := map[string]string{"REPRISE_MASTER_KEY": "configured-master"}
-	k, err := grpcKeys(ctx, st, "default", func(s string) string { return env[s] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := (grpcapi.Keys{Master: "configured-master", System: "generated-keys/system/durabletask_extension"}); k != want {
-		t.Errorf("grpcKeys = %+v, want %+v", k, want)
 	}
 }
 

@@ -324,6 +324,101 @@ func (p *Plane) Purge(ctx context.Context, id string) error {
 	return nil
 }
 
+// PurgeTree deletes a finished instance as Purge does, and first its sub-orchestrations (those
+// its history created, and theirs, depth first) that have finished; one still running is left,
+// as is its own tree. It returns how many instances it deleted. The instance itself must exist
+// and have finished (ErrInstanceNotFound, ErrInstanceActive), as for Purge.
+func (p *Plane) PurgeTree(ctx context.Context, id string) (int, error) {
+	if err := CheckID(id); err != nil {
+		return 0, fmt.Errorf("purge: %w", err)
+	}
+	inst, err := p.st.GetInstance(ctx, id)
+	if err != nil {
+		return 0, p.fail("purge", id, err)
+	}
+	if !inst.Status.Terminal() {
+		return 0, p.fail("purge", id, store.ErrInstanceActive)
+	}
+	return p.purgeTree(ctx, inst, map[string]bool{id: true})
+}
+
+func (p *Plane) purgeTree(ctx context.Context, inst store.Instance, seen map[string]bool) (int, error) {
+	events, err := p.History(ctx, inst.ID)
+	if err != nil && !errors.Is(err, ErrInstanceNotFound) {
+		return 0, err
+	}
+	n := 0
+	for _, ev := range events {
+		if ev.Type != history.SubOrchestrationInstanceCreated || seen[ev.InstanceID] {
+			continue
+		}
+		seen[ev.InstanceID] = true
+		child, err := p.st.GetInstance(ctx, ev.InstanceID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // purged already, or never created (an ID conflict)
+		}
+		if err != nil {
+			return n, p.fail("purge sub-orchestration", ev.InstanceID, err)
+		}
+		if child.ParentID != inst.ID || !child.Status.Terminal() {
+			continue // another instance took the ID since, or it still runs
+		}
+		m, err := p.purgeTree(ctx, child, seen)
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	switch err := p.st.PurgeInstance(ctx, inst.ID); {
+	case err == nil:
+		return n + 1, nil
+	case errors.Is(err, store.ErrNotFound):
+		return n, nil // purged meanwhile by another caller
+	default:
+		return n, p.fail("purge", inst.ID, err)
+	}
+}
+
+// PurgeMatchingTrees deletes the finished instances that match f, each with its finished
+// sub-orchestrations (PurgeTree), and returns how many instances it deleted.
+func (p *Plane) PurgeMatchingTrees(ctx context.Context, f store.PurgeFilter) (int, error) {
+	for _, s := range f.Statuses {
+		if !s.Terminal() {
+			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
+		}
+	}
+	if err := f.Check(); err != nil {
+		return 0, fmt.Errorf("purge instances: %w", err)
+	}
+	statuses := f.Statuses
+	if len(statuses) == 0 {
+		statuses = []store.Status{store.StatusCompleted, store.StatusFailed, store.StatusTerminated, store.StatusCanceled}
+	}
+	q := store.Query{Statuses: statuses, CreatedFrom: f.CreatedFrom, CreatedTo: f.CreatedTo, WithoutPayloads: true, PageSize: 100}
+	n := 0
+	for {
+		// Each page is read from the start: the instances purged are gone from it.
+		page, _, err := p.st.ListInstances(ctx, q)
+		if err != nil {
+			return n, fmt.Errorf("purge instances: after purging %d: %w", n, err)
+		}
+		if len(page) == 0 {
+			return n, nil
+		}
+		purged := 0
+		for _, inst := range page {
+			m, err := p.purgeTree(ctx, inst, map[string]bool{inst.ID: true})
+			n, purged = n+m, purged+m
+			if err != nil {
+				return n, fmt.Errorf("purge instances: after purging %d: %w", n, err)
+			}
+		}
+		if purged == 0 {
+			return n, nil // nothing on the page could be purged: stop rather than loop
+		}
+	}
+}
+
 // PurgeMatching deletes the finished instances that match f and returns how many. f's statuses
 // must be final ones.
 func (p *Plane) PurgeMatching(ctx context.Context, f store.PurgeFilter) (int, error) {

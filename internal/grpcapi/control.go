@@ -466,19 +466,23 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 	if err != nil {
 		return nil, err
 	}
-	if r.Recursive {
-		return nil, status.Error(codes.Unimplemented,
-			"a recursive purge is not served yet by Reprise: purge the sub-orchestrations by their IDs or by filter, and the parent without recursive; see docs/grpc.md")
+	// recursive also purges the finished sub-orchestrations, depth first (Plane.PurgeTree).
+	purgeOne := func(id string) (int, error) {
+		if r.Recursive {
+			return p.PurgeTree(ctx, id)
+		}
+		return 1, p.Purge(ctx, id)
 	}
 	done := func(n int) *pb.PurgeInstancesResponse {
 		return &pb.PurgeInstancesResponse{DeletedInstanceCount: int32(n), IsComplete: wrapperspb.Bool(true)}
 	}
 	switch req := r.Request.(type) {
 	case *pb.PurgeInstancesRequest_InstanceId:
-		if err := p.Purge(ctx, req.InstanceId); err != nil {
+		n, err := purgeOne(req.InstanceId)
+		if err != nil {
 			return nil, toStatus(err)
 		}
-		return done(1), nil
+		return done(n), nil
 	case *pb.PurgeInstancesRequest_PurgeInstanceFilter:
 		f := store.PurgeFilter{}
 		in := req.PurgeInstanceFilter
@@ -492,7 +496,11 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 			return nil, err
 		}
 		// The timeout bounds a purge that the server does in steps; this one is one call.
-		n, err := p.PurgeMatching(ctx, f)
+		purge := p.PurgeMatching
+		if r.Recursive {
+			purge = p.PurgeMatchingTrees
+		}
+		n, err := purge(ctx, f)
 		if err != nil {
 			return nil, toStatus(err)
 		}
@@ -511,7 +519,7 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 		// Unknown and unfinished instances are skipped: the count says how many were purged.
 		n := 0
 		for _, id := range ids {
-			err := p.Purge(ctx, id)
+			m, err := purgeOne(id)
 			switch control.Classify(err) {
 			case control.KindNotFound, control.KindActive:
 				continue
@@ -519,7 +527,7 @@ func (s *Service) PurgeInstances(ctx context.Context, r *pb.PurgeInstancesReques
 			if err != nil {
 				return nil, toStatus(fmt.Errorf("after purging %d of the batch: %w", n, err))
 			}
-			n++
+			n += m
 		}
 		return done(n), nil
 	}

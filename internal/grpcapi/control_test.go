@@ -471,8 +471,6 @@ func TestQueryListAndPurge(t *testing.T) {
 	wantCode(t, "PurgeInstances of a purged instance", purgeOne("q-0"), codes.NotFound)
 	wantCode(t, "PurgeInstances of a running instance", purgeOne("q-running"), codes.FailedPrecondition)
 	wantCode(t, "PurgeInstances of an ID with NUL", purgeOne("bad\x00id"), codes.InvalidArgument)
-	_, err = h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "q-1"}, Recursive: true})
-	wantCode(t, "a recursive PurgeInstances", err, codes.Unimplemented)
 	_, err = h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{})
 	wantCode(t, "PurgeInstances of nothing", err, codes.InvalidArgument)
 	_, err = h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_PurgeInstanceFilter{
@@ -752,4 +750,72 @@ func TestShutdownLetsShortCallsFinish(t *testing.T) {
 		return nil, status.FromContextError(ctx.Err()).Err()
 	})
 	wantCode(t, "WaitForInstanceCompletion at shutdown", err, codes.Unavailable)
+}
+
+// TestRecursivePurge purges a tree of sub-orchestrations: recursive deletes the finished
+// descendants with the instance, by ID and by filter; without it only the instance goes.
+func TestRecursivePurge(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	leaf := reprise.NewOrchestrator("Leaf", func(ctx *reprise.OrchestrationContext, in string) (string, error) { return in, nil })
+	mid := reprise.NewOrchestrator("Mid", func(ctx *reprise.OrchestrationContext, in string) (string, error) {
+		return reprise.CallSubOrchestrator[string](ctx, "Leaf", in, reprise.WithInstanceID(in+"-leaf")).Await()
+	})
+	top := reprise.NewOrchestrator("Top", func(ctx *reprise.OrchestrationContext, in string) (string, error) {
+		a := reprise.CallSubOrchestrator[string](ctx, "Mid", in+"-a", reprise.WithInstanceID(in+"-a"))
+		b := reprise.CallSubOrchestrator[string](ctx, "Leaf", in+"-b", reprise.WithInstanceID(in+"-b"))
+		if _, err := a.Await(); err != nil {
+			return "", err
+		}
+		return b.Await()
+	})
+	app := reprise.NewApp(reprise.WithStore(st), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	app.Register(leaf, mid, top)
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Shutdown(context.Background()) })
+	conn := serveService(t, NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"})}))
+	h := &hub{st: st, client: pb.NewTaskHubSidecarServiceClient(conn)}
+	ctx := callContext(t)
+	for _, id := range []string{"t1", "t2", "t3"} {
+		h.start(t, "Top", id, `"`+id+`"`)
+		h.complete(t, id)
+	}
+	exists := func(id string) bool {
+		g, err := h.client.GetInstance(ctx, &pb.GetInstanceRequest{InstanceId: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Exists
+	}
+	tree := func(id string) []string { return []string{id, id + "-a", id + "-a-leaf", id + "-b"} }
+
+	pr, err := h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "t1"}, Recursive: true})
+	if err != nil || pr.DeletedInstanceCount != 4 {
+		t.Fatalf("recursive purge of t1: %v, %v; want its 4 instances deleted", pr, err)
+	}
+	for _, id := range tree("t1") {
+		if exists(id) {
+			t.Errorf("%s exists after the recursive purge of t1", id)
+		}
+	}
+	pr, err = h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Request: &pb.PurgeInstancesRequest_InstanceId{InstanceId: "t2"}})
+	if err != nil || pr.DeletedInstanceCount != 1 || exists("t2") || !exists("t2-a") {
+		t.Fatalf("purge of t2 without recursive: %v, %v; want t2 alone deleted", pr, err)
+	}
+	// By filter: t3's tree, and t2's orphans (finished, matched by the filter themselves).
+	pr, err = h.client.PurgeInstances(ctx, &pb.PurgeInstancesRequest{Recursive: true, Request: &pb.PurgeInstancesRequest_PurgeInstanceFilter{
+		PurgeInstanceFilter: &pb.PurgeInstanceFilter{CreatedTimeFrom: timestamppb.New(time.Now().Add(-time.Hour))}}})
+	if err != nil || pr.DeletedInstanceCount != 7 {
+		t.Fatalf("recursive purge by filter: %v, %v; want the 7 instances left deleted", pr, err)
+	}
+	for _, id := range append(tree("t2"), tree("t3")...) {
+		if exists(id) {
+			t.Errorf("%s exists after the recursive purge by filter", id)
+		}
+	}
 }

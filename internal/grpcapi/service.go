@@ -108,12 +108,29 @@ func (s *Service) Hello(ctx context.Context, _ *emptypb.Empty) (*emptypb.Empty, 
 	return &emptypb.Empty{}, nil
 }
 
-func (*Service) CreateTaskHub(context.Context, *pb.CreateTaskHubRequest) (*pb.CreateTaskHubResponse, error) {
-	return nil, notServed("CreateTaskHub")
+// CreateTaskHub answers that the hub exists: a store creates its tables when it is opened, and a
+// hub is a name in them. Recreating (deleting every instance first) is refused, as DeleteTaskHub.
+func (s *Service) CreateTaskHub(ctx context.Context, r *pb.CreateTaskHubRequest) (*pb.CreateTaskHubResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.RecreateIfExists {
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"task hub %q exists and Reprise does not delete a task hub over gRPC: purge its instances (PurgeInstances by filter) instead", h.Name)
+	}
+	return &pb.CreateTaskHubResponse{}, nil
 }
 
-func (*Service) DeleteTaskHub(context.Context, *pb.DeleteTaskHubRequest) (*pb.DeleteTaskHubResponse, error) {
-	return nil, notServed("DeleteTaskHub")
+// DeleteTaskHub is refused: deleting every instance of a hub, running ones included, is not an
+// SDK's call to make on a shared server.
+func (s *Service) DeleteTaskHub(ctx context.Context, _ *pb.DeleteTaskHubRequest) (*pb.DeleteTaskHubResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return nil, status.Errorf(codes.FailedPrecondition,
+		"Reprise does not delete task hub %q over gRPC: purge its finished instances (PurgeInstances by filter), or delete the store", h.Name)
 }
 
 func (*Service) SkipGracefulOrchestrationTerminations(context.Context, *pb.SkipGracefulOrchestrationTerminationsRequest) (*pb.SkipGracefulOrchestrationTerminationsResponse, error) {

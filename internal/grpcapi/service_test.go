@@ -113,7 +113,8 @@ var served = map[string]bool{"Hello": true, "StartInstance": true, "GetInstance"
 	"TerminateInstance": true, "SuspendInstance": true, "ResumeInstance": true, "QueryInstances": true,
 	"ListInstanceIds": true, "PurgeInstances": true, "StreamInstanceHistory": true,
 	"GetWorkItems": true, "CompleteOrchestratorTask": true, "CompleteActivityTask": true,
-	"AbandonTaskOrchestratorWorkItem": true, "AbandonTaskActivityWorkItem": true}
+	"AbandonTaskOrchestratorWorkItem": true, "AbandonTaskActivityWorkItem": true,
+	"CreateTaskHub": true, "DeleteTaskHub": true}
 
 // TestEveryRPCAnswers calls every method of the service descriptor (not a hand-kept list, so an
 // RPC added to the proto is covered) with an empty message and wants each to answer at once:
@@ -159,5 +160,22 @@ func TestEveryRPCAnswers(t *testing.T) {
 			}
 			wantNotServed(t, ctx, rpc, err)
 		})
+	}
+}
+
+// TestTaskHubRPCs: CreateTaskHub answers that the hub is there; recreating or deleting a hub
+// over gRPC is refused with a reason.
+func TestTaskHubRPCs(t *testing.T) {
+	client := pb.NewTaskHubSidecarServiceClient(serve(t))
+	if _, err := client.CreateTaskHub(callContext(t), &pb.CreateTaskHubRequest{}); err != nil {
+		t.Errorf("CreateTaskHub: %v", err)
+	}
+	_, err := client.CreateTaskHub(callContext(t), &pb.CreateTaskHubRequest{RecreateIfExists: true})
+	if status.Code(err) != codes.FailedPrecondition || !strings.Contains(status.Convert(err).Message(), "purge") {
+		t.Errorf("CreateTaskHub recreateIfExists: %v, want FAILED_PRECONDITION saying to purge", err)
+	}
+	_, err = client.DeleteTaskHub(callContext(t), &pb.DeleteTaskHubRequest{})
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("DeleteTaskHub: %v, want FAILED_PRECONDITION", err)
 	}
 }

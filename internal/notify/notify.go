@@ -15,7 +15,8 @@ import (
 // Notifier is safe for concurrent use. The zero value is not usable; call New.
 type Notifier struct {
 	mu       sync.Mutex
-	signals  map[store.WorkKind]chan struct{}
+	signals  map[store.WorkKind][]chan struct{}
+	pending  map[store.WorkKind]bool // a Notify before the kind's first Signal, kept for it
 	watchers map[string]map[*watcher]struct{}
 	closed   bool
 }
@@ -25,40 +26,45 @@ type watcher struct{ ch chan struct{} }
 // New returns an empty Notifier.
 func New() *Notifier {
 	return &Notifier{
-		signals:  make(map[store.WorkKind]chan struct{}),
+		signals:  make(map[store.WorkKind][]chan struct{}),
+		pending:  make(map[store.WorkKind]bool),
 		watchers: make(map[string]map[*watcher]struct{}),
 	}
 }
 
-// signal returns the channel of kind, creating it on first use. n.mu must be held.
-func (n *Notifier) signal(kind store.WorkKind) chan struct{} {
-	ch, ok := n.signals[kind]
-	if !ok {
-		// Buffer 1: one pending wake-up is enough, since the dispatcher claims everything
-		// available when it wakes.
-		ch = make(chan struct{}, 1)
-		n.signals[kind] = ch
+// Signal returns a new channel that receives a value after each Notify(kind) from now on (and
+// after one that came before the kind's first Signal). Every call returns a channel of its own,
+// and every channel receives every wake-up, so that several dispatchers (engines) on one store
+// each wake. Channels are never released: call Signal once per dispatcher, not per wait.
+func (n *Notifier) Signal(kind store.WorkKind) <-chan struct{} {
+	// Buffer 1: one pending wake-up is enough, since the dispatcher claims everything available
+	// when it wakes.
+	ch := make(chan struct{}, 1)
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pending[kind] {
+		ch <- struct{}{}
+		delete(n.pending, kind)
 	}
+	n.signals[kind] = append(n.signals[kind], ch)
 	return ch
 }
 
-// Signal returns the channel that receives a value after Notify(kind). Every call for a kind
-// returns the same channel.
-func (n *Notifier) Signal(kind store.WorkKind) <-chan struct{} {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.signal(kind)
-}
-
-// Notify wakes the receiver of kind's channel. It never blocks: a wake-up already pending
-// absorbs this one.
+// Notify wakes the receivers of kind's channels. It never blocks: a wake-up already pending on a
+// channel absorbs this one.
 func (n *Notifier) Notify(kind store.WorkKind) {
 	n.mu.Lock()
-	ch := n.signal(kind)
-	n.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-	default:
+	defer n.mu.Unlock()
+	chs := n.signals[kind]
+	if len(chs) == 0 {
+		n.pending[kind] = true
+		return
+	}
+	for _, ch := range chs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 

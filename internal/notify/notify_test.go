@@ -10,27 +10,25 @@ import (
 func TestSignalCoalescesAndNeverBlocks(t *testing.T) {
 	n := New()
 	ch := n.Signal(store.OrchestrationWorkKind)
-	if n.Signal(store.OrchestrationWorkKind) != ch {
-		t.Fatal("Signal returned a different channel for the same kind")
-	}
-	if n.Signal(store.ActivityWorkKind) == ch {
-		t.Fatal("two kinds share a channel")
-	}
+	other := n.Signal(store.OrchestrationWorkKind)
+	act := n.Signal(store.ActivityWorkKind)
 	for range 10 {
 		n.Notify(store.OrchestrationWorkKind) // must not block with nobody receiving
 	}
-	select {
-	case <-ch:
-	default:
-		t.Fatal("no signal after Notify")
+	for i, c := range []<-chan struct{}{ch, other} {
+		select {
+		case <-c:
+		default:
+			t.Fatalf("channel %d of the kind: no signal after Notify", i)
+		}
+		select {
+		case <-c:
+			t.Fatalf("channel %d: signals were not coalesced", i)
+		default:
+		}
 	}
 	select {
-	case <-ch:
-		t.Fatal("signals were not coalesced")
-	default:
-	}
-	select {
-	case <-n.Signal(store.ActivityWorkKind):
+	case <-act:
 		t.Fatal("the other kind was signalled")
 	default:
 	}
@@ -127,6 +125,7 @@ func TestConcurrentUse(t *testing.T) {
 	var wg sync.WaitGroup
 	ids := []string{"a", "b", "c"}
 	for g := range 8 {
+		sig := []<-chan struct{}{n.Signal(store.OrchestrationWorkKind), n.Signal(store.ActivityWorkKind)}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -137,7 +136,7 @@ func TestConcurrentUse(t *testing.T) {
 				n.Notify(store.WorkKind(i % 2))
 				select {
 				case <-ch:
-				case <-n.Signal(store.WorkKind(i % 2)):
+				case <-sig[i%2]:
 				default:
 				}
 				stop()

@@ -71,11 +71,12 @@ func TestStickyRouting(t *testing.T) {
 	}
 
 	// A leaves (ReleaseLeases, as at shutdown): B takes x at once.
-	drain(b.WorkSignal(store.OrchestrationWorkKind))
+	bsig := b.WorkSignal(store.OrchestrationWorkKind)
+	drain(bsig)
 	if err := a.ReleaseLeases(t.Context(), "A"); err != nil {
 		t.Fatal(err)
 	}
-	waitSignal(t, b.WorkSignal(store.OrchestrationWorkKind), "orchestration signal on B after A released its leases")
+	waitSignal(t, bsig, "orchestration signal on B after A released its leases")
 	got = claim(t, b, "B", lease)
 	if len(got) != 1 || got[0].Instance.ID != "x" {
 		t.Fatalf("B claimed %d instances right after A's ReleaseLeases, want x", len(got))

@@ -625,12 +625,17 @@ func (s suite) testWorkSignal(t *testing.T) {
 	if osig == nil || asig == nil || osig == asig {
 		t.Fatal("WorkSignal must return one distinct channel per kind")
 	}
-	if st.WorkSignal(store.OrchestrationWorkKind) != osig {
-		t.Fatal("WorkSignal returned a different channel for the same kind")
+	// Each call has a channel of its own, and each receives every wake-up (an App's engine and a
+	// gRPC server's workers on one store).
+	second := st.WorkSignal(store.OrchestrationWorkKind)
+	if second == osig {
+		t.Fatal("WorkSignal returned the same channel to two callers: one of them would miss wake-ups")
 	}
 	drain(osig)
+	drain(second)
 	mustCreate(t, st, "w")
 	waitSignal(t, osig, "orchestration signal after CreateInstance")
+	waitSignal(t, second, "orchestration signal after CreateInstance, on a second caller's channel")
 
 	w := claimID(t, st, "n", "w")
 	mustCommit(t, st, consumeAll(w))

@@ -1,0 +1,68 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+)
+
+// TestGoOrchestratorCallsRemoteActivity runs a Go orchestrator of an App that calls an activity
+// only a worker stream has: the stream (which sends no filters, as the SDKs do by default) gets
+// the activity and never the Go orchestrator's turns. The SDK workers do the same in
+// TestInteropDurableTaskJSMixed (cmd/reprise); this drives the protocol itself.
+func TestGoOrchestratorCallsRemoteActivity(t *testing.T) {
+	goSeq := reprise.NewOrchestrator("GoSeq", func(ctx *reprise.OrchestrationContext, in string) (string, error) {
+		return reprise.CallActivity[string](ctx, "remote-only", in+"!").Await()
+	})
+	app := startApp(t, goSeq)
+	srv := listen(t, app, Options{})
+	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := client.GetWorkItems(ctx, &pb.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	id, err := app.Client().StartNew(ctx, "GoSeq", "hi")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var item *pb.WorkItem
+	for item == nil || item.GetHealthPing() != nil {
+		if item, err = stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	act := item.GetActivityRequest()
+	if act == nil || act.Name != "remote-only" || act.Input.GetValue() != `"hi!"` {
+		t.Fatalf("the worker got %v, want the activity remote-only and never the Go orchestrator", item)
+	}
+	if _, err := client.CompleteActivityTask(ctx, &pb.ActivityResponse{InstanceId: id, TaskId: act.TaskId,
+		Result: wrapperspb.String(`"from the worker"`), CompletionToken: item.CompletionToken}); err != nil {
+		t.Fatal(err)
+	}
+	inst, err := app.Client().WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := json.Unmarshal(inst.Output, &out); err != nil || inst.Status != reprise.StatusCompleted || out != "from the worker" {
+		t.Errorf("instance %+v (%v), want Completed with the worker's result", inst, err)
+	}
+}
