@@ -70,7 +70,7 @@ var (
 	buildErr  error
 )
 
-// built returns a directory holding the reprise CLI and cmd/worker, built once for all tests.
+// built returns a directory holding the reprise CLI, built once for all tests.
 func built(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -78,9 +78,9 @@ func built(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", builtDir+string(filepath.Separator), "github.com/reprise-dev/reprise/cmd/reprise", "./cmd/worker").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", builtDir+string(filepath.Separator), "github.com/reprise-dev/reprise/cmd/reprise").CombinedOutput()
 		if err != nil {
-			buildErr = fmt.Errorf("building the reprise CLI and ./cmd/worker: %v\n%s", err, out)
+			buildErr = fmt.Errorf("building the reprise CLI: %v\n%s", err, out)
 		}
 	})
 	if buildErr != nil {

@@ -3,7 +3,6 @@ package durabletaskgo
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -14,8 +13,6 @@ import (
 	"github.com/microsoft/durabletask-go/api"
 	"github.com/microsoft/durabletask-go/task"
 	"google.golang.org/grpc/codes"
-
-	"github.com/reprise-dev/reprise/interop/durabletask-go/hello"
 )
 
 // The worker tests run orchestrators and activities in durabletask-go v0.6.0's worker,
@@ -27,22 +24,39 @@ import (
 // tokens: its OrchestratorResponse and ActivityResponse name the work item by instance ID (and
 // task ID), so the server must take those when the token is empty.
 
-func helloRegistry(t *testing.T) *task.TaskRegistry {
-	t.Helper()
-	r := task.NewTaskRegistry()
-	if err := hello.Register(r); err != nil {
-		t.Fatal(err)
+// The hello sequence: the orchestrator HelloSequence calls the activity SayHello for each city,
+// in order, and returns the greetings.
+const helloOutput = `["Hello, Tokyo!","Hello, Seattle!","Hello, London!"]`
+
+func helloSequence(ctx *task.OrchestrationContext) (any, error) {
+	var greetings []string
+	for _, city := range []string{"Tokyo", "Seattle", "London"} {
+		var greeting string
+		if err := ctx.CallActivity("SayHello", task.WithActivityInput(city)).Await(&greeting); err != nil {
+			return nil, err
+		}
+		greetings = append(greetings, greeting)
 	}
-	return r
+	return greetings, nil
+}
+
+func sayHello(ctx task.ActivityContext) (any, error) {
+	var city string
+	err := ctx.GetInput(&city)
+	return "Hello, " + city + "!", err
+}
+
+func helloRegistry(t *testing.T) *task.TaskRegistry {
+	return registry(t, map[string]task.Orchestrator{"HelloSequence": helloSequence}, map[string]task.Activity{"SayHello": sayHello})
 }
 
 func TestWorkerSequence(t *testing.T) {
 	h := newHub(t)
 	h.listen("A", helloRegistry(t))
-	h.schedule(hello.OrchestratorName, "sequence")
-	m := h.expect("sequence", api.RUNTIME_STATUS_COMPLETED, hello.Output)
-	if m.Name != hello.OrchestratorName {
-		t.Errorf("name %q, want %s", m.Name, hello.OrchestratorName)
+	h.schedule("HelloSequence", "sequence")
+	m := h.expect("sequence", api.RUNTIME_STATUS_COMPLETED, helloOutput)
+	if m.Name != "HelloSequence" {
+		t.Errorf("name %q, want %s", m.Name, "HelloSequence")
 	}
 }
 
@@ -81,10 +95,10 @@ func TestWorkerSubOrchestrations(t *testing.T) {
 	for name, o := range map[string]task.Orchestrator{
 		"Parent": func(ctx *task.OrchestrationContext) (any, error) {
 			var named, generated []string
-			if err := ctx.CallSubOrchestrator(hello.OrchestratorName, task.WithSubOrchestrationInstanceID(string(ctx.ID)+"-child")).Await(&named); err != nil {
+			if err := ctx.CallSubOrchestrator("HelloSequence", task.WithSubOrchestrationInstanceID(string(ctx.ID)+"-child")).Await(&named); err != nil {
 				return nil, err
 			}
-			if err := ctx.CallSubOrchestrator(hello.OrchestratorName).Await(&generated); err != nil {
+			if err := ctx.CallSubOrchestrator("HelloSequence").Await(&generated); err != nil {
 				return nil, err
 			}
 			err := ctx.CallSubOrchestrator("Refuses", task.WithSubOrchestrationInstanceID(string(ctx.ID)+"-refuses"), task.WithSubOrchestratorInput("no")).Await(nil)
@@ -107,8 +121,8 @@ func TestWorkerSubOrchestrations(t *testing.T) {
 	}
 	h.listen("A", r)
 	h.schedule("Parent", "parent")
-	h.expect("parent", api.RUNTIME_STATUS_COMPLETED, `{"generated":`+hello.Output+`,"named":`+hello.Output+`,"refused":"task failed with an error: the child says no"}`)
-	h.expect("parent-child", api.RUNTIME_STATUS_COMPLETED, hello.Output)
+	h.expect("parent", api.RUNTIME_STATUS_COMPLETED, `{"generated":`+helloOutput+`,"named":`+helloOutput+`,"refused":"task failed with an error: the child says no"}`)
+	h.expect("parent-child", api.RUNTIME_STATUS_COMPLETED, helloOutput)
 	if m := h.failed("parent-refuses", "the child says no"); m.SerializedInput != `"no"` {
 		t.Errorf("the failed child's input is %s, want \"no\"", m.SerializedInput)
 	}
@@ -576,37 +590,25 @@ func TestWorkerTwoListeners(t *testing.T) {
 	var items [2]atomic.Int32
 	for i, name := range []string{"A", "B"} {
 		r := registry(t,
-			map[string]task.Orchestrator{hello.OrchestratorName: func(ctx *task.OrchestrationContext) (any, error) {
+			map[string]task.Orchestrator{"HelloSequence": func(ctx *task.OrchestrationContext) (any, error) {
 				items[i].Add(1)
-				return hello.HelloSequence(ctx)
+				return helloSequence(ctx)
 			}},
-			map[string]task.Activity{hello.ActivityName: func(ctx task.ActivityContext) (any, error) {
+			map[string]task.Activity{"SayHello": func(ctx task.ActivityContext) (any, error) {
 				items[i].Add(1)
-				return hello.SayHello(ctx)
+				return sayHello(ctx)
 			}})
 		h.listen(name, r)
 	}
 	for i := range instances {
-		h.schedule(hello.OrchestratorName, api.InstanceID(fmt.Sprintf("hello-%02d", i)))
+		h.schedule("HelloSequence", api.InstanceID(fmt.Sprintf("hello-%02d", i)))
 	}
 	for i := range instances {
-		h.expect(api.InstanceID(fmt.Sprintf("hello-%02d", i)), api.RUNTIME_STATUS_COMPLETED, hello.Output)
+		h.expect(api.InstanceID(fmt.Sprintf("hello-%02d", i)), api.RUNTIME_STATUS_COMPLETED, helloOutput)
 	}
 	a, b := items[0].Load(), items[1].Load()
 	t.Logf("work items run: A %d, B %d", a, b)
 	if a == 0 || b == 0 {
 		t.Errorf("work items run: A %d, B %d; want both listeners to get some of the %d instances' turns and activities", a, b, instances)
-	}
-}
-
-// TestWorkerProgram runs cmd/worker, the benchmarks' worker, as a process of its own.
-func TestWorkerProgram(t *testing.T) {
-	h := newHub(t)
-	start(t, "worker: ready", filepath.Join(built(t), "worker"), "--addr", h.addr)
-	for _, id := range []api.InstanceID{"program-1", "program-2"} {
-		h.schedule(hello.OrchestratorName, id)
-	}
-	for _, id := range []api.InstanceID{"program-1", "program-2"} {
-		h.expect(id, api.RUNTIME_STATUS_COMPLETED, hello.Output)
 	}
 }
