@@ -502,16 +502,27 @@ func TestWorkerPurge(t *testing.T) {
 	})
 }
 
+// hold, in a listener's stepsRegistry, blocks its work at one point: in the activity Step 2 or
+// in the turn of Steps that has Step 1's result. entered closes there; the work goes on when
+// release closes (or, in the activity, when its context ends).
+type hold struct {
+	inTurn           bool
+	entered, release chan struct{}
+}
+
 // stepsRegistry has "Steps", which calls the activity "Step" for 1, 2 and 3 in order and returns
-// the results; Step returns "<listener>:<n>" and logs each run in runs. If block is set, Step 2
-// closes entered and returns only when its context ends or release closes.
-func stepsRegistry(t *testing.T, name string, runs *runLog, block bool, entered, release chan struct{}) *task.TaskRegistry {
+// the results; Step returns "<listener>:<n>" and logs each run in runs.
+func stepsRegistry(t *testing.T, name string, runs *runLog, hd *hold) *task.TaskRegistry {
 	return registry(t,
 		map[string]task.Orchestrator{"Steps": func(ctx *task.OrchestrationContext) (any, error) {
 			results := make([]string, 3)
 			for i := range results {
 				if err := ctx.CallActivity("Step", task.WithActivityInput(i+1)).Await(&results[i]); err != nil {
 					return nil, err
+				}
+				if hd != nil && hd.inTurn && i == 0 && !ctx.IsReplaying {
+					close(hd.entered)
+					<-hd.release
 				}
 			}
 			return results, nil
@@ -523,12 +534,12 @@ func stepsRegistry(t *testing.T, name string, runs *runLog, block bool, entered,
 			}
 			result := fmt.Sprintf("%s:%d", name, n)
 			runs.add(result)
-			if block && n == 2 {
-				close(entered)
+			if hd != nil && !hd.inTurn && n == 2 {
+				close(hd.entered)
 				select {
 				case <-ctx.Context().Done():
 					return nil, ctx.Context().Err()
-				case <-release:
+				case <-hd.release:
 				}
 			}
 			return result, nil
@@ -552,33 +563,39 @@ func (l *runLog) get() []string {
 	return slices.Clone(l.runs)
 }
 
-// TestWorkerGoesAway stops a listener while it runs an activity, and starts another: the server
-// must hand the activity to the new listener, which finishes the instance without running again
-// what the first one completed.
+// TestWorkerGoesAway stops a listener while it runs an activity or an orchestrator turn, and
+// starts another: the server must hand the work item to the new listener, which finishes the
+// instance without running again what the first one completed.
 func TestWorkerGoesAway(t *testing.T) {
-	for _, c := range []struct {
-		name  string
-		leave func(*listener)
-	}{
-		{"context canceled", func(l *listener) { l.cancel() }},
-		{"connection closed", func(l *listener) { l.conn.Close() }},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHub(t)
-			var runs runLog
-			entered, release := make(chan struct{}), make(chan struct{})
-			a := h.listen("A", stepsRegistry(t, "A", &runs, true, entered, release))
-			h.schedule("Steps", "steps")
-			h.await(entered, "listener A running step 2", "steps")
-			c.leave(a)
-			h.listen("B", stepsRegistry(t, "B", &runs, false, nil, nil))
-			h.expect("steps", api.RUNTIME_STATUS_COMPLETED, `["A:1","B:2","B:3"]`)
-			// A's step 2, now released, cannot complete: its stream or its connection is gone.
-			close(release)
-			if got, want := runs.get(), []string{"A:1", "A:2", "B:2", "B:3"}; !slices.Equal(got, want) {
-				t.Errorf("Step ran as %v, want %v", got, want)
+	for _, inTurn := range []bool{false, true} {
+		for _, c := range []struct {
+			name  string
+			leave func(*listener)
+		}{
+			{"context canceled", func(l *listener) { l.cancel() }},
+			{"connection closed", func(l *listener) { l.conn.Close() }},
+		} {
+			where, wantRuns := "activity", []string{"A:1", "A:2", "B:2", "B:3"}
+			if inTurn {
+				where, wantRuns = "turn", []string{"A:1", "B:2", "B:3"}
 			}
-		})
+			t.Run(where+" in flight, "+c.name, func(t *testing.T) {
+				h := newHub(t)
+				var runs runLog
+				hd := &hold{inTurn: inTurn, entered: make(chan struct{}), release: make(chan struct{})}
+				a := h.listen("A", stepsRegistry(t, "A", &runs, hd))
+				h.schedule("Steps", "steps")
+				h.await(hd.entered, "listener A holding the "+where, "steps")
+				c.leave(a)
+				h.listen("B", stepsRegistry(t, "B", &runs, nil))
+				h.expect("steps", api.RUNTIME_STATUS_COMPLETED, `["A:1","B:2","B:3"]`)
+				// A's work, now released, cannot complete: its stream or its connection is gone.
+				close(hd.release)
+				if got := runs.get(); !slices.Equal(got, wantRuns) {
+					t.Errorf("Step ran as %v, want %v", got, wantRuns)
+				}
+			})
+		}
 	}
 }
 
