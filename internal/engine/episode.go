@@ -159,6 +159,16 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		}
 		events = append(events, ev)
 	}
+	// An execution's start goes first: events that reached the inbox before it (raised while the
+	// previous execution continued as new) come after it and its carried events, as the Durable
+	// Task SDKs expect; replay buffers them either way.
+	for i, ev := range events {
+		if ev.Type == history.ExecutionStarted && i > 0 {
+			copy(events[1:i+1], events[:i])
+			events[0] = ev
+			break
+		}
+	}
 	if inst.Status.Terminal() && rewind == nil {
 		// Late messages for a finished instance (activity results after terminate, timers, events):
 		// consume them without touching the instance.

@@ -2,9 +2,11 @@ package grpcapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +44,7 @@ type Work struct {
 	// LeaseDuration is the streams' lease; default 30s, renewed every third of it while the
 	// worker works on the item.
 	LeaseDuration time.Duration
-	// PingInterval is how often an idle stream gets a healthPing, which keeps the SDKs (that
+	// PingInterval is how often every stream gets a healthPing, which keeps the SDKs (that
 	// reconnect after 120 s without a message) connected; default 30s.
 	PingInterval time.Duration
 	// AbandonDelay is how long an abandoned item waits before it is handed out again; default 1s.
@@ -77,8 +79,7 @@ const rejectAll = "\x00__durabletask_reject_all__"
 
 // filterNames returns the names a stream claims for one kind: every name but the taken ones when
 // the worker sent no filter of the kind (the SDKs send filters only when configured to), else the
-// names it listed. Versions in filters are not matched yet: a worker gets every version of its
-// names (docs/grpc.md).
+// names it listed. Versions are matched when an item is handed out (see versionFilter).
 func filterNames(listed []string, filtered bool, taken []string) (store.Names, error) {
 	if !filtered || len(listed) == 0 {
 		return store.AllNamesExcept(taken...), nil
@@ -97,6 +98,30 @@ func filterNames(listed []string, filtered bool, taken []string) (store.Names, e
 		names = append(names, n)
 	}
 	return names, nil
+}
+
+// versionFilter is the versions a stream's filters allow for each name (lower-cased); a name
+// without versions allows every version.
+type versionFilter map[string][]string
+
+func (v versionFilter) allows(name, version string) bool {
+	versions, ok := v[strings.ToLower(name)]
+	return !ok || slices.Contains(versions, version)
+}
+
+func versionFilters(r *pb.GetWorkItemsRequest) (orch, act versionFilter) {
+	orch, act = versionFilter{}, versionFilter{}
+	for _, o := range r.GetWorkItemFilters().GetOrchestrations() {
+		if len(o.GetVersions()) > 0 {
+			orch[strings.ToLower(o.GetName())] = o.GetVersions()
+		}
+	}
+	for _, a := range r.GetWorkItemFilters().GetActivities() {
+		if len(a.GetVersions()) > 0 {
+			act[strings.ToLower(a.GetName())] = a.GetVersions()
+		}
+	}
+	return orch, act
 }
 
 func streamNames(r *pb.GetWorkItemsRequest, w *Work) (orch, act store.Names, err error) {
@@ -137,6 +162,7 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 		svc: s, hub: h, stream: stream, id: control.NewID(), done: make(chan struct{}),
 		orch: orch, act: act,
 	}
+	ws.orchVersions, ws.actVersions = versionFilters(r)
 	md, _ := metadata.FromIncomingContext(ctx)
 	ws.log = h.Work.logger().With("stream", ws.id, "workerId", strings.Join(md.Get("workerid"), ","))
 	// Headers at once: the worker knows the stream is open before the first item.
@@ -215,16 +241,19 @@ func describeNames(n store.Names) string {
 
 // workerStream is one GetWorkItems call: the Remote of its engine.
 type workerStream struct {
-	svc      *Service
-	hub      *Hub
-	stream   grpc.ServerStreamingServer[pb.WorkItem]
-	id       string
-	log      *slog.Logger
-	orch     store.Names
-	act      store.Names
-	sendMu   sync.Mutex // a gRPC stream takes one Send at a time
-	done     chan struct{}
-	doneOnce sync.Once
+	svc    *Service
+	hub    *Hub
+	stream grpc.ServerStreamingServer[pb.WorkItem]
+	id     string
+	log    *slog.Logger
+	orch   store.Names
+	act    store.Names
+	// orchVersions and actVersions are the versions the filters allow; an item of another
+	// version is given back (after AbandonDelay) for a stream that runs it.
+	orchVersions, actVersions versionFilter
+	sendMu                    sync.Mutex // a gRPC stream takes one Send at a time
+	done                      chan struct{}
+	doneOnce                  sync.Once
 }
 
 var _ engine.Remote = (*workerStream)(nil)
@@ -255,6 +284,10 @@ func (w *workerStream) Names() (store.Names, store.Names) { return w.orch, w.act
 // Orchestrate implements engine.Remote: it sends the turn as an OrchestratorRequest and waits for
 // the worker's CompleteOrchestratorTask (or abandon), the stream's end or the lease's deadline.
 func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.Result, func(error), error) {
+	if !w.orchVersions.allows(t.Instance.Name, t.Instance.Version) {
+		w.delay(t.Claim)
+		return nil, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, t.Instance.Version, t.Instance.Name)
+	}
 	req, err := orchestratorRequest(t)
 	if err != nil {
 		return nil, nil, err
@@ -285,6 +318,10 @@ func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.
 // Activity implements engine.Remote, as Orchestrate for one ActivityRequest.
 func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (history.Event, func(error), error) {
 	ev := t.Scheduled
+	if !w.actVersions.allows(ev.Name, ev.Version) {
+		w.delay(t.Claim)
+		return history.Event{}, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, ev.Version, ev.Name)
+	}
 	req := &pb.ActivityRequest{
 		Name:                  ev.Name,
 		Input:                 text(ev.Input),
@@ -576,10 +613,7 @@ func turnResult(t engine.Turn, r *pb.OrchestratorResponse) (*replay.Result, erro
 		return nil, fmt.Errorf("the response is for instance %q, the work item for %q", r.InstanceId, t.Instance.ID)
 	}
 	res := &replay.Result{}
-	var err error
-	if res.CustomStatus, err = optionalPayload("customStatus", r.CustomStatus); err != nil {
-		return nil, err
-	}
+	res.CustomStatus = customStatus(r.CustomStatus)
 	used := map[int32]bool{}
 	for _, e := range append(append([]history.Event(nil), t.Past...), t.New...) {
 		if e.Type.Scheduling() {
@@ -822,6 +856,20 @@ func activityResult(r *pb.ActivityResponse) (history.Event, error) {
 	ev := history.New(history.TaskCompleted, now)
 	ev.Result = out
 	return ev, nil
+}
+
+// customStatus is the JSON of a custom status: what the SDK sent when it is JSON, else (the Go
+// SDK sends the text it was given as it is) that text as a JSON string, so that every reader of
+// the instance gets JSON.
+func customStatus(v *wrapperspb.StringValue) []byte {
+	if v == nil || v.Value == "" {
+		return nil
+	}
+	if json.Valid([]byte(v.Value)) {
+		return []byte(v.Value)
+	}
+	b, _ := json.Marshal(v.Value) // a string always marshals; invalid UTF-8 becomes U+FFFD
+	return b
 }
 
 // optionalPayload is payload for results: absent or empty stays nil (JSON null).

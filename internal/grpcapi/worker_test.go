@@ -466,3 +466,24 @@ func TestUnfilteredStreams(t *testing.T) {
 		t.Fatalf("the Go host's claim: %v %v, want the instance the stream left", work, err)
 	}
 }
+
+// TestVersionFilters checks that a stream whose filter lists versions gets only instances of
+// those versions; another version waits for a stream that runs it.
+func TestVersionFilters(t *testing.T) {
+	h := serveWork(t, nil)
+	v2 := &pb.WorkItemFilters{Orchestrations: []*pb.OrchestrationFilter{{Name: "Seq", Versions: []string{"2"}}}}
+	s2, _ := h.openStream(t, v2)
+	for id, version := range map[string]string{"old": "1", "new": "2"} {
+		if _, err := h.client.StartInstance(callContext(t), &pb.CreateInstanceRequest{Name: "Seq", InstanceId: id, Version: wrapperspb.String(version)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if id := next(t, s2).GetOrchestratorRequest().GetInstanceId(); id != "new" {
+		t.Fatalf("the stream of version 2 got %q, want new", id)
+	}
+	v1 := &pb.WorkItemFilters{Orchestrations: []*pb.OrchestrationFilter{{Name: "Seq", Versions: []string{"1"}}}}
+	s1, _ := h.openStream(t, v1)
+	if id := next(t, s1).GetOrchestratorRequest().GetInstanceId(); id != "old" {
+		t.Fatalf("the stream of version 1 got %q, want old", id)
+	}
+}
