@@ -87,9 +87,9 @@ func grpcCode(err error) codes.Code {
 }
 
 // TestClient runs the durabletask-go client against `reprise serve`: schedule, fetch, wait,
-// raise, terminate, purge, and unknown IDs. The server does not serve the worker RPCs yet, so
-// ./host, on the same store, runs the orchestrator "Approval"; nothing has "Unowned", whose
-// instances stay Pending.
+// raise, terminate, purge, and unknown IDs. No SDK worker runs here (worker_test.go has them):
+// ./host, a Go App on the same store, runs the orchestrator "Approval"; nothing has "Unowned",
+// whose instances stay Pending.
 func TestClient(t *testing.T) {
 	bin := binaries(t)
 	store := filepath.Join(t.TempDir(), "serve.db")
