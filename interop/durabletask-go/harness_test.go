@@ -95,7 +95,6 @@ type hub struct {
 	addr string
 	ctx  context.Context
 	c    *client.TaskHubGrpcClient
-	log  *memLogger
 }
 
 // newHub starts, for t alone, a Durable Task gRPC server on a SQLite file of its own (`reprise
@@ -112,9 +111,8 @@ func newHub(t *testing.T) *hub {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	t.Cleanup(cancel)
-	log := newMemLogger(t, "client")
-	conn := dial(t, addr)
-	return &hub{t: t, addr: addr, ctx: ctx, c: client.NewTaskHubGrpcClient(conn, log), log: log}
+	c := client.NewTaskHubGrpcClient(dial(t, addr), newMemLogger(t, "client"))
+	return &hub{t: t, addr: addr, ctx: ctx, c: c}
 }
 
 func dial(t *testing.T, addr string) *grpc.ClientConn {
@@ -136,7 +134,6 @@ func (h *hub) in(t *testing.T) *hub {
 
 // listener is one client.StartWorkItemListener on a connection of its own.
 type listener struct {
-	name   string
 	conn   *grpc.ClientConn
 	cancel context.CancelFunc
 }
@@ -151,7 +148,7 @@ func (h *hub) listen(name string, r *task.TaskRegistry) *listener {
 	if err := client.NewTaskHubGrpcClient(conn, newMemLogger(h.t, "listener "+name)).StartWorkItemListener(ctx, r); err != nil {
 		h.t.Fatalf("StartWorkItemListener %s: %v", name, err)
 	}
-	return &listener{name: name, conn: conn, cancel: cancel}
+	return &listener{conn: conn, cancel: cancel}
 }
 
 // schedule starts orchestrator name as instance id.
