@@ -26,9 +26,23 @@ var durabletaskJSPackages = []string{"@microsoft/durabletask-js", "@dapr/durable
 // TestInteropDurableTaskJS runs the clients of the JavaScript Durable Task SDKs
 // (@microsoft/durabletask-js and its Dapr fork @dapr/durabletask-js) against `reprise serve`:
 // schedule, get, wait, raise, terminate and purge over gRPC, one subtest per package, each on a
-// server and store of its own. The SDKs' worker is not served yet, so a Go host on the same store
-// runs the one orchestrator the script needs. The steps and their assertions are in the script.
+// server and store of its own. A Go host on the same store runs the one orchestrator the script
+// needs: an SDK worker without work-item filters (the Dapr SDK has none) would also take the
+// instances the script wants left PENDING. The SDKs' workers are TestInteropDurableTaskJSWorkers'.
+// The steps and their assertions are in the script.
 func TestInteropDurableTaskJS(t *testing.T) {
+	node, dir := durabletaskJS(t)
+	for _, pkg := range durabletaskJSPackages {
+		t.Run(pkg, func(t *testing.T) {
+			runDurableTaskJS(t, node, dir, pkg)
+		})
+	}
+}
+
+// durabletaskJS returns node and the absolute path of interop/durabletask-js, with the packages
+// installed there (npm ci when one is missing), or skips the test without node or npm.
+func durabletaskJS(t *testing.T) (node, dir string) {
+	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
 		t.Skip("skipping the durabletask-js interop test: node is not on PATH; install Node.js 20+ and npm to run it")
@@ -37,7 +51,7 @@ func TestInteropDurableTaskJS(t *testing.T) {
 	if err != nil {
 		t.Skip("skipping the durabletask-js interop test: npm is not on PATH; install Node.js 20+ and npm to run it")
 	}
-	dir, err := filepath.Abs(filepath.Join("..", "..", "interop", "durabletask-js"))
+	dir, err = filepath.Abs(filepath.Join("..", "..", "interop", "durabletask-js"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,12 +70,7 @@ func TestInteropDurableTaskJS(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-
-	for _, pkg := range durabletaskJSPackages {
-		t.Run(pkg, func(t *testing.T) {
-			runDurableTaskJS(t, node, dir, pkg)
-		})
-	}
+	return node, dir
 }
 
 // runDurableTaskJS runs client.mjs with the client of pkg against a `reprise serve` of its own.

@@ -361,6 +361,11 @@ func (s *Service) RestartInstance(ctx context.Context, r *pb.RestartInstanceRequ
 		return nil, err
 	}
 	id, err := p.Restart(ctx, r.InstanceId, r.RestartWithNewInstanceId)
+	if control.Classify(err) == control.KindExists && !r.RestartWithNewInstanceId {
+		// The instance is still running under its ID: the SDKs expect FAILED_PRECONDITION
+		// ("cannot be restarted"), not the ALREADY_EXISTS of a start.
+		return nil, status.Errorf(codes.FailedPrecondition, "restart %q: the instance has not finished; restart it once it has, or restart it under a new ID", r.InstanceId)
+	}
 	if err != nil {
 		return nil, toStatus(err)
 	}

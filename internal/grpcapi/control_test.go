@@ -373,7 +373,7 @@ func TestCommands(t *testing.T) {
 		wantCode(t, rpc+" of an empty ID", call(""), codes.InvalidArgument)
 		switch rpc {
 		case "RestartInstance":
-			wantCode(t, rpc+" of a running instance under its ID", call(id), codes.AlreadyExists)
+			wantCode(t, rpc+" of a running instance under its ID", call(id), codes.FailedPrecondition) // as the SDKs expect
 		case "RewindInstance":
 			wantCode(t, rpc+" of a completed instance", call(finished), codes.FailedPrecondition)
 			wantCode(t, rpc+" of a running instance", call(id), codes.FailedPrecondition)

@@ -410,10 +410,9 @@ type completion struct {
 
 // pending is a work item sent and not yet completed.
 type pending struct {
-	token  string
-	key    dispatchKey
-	reply  chan completion // buffered 1: a pending is taken once
-	answer chan error      // set by drop when the item left while a completion was being handed over
+	token string
+	key   dispatchKey
+	reply chan completion // buffered 1: a pending is taken once
 }
 
 type dispatchKey struct {
@@ -513,9 +512,6 @@ func (s *Service) CompleteOrchestratorTask(ctx context.Context, r *pb.Orchestrat
 	if err != nil {
 		return nil, err
 	}
-	if r.IsPartial {
-		return nil, invalid("chunked completions (isPartial) are not supported by Reprise: send the turn's actions in one OrchestratorResponse")
-	}
 	key := dispatchKey{strings.ToLower(h.Name), r.InstanceId, -1}
 	if err := s.complete(ctx, r.CompletionToken, key, completion{orch: r}); err != nil {
 		return nil, err
@@ -611,6 +607,10 @@ func turnResult(t engine.Turn, r *pb.OrchestratorResponse) (*replay.Result, erro
 	now := time.Now().UTC()
 	if r.InstanceId != "" && r.InstanceId != t.Instance.ID {
 		return nil, fmt.Errorf("the response is for instance %q, the work item for %q", r.InstanceId, t.Instance.ID)
+	}
+	//lint:ignore SA1019 deprecated in the proto, still sent by older .NET workers: refused, not ignored
+	if r.IsPartial {
+		return nil, errors.New("chunked completions (isPartial) are not supported by Reprise: send the turn's actions in one OrchestratorResponse")
 	}
 	res := &replay.Result{}
 	res.CustomStatus = customStatus(r.CustomStatus)

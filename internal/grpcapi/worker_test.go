@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -30,6 +33,7 @@ type workHub struct {
 	st      store.Store
 	svc     *Service
 	signals *engine.Signals
+	conn    *grpc.ClientConn
 	client  pb.TaskHubSidecarServiceClient
 }
 
@@ -50,7 +54,7 @@ func serveWork(t *testing.T, mod func(*Work)) *workHub {
 	}
 	svc := NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"}), Work: w})
 	conn := serveService(t, svc, ServerOptions()...)
-	return &workHub{st: st, svc: svc, signals: signals, client: pb.NewTaskHubSidecarServiceClient(conn)}
+	return &workHub{st: st, svc: svc, signals: signals, conn: conn, client: pb.NewTaskHubSidecarServiceClient(conn)}
 }
 
 // filters names what a test worker runs.
@@ -326,12 +330,16 @@ func TestInvalidResponsesFailTheInstance(t *testing.T) {
 		"unknown status": {completeWith(0, pb.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING, `1`)},
 		"no action type": {{Id: 0}},
 	}
+	cases["chunked"] = nil
 	for name, actions := range cases {
 		t.Run(name, func(t *testing.T) {
 			id := "bad-" + name
 			h.start(t, "Seq", id)
 			item := next(t, s)
-			_, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: id, CompletionToken: item.CompletionToken, Actions: actions})
+			r := &pb.OrchestratorResponse{InstanceId: id, CompletionToken: item.CompletionToken, Actions: actions}
+			//lint:ignore SA1019 the deprecated field older workers still send
+			r.IsPartial = name == "chunked"
+			_, err := h.client.CompleteOrchestratorTask(callContext(t), r)
 			wantCode(t, name, err, codes.InvalidArgument)
 			st := h.wait(t, id)
 			if st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED || st.FailureDetails.GetErrorType() != "InvalidWorkerResponse" {
@@ -485,5 +493,49 @@ func TestVersionFilters(t *testing.T) {
 	s1, _ := h.openStream(t, v1)
 	if id := next(t, s1).GetOrchestratorRequest().GetInstanceId(); id != "old" {
 		t.Fatalf("the stream of version 1 got %q, want old", id)
+	}
+}
+
+// rawCodec sends bytes as they are, to put malformed messages on the wire.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*(v.(*[]byte)))}, nil
+}
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*(v.(*[]byte)) = data.Materialize()
+	return nil
+}
+func (rawCodec) Name() string { return "proto" }
+
+// TestMalformedAndOversizedMessages sends bytes that are no protobuf message, and a completion
+// larger than the server takes: each gets a status, and the server goes on serving.
+func TestMalformedAndOversizedMessages(t *testing.T) {
+	h := serveWork(t, nil)
+	cc, err := grpc.NewClient(h.conn.Target(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(2*MaxMessageBytes)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	garbage := []byte{0xff, 0xff, 0xff, 0xff, 0x0f, 0x01}
+	for _, m := range []string{pb.TaskHubSidecarService_CompleteOrchestratorTask_FullMethodName, pb.TaskHubSidecarService_CompleteActivityTask_FullMethodName,
+		pb.TaskHubSidecarService_StartInstance_FullMethodName} {
+		var out []byte
+		err := cc.Invoke(callContext(t), m, &garbage, &out, grpc.ForceCodecV2(rawCodec{}))
+		if status.Code(err) != codes.Internal || !strings.Contains(status.Convert(err).Message(), "unmarshal") {
+			t.Errorf("%s with malformed bytes: %v, want INTERNAL saying the request could not be unmarshalled", m, err)
+		}
+	}
+	big := strings.Repeat("x", MaxMessageBytes+1)
+	_, err = pb.NewTaskHubSidecarServiceClient(cc).CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "x", Result: wrapperspb.String(big)})
+	if status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("a completion over %d bytes: %v, want RESOURCE_EXHAUSTED", MaxMessageBytes, err)
+	}
+	// Still serving.
+	s, _ := h.openStream(t, filters([]string{"Seq"}, nil))
+	h.start(t, "Seq", "after")
+	if id := next(t, s).GetOrchestratorRequest().GetInstanceId(); id != "after" {
+		t.Errorf("after the bad messages got %q, want the new instance's turn", id)
 	}
 }

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// durabletaskJSWorkerScenarios are the scenarios of interop/durabletask-js/scenarios.mjs that run
+// on one worker with every function, in this order, each a subtest.
+var durabletaskJSWorkerScenarios = []string{
+	"sequence", "fan-out", "sub-orchestrations", "timer", "external-events", "continue-as-new",
+	"retry", "terminate", "suspend-resume", "restart", "restart-unfinished", "rewind", "query", "purge-filter",
+	"history",
+}
+
+// durabletaskJSUnsupported are the scenarios whose calls a package's API does not have, and why.
+// scenarios.mjs checks the API too and refuses such a scenario with exit 2, so one run on a
+// package without its calls fails with that message rather than with a TypeError.
+var durabletaskJSUnsupported = map[string]map[string]string{
+	"@dapr/durabletask-js": {
+		"retry":              "its callActivity takes no retry policy",
+		"restart":            "its client has no restartOrchestration",
+		"restart-unfinished": "its client has no restartOrchestration",
+		"rewind":             "its client has no rewindInstance",
+		"query":              "its client has no getAllInstances or listInstanceIds",
+		"history":            "its client has no getOrchestrationHistory",
+		"filters":            "its worker sends no work-item filters",
+	},
+}
+
+// durabletaskJSGaps are the scenarios that fail against `reprise serve` because of a gap in
+// Reprise (not in the scenario), each skipped with what is missing until the gap is closed;
+// REPRISE_INTEROP_GAPS=1 runs them anyway, to see them fail or to check a fix.
+var durabletaskJSGaps = map[string]string{
+	"rewind": "Reprise gap: RewindInstance leaves the instance FAILED until a worker runs the rewind, " +
+		"so rewindInstance followed by waitForOrchestrationCompletion (the SDK's own pattern) returns the old failure " +
+		"at once (unless the worker wins the race); the instance should be RUNNING (or PENDING) when RewindInstance returns",
+}
+
+// TestInteropDurableTaskJSWorkers runs the workers of the JavaScript Durable Task SDKs
+// (interop/durabletask-js/worker.mjs, a TaskHubGrpcWorker per process) against `reprise serve`,
+// with the client of the same package driving each scenario (scenarios.mjs), one subtest per
+// package on a server and SQLite store of its own:
+//
+//   - filters: two workers with work-item filters, each getting only the names it registered;
+//   - the scenarios of durabletaskJSWorkerScenarios, on one worker with every function;
+//   - kill: the worker is SIGKILLed while it holds an activity; a second worker finishes the
+//     instance;
+//   - share: two workers, both of which run some of the activities of one fan-out (of more
+//     activities than one stream takes at once, see scenarios.mjs).
+//
+// The assertions are in the scripts; this test starts and kills the processes.
+func TestInteropDurableTaskJSWorkers(t *testing.T) {
+	node, dir := durabletaskJS(t)
+	for _, pkg := range durabletaskJSPackages {
+		t.Run(pkg, func(t *testing.T) {
+			js := &jsInterop{node: node, dir: dir, pkg: pkg}
+			js.addr = startServe(t, "--store", filepath.Join(t.TempDir(), "serve.db")).grpcAddr
+
+			js.run(t, "filters", func(t *testing.T) {
+				first := js.startWorker(t, "first", "filter-first", true)
+				js.scenario(t, "filters-first")
+				second := js.startWorker(t, "second", "filter-second", true)
+				js.scenario(t, "filters-second")
+				first.kill(t)
+				second.kill(t)
+			})
+
+			t.Run("one worker", func(t *testing.T) {
+				worker := js.startWorker(t, "first", "all", false)
+				for _, name := range durabletaskJSWorkerScenarios {
+					js.run(t, name, func(t *testing.T) { js.scenario(t, name) })
+				}
+				worker.kill(t)
+			})
+
+			js.run(t, "kill", func(t *testing.T) {
+				first := js.startWorker(t, "first", "all", false)
+				done := js.startScenario(t, "kill")
+				waitHolds(t, first)
+				first.kill(t)
+				second := js.startWorker(t, "second", "all", false)
+				second.release(t)
+				done()
+				second.kill(t)
+			})
+
+			js.run(t, "share", func(t *testing.T) {
+				first := js.startWorker(t, "first", "all", false)
+				second := js.startWorker(t, "second", "all", false)
+				done := js.startScenario(t, "share")
+				waitHolds(t, first, second)
+				first.release(t)
+				second.release(t)
+				done()
+			})
+		})
+	}
+}
+
+// jsInterop runs the scripts of interop/durabletask-js with one package against one server.
+type jsInterop struct {
+	node, dir, pkg, addr string
+}
+
+// run runs fn as the subtest name, or skips it when the package cannot run that scenario.
+func (js *jsInterop) run(t *testing.T, name string, fn func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		if why, ok := durabletaskJSUnsupported[js.pkg][name]; ok {
+			t.Skipf("%s cannot run %s: %s", js.pkg, name, why)
+		}
+		if gap, ok := durabletaskJSGaps[name]; ok && os.Getenv("REPRISE_INTEROP_GAPS") != "1" {
+			t.Skip(gap)
+		}
+		fn(t)
+	})
+}
+
+// scenario runs one scenario of scenarios.mjs and fails t unless it passed.
+func (js *jsInterop) scenario(t *testing.T, name string) {
+	t.Helper()
+	js.startScenario(t, name)()
+}
+
+// startScenario starts one scenario of scenarios.mjs and returns a function that waits for it to
+// end and fails t unless it passed.
+func (js *jsInterop) startScenario(t *testing.T, name string) (wait func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	cmd := exec.CommandContext(ctx, js.node, "scenarios.mjs", "--package", js.pkg, name)
+	cmd.Dir = js.dir
+	cmd.Env = append(os.Environ(), "GRPC_ADDR="+js.addr)
+	var out lockedBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cancel()
+		<-exited
+	})
+	return func() {
+		t.Helper()
+		err := <-exited
+		exited <- err // for the cleanup
+		if err != nil || !regexp.MustCompile(`(?m)^ok `+regexp.QuoteMeta(name)+`$`).MatchString(out.String()) {
+			t.Fatalf("scenarios.mjs %s with %s: %v\n%s", name, js.pkg, err, out.String())
+		}
+	}
+}
+
+// jsWorker is a running worker.mjs.
+type jsWorker struct {
+	name   string
+	cmd    *exec.Cmd
+	stdin  io.WriteCloser
+	held   chan struct{} // closed at its first "hold" line
+	mu     sync.Mutex
+	holds  []string // the "hold" lines it printed
+	stderr *lockedBuffer
+	exited chan struct{}
+}
+
+// startWorker starts worker.mjs with the function set and returns once the SDK's worker has
+// started; the process is killed when t ends.
+func (js *jsInterop) startWorker(t *testing.T, name, set string, filters bool) *jsWorker {
+	t.Helper()
+	args := []string{"worker.mjs", "--package", js.pkg, "--name", name, "--functions", set}
+	if filters {
+		args = append(args, "--filters")
+	}
+	w := &jsWorker{name: name, cmd: exec.Command(js.node, args...), held: make(chan struct{}), stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	w.cmd.Dir = js.dir
+	w.cmd.Env = append(os.Environ(), "GRPC_ADDR="+js.addr)
+	w.cmd.Stderr = w.stderr
+	stdout, err := w.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.stdin, err = w.cmd.StdinPipe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "started "):
+				started <- line
+			case strings.HasPrefix(line, "hold "):
+				w.mu.Lock()
+				w.holds = append(w.holds, line)
+				if len(w.holds) == 1 {
+					close(w.held)
+				}
+				w.mu.Unlock()
+			}
+		}
+		_ = w.cmd.Wait()
+		close(w.exited)
+	}()
+	t.Cleanup(func() {
+		_ = w.cmd.Process.Kill()
+		<-w.exited
+		if t.Failed() {
+			t.Logf("worker %s (%s) stderr:\n%s", name, set, w.stderr)
+		}
+	})
+	select {
+	case line := <-started:
+		t.Logf("worker %s", strings.TrimPrefix(line, "started "))
+	case <-w.exited:
+		t.Fatalf("worker %s exited before it started: %s\n%s", name, w.cmd.ProcessState, w.stderr)
+	case <-time.After(time.Minute):
+		t.Fatalf("worker %s did not start within a minute:\n%s", name, w.stderr)
+	}
+	return w
+}
+
+// waitHolds waits until each worker holds an activity (a Hold in flight on it), for up to a
+// minute in all.
+func waitHolds(t *testing.T, workers ...*jsWorker) {
+	t.Helper()
+	deadline := time.After(time.Minute)
+	for _, w := range workers {
+		select {
+		case <-w.held:
+		case <-w.exited:
+			t.Fatalf("worker %s exited: %s\n%s", w.name, w.cmd.ProcessState, w.stderr)
+		case <-deadline:
+			var held []string
+			for _, w := range workers {
+				w.mu.Lock()
+				held = append(held, fmt.Sprintf("%s holds %d %q", w.name, len(w.holds), w.holds))
+				w.mu.Unlock()
+			}
+			t.Fatalf("after a minute, worker %s holds no activity (%s)", w.name, strings.Join(held, "; "))
+		}
+	}
+	for _, w := range workers {
+		w.mu.Lock()
+		t.Logf("worker %s holds %d activities, first %s", w.name, len(w.holds), w.holds[0])
+		w.mu.Unlock()
+	}
+}
+
+// release lets the worker's Hold activities finish, those in flight and all later ones.
+func (w *jsWorker) release(t *testing.T) {
+	t.Helper()
+	if _, err := fmt.Fprintln(w.stdin, "release"); err != nil {
+		t.Fatalf("release worker %s: %v", w.name, err)
+	}
+}
+
+// kill ends the worker with SIGKILL, at once, with no chance to give its work items back.
+func (w *jsWorker) kill(t *testing.T) {
+	t.Helper()
+	if err := w.cmd.Process.Kill(); err != nil {
+		t.Fatalf("kill worker %s: %v", w.name, err)
+	}
+	<-w.exited
+}

@@ -1,0 +1,169 @@
+// The orchestrators and activities that worker.mjs registers, in sets (FUNCTION_SETS), written
+// once for both packages through the adapter of sdk.mjs. Activities that say who ran them return
+// the worker's name (worker.mjs --name), so the scenarios can tell which worker did the work.
+
+// attempts counts, per orchestration instance, the calls of the activities that fail on purpose
+// (Flaky, FailOnce). It lives in the worker process: the scenarios that use it run on one worker.
+const attempts = new Map();
+
+function attempt(key) {
+    const n = (attempts.get(key) || 0) + 1;
+    attempts.set(key, n);
+    return n;
+}
+
+// Hold blocks until the test releases the worker (a "release" line on its stdin, see worker.mjs),
+// after printing "hold <worker> <instance> <input>" on stdout: that line is how the test knows an
+// activity is in flight on that worker. After the release, holds pass at once.
+let released = false;
+const waiting = [];
+
+export function release() {
+    released = true;
+    for (const resolve of waiting.splice(0)) {
+        resolve();
+    }
+}
+
+// registerFunctions adds the functions of the set to worker; name is the worker's name.
+export function registerFunctions(sdk, worker, set, name, print) {
+    const all = {
+        orchestrators: {
+            // sequence: activities one after another, each result feeding the output.
+            async *Sequence(ctx, cities) {
+                const out = [];
+                for (const city of cities) {
+                    out.push(yield ctx.callActivity("Hello", city));
+                }
+                return out;
+            },
+            // fan-out/fan-in: n activities at once, then their sum.
+            async *FanOut(ctx, n) {
+                const tasks = [];
+                for (let i = 1; i <= n; i++) {
+                    tasks.push(ctx.callActivity("Double", i));
+                }
+                const results = yield sdk.whenAll(tasks);
+                return { results, sum: results.reduce((a, b) => a + b, 0) };
+            },
+            // sub-orchestrations: one under an ID of the parent's choosing, one under the SDK's.
+            async *Parent(ctx, names) {
+                const named = yield sdk.callSubOrchestrator(ctx, "Child", names[0], `${ctx.instanceId}-child`);
+                const unnamed = yield sdk.callSubOrchestrator(ctx, "Child", names[1]);
+                return [named, unnamed];
+            },
+            async *Child(ctx, name) {
+                const greeting = yield ctx.callActivity("Hello", name);
+                return `${greeting} from ${ctx.instanceId}`;
+            },
+            // timers: a durable timer of the given seconds; the times the orchestration saw.
+            async *Timer(ctx, seconds) {
+                const start = ctx.currentUtcDateTime;
+                yield ctx.createTimer(new Date(start.getTime() + seconds * 1000));
+                return { start: start.toISOString(), fired: ctx.currentUtcDateTime.toISOString() };
+            },
+            // external events: the data of the event "approval".
+            async *Approval(ctx) {
+                return yield ctx.waitForExternalEvent("approval");
+            },
+            // external events, in an order other than the one they were raised in.
+            async *TwoEvents(ctx) {
+                const first = yield ctx.waitForExternalEvent("first");
+                const second = yield ctx.waitForExternalEvent("second");
+                return [first, second];
+            },
+            // continue-as-new: counts up to 3, one generation per step.
+            async *Counter(ctx, n) {
+                if (n < 3) {
+                    ctx.continueAsNew(n + 1, false);
+                    return;
+                }
+                return n;
+            },
+            // terminate: a parent waiting on a child that waits for an event that never comes.
+            async *ParentOfWaiter(ctx) {
+                return yield sdk.callSubOrchestrator(ctx, "Approval", null, `${ctx.instanceId}-child`);
+            },
+            // rewind: fails on the first run of FailOnce, succeeds once rewound.
+            async *Rewindable(ctx) {
+                return yield ctx.callActivity("FailOnce");
+            },
+            // a worker killed mid-run, and two workers sharing the load: n Holds at once, with
+            // inputs 1 to n (the Dapr SDK drops a falsy input such as 0).
+            async *HoldFanOut(ctx, n) {
+                const tasks = [];
+                for (let i = 1; i <= n; i++) {
+                    tasks.push(ctx.callActivity("Hold", i));
+                }
+                return yield sdk.whenAll(tasks);
+            },
+        },
+        activities: {
+            Hello: (_ctx, name) => `Hello ${name}`,
+            Double: (_ctx, n) => 2 * n,
+            // Flaky fails its first `failures` calls for an instance, then returns the count.
+            Flaky: (ctx, failures) => {
+                const n = attempt(`Flaky/${ctx.orchestrationId}`);
+                if (n <= failures) {
+                    throw new Error(`Flaky: attempt ${n} of ${ctx.orchestrationId} fails on purpose`);
+                }
+                return { attempts: n, worker: name };
+            },
+            FailOnce: (ctx) => {
+                const n = attempt(`FailOnce/${ctx.orchestrationId}`);
+                if (n === 1) {
+                    throw new Error(`FailOnce: the first attempt of ${ctx.orchestrationId} fails on purpose`);
+                }
+                return { attempts: n, worker: name };
+            },
+            Hold: async (ctx, i) => {
+                print(`hold ${name} ${ctx.orchestrationId} ${i}`);
+                if (!released) {
+                    await new Promise((resolve) => waiting.push(resolve));
+                }
+                return { i, worker: name };
+            },
+        },
+    };
+    if (sdk.RetryPolicy) {
+        // activity retries: Flaky under a retry policy of `maxAttempts` attempts.
+        all.orchestrators.Retry = async function* (ctx, { failures, maxAttempts }) {
+            const retry = new sdk.RetryPolicy({ maxNumberOfAttempts: maxAttempts, firstRetryIntervalInMilliseconds: 100 });
+            return yield ctx.callActivity("Flaky", failures, { retry });
+        };
+    }
+
+    // work-item filters: two workers, each with half of what FilterOrch needs.
+    const filterFirst = {
+        orchestrators: {
+            async *FilterOrch(ctx) {
+                const mine = yield ctx.callActivity("FilterAct");
+                ctx.setCustomStatus("FilterAct done");
+                const other = yield ctx.callActivity("FilterOtherAct");
+                return [mine, other];
+            },
+        },
+        activities: { FilterAct: () => name },
+    };
+    const filterSecond = {
+        orchestrators: {
+            async *FilterUnowned(ctx) {
+                return yield ctx.callActivity("FilterOtherAct");
+            },
+        },
+        activities: { FilterOtherAct: () => name },
+    };
+
+    const sets = { all, "filter-first": filterFirst, "filter-second": filterSecond };
+    const chosen = sets[set];
+    if (!chosen) {
+        throw new Error(`no function set ${set} (sets: ${Object.keys(sets).join(", ")})`);
+    }
+    for (const [fnName, fn] of Object.entries(chosen.orchestrators)) {
+        worker.addNamedOrchestrator(fnName, fn);
+    }
+    for (const [fnName, fn] of Object.entries(chosen.activities)) {
+        worker.addNamedActivity(fnName, fn);
+    }
+    return Object.keys(chosen.orchestrators).concat(Object.keys(chosen.activities));
+}
