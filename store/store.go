@@ -40,6 +40,8 @@ var (
 	ErrInvalidToken = errors.New("invalid continuation token")
 	// ErrClosed means the store was closed.
 	ErrClosed = errors.New("store closed")
+	// ErrNotFailed means the operation needs a Failed instance (RewindInstance).
+	ErrNotFailed = errors.New("instance has not failed")
 )
 
 // Status is the runtime status of an orchestration instance. The numeric values are those of
@@ -355,6 +357,11 @@ type Store interface {
 	History(ctx context.Context, id string) ([][]byte, error)
 	// SendMessage adds a message to an existing instance's inbox (ErrNotFound otherwise).
 	SendMessage(ctx context.Context, m Message) error
+	// RewindInstance sets a Failed instance Running, clears its output and failure, and adds m
+	// (the rewind command) to its inbox, atomically, so that a caller sees the instance running
+	// as soon as the rewind is accepted. ErrNotFound, or ErrNotFailed for an instance in another
+	// status (nothing is changed then).
+	RewindInstance(ctx context.Context, id string, m Message) error
 	// PurgeInstance deletes a finished instance with its history, inbox and tasks. It returns
 	// ErrNotFound, or ErrInstanceActive for an instance that has not finished.
 	PurgeInstance(ctx context.Context, id string) error

@@ -41,11 +41,7 @@ var durabletaskJSUnsupported = map[string]map[string]string{
 // durabletaskJSGaps are the scenarios that fail against `reprise serve` because of a gap in
 // Reprise (not in the scenario), each skipped with what is missing until the gap is closed;
 // REPRISE_INTEROP_GAPS=1 runs them anyway, to see them fail or to check a fix.
-var durabletaskJSGaps = map[string]string{
-	"rewind": "Reprise gap: RewindInstance leaves the instance FAILED until a worker runs the rewind, " +
-		"so rewindInstance followed by waitForOrchestrationCompletion (the SDK's own pattern) returns the old failure " +
-		"at once (unless the worker wins the race); the instance should be RUNNING (or PENDING) when RewindInstance returns",
-}
+var durabletaskJSGaps = map[string]string{}
 
 // TestInteropDurableTaskJSWorkers runs the workers of the JavaScript Durable Task SDKs
 // (interop/durabletask-js/worker.mjs, a TaskHubGrpcWorker per process) against `reprise serve`,

@@ -47,6 +47,8 @@ func (p *Plane) fail(op, id string, err error) error {
 		return fmt.Errorf("%s %q: %w in task hub %q", op, id, ErrInstanceNotFound, p.opts.Hub)
 	case errors.Is(err, store.ErrInstanceActive):
 		return fmt.Errorf("%s %q: %w; terminate it first", op, id, ErrInstanceActive)
+	case errors.Is(err, store.ErrNotFailed):
+		return fmt.Errorf("%s %q: %w; %s", op, id, ErrNotFailed, advice(ErrNotFailed))
 	}
 	return fmt.Errorf("%s %q: %w", op, id, err)
 }
@@ -299,9 +301,32 @@ func (p *Plane) Resume(ctx context.Context, id, reason string) error {
 	return p.command(ctx, "resume", OpResume, history.ExecutionResumed, id, reason)
 }
 
-// Rewind runs a Failed instance again from where it failed.
+// Rewind runs a Failed instance again from where it failed. The instance is Running when Rewind
+// returns (the store sets it so as it takes the command), so that a wait for its completion that
+// follows does not return the failure it had.
 func (p *Plane) Rewind(ctx context.Context, id, reason string) error {
-	return p.command(ctx, "rewind", OpRewind, history.ExecutionRewound, id, reason)
+	if err := CheckID(id); err != nil {
+		return fmt.Errorf("rewind: %w", err)
+	}
+	r, err := reasonJSON("rewind", reason)
+	if err != nil {
+		return err
+	}
+	inst, err := p.st.GetInstance(ctx, id)
+	if err != nil {
+		return p.fail("rewind", id, err)
+	}
+	if err := CheckStatus(OpRewind, inst.Status); err != nil {
+		return fmt.Errorf("rewind %q: %w (%s); %s", id, err, inst.Status, advice(err))
+	}
+	m, err := Message(id, "", Command(history.ExecutionRewound, r, time.Now().UTC()))
+	if err != nil {
+		return err
+	}
+	if err := p.st.RewindInstance(ctx, id, m); err != nil {
+		return p.fail("rewind", id, err)
+	}
+	return nil
 }
 
 func (p *Plane) command(ctx context.Context, what string, op Op, typ history.Type, id, reason string) error {

@@ -152,7 +152,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 			continue
 		}
 		if ev.Type == history.ExecutionRewound {
-			if control.CheckStatus(control.OpRewind, inst.Status) == nil && rewind == nil {
+			// The store sets a rewound instance Running when it accepts the command
+			// (Store.RewindInstance); older commands find it still Failed. Which it is, the
+			// history says (see endedFailed, below).
+			if rewind == nil && (inst.Status == store.StatusFailed || inst.Status == store.StatusRunning) {
 				rewind = &ev
 			}
 			continue
@@ -202,6 +205,13 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		}
 		if old, err = history.DecodeAll(chunks); err != nil {
 			return ep, nil, nil, err
+		}
+	}
+	if rewind != nil && !endedFailed(old) {
+		rewind = nil // the execution did not end in a failure (a rewind that came twice): nothing to rewind
+		if inst.Status.Terminal() {
+			ep.Instance = inst
+			return ep, nil, nil, nil
 		}
 	}
 	if exec == nil && remote == nil {
@@ -313,6 +323,20 @@ func (e *Engine) newExecution(fn replay.Func) *replay.Execution {
 	x := replay.New(fn)
 	x.SetYieldTimeout(e.opts.DeadlockTimeout)
 	return x
+}
+
+// endedFailed reports whether the execution's history ends in its failure: the last
+// ExecutionCompleted failed and no rewind came after it.
+func endedFailed(old []history.Event) bool {
+	for i := len(old) - 1; i >= 0; i-- {
+		switch old[i].Type {
+		case history.ExecutionCompleted:
+			return old[i].Status == int(store.StatusFailed)
+		case history.ExecutionRewound:
+			return false
+		}
+	}
+	return false
 }
 
 // failedAtEnd finds the failures a rewind runs again: the task and sub-orchestration failures

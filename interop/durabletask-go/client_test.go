@@ -1,5 +1,6 @@
-// Package durabletaskgo checks `reprise serve`'s gRPC control RPCs against the client of the Go
-// Durable Task SDK, github.com/microsoft/durabletask-go (client.TaskHubGrpcClient).
+// Package durabletaskgo checks `reprise serve` against the Go Durable Task SDK,
+// github.com/microsoft/durabletask-go: its client (client.TaskHubGrpcClient) on the control
+// RPCs here, its worker (client.StartWorkItemListener) on the worker RPCs in worker_test.go.
 package durabletaskgo
 
 import (
@@ -86,9 +87,9 @@ func grpcCode(err error) codes.Code {
 }
 
 // TestClient runs the durabletask-go client against `reprise serve`: schedule, fetch, wait,
-// raise, terminate, purge, and unknown IDs. The server does not serve the worker RPCs yet, so
-// ./host, on the same store, runs the orchestrator "Approval"; nothing has "Unowned", whose
-// instances stay Pending.
+// raise, terminate, purge, and unknown IDs. No SDK worker runs here (worker_test.go has them):
+// ./host, a Go App on the same store, runs the orchestrator "Approval"; nothing has "Unowned",
+// whose instances stay Pending.
 func TestClient(t *testing.T) {
 	bin := binaries(t)
 	store := filepath.Join(t.TempDir(), "serve.db")

@@ -604,6 +604,48 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 	}
 }
 
+// rewindSQL sets a Failed instance Running and delivers the rewind command, in one statement;
+// the status it reads back is the one before the update (all parts see one snapshot).
+var rewindSQL = `
+WITH up AS (
+	UPDATE reprise.instances i SET status = 0, output = NULL, failure = NULL, updated_at = now()
+	WHERE i.hub = $1 AND i.id = $2 AND i.status = 3
+	RETURNING i.hub, i.id, i.name, i.sticky_owner
+),
+ins AS (
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
+	SELECT $1, up.id, $3, $4, now(), up.name FROM up
+	RETURNING instance_id
+)
+SELECT (SELECT status FROM reprise.instances WHERE hub = $1 AND id = $2),
+	(SELECT count(*) FROM ins),
+	(SELECT count(pg_notify($5, p)) FROM (SELECT ` + wakeSQL + ` AS p FROM up i) n),
+	` + changedSQL("$5", "SELECT id FROM up")
+
+// RewindInstance sets a Failed instance Running and delivers the rewind command; see store.Store.
+func (s *Store) RewindInstance(ctx context.Context, id string, m store.Message) error {
+	if s.isClosed() {
+		return errClosed("rewind instance")
+	}
+	if err := store.CheckID(id); err != nil {
+		return fmt.Errorf("postgres: rewind: %w", err)
+	}
+	var status *int16
+	var inserted int64
+	err := s.pool.QueryRow(ctx, rewindSQL, s.hub, id, m.ExecutionID, nonNil(m.Data), s.channel).Scan(&status, &inserted, new(int64), new(int64))
+	switch {
+	case err != nil:
+		return s.dbErr(fmt.Sprintf("rewind %q", id), err)
+	case status == nil:
+		return fmt.Errorf("postgres: rewind %q: %w", id, store.ErrNotFound)
+	case inserted == 0:
+		return fmt.Errorf("postgres: rewind %q: %w (%s)", id, store.ErrNotFailed, store.Status(*status))
+	}
+	s.notifier.Changed(id)
+	s.notifier.Notify(store.OrchestrationWorkKind)
+	return nil
+}
+
 // purgeChunk bounds the transactions of PurgeInstances, so that purging millions of instances
 // neither holds locks for long nor builds one huge transaction.
 const purgeChunk = 1000

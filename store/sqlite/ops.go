@@ -65,6 +65,36 @@ func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
 	})
 }
 
+// RewindInstance sets a Failed instance Running and delivers the rewind command; see store.Store.
+func (s *Store) RewindInstance(ctx context.Context, id string, m store.Message) error {
+	if err := store.CheckID(id); err != nil {
+		return fmt.Errorf("sqlite: rewind: %w", err)
+	}
+	m.InstanceID = id
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		status, exists, err := w.status(id)
+		if err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("sqlite: rewind %q: %w", id, store.ErrNotFound)
+		}
+		if status != store.StatusFailed {
+			return fmt.Errorf("sqlite: rewind %q: %w (%s)", id, store.ErrNotFailed, status)
+		}
+		if _, err := w.conn.ExecContext(w.ctx, `UPDATE instances SET status = ?3, output = NULL, failure = NULL, updated_at = ?4
+			WHERE hub = ?1 AND id = ?2`, w.hub, id, int(store.StatusRunning), w.now); err != nil {
+			return err
+		}
+		if _, err := w.insertMsg(m); err != nil {
+			return err
+		}
+		eff.orchestration = true
+		eff.changed = append(eff.changed, id)
+		return nil
+	})
+}
+
 // PurgeInstance deletes a finished instance and everything it owns.
 func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 	if err := store.CheckID(id); err != nil {

@@ -71,6 +71,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"RenewOnlyListed", s.testRenewOnlyListed},
 		{"ReleaseLeases", s.testReleaseLeases},
 		{"WorkSignal", s.testWorkSignal},
+		{"RewindInstance", s.testRewindInstance},
 		{"WatchInstance", s.testWatchInstance},
 		{"PurgeInstance", s.testPurgeInstance},
 		{"PurgeInstances", s.testPurgeInstances},

@@ -1,6 +1,6 @@
-// Command host is the Go host of the durabletask-go interop test: `reprise serve` does not serve
-// the worker RPCs yet, so this process runs, on the server's SQLite store, the one orchestrator
-// the test needs: "Approval" waits for the external event "approval" and returns its data.
+// Command host is the Go host of the durabletask-go client test (TestClient), which runs no SDK
+// worker: this process runs, on the server's SQLite store, the one orchestrator the test needs:
+// "Approval" waits for the external event "approval" and returns its data.
 //
 //	host --store FILE
 //
