@@ -100,6 +100,12 @@ func runBenchGRPC(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return reportUsage(stderr, err.Error(), benchGRPCUsage)
 	}
 
+	if s.profile != "" {
+		if err := os.MkdirAll(s.profile, 0o755); err != nil {
+			fmt.Fprintln(stderr, "reprise: bench grpc: --profile:", err)
+			return exitHostError
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintln(stderr, "reprise: cannot find this program to run reprise serve:", err)
