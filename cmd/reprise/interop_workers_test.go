@@ -5,14 +5,24 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/sidecar"
 )
 
 // durabletaskJSWorkerScenarios are the scenarios of interop/durabletask-js/scenarios.mjs that run
@@ -273,4 +283,69 @@ func (w *jsWorker) kill(t *testing.T) {
 		t.Fatalf("kill worker %s: %v", w.name, err)
 	}
 	<-w.exited
+}
+
+// TestInteropDurableTaskJSMixed runs Go code and a JavaScript SDK worker on one task hub: an
+// App registers the orchestrator GoCallsJS and the activity GoReverse and serves gRPC beside them
+// (package sidecar); a worker.mjs process without filters registers the activity Shout and the
+// orchestrator JSCallsGo. The Go orchestrator calls the JavaScript activity and the JavaScript
+// orchestrator calls the Go activity, and the worker never gets the App's names.
+func TestInteropDurableTaskJSMixed(t *testing.T) {
+	node, dir := durabletaskJS(t)
+	goCallsJS := reprise.NewOrchestrator("GoCallsJS", func(ctx *reprise.OrchestrationContext, text string) (string, error) {
+		return reprise.CallActivity[string](ctx, "Shout", text).Await()
+	})
+	goReverse := reprise.NewActivity("GoReverse", func(_ context.Context, text string) (string, error) {
+		r := []rune(text)
+		slices.Reverse(r)
+		return string(r) + " (go)", nil
+	})
+	app := reprise.NewApp(reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "mixed.db")), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	app.Register(goCallsJS, goReverse)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer app.Shutdown(context.Background())
+	srv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown(context.Background())
+
+	pkg := "@microsoft/durabletask-js"
+	js := &jsInterop{node: node, dir: dir, pkg: pkg, addr: srv.Addr().String()}
+	js.startWorker(t, "js", "mixed", false)
+
+	id, err := app.Client().StartNew(ctx, "GoCallsJS", "hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := app.Client().WaitForCompletion(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst.Status != reprise.StatusCompleted || string(inst.Output) != `"HELLO! (js)"` {
+		t.Errorf("GoCallsJS: %s with output %s (failure %v), want Completed with the JavaScript activity's result", inst.Status, inst.Output, inst.Failure)
+	}
+
+	// The other way round, started by the SDK's client (App.Client refuses names it has not registered).
+	conn, err := grpc.NewClient(js.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	started, err := client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "JSCallsGo", Input: wrapperspb.String(`"abc"`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := client.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: started.InstanceId, GetInputsAndOutputs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := done.OrchestrationState; st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `"cba (go)"` {
+		t.Errorf("JSCallsGo: %v, want COMPLETED with the Go activity's result", st)
+	}
 }

@@ -154,7 +154,19 @@ export function registerFunctions(sdk, worker, set, name, print) {
         activities: { FilterOtherAct: () => name },
     };
 
-    const sets = { all, "filter-first": filterFirst, "filter-second": filterSecond };
+    // mixed: beside a Go App (cmd/reprise TestInteropDurableTaskJSMixed), which registers the
+    // orchestrator GoCallsJS and the activity GoReverse; this worker has neither, and sends no
+    // filters: it runs Shout for the Go orchestrator and JSCallsGo, which calls the Go activity.
+    const mixed = {
+        orchestrators: {
+            async *JSCallsGo(ctx, text) {
+                return yield ctx.callActivity("GoReverse", text);
+            },
+        },
+        activities: { Shout: (ctx, text) => `${String(text).toUpperCase()}! (${name})` },
+    };
+
+    const sets = { all, "filter-first": filterFirst, "filter-second": filterSecond, mixed };
     const chosen = sets[set];
     if (!chosen) {
         throw new Error(`no function set ${set} (sets: ${Object.keys(sets).join(", ")})`);
