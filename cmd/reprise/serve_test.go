@@ -323,3 +323,19 @@ func TestServeCPUProfile(t *testing.T) {
 		t.Errorf("an unwritable --cpuprofile: exit %d, stderr %q; want 1 naming the flag", r.code, r.stderr)
 	}
 }
+
+// TestServeRefusesBadTLSFlags: a certificate without its key (or the other way), or a client CA
+// without TLS, is a usage error; files that cannot be loaded stop serve with the reason.
+func TestServeRefusesBadTLSFlags(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "x.db")
+	for _, args := range [][]string{{"--tls-cert", "c.pem"}, {"--tls-key", "k.pem"}, {"--tls-client-ca", "ca.pem"}} {
+		r := runCLI(t, nil, append([]string{"serve", "--store", db}, args...)...)
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--tls-") {
+			t.Errorf("serve %v: exit %d, stderr %q; want a usage error naming the TLS flags", args, r.code, r.stderr)
+		}
+	}
+	r := runCLI(t, nil, "serve", "--store", db, "--tls-cert", filepath.Join(t.TempDir(), "missing.pem"), "--tls-key", filepath.Join(t.TempDir(), "missing-key.pem"))
+	if r.code != exitHostError || !strings.Contains(r.stderr, "TLS certificate") {
+		t.Errorf("serve with missing TLS files: exit %d, stderr %q; want exit %d saying the certificate cannot be loaded", r.code, r.stderr, exitHostError)
+	}
+}
