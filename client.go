@@ -81,10 +81,19 @@ func (a *App) plane() (*control.Plane, error) {
 	if err != nil {
 		return nil, err
 	}
-	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: func(name string) bool {
-		_, ok := a.reg.Orchestrator(name)
-		return ok
-	}}), nil
+	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: a.startable}), nil
+}
+
+// startable reports whether the App starts instances of the orchestrator: one it registered. An
+// App with orchestrators refuses to start others, so that a typo is caught at once; one with none
+// only manages instances that other hosts run (reprise serve, whose orchestrators are its gRPC
+// workers'), so it starts any name.
+func (a *App) startable(name string) bool {
+	if orchestrators, _ := a.reg.Names(); len(orchestrators) == 0 {
+		return true
+	}
+	_, ok := a.reg.Orchestrator(name)
+	return ok
 }
 
 // StartNew starts an instance of the orchestrator with the name and returns its ID: the one given

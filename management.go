@@ -77,10 +77,7 @@ var _ httpapi.Backend = backend{}
 
 func (b backend) Hub() string { return b.a.cfg.hub }
 
-func (b backend) HasOrchestrator(name string) bool {
-	_, ok := b.a.reg.Orchestrator(name)
-	return ok
-}
+func (b backend) HasOrchestrator(name string) bool { return b.a.startable(name) }
 
 func (b backend) StartNew(ctx context.Context, name, instanceID string, input json.RawMessage) (string, error) {
 	p, err := b.a.plane()

@@ -349,3 +349,17 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 		t.Errorf("JSCallsGo: %v, want COMPLETED with the Go activity's result", st)
 	}
 }
+
+// TestStartNewOnServe starts, through serve's management API (the CLI's start-new), an
+// orchestrator that only an SDK worker runs: serve's App registers none, so it starts any name,
+// and the worker runs it.
+func TestStartNewOnServe(t *testing.T) {
+	node, dir := durabletaskJS(t)
+	srv := startServe(t, "--store", filepath.Join(t.TempDir(), "serve.db"))
+	js := &jsInterop{node: node, dir: dir, pkg: "@microsoft/durabletask-js", addr: srv.grpcAddr}
+	js.startWorker(t, "js", "all", false)
+	r := runCLI(t, nil, "start-new", "Sequence", "--input", `["Oslo"]`, "--wait", "--timeout", "1m", "--url", srv.httpURL)
+	if r.code != exitOK || !strings.Contains(r.stdout, "Completed") {
+		t.Fatalf("start-new Sequence against serve: exit %d\nstdout %s\nstderr %s", r.code, r.stdout, r.stderr)
+	}
+}

@@ -78,6 +78,9 @@ func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
 	if p.opts.Registered != nil && !p.opts.Registered(name) {
 		return "", fmt.Errorf("start orchestrator %q: %w: register it with App.Register", name, ErrNotRegistered)
 	}
+	if name == "" {
+		return "", fmt.Errorf("start orchestrator: %w: the orchestrator name is empty", ErrInvalidArgument)
+	}
 	id := r.InstanceID
 	if id == "" {
 		id = NewID()
