@@ -539,3 +539,40 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 		t.Errorf("after the bad messages got %q, want the new instance's turn", id)
 	}
 }
+
+// TestStreamLimits checks a stream's maxConcurrentActivityWorkItems: with a limit of 2 and five
+// activities ready, the stream holds two and the other three stay unclaimed; completing one
+// hands out the next.
+func TestStreamLimits(t *testing.T) {
+	h := serveWork(t, nil)
+	ctx, cancel := context.WithCancel(callContext(t))
+	defer cancel()
+	s, err := h.client.GetWorkItems(ctx, &pb.GetWorkItemsRequest{MaxConcurrentActivityWorkItems: 2, WorkItemFilters: filters([]string{"Seq"}, []string{"Act"})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.start(t, "Seq", "fan")
+	item := next(t, s)
+	var actions []*pb.OrchestratorAction
+	for i := range int32(5) {
+		actions = append(actions, scheduleTask(i, "Act", `1`))
+	}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "fan", CompletionToken: item.CompletionToken, Actions: actions}); err != nil {
+		t.Fatal(err)
+	}
+	held := []*pb.WorkItem{next(t, s), next(t, s)}
+	// The stream is at its limit: the other three are there for any claimer (a probe whose
+	// lease ends at once, so the stream can have them later).
+	probe, err := h.st.ClaimActivities(context.Background(), "probe", store.Names{"Act"}, 10, time.Nanosecond)
+	if err != nil || len(probe) != 3 {
+		t.Fatalf("while the stream holds two: the store had %d unclaimed activities (%v), want 3", len(probe), err)
+	}
+	if _, err := h.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "fan", TaskId: held[0].GetActivityRequest().TaskId,
+		Result: wrapperspb.String(`1`), CompletionToken: held[0].CompletionToken}); err != nil {
+		t.Fatal(err)
+	}
+	// A slot freed: the next item is an activity (or the orchestrator's turn for the result).
+	if third := next(t, s); third.GetActivityRequest() == nil && third.GetOrchestratorRequest() == nil {
+		t.Fatalf("after a completion got %v, want another work item", third)
+	}
+}
