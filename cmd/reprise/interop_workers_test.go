@@ -82,6 +82,17 @@ func TestInteropDurableTaskJSWorkers(t *testing.T) {
 				second.kill(t)
 			})
 
+			// The same halves without filters (the SDKs' default): each worker is sent what it
+			// does not run, says so, and its stream leaves those names to the other.
+			js.run(t, "no filters", func(t *testing.T) {
+				first := js.startWorker(t, "first", "filter-first", false)
+				js.scenario(t, "learn-first")
+				second := js.startWorker(t, "second", "filter-second", false)
+				js.scenario(t, "learn-second")
+				first.kill(t)
+				second.kill(t)
+			})
+
 			t.Run("one worker", func(t *testing.T) {
 				worker := js.startWorker(t, "first", "all", false)
 				for _, name := range durabletaskJSWorkerScenarios {

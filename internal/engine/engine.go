@@ -291,7 +291,7 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 
 func (e *Engine) orchestrationLoop() {
 	e.dispatch(store.OrchestrationWorkKind, e.orchSlots, e.poke, func(ctx context.Context, max int) (int, error) {
-		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, e.orchNames, max, e.opts.LeaseDuration)
+		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, e.claimNames(store.OrchestrationWorkKind), max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err
 		}
@@ -311,6 +311,20 @@ func (e *Engine) orchestrationLoop() {
 		}
 		return len(work), nil
 	}, true)
+}
+
+// claimNames returns the names a claim of kind carries: the registry's, read at Start, or a
+// Remote's as they are now (a worker stream leaves out the names its worker turned out not to
+// run).
+func (e *Engine) claimNames(kind store.WorkKind) store.Names {
+	orch, act := e.orchNames, e.actNames
+	if e.opts.Remote != nil {
+		orch, act = e.opts.Remote.Names()
+	}
+	if kind == store.ActivityWorkKind {
+		return act
+	}
+	return orch
 }
 
 // wake makes the orchestration dispatcher look for work again.

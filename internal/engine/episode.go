@@ -701,7 +701,7 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 
 func (e *Engine) activityLoop() {
 	e.dispatch(store.ActivityWorkKind, e.actSlots, e.actPoke, func(ctx context.Context, max int) (int, error) {
-		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, e.actNames, max, e.opts.LeaseDuration)
+		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, e.claimNames(store.ActivityWorkKind), max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err
 		}

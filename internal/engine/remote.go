@@ -16,7 +16,9 @@ import (
 // the same encoding and store, renews the leases while the worker works, and releases them when
 // it shuts down. An engine with a Remote runs no Go code; Options.Registry is not used.
 type Remote interface {
-	// Names lists what the worker runs (read once, at Start), as Registry.Names.
+	// Names lists what the worker runs, as Registry.Names. It is read at Start (a kind with no
+	// names gets no dispatcher) and again at each claim, so a Remote may narrow its names as it
+	// learns what its worker does not run.
 	Names() (orchestrators, activities store.Names)
 	// Orchestrate hands one turn to the worker and returns what the worker made of it: the
 	// actions it scheduled and, when it finished, how. done is called once with the outcome of

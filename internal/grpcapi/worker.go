@@ -246,8 +246,11 @@ type workerStream struct {
 	stream grpc.ServerStreamingServer[pb.WorkItem]
 	id     string
 	log    *slog.Logger
-	orch   store.Names
-	act    store.Names
+	// orch and act are the names the stream claims (namesMu): the filters', less those the worker
+	// turned out not to run (see notRegistered).
+	namesMu sync.Mutex
+	orch    store.Names
+	act     store.Names
 	// orchVersions and actVersions are the versions the filters allow; an item of another
 	// version is given back (after AbandonDelay) for a stream that runs it.
 	orchVersions, actVersions versionFilter
@@ -279,7 +282,53 @@ func (w *workerStream) send(item *pb.WorkItem) error {
 }
 
 // Names implements engine.Remote.
-func (w *workerStream) Names() (store.Names, store.Names) { return w.orch, w.act }
+func (w *workerStream) Names() (store.Names, store.Names) {
+	w.namesMu.Lock()
+	defer w.namesMu.Unlock()
+	return w.orch, w.act
+}
+
+// leaveOut stops the stream from claiming name (of kind), which its worker does not run.
+func (w *workerStream) leaveOut(kind store.WorkKind, name string) {
+	w.namesMu.Lock()
+	defer w.namesMu.Unlock()
+	names := &w.orch
+	if kind == store.ActivityWorkKind {
+		names = &w.act
+	}
+	if excluded, ok := names.Except(); ok {
+		*names = store.AllNamesExcept(append(slices.Clone(excluded), name)...)
+		return
+	}
+	*names = slices.DeleteFunc(slices.Clone(*names), func(n string) bool { return strings.EqualFold(n, name) })
+}
+
+// notRegistered reports whether a failure is a worker's "I do not run this" for name: the SDKs
+// answer so for a work item of a name they have not registered (durabletask-js
+// OrchestratorNotRegisteredError and ActivityNotRegisteredError, durabletask-go
+// TaskActivityNotRegistered and "orchestrator named 'X' is not registered"). A worker without
+// filters gets every name, so on a hub where workers run different names this is how each
+// stream learns what to leave to the others.
+func notRegistered(f *pb.TaskFailureDetails, name string) bool {
+	if f == nil {
+		return false
+	}
+	switch f.ErrorType {
+	case "OrchestratorNotRegisteredError", "ActivityNotRegisteredError", "TaskActivityNotRegistered":
+		return true
+	}
+	return strings.Contains(f.ErrorMessage, "not registered") && strings.Contains(f.ErrorMessage, name)
+}
+
+// unregisteredTurn reports whether a turn's response is only its worker's "I do not run this
+// orchestrator".
+func unregisteredTurn(r *pb.OrchestratorResponse, name string) bool {
+	if len(r.Actions) != 1 {
+		return false
+	}
+	c := r.Actions[0].GetCompleteOrchestration()
+	return c != nil && c.OrchestrationStatus == pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED && notRegistered(c.FailureDetails, name)
+}
 
 // Orchestrate implements engine.Remote: it sends the turn as an OrchestratorRequest and waits for
 // the worker's CompleteOrchestratorTask (or abandon), the stream's end or the lease's deadline.
@@ -302,6 +351,13 @@ func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.
 		w.delay(t.Claim)
 		c.result <- nil
 		return nil, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+	}
+	if unregisteredTurn(c.orch, t.Instance.Name) {
+		w.leaveOut(store.OrchestrationWorkKind, t.Instance.Name)
+		w.delay(t.Claim)
+		c.result <- nil
+		w.log.Info("the worker does not run this orchestrator: the stream leaves it to others", "name", t.Instance.Name, "instanceId", t.Instance.ID)
+		return nil, nil, fmt.Errorf("%w: the worker does not run orchestrator %q", engine.ErrGivenBack, t.Instance.Name)
 	}
 	res, err := turnResult(t, c.orch)
 	if err != nil {
@@ -343,6 +399,13 @@ func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (his
 		w.delay(t.Claim)
 		c.result <- nil
 		return history.Event{}, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+	}
+	if notRegistered(c.act.FailureDetails, ev.Name) {
+		w.leaveOut(store.ActivityWorkKind, ev.Name)
+		w.delay(t.Claim)
+		c.result <- nil
+		w.log.Info("the worker does not run this activity: the stream leaves it to others", "name", ev.Name, "instanceId", t.Task.InstanceID)
+		return history.Event{}, nil, fmt.Errorf("%w: the worker does not run activity %q", engine.ErrGivenBack, ev.Name)
 	}
 	result, err := activityResult(c.act)
 	if err != nil {

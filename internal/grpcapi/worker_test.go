@@ -576,3 +576,58 @@ func TestStreamLimits(t *testing.T) {
 		t.Fatalf("after a completion got %v, want another work item", third)
 	}
 }
+
+// TestStreamsLearnWhatTheirWorkerDoesNotRun: a worker without filters that answers "not
+// registered" (as the SDKs do for a name they do not have) gives the item back instead of failing
+// it, and its stream stops claiming that name; a stream whose worker has it runs it.
+func TestStreamsLearnWhatTheirWorkerDoesNotRun(t *testing.T) {
+	h := serveWork(t, nil)
+	a, dropA := h.openStream(t, nil)
+	h.start(t, "OnlyOnB", "x")
+	item := next(t, a)
+	notMine := &pb.OrchestratorAction{Id: -1, OrchestratorActionType: &pb.OrchestratorAction_CompleteOrchestration{CompleteOrchestration: &pb.CompleteOrchestrationAction{
+		OrchestrationStatus: pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED,
+		FailureDetails:      &pb.TaskFailureDetails{ErrorType: "OrchestratorNotRegisteredError", ErrorMessage: "The orchestrator 'OnlyOnB' is not registered."}}}}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "x", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{notMine}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.client.GetInstance(callContext(t), &pb.GetInstanceRequest{InstanceId: "x"})
+	if err != nil || got.OrchestrationState.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_PENDING {
+		t.Fatalf("after a worker said it does not run the orchestrator: %v %v, want the instance still PENDING", got, err)
+	}
+	dropA()
+	b, _ := h.openStream(t, nil)
+	item = next(t, b)
+	if item.GetOrchestratorRequest().GetInstanceId() != "x" {
+		t.Fatalf("the second stream got %v, want the turn the first gave back", item)
+	}
+	// The second worker runs it and calls an activity that only a third has.
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "x", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{scheduleTask(0, "OnlyOnC", `1`)}}); err != nil {
+		t.Fatal(err)
+	}
+	// b's worker does not run the activity either: it says so, and a stream that lists it runs it.
+	it := next(t, b)
+	act := it.GetActivityRequest()
+	if act == nil {
+		t.Fatalf("got %v, want the activity", it)
+	}
+	if _, err := h.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "x", TaskId: act.TaskId, CompletionToken: it.CompletionToken,
+		FailureDetails: &pb.TaskFailureDetails{ErrorType: "ActivityNotRegisteredError", ErrorMessage: "Activity function 'OnlyOnC' is not registered."}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := h.openStream(t, filters([]string{rejectAll}, []string{"OnlyOnC"})) // no orchestrations
+	it = next(t, c)
+	if it.GetActivityRequest().GetName() != "OnlyOnC" {
+		t.Fatalf("the stream of OnlyOnC got %v, want the activity b gave back", it)
+	}
+	if _, err := h.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "x", TaskId: act.TaskId, CompletionToken: it.CompletionToken,
+		Result: wrapperspb.String(`"ran"`)}); err != nil {
+		t.Fatal(err)
+	}
+	item = next(t, b)
+	if r := item.GetOrchestratorRequest(); r == nil || len(r.NewEvents) < 2 || r.NewEvents[1].GetTaskCompleted().GetResult().GetValue() != `"ran"` {
+		t.Fatalf("the turn after the activity: %v, want its result", item)
+	}
+}

@@ -371,8 +371,8 @@ const SCENARIOS = {
 
     // Work-item filters, in two halves around the start of the second worker. First: only the
     // worker "first" runs, with filters for FilterOrch and FilterAct. FilterOrch runs up to its
-    // call of FilterOtherAct, which no worker has; FilterUnowned stays PENDING. Without filters the
-    // worker would get both and fail them (nothing registered under those names).
+    // call of FilterOtherAct, which no worker has; FilterUnowned stays PENDING. (Without filters,
+    // see learn-first.)
     "filters-first": {
         needs: ["workItemFilters"],
         run: async () => {
@@ -395,6 +395,12 @@ const SCENARIOS = {
             assert.deepEqual(output(await finished("filter-unowned")), "second");
         },
     },
+
+    // The same two workers without filters (the SDKs' default): each is sent names it does not
+    // run, answers "not registered", and its stream leaves those names to the other; the
+    // instances wait for the worker that has them instead of failing.
+    "learn-first": { run: async () => SCENARIOS["filters-first"].run() },
+    "learn-second": { run: async () => SCENARIOS["filters-second"].run() },
 
     // A worker killed mid-run: the test kills the worker "first" once it holds a Hold and starts
     // "second", which finishes the instance: every activity done once, by "second".
