@@ -61,6 +61,11 @@ type Options struct {
 	// Grace is how long the calls in flight get to finish at Shutdown (the waits and the worker
 	// streams end at once); default 5s.
 	Grace time.Duration
+	// LeaseDuration is the lease of the work items the worker streams hold; default 30s. A turn
+	// must be completed within it; an activity's lease is renewed for as long as its stream
+	// lives. After a crash of the server, the items its streams held are handed out again when
+	// their leases end.
+	LeaseDuration time.Duration
 	// Logger receives the server's and its workers' logs; default slog.Default().
 	Logger *slog.Logger
 	// Getenv reads the environment; default os.Getenv.
@@ -138,7 +143,7 @@ func Listen(ctx context.Context, app *reprise.App, opts Options) (*Server, error
 	gs := grpc.NewServer(append(serverOpts, grpcapi.ShutdownOptions(shutdown)...)...)
 	orchestrators, activities := app.Registered()
 	signals := engine.NewSignals(st)
-	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger,
+	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger, LeaseDuration: opts.LeaseDuration,
 		TakenOrchestrators: orchestrators, TakenActivities: activities}
 	hub := st.Hub()
 	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{

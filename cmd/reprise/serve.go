@@ -21,7 +21,7 @@ import (
 )
 
 const serveUsage = `Usage: reprise serve [--store S] [--hub NAME] [--addr HOST:PORT] [--grpc HOST:PORT]
-                     [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
+                     [--lease D] [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Runs a standalone Reprise server on a store, with no Go code of yours: the Durable Task gRPC
 protocol (TaskHubSidecarService, the protocol of the Durable Task SDKs) on --grpc, and the Durable
@@ -40,6 +40,9 @@ Flags:
   --hub NAME        task hub (env REPRISE_HUB, default "default")
   --addr HOST:PORT  HTTP address (env REPRISE_ADDR, default 127.0.0.1:7071)
   --grpc HOST:PORT  gRPC address (env REPRISE_GRPC_ADDR, default 127.0.0.1:4001)
+  --lease D         the lease of the work items a worker holds (default 30s, 1s to 1h): a
+                    turn must be completed within it, and after a crash the items are handed
+                    out again when it ends
   --tls-cert FILE   serve gRPC over TLS with this PEM certificate (env REPRISE_GRPC_TLS_CERT)
   --tls-key FILE    and its PEM key (env REPRISE_GRPC_TLS_KEY)
   --tls-client-ca FILE
@@ -83,6 +86,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	hub := flags.String("hub", firstNonEmpty(getenv("REPRISE_HUB"), "default"), "")
 	addr := flags.String("addr", firstNonEmpty(getenv("REPRISE_ADDR"), defaultServeAddr), "")
 	grpcAddr := flags.String("grpc", firstNonEmpty(getenv("REPRISE_GRPC_ADDR"), defaultGRPCAddr), "")
+	lease := flags.Duration("lease", 30*time.Second, "")
 	tlsCert := flags.String("tls-cert", getenv("REPRISE_GRPC_TLS_CERT"), "")
 	tlsKey := flags.String("tls-key", getenv("REPRISE_GRPC_TLS_KEY"), "")
 	tlsClientCA := flags.String("tls-client-ca", getenv("REPRISE_GRPC_TLS_CLIENT_CA"), "")
@@ -99,6 +103,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 		if _, _, serr := net.SplitHostPort(*grpcAddr); serr != nil {
 			err = fmt.Errorf("--grpc %q: %v; give HOST:PORT, such as %s", *grpcAddr, serr, defaultGRPCAddr)
 		}
+	}
+	if err == nil && (*lease < time.Second || *lease > time.Hour) {
+		err = fmt.Errorf("--lease %s: give a duration from 1s to 1h", *lease)
 	}
 	if err == nil && (*tlsCert == "") != (*tlsKey == "") {
 		err = errors.New("--tls-cert and --tls-key go together: give both, or neither for plain text")
@@ -149,7 +156,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer, getenv 
 	}
 	// The keys exist once the App has started: the configured ones, else those it generated and
 	// keeps in the store.
-	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback, TLS: tlsConfig,
+	grpcSrv, err := sidecar.Listen(ctx, app, sidecar.Options{Addr: *grpcAddr, RequireKeys: keysOnLoopback, TLS: tlsConfig, LeaseDuration: *lease,
 		Grace: grpcGrace, Logger: logger, Getenv: getenv})
 	if err != nil {
 		httpLn.Close()
