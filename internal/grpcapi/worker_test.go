@@ -21,7 +21,9 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
@@ -629,5 +631,59 @@ func TestStreamsLearnWhatTheirWorkerDoesNotRun(t *testing.T) {
 	item = next(t, b)
 	if r := item.GetOrchestratorRequest(); r == nil || len(r.NewEvents) < 2 || r.NewEvents[1].GetTaskCompleted().GetResult().GetValue() != `"ran"` {
 		t.Fatalf("the turn after the activity: %v, want its result", item)
+	}
+}
+
+// TestWorkersOnPostgres serves one PostgreSQL hub from two servers (two stores on one database,
+// as two `reprise serve` processes): a stream on one server runs what a client of the other
+// started, and when that stream drops while it holds a turn, a stream on the first server gets
+// the turn at once (an hour's lease: only the release hands it out).
+func TestWorkersOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	open := func() *workHub {
+		st, err := postgres.Open(context.Background(), dsn, postgres.Options{Hub: "default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signals := engine.NewSignals(st)
+		t.Cleanup(func() { signals.Close(); st.Close() })
+		svc := NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"}),
+			Work: &Work{Store: st, Signals: signals, LeaseDuration: time.Hour, Logger: slog.New(slog.DiscardHandler)}})
+		conn := serveService(t, svc, ServerOptions()...)
+		return &workHub{st: st, svc: svc, signals: signals, conn: conn, client: pb.NewTaskHubSidecarServiceClient(conn)}
+	}
+	a, b := open(), open()
+	sb, dropB := b.openStream(t, filters([]string{"Seq"}, []string{"Act"}))
+	a.start(t, "Seq", "pg-one")
+	item := next(t, sb)
+	if item.GetOrchestratorRequest().GetInstanceId() != "pg-one" {
+		t.Fatalf("the stream on server B got %v, want the turn started on server A", item)
+	}
+	if _, err := b.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "pg-one", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{scheduleTask(0, "Act", `"x"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	item = next(t, sb)
+	if _, err := b.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "pg-one", TaskId: item.GetActivityRequest().GetTaskId(),
+		Result: wrapperspb.String(`"done"`), CompletionToken: item.CompletionToken}); err != nil {
+		t.Fatal(err)
+	}
+	item = next(t, sb) // the turn with the result: dropped while held
+	if item.GetOrchestratorRequest().GetInstanceId() != "pg-one" {
+		t.Fatalf("got %v, want the turn with the activity's result", item)
+	}
+	dropB()
+	sa, _ := a.openStream(t, filters([]string{"Seq"}, []string{"Act"}))
+	item = next(t, sa)
+	req := item.GetOrchestratorRequest()
+	if req.GetInstanceId() != "pg-one" || len(req.NewEvents) < 2 || req.NewEvents[1].GetTaskCompleted().GetResult().GetValue() != `"done"` {
+		t.Fatalf("the stream on server A got %v, want the turn B held", item)
+	}
+	if _, err := a.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "pg-one", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{completeWith(1, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, `"ok"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.wait(t, "pg-one"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `"ok"` {
+		t.Errorf("the instance, read on server B: %v, want COMPLETED", st)
 	}
 }
