@@ -334,8 +334,7 @@ func unregisteredTurn(r *pb.OrchestratorResponse, name string) bool {
 // the worker's CompleteOrchestratorTask (or abandon), the stream's end or the lease's deadline.
 func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.Result, func(error), error) {
 	if !w.orchVersions.allows(t.Instance.Name, t.Instance.Version) {
-		w.delay(t.Claim)
-		return nil, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, t.Instance.Version, t.Instance.Name)
+		return nil, nil, w.giveBack(completion{}, t.Claim, fmt.Sprintf("version %q of %s is not in the worker's filters", t.Instance.Version, t.Instance.Name))
 	}
 	req, err := orchestratorRequest(t)
 	if err != nil {
@@ -348,16 +347,12 @@ func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.
 		return nil, nil, err
 	}
 	if c.abandoned {
-		w.delay(t.Claim)
-		c.result <- nil
-		return nil, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+		return nil, nil, w.giveBack(c, t.Claim, "the worker abandoned it")
 	}
 	if unregisteredTurn(c.orch, t.Instance.Name) {
 		w.leaveOut(store.OrchestrationWorkKind, t.Instance.Name)
-		w.delay(t.Claim)
-		c.result <- nil
 		w.log.Info("the worker does not run this orchestrator: the stream leaves it to others", "name", t.Instance.Name, "instanceId", t.Instance.ID)
-		return nil, nil, fmt.Errorf("%w: the worker does not run orchestrator %q", engine.ErrGivenBack, t.Instance.Name)
+		return nil, nil, w.giveBack(c, t.Claim, fmt.Sprintf("the worker does not run orchestrator %q", t.Instance.Name))
 	}
 	res, err := turnResult(t, c.orch)
 	if err != nil {
@@ -375,8 +370,7 @@ func (w *workerStream) Orchestrate(ctx context.Context, t engine.Turn) (*replay.
 func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (history.Event, func(error), error) {
 	ev := t.Scheduled
 	if !w.actVersions.allows(ev.Name, ev.Version) {
-		w.delay(t.Claim)
-		return history.Event{}, nil, fmt.Errorf("%w: version %q of %s is not in the worker's filters", engine.ErrGivenBack, ev.Version, ev.Name)
+		return history.Event{}, nil, w.giveBack(completion{}, t.Claim, fmt.Sprintf("version %q of %s is not in the worker's filters", ev.Version, ev.Name))
 	}
 	req := &pb.ActivityRequest{
 		Name:                  ev.Name,
@@ -396,16 +390,12 @@ func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (his
 		return history.Event{}, nil, err
 	}
 	if c.abandoned {
-		w.delay(t.Claim)
-		c.result <- nil
-		return history.Event{}, nil, fmt.Errorf("%w: the worker abandoned it", engine.ErrGivenBack)
+		return history.Event{}, nil, w.giveBack(c, t.Claim, "the worker abandoned it")
 	}
 	if notRegistered(c.act.FailureDetails, ev.Name) {
 		w.leaveOut(store.ActivityWorkKind, ev.Name)
-		w.delay(t.Claim)
-		c.result <- nil
 		w.log.Info("the worker does not run this activity: the stream leaves it to others", "name", ev.Name, "instanceId", t.Task.InstanceID)
-		return history.Event{}, nil, fmt.Errorf("%w: the worker does not run activity %q", engine.ErrGivenBack, ev.Name)
+		return history.Event{}, nil, w.giveBack(c, t.Claim, fmt.Sprintf("the worker does not run activity %q", ev.Name))
 	}
 	result, err := activityResult(c.act)
 	if err != nil {
@@ -437,7 +427,17 @@ func (w *workerStream) await(ctx context.Context, p *pending, item *pb.WorkItem)
 	}
 }
 
-// delay makes an abandoned item wait AbandonDelay before it is handed out again, so that a
+// giveBack gives an item back without a result: the worker's call c (if any) is answered OK,
+// and the item is handed out again after AbandonDelay. It returns the error the engine gets.
+func (w *workerStream) giveBack(c completion, claim store.Claim, why string) error {
+	w.delay(claim)
+	if c.result != nil {
+		c.result <- nil
+	}
+	return fmt.Errorf("%w: %s", engine.ErrGivenBack, why)
+}
+
+// delay makes an item given back wait AbandonDelay before it is handed out again, so that a
 // worker that abandons (a version it does not run) does not spin on it.
 func (w *workerStream) delay(c store.Claim) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
