@@ -1,0 +1,188 @@
+package grpcapi
+
+// Completions: the items sent on the streams and waiting for their workers' answers, and the
+// RPCs that answer them (CompleteOrchestratorTask, CompleteActivityTask, the abandons).
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/store"
+)
+
+// commitStatus is what a completion RPC answers once the engine has tried to commit it.
+func commitStatus(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrLeaseLost):
+		return status.Error(codes.NotFound, "the completion was not applied: the work item's lease was lost (it ran out, or the instance was replaced or purged); it is delivered again if still due")
+	case errors.Is(err, store.ErrClosed):
+		return status.Error(codes.Unavailable, "the server is shutting down; the work item is delivered again")
+	case errors.Is(err, store.ErrInvalidArgument):
+		return status.Error(codes.InvalidArgument, err.Error())
+	default:
+		return status.Errorf(codes.Unavailable, "the completion could not be committed (%v); the work item is delivered again", err)
+	}
+}
+
+// completion is a worker's answer to one work item.
+type completion struct {
+	orch      *pb.OrchestratorResponse
+	act       *pb.ActivityResponse
+	abandoned bool
+	result    chan error // the RPC's answer, once the engine is done with it; buffered
+}
+
+// pending is a work item sent and not yet completed.
+type pending struct {
+	token string
+	key   dispatchKey
+	reply chan completion // buffered 1: a pending is taken once
+}
+
+type dispatchKey struct {
+	hub, instance string
+	task          int32 // -1 for an orchestration turn
+}
+
+// dispatched is the items sent on every stream and not yet completed, by completion token and,
+// for workers that send none (older SDKs), by instance (and task).
+type dispatched struct {
+	mu      sync.Mutex
+	byToken map[string]*pending
+	byKey   map[dispatchKey]*pending
+}
+
+func (d *dispatched) init() {
+	d.byToken = map[string]*pending{}
+	d.byKey = map[dispatchKey]*pending{}
+}
+
+func (d *dispatched) add(hub, instance string, task int32) *pending {
+	p := &pending{token: control.NewID(), key: dispatchKey{strings.ToLower(hub), instance, task}, reply: make(chan completion, 1)}
+	d.mu.Lock()
+	d.byToken[p.token] = p
+	d.byKey[p.key] = p
+	d.mu.Unlock()
+	return p
+}
+
+// take removes and returns the pending item of token, or (with no token) of the key.
+func (d *dispatched) take(token string, key dispatchKey) *pending {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var p *pending
+	if token != "" {
+		p = d.byToken[token]
+	} else {
+		p = d.byKey[key]
+	}
+	if p == nil {
+		return nil
+	}
+	delete(d.byToken, p.token)
+	if d.byKey[p.key] == p {
+		delete(d.byKey, p.key)
+	}
+	return p
+}
+
+// drop removes p when its waiter leaves. If a completion took p meanwhile, that completion is
+// answered answer (or OK when nil: the item was never sent).
+func (d *dispatched) drop(p *pending, answer error) {
+	d.mu.Lock()
+	_, waiting := d.byToken[p.token]
+	if waiting {
+		delete(d.byToken, p.token)
+		if d.byKey[p.key] == p {
+			delete(d.byKey, p.key)
+		}
+	}
+	d.mu.Unlock()
+	if !waiting {
+		c := <-p.reply // taken: its completion is handed over without blocking
+		c.result <- answer
+	}
+}
+
+// size returns the number of items waiting for a completion; tests use it to find leaks.
+func (d *dispatched) size() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.byToken)
+}
+
+var errNoItem = "no work item with this completion token is waiting: it was completed already, or given back (its stream ended, it was abandoned, or its lease ran out) and is delivered again"
+
+// complete hands a completion to the item waiting for it and returns the RPC's answer.
+func (s *Service) complete(ctx context.Context, token string, key dispatchKey, c completion) error {
+	p := s.dispatched.take(token, key)
+	if p == nil {
+		return status.Error(codes.NotFound, errNoItem)
+	}
+	c.result = make(chan error, 1)
+	p.reply <- c
+	select {
+	case err := <-c.result:
+		return err
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// CompleteOrchestratorTask commits a worker's turn and answers once it is committed: NOT_FOUND
+// when the item is not waiting (a stale or forged token) or its lease was lost.
+func (s *Service) CompleteOrchestratorTask(ctx context.Context, r *pb.OrchestratorResponse) (*pb.CompleteTaskResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := dispatchKey{strings.ToLower(h.Name), r.InstanceId, -1}
+	if err := s.complete(ctx, r.CompletionToken, key, completion{orch: r}); err != nil {
+		return nil, err
+	}
+	return &pb.CompleteTaskResponse{}, nil
+}
+
+// CompleteActivityTask records an activity's result, as CompleteOrchestratorTask.
+func (s *Service) CompleteActivityTask(ctx context.Context, r *pb.ActivityResponse) (*pb.CompleteTaskResponse, error) {
+	h, err := s.hub(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := dispatchKey{strings.ToLower(h.Name), r.InstanceId, r.TaskId}
+	if err := s.complete(ctx, r.CompletionToken, key, completion{act: r}); err != nil {
+		return nil, err
+	}
+	return &pb.CompleteTaskResponse{}, nil
+}
+
+// AbandonTaskOrchestratorWorkItem gives a turn back: it is delivered again after a short delay.
+func (s *Service) AbandonTaskOrchestratorWorkItem(ctx context.Context, r *pb.AbandonOrchestrationTaskRequest) (*pb.AbandonOrchestrationTaskResponse, error) {
+	if r.CompletionToken == "" {
+		return nil, invalid("completionToken is required: give the token of the work item to abandon")
+	}
+	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+		return nil, err
+	}
+	return &pb.AbandonOrchestrationTaskResponse{}, nil
+}
+
+// AbandonTaskActivityWorkItem gives an activity back, as AbandonTaskOrchestratorWorkItem.
+func (s *Service) AbandonTaskActivityWorkItem(ctx context.Context, r *pb.AbandonActivityTaskRequest) (*pb.AbandonActivityTaskResponse, error) {
+	if r.CompletionToken == "" {
+		return nil, invalid("completionToken is required: give the token of the work item to abandon")
+	}
+	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+		return nil, err
+	}
+	return &pb.AbandonActivityTaskResponse{}, nil
+}
