@@ -89,7 +89,7 @@ func (a *App) plane() (*control.Plane, error) {
 // only manages instances that other hosts run (reprise serve, whose orchestrators are its gRPC
 // workers'), so it starts any name.
 func (a *App) startable(name string) bool {
-	if orchestrators, _ := a.reg.Names(); len(orchestrators) == 0 {
+	if len(a.reg.orchestrators) == 0 {
 		return true
 	}
 	_, ok := a.reg.Orchestrator(name)

@@ -28,21 +28,7 @@ func TestGoOrchestratorCallsRemoteActivity(t *testing.T) {
 	})
 	app := startApp(t, goSeq)
 	srv := listen(t, app, Options{})
-	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := pb.NewTaskHubSidecarServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := client.GetWorkItems(ctx, &pb.GetWorkItemsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := stream.Header(); err != nil {
-		t.Fatal(err)
-	}
+	ctx, client, stream := openStream(t, srv)
 	id, err := app.Client().StartNew(ctx, "GoSeq", "hi")
 	if err != nil {
 		t.Fatal(err)
@@ -80,18 +66,7 @@ func TestShutdownGivesStreamsWorkBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := pb.NewTaskHubSidecarServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	stream, err := client.GetWorkItems(ctx, &pb.GetWorkItemsRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, client, stream := openStream(t, srv)
 	if _, err := client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "Remote", InstanceId: "held"}); err != nil {
 		t.Fatal(err)
 	}
@@ -125,4 +100,26 @@ func TestShutdownGivesStreamsWorkBack(t *testing.T) {
 	if err != nil || len(work) != 1 || work[0].Instance.ID != "held" {
 		t.Fatalf("a claim right after shutdown: %v %v, want the turn the stream held", work, err)
 	}
+}
+
+// openStream connects to srv and opens a work-item stream without filters (as the SDKs do by
+// default), open on the server once it returns; everything ends with t.
+func openStream(t *testing.T, srv *Server) (context.Context, pb.TaskHubSidecarServiceClient, grpc.ServerStreamingClient[pb.WorkItem]) {
+	t.Helper()
+	conn, err := grpc.NewClient(srv.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	client := pb.NewTaskHubSidecarServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	stream, err := client.GetWorkItems(ctx, &pb.GetWorkItemsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.Header(); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, client, stream
 }

@@ -410,13 +410,8 @@ func (p *Plane) purgeTree(ctx context.Context, inst store.Instance, seen map[str
 // PurgeMatchingTrees deletes the finished instances that match f, each with its finished
 // sub-orchestrations (PurgeTree), and returns how many instances it deleted.
 func (p *Plane) PurgeMatchingTrees(ctx context.Context, f store.PurgeFilter) (int, error) {
-	for _, s := range f.Statuses {
-		if !s.Terminal() {
-			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
-		}
-	}
-	if err := f.Check(); err != nil {
-		return 0, fmt.Errorf("purge instances: %w", err)
+	if err := checkPurgeFilter(f); err != nil {
+		return 0, err
 	}
 	statuses := f.Statuses
 	if len(statuses) == 0 {
@@ -447,16 +442,24 @@ func (p *Plane) PurgeMatchingTrees(ctx context.Context, f store.PurgeFilter) (in
 	}
 }
 
-// PurgeMatching deletes the finished instances that match f and returns how many. f's statuses
-// must be final ones.
-func (p *Plane) PurgeMatching(ctx context.Context, f store.PurgeFilter) (int, error) {
+// checkPurgeFilter refuses a filter of statuses that are not final, or of dates out of range.
+func checkPurgeFilter(f store.PurgeFilter) error {
 	for _, s := range f.Statuses {
 		if !s.Terminal() {
-			return 0, fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
+			return fmt.Errorf("purge instances: %w: status %s is not a final status; only Completed, Failed, Terminated and Canceled instances can be purged", ErrInvalidArgument, s)
 		}
 	}
 	if err := f.Check(); err != nil {
-		return 0, fmt.Errorf("purge instances: %w", err)
+		return fmt.Errorf("purge instances: %w", err)
+	}
+	return nil
+}
+
+// PurgeMatching deletes the finished instances that match f and returns how many. f's statuses
+// must be final ones.
+func (p *Plane) PurgeMatching(ctx context.Context, f store.PurgeFilter) (int, error) {
+	if err := checkPurgeFilter(f); err != nil {
+		return 0, err
 	}
 	n, err := p.st.PurgeInstances(ctx, f)
 	if err != nil {

@@ -95,8 +95,8 @@ func (d *dispatched) take(token string, key dispatchKey) *pending {
 	return p
 }
 
-// drop removes p when its waiter leaves. If a completion took p meanwhile, that completion is
-// answered answer (or OK when nil: the item was never sent).
+// drop removes p when its waiter leaves. If a completion took p meanwhile (a tokenless one can
+// match an item that was never sent), that completion is answered answer: nothing was applied.
 func (d *dispatched) drop(p *pending, answer error) {
 	d.mu.Lock()
 	_, waiting := d.byToken[p.token]
@@ -167,10 +167,7 @@ func (s *Service) CompleteActivityTask(ctx context.Context, r *pb.ActivityRespon
 
 // AbandonTaskOrchestratorWorkItem gives a turn back: it is delivered again after a short delay.
 func (s *Service) AbandonTaskOrchestratorWorkItem(ctx context.Context, r *pb.AbandonOrchestrationTaskRequest) (*pb.AbandonOrchestrationTaskResponse, error) {
-	if r.CompletionToken == "" {
-		return nil, invalid("completionToken is required: give the token of the work item to abandon")
-	}
-	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+	if err := s.abandon(ctx, r.CompletionToken); err != nil {
 		return nil, err
 	}
 	return &pb.AbandonOrchestrationTaskResponse{}, nil
@@ -178,11 +175,16 @@ func (s *Service) AbandonTaskOrchestratorWorkItem(ctx context.Context, r *pb.Aba
 
 // AbandonTaskActivityWorkItem gives an activity back, as AbandonTaskOrchestratorWorkItem.
 func (s *Service) AbandonTaskActivityWorkItem(ctx context.Context, r *pb.AbandonActivityTaskRequest) (*pb.AbandonActivityTaskResponse, error) {
-	if r.CompletionToken == "" {
-		return nil, invalid("completionToken is required: give the token of the work item to abandon")
-	}
-	if err := s.complete(ctx, r.CompletionToken, dispatchKey{}, completion{abandoned: true}); err != nil {
+	if err := s.abandon(ctx, r.CompletionToken); err != nil {
 		return nil, err
 	}
 	return &pb.AbandonActivityTaskResponse{}, nil
+}
+
+// abandon gives back the item of token (which an abandon must name: there is no fallback).
+func (s *Service) abandon(ctx context.Context, token string) error {
+	if token == "" {
+		return invalid("completionToken is required: give the token of the work item to abandon")
+	}
+	return s.complete(ctx, token, dispatchKey{}, completion{abandoned: true})
 }

@@ -410,7 +410,7 @@ func (w *workerStream) Activity(ctx context.Context, t engine.ActivityTurn) (his
 // just then, is answered here.
 func (w *workerStream) await(ctx context.Context, p *pending, item *pb.WorkItem) (completion, error) {
 	if err := w.send(item); err != nil {
-		w.svc.dispatched.drop(p, nil)
+		w.svc.dispatched.drop(p, status.Error(codes.NotFound, "the work item was given back: its stream ended before it was sent; it is delivered again on another stream"))
 		return completion{}, fmt.Errorf("%w: the stream ended before the item was sent: %v", engine.ErrGivenBack, err)
 	}
 	select {

@@ -22,6 +22,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/internal/pgtest"
+	"github.com/reprise-dev/reprise/internal/storefault"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
@@ -685,5 +686,48 @@ func TestWorkersOnPostgres(t *testing.T) {
 	}
 	if st := b.wait(t, "pg-one"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `"ok"` {
 		t.Errorf("the instance, read on server B: %v, want COMPLETED", st)
+	}
+}
+
+// TestWorkerCommitsFailing fails the store under a worker stream: a turn's commit fails once
+// before it is applied (the engine retries it, and the completion answers OK), and an activity's
+// completion is applied and its reply lost (the retry finds the lease gone: NOT_FOUND, though
+// the result counts). The instance completes, and no work item is delivered twice.
+func TestWorkerCommitsFailing(t *testing.T) {
+	var faulty *storefault.Store
+	h := serveWork(t, func(w *Work) {
+		faulty = storefault.Wrap(w.Store)
+		faulty.Fail(storefault.Fault{Method: "CommitEpisode", Times: 1})
+		faulty.Fail(storefault.Fault{Method: "CompleteActivity", After: true, Times: 1})
+		w.Store = faulty
+	})
+	s, _ := h.openStream(t, filters([]string{"Seq"}, []string{"Act"}))
+	h.start(t, "Seq", "one")
+	item := next(t, s)
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "one", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{scheduleTask(0, "Act", `1`)}}); err != nil {
+		t.Fatalf("a turn whose first commit failed before it was applied: %v, want OK after the retry", err)
+	}
+	item = next(t, s)
+	if item.GetActivityRequest() == nil {
+		t.Fatalf("got %v, want the activity (once)", item)
+	}
+	_, err := h.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "one", TaskId: 0,
+		Result: wrapperspb.String(`"r"`), CompletionToken: item.CompletionToken})
+	wantCode(t, "an activity completion applied with its reply lost", err, codes.NotFound)
+	item = next(t, s)
+	req := item.GetOrchestratorRequest()
+	if req == nil || req.NewEvents[1].GetTaskCompleted().GetResult().GetValue() != `"r"` {
+		t.Fatalf("got %v, want the turn with the activity's result (the activity not delivered again)", item)
+	}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "one", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{completeWith(1, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, `"ok"`)}}); err != nil {
+		t.Fatal(err)
+	}
+	if st := h.wait(t, "one"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+		t.Errorf("final state %v, want COMPLETED", st)
+	}
+	if faulty.Failed("CommitEpisode") != 1 || faulty.Failed("CompleteActivity") != 1 {
+		t.Errorf("faults used: CommitEpisode %d, CompleteActivity %d; want 1 each", faulty.Failed("CommitEpisode"), faulty.Failed("CompleteActivity"))
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -983,22 +982,7 @@ func (s suite) testClaimByName(t *testing.T) {
 	create("b-2", "Beta")
 	unclaimed := func(orch, act store.Names) map[string]store.Unclaimed {
 		t.Helper()
-		list, err := st.Unclaimed(ctx, orch, act)
-		if err != nil {
-			t.Fatalf("Unclaimed: %v", err)
-		}
-		out := map[string]store.Unclaimed{}
-		for _, u := range list {
-			key := u.Kind.String() + ":" + strings.ToLower(u.Name)
-			if _, dup := out[key]; dup {
-				t.Fatalf("Unclaimed listed %s twice: %+v", key, list)
-			}
-			if u.Count <= 0 || u.Oldest == 0 {
-				t.Fatalf("Unclaimed row without count or oldest ID: %+v", u)
-			}
-			out[key] = u
-		}
-		return out
+		return unclaimedByName(t, st, orch, act)
 	}
 	before := unclaimed(store.Names{"ALPHA"}, nil)
 	if len(before) != 1 || before["orchestration:beta"].Count != 2 {
