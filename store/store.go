@@ -3,7 +3,8 @@
 //
 // A Store is bound to one task hub when it is opened. It keeps four kinds of data for that hub:
 //
-//   - instances: one row per orchestration instance (status, name, input, output, ...);
+//   - instances: one row per orchestration instance (status, name, input, output, ...) and one
+//     per durable entity (Kind KindEntity; see Instance);
 //   - history: the append-only history of the current execution of an instance, as opaque chunks;
 //   - inbox messages: events waiting for an instance, each visible from a given time (timers are
 //     messages with a future visible time);
@@ -101,9 +102,39 @@ func (s Status) Terminal() bool {
 // Active reports whether the instance is still live: Pending, Running, ContinuedAsNew or Suspended.
 func (s Status) Active() bool { return !s.Terminal() }
 
-// Instance is the stored state of one orchestration instance.
+// Kind says what an instance is: an orchestration or a durable entity.
+type Kind int
+
+// Instance kinds. The zero value is an orchestration, so that code written before entities
+// existed means what it always meant.
+const (
+	KindOrchestration Kind = 0
+	KindEntity        Kind = 1
+)
+
+// String returns "orchestration" or "entity".
+func (k Kind) String() string {
+	switch k {
+	case KindOrchestration:
+		return "orchestration"
+	case KindEntity:
+		return "entity"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Instance is the stored state of one orchestration instance or durable entity.
+//
+// An entity (Kind KindEntity) is created by the first message sent to it (SendEntityMessages,
+// Episode.EntityMessages) and lives until DeleteEntity removes it. Its ID is EntityInstanceID of
+// its name and key; Name is its entity name; Status is always StatusRunning; Output is its state
+// (JSON; nil when it has none, which means the entity does not exist although the row is kept);
+// CustomStatus is the engine's summary of its scheduler (the lock holder, the backlog), and its
+// history is the engine's scheduler state, replaced by each batch (Episode.ResetHistory). The
+// store reads none of these: they are opaque to it, as for orchestrations.
 type Instance struct {
 	ID          string
+	Kind        Kind // set when the instance is created; commits cannot change it
 	Name        string
 	ExecutionID string // changes on continue-as-new
 	ParentID    string // the parent orchestration of a sub-orchestration, else ""
@@ -163,7 +194,8 @@ type Lease struct {
 }
 
 // Claim names one claimed work item with its lease: the instance InstanceID claimed for an
-// episode (Kind OrchestrationWorkKind), or the activity task TaskID (Kind ActivityWorkKind).
+// episode (Kind OrchestrationWorkKind) or a batch (Kind EntityWorkKind), or the activity task
+// TaskID (Kind ActivityWorkKind).
 // RenewLeases takes claims, so that a node renews only the items it still works on and an item
 // it gave up on (a failed commit, a stuck orchestrator) expires and is claimed again.
 type Claim struct {
@@ -186,9 +218,13 @@ type ActivityWork struct {
 	Lease Lease
 }
 
-// Claim returns the claim of the instance.
+// Claim returns the claim of the instance (of kind EntityWorkKind for an entity).
 func (w OrchestrationWork) Claim() Claim {
-	return Claim{Kind: OrchestrationWorkKind, InstanceID: w.Instance.ID, Lease: w.Lease}
+	kind := OrchestrationWorkKind
+	if w.Instance.Kind == KindEntity {
+		kind = EntityWorkKind
+	}
+	return Claim{Kind: kind, InstanceID: w.Instance.ID, Lease: w.Lease}
 }
 
 // Claim returns the claim of the task.
@@ -221,6 +257,9 @@ type Episode struct {
 	Messages []Message // to any instance, including this one (timers)
 	Tasks    []Task
 	Starts   []Start
+	// EntityMessages are messages to entities, delivered after Messages as SendEntityMessages
+	// delivers them: an entity that does not exist is created first.
+	EntityMessages []Message
 }
 
 // ReusePolicy says what CreateInstance does when an instance with the ID already exists.
@@ -237,8 +276,18 @@ const (
 	ReuseAlways
 )
 
-// Query selects instances for ListInstances. Zero fields do not filter.
+// Query selects instances for ListInstances. Zero fields do not filter, but for Kind: a query
+// lists the instances of one kind only, orchestrations unless it says KindEntity.
 type Query struct {
+	Kind Kind
+	// UpdatedFrom (inclusive) and UpdatedTo (exclusive) bound the update time (an entity's last
+	// operation time).
+	UpdatedFrom time.Time
+	UpdatedTo   time.Time
+	// SkipTransient leaves out the instances whose Output is nil: for entities, those without
+	// state, which do not exist as far as their users are concerned.
+	SkipTransient bool
+
 	Statuses    []Status
 	CreatedFrom time.Time // inclusive
 	CreatedTo   time.Time // inclusive
@@ -260,7 +309,7 @@ type Query struct {
 	MaxBytes int
 }
 
-// PurgeFilter selects finished instances for PurgeInstances.
+// PurgeFilter selects finished orchestration instances for PurgeInstances.
 type PurgeFilter struct {
 	CreatedFrom time.Time // inclusive; zero means no lower bound
 	CreatedTo   time.Time // inclusive; zero means no upper bound
@@ -322,15 +371,18 @@ type WorkKind int
 const (
 	OrchestrationWorkKind WorkKind = iota
 	ActivityWorkKind
+	EntityWorkKind // entities with visible messages (ClaimEntities)
 )
 
-// String returns "orchestration" or "activity".
+// String returns "orchestration", "activity" or "entity".
 func (k WorkKind) String() string {
 	switch k {
 	case OrchestrationWorkKind:
 		return "orchestration"
 	case ActivityWorkKind:
 		return "activity"
+	case EntityWorkKind:
+		return "entity"
 	}
 	return fmt.Sprintf("WorkKind(%d)", int(k))
 }
@@ -340,11 +392,13 @@ type Store interface {
 	// Hub returns the task hub the store is bound to.
 	Hub() string
 
-	// CreateInstance creates an instance with its ExecutionStarted message, applying the reuse
-	// policy when the ID exists (ErrInstanceExists). Replacing an instance deletes its history,
-	// inbox and activity tasks.
+	// CreateInstance creates an orchestration instance with its ExecutionStarted message,
+	// applying the reuse policy when the ID exists (ErrInstanceExists). Replacing an instance
+	// deletes its history, inbox and activity tasks. It refuses an entity (ErrInvalidArgument):
+	// entities come into being with their first message (SendEntityMessages), and an ID that an
+	// entity holds is never replaced (ErrInstanceExists).
 	CreateInstance(ctx context.Context, inst Instance, start Message, policy ReusePolicy) error
-	// GetInstance returns an instance or ErrNotFound.
+	// GetInstance returns an instance of either kind, or ErrNotFound.
 	GetInstance(ctx context.Context, id string) (Instance, error)
 	// ListInstances returns one page of the instances matching q, ordered by creation time then ID
 	// (ascending, or descending with q.NewestFirst), and the token of the next page ("" on the
@@ -357,26 +411,42 @@ type Store interface {
 	History(ctx context.Context, id string) ([][]byte, error)
 	// SendMessage adds a message to an existing instance's inbox (ErrNotFound otherwise).
 	SendMessage(ctx context.Context, m Message) error
+	// SendEntityMessages adds messages to the inboxes of entities, atomically and in order,
+	// creating each entity that does not exist yet (Kind KindEntity, StatusRunning, no state,
+	// Name from its ID). Every InstanceID must be an entity's (ParseEntityInstanceID; else
+	// ErrInvalidArgument, and nothing is sent).
+	SendEntityMessages(ctx context.Context, msgs []Message) error
+	// DeleteEntity removes an entity with its history, if it still is as the caller saw it: no
+	// state (Output nil), no live lease, no message in its inbox, and UpdatedAt equal to
+	// updatedAt (so a batch committed since keeps it). It reports whether it removed it; an
+	// entity that does not exist is not an error (false).
+	DeleteEntity(ctx context.Context, id string, updatedAt time.Time) (bool, error)
 	// RewindInstance sets a Failed instance Running, clears its output and failure, and adds m
 	// (the rewind command) to its inbox, atomically, so that a caller sees the instance running
 	// as soon as the rewind is accepted. ErrNotFound, or ErrNotFailed for an instance in another
 	// status (nothing is changed then).
 	RewindInstance(ctx context.Context, id string, m Message) error
-	// PurgeInstance deletes a finished instance with its history, inbox and tasks. It returns
-	// ErrNotFound, or ErrInstanceActive for an instance that has not finished.
+	// PurgeInstance deletes a finished orchestration instance with its history, inbox and tasks.
+	// It returns ErrNotFound (for an entity too), or ErrInstanceActive for an instance that has
+	// not finished.
 	PurgeInstance(ctx context.Context, id string) error
-	// PurgeInstances deletes the finished instances that match f and returns how many it deleted.
+	// PurgeInstances deletes the finished orchestration instances that match f and returns how
+	// many it deleted.
 	PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 
-	// ClaimOrchestrations leases up to max instances of the orchestrators in names that have
-	// visible inbox messages and no live lease, and returns them with those messages (in ID
-	// order). Instances of other orchestrators are left for a claimer that lists them. With a set
+	// ClaimOrchestrations leases up to max orchestration instances of the orchestrators in names
+	// that have visible inbox messages and no live lease, and returns them with those messages (in
+	// ID order). It never returns entities. Instances of other orchestrators are left for a claimer that lists them. With a set
 	// made by AllNamesExcept, it leases instances of any orchestrator but the excluded ones, with
 	// the same guarantees.
 	ClaimOrchestrations(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
 	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
-	// releases the lease.
+	// releases the lease. It commits an entity's batch too (a claim of ClaimEntities).
 	CommitEpisode(ctx context.Context, e Episode) error
+	// ClaimEntities is ClaimOrchestrations for entities: it leases up to max entities of the
+	// names (entity names) with visible messages and no live lease, with those messages. Entity
+	// work has a claim of its own so that a burst of signals never takes an orchestration's turn.
+	ClaimEntities(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
 	// ClaimActivities leases up to max tasks of the activities in names that have no live lease.
 	// With a set made by AllNamesExcept, it leases tasks of any activity but the excluded ones.
 	ClaimActivities(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]ActivityWork, error)
@@ -397,9 +467,11 @@ type Store interface {
 	// name (as stored, one casing per name). A set made by AllNamesExcept claims every name but
 	// its excluded ones, so the unclaimed work of that kind is the work of the excluded names. It
 	// reads the backlog of ready work, so callers run it now and then, not on every claim.
+	// Entities are not counted.
 	Unclaimed(ctx context.Context, orchestrators, activities Names) ([]Unclaimed, error)
-	// NextVisibleAt returns the earliest visible time of the messages not yet visible, or the zero
-	// time when there are none. Dispatchers sleep until then (durable timers).
+	// NextVisibleAt returns the earliest visible time of the messages not yet visible (to
+	// instances of either kind), or the zero time when there are none. Dispatchers sleep until
+	// then (durable timers, scheduled signals).
 	NextVisibleAt(ctx context.Context) (time.Time, error)
 
 	// WorkSignal returns a channel that receives a value (coalesced, never blocking the store) after

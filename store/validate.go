@@ -82,6 +82,15 @@ func (q Query) Check() error {
 	if err := CheckTime("createdTimeTo bound", q.CreatedTo); err != nil {
 		return err
 	}
+	if err := CheckTime("updatedTimeFrom bound", q.UpdatedFrom); err != nil {
+		return err
+	}
+	if err := CheckTime("updatedTimeTo bound", q.UpdatedTo); err != nil {
+		return err
+	}
+	if q.Kind != KindOrchestration && q.Kind != KindEntity {
+		return fmt.Errorf("%w: unknown instance kind %d", ErrInvalidArgument, int(q.Kind))
+	}
 	if err := CheckText("instance ID prefix", q.IDPrefix, MaxKeyBytes); err != nil {
 		return err
 	}
