@@ -152,7 +152,7 @@ func (p *Plane) Restart(ctx context.Context, id string, newInstanceID bool) (str
 	if err := CheckID(id); err != nil {
 		return "", fmt.Errorf("restart: %w", err)
 	}
-	inst, err := p.st.GetInstance(ctx, id)
+	inst, err := p.instance(ctx, id)
 	if err != nil {
 		return "", p.fail("restart", id, err)
 	}
@@ -171,17 +171,32 @@ func (p *Plane) Get(ctx context.Context, id string) (store.Instance, error) {
 	if err := CheckID(id); err != nil {
 		return store.Instance{}, fmt.Errorf("get instance: %w", err)
 	}
-	inst, err := p.st.GetInstance(ctx, id)
+	inst, err := p.instance(ctx, id)
 	if err != nil {
 		return store.Instance{}, p.fail("get instance", id, err)
 	}
 	return inst, nil
 }
 
+// instance reads an orchestration instance: an entity, which shares the instances' ID space
+// ("@name@key"), is not one, and the instance operations treat it as not found.
+func (p *Plane) instance(ctx context.Context, id string) (store.Instance, error) {
+	inst, err := p.st.GetInstance(ctx, id)
+	if err == nil && inst.Kind != store.KindOrchestration {
+		return store.Instance{}, fmt.Errorf("%q is an entity: %w (use the entity operations)", id, store.ErrNotFound)
+	}
+	return inst, err
+}
+
 // History returns the events of the instance's current execution.
 func (p *Plane) History(ctx context.Context, id string) ([]history.Event, error) {
 	if err := CheckID(id); err != nil {
 		return nil, fmt.Errorf("get history: %w", err)
+	}
+	if _, _, ok := store.ParseEntityInstanceID(id); ok {
+		if _, err := p.instance(ctx, id); err != nil {
+			return nil, p.fail("get history of", id, err)
+		}
 	}
 	chunks, err := p.st.History(ctx, id)
 	if err != nil {
@@ -228,7 +243,7 @@ func (p *Plane) send(ctx context.Context, what string, op Op, id string, ev hist
 	if err := CheckID(id); err != nil {
 		return fmt.Errorf("%s: %w", what, err)
 	}
-	inst, err := p.st.GetInstance(ctx, id)
+	inst, err := p.instance(ctx, id)
 	if err != nil {
 		return p.fail(what, id, err)
 	}
@@ -315,7 +330,7 @@ func (p *Plane) Rewind(ctx context.Context, id, reason string) error {
 	if err != nil {
 		return err
 	}
-	inst, err := p.st.GetInstance(ctx, id)
+	inst, err := p.instance(ctx, id)
 	if err != nil {
 		return p.fail("rewind", id, err)
 	}
@@ -360,7 +375,7 @@ func (p *Plane) PurgeTree(ctx context.Context, id string) (int, error) {
 	if err := CheckID(id); err != nil {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
-	inst, err := p.st.GetInstance(ctx, id)
+	inst, err := p.instance(ctx, id)
 	if err != nil {
 		return 0, p.fail("purge", id, err)
 	}
@@ -491,7 +506,7 @@ func (p *Plane) wait(ctx context.Context, id string, done func(store.Status) boo
 	}
 	for {
 		changed, stop := p.st.WatchInstance(id)
-		si, err := p.st.GetInstance(ctx, id)
+		si, err := p.instance(ctx, id)
 		if err != nil {
 			stop()
 			return store.Instance{}, p.fail("wait for", id, err)

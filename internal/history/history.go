@@ -39,6 +39,13 @@ const (
 	ExecutionSuspended                Type = 19
 	ExecutionResumed                  Type = 20
 	ExecutionRewound                  Type = 21
+	EntityOperationSignaled           Type = 23
+	EntityOperationCalled             Type = 24
+	EntityOperationCompleted          Type = 25
+	EntityOperationFailed             Type = 26
+	EntityLockRequested               Type = 27
+	EntityLockGranted                 Type = 28
+	EntityUnlockSent                  Type = 29
 )
 
 var typeNames = [...]string{
@@ -47,7 +54,9 @@ var typeNames = [...]string{
 	"SubOrchestrationInstanceCompleted", "SubOrchestrationInstanceFailed", "TimerCreated",
 	"TimerFired", "OrchestratorStarted", "OrchestratorCompleted", "EventSent", "EventRaised",
 	"ContinueAsNew", "GenericEvent", "HistoryState", "ExecutionSuspended", "ExecutionResumed",
-	"ExecutionRewound",
+	"ExecutionRewound", "EventType(22)", "EntityOperationSignaled", "EntityOperationCalled",
+	"EntityOperationCompleted", "EntityOperationFailed", "EntityLockRequested", "EntityLockGranted",
+	"EntityUnlockSent",
 }
 
 func (t Type) String() string {
@@ -158,6 +167,9 @@ type Event struct {
 	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: task IDs to run again (failed, or open at the failure)
 	Carried     []Event         `json:"carried,omitempty"`     // ExecutionStarted after continue-as-new: kept events
 	Recursive   bool            `json:"recursive,omitempty"`   // ExecutionTerminated: also terminate sub-orchestrations
+	RequestID   string          `json:"requestId,omitempty"`   // entity events: request ID, or critical-section ID
+	LockSet     []string        `json:"lockSet,omitempty"`     // EntityLockRequested
+	Position    int             `json:"position,omitempty"`    // EntityLockRequested
 
 	// Set by the Durable Task SDKs (gRPC workers and clients), kept and handed back as sent.
 	Version string            `json:"version,omitempty"` // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
