@@ -1,5 +1,5 @@
-// Package engine runs orchestration episodes and activities from a store: two dispatchers that
-// claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
+// Package engine runs orchestration episodes, activities and entity batches from a store: three
+// dispatchers that claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
 //
 // Lock and lease model: every work item is claimed with a lease (owner + token). The engine keeps
 // the set of claims it still works on (an episode running or committing, an activity running or
@@ -47,10 +47,15 @@ type Options struct {
 	// Signals, when set, is where the dispatchers get their wake-ups, instead of the store's
 	// WorkSignal: it lets several engines share one store (see Signals).
 	Signals *Signals
-	Logger  *slog.Logger // default: discards
+	// Entities, when set, runs entity batches (see EntityRunner); without it the engine takes no
+	// entity work.
+	Entities EntityRunner
+	Logger   *slog.Logger // default: discards
 
 	MaxConcurrentOrchestrations int           // episodes in flight; default 256
 	MaxConcurrentActivities     int           // activities in flight; default 256
+	MaxConcurrentEntities       int           // entity batches in flight; default 256
+	MaxEntityBatch              int           // operations in one entity batch; default 1000
 	CacheSize                   int           // live executions kept between episodes; default 4096; <0 disables
 	LeaseDuration               time.Duration // default 30s; renewed every third of it
 	PollInterval                time.Duration // fallback polling for work from other processes; default 1s
@@ -84,8 +89,10 @@ type Engine struct {
 	renewing  chan struct{}  // closed when the renewer has ended
 	orchSlots chan struct{}
 	actSlots  chan struct{}
+	entSlots  chan struct{}
 	poke      chan struct{} // re-check for orchestration work after an episode
 	actPoke   chan struct{} // an activity slot was freed
+	entPoke   chan struct{} // an entity slot was freed
 	startOnce sync.Once
 	stopOnce  sync.Once
 
@@ -116,6 +123,12 @@ func New(opts Options) *Engine {
 	}
 	if opts.MaxConcurrentActivities <= 0 {
 		opts.MaxConcurrentActivities = 256
+	}
+	if opts.MaxConcurrentEntities <= 0 {
+		opts.MaxConcurrentEntities = 256
+	}
+	if opts.MaxEntityBatch <= 0 {
+		opts.MaxEntityBatch = 1000
 	}
 	if opts.CacheSize == 0 {
 		opts.CacheSize = 4096
@@ -149,8 +162,10 @@ func New(opts Options) *Engine {
 		actCancel: actCancel,
 		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
 		actSlots:  make(chan struct{}, opts.MaxConcurrentActivities),
+		entSlots:  make(chan struct{}, opts.MaxConcurrentEntities),
 		poke:      make(chan struct{}, 1),
 		actPoke:   make(chan struct{}, 1),
+		entPoke:   make(chan struct{}, 1),
 	}
 	e.cache = newCache(opts.CacheSize, e.closeExec)
 	return e
@@ -179,6 +194,10 @@ func (e *Engine) Start() {
 		if len(e.actNames) > 0 {
 			e.loops.Add(1)
 			go e.activityLoop()
+		}
+		if e.opts.Entities != nil && len(e.opts.Entities.EntityNames()) > 0 {
+			e.loops.Add(1)
+			go e.entityLoop()
 		}
 		if e.opts.UnclaimedInterval > 0 {
 			e.loops.Add(1)

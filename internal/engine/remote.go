@@ -64,7 +64,7 @@ type Signals struct {
 // NewSignals starts receiving st's work signals.
 func NewSignals(st store.Store) *Signals {
 	s := &Signals{subs: map[store.WorkKind]map[chan struct{}]struct{}{}, stop: make(chan struct{})}
-	for _, kind := range []store.WorkKind{store.OrchestrationWorkKind, store.ActivityWorkKind} {
+	for _, kind := range []store.WorkKind{store.OrchestrationWorkKind, store.ActivityWorkKind, store.EntityWorkKind} {
 		s.subs[kind] = map[chan struct{}]struct{}{}
 		go s.forward(kind, st.WorkSignal(kind))
 	}
