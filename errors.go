@@ -14,6 +14,9 @@ import (
 var (
 	// ErrInstanceNotFound: no instance with the ID exists in the task hub.
 	ErrInstanceNotFound = control.ErrInstanceNotFound
+	// ErrEntityNotFound: the entity does not exist (it was never signalled, or has no state). It
+	// wraps ErrInstanceNotFound.
+	ErrEntityNotFound = control.ErrEntityNotFound
 	// ErrInstanceExists: starting an ID that is Pending, Running or Suspended (see ReusePolicy).
 	ErrInstanceExists = control.ErrInstanceExists
 	// ErrInstanceActive: the operation (purge) needs a finished instance; terminate it first.
