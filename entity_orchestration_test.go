@@ -197,6 +197,8 @@ func TestOrchestrationCriticalSection(t *testing.T) {
 		check("signal to a locked entity", ctx.SignalEntity(a, "add", 1))
 		_, err = CallEntity[int](ctx, c, "add", 1).Await()
 		check("call outside the section", err)
+		_, err = CallSubOrchestrator[int](ctx, "child", nil).Await()
+		check("sub-orchestration", err)
 		if err := ctx.SignalEntity(c, "note", "in the section"); err != nil {
 			return 0, err
 		}
