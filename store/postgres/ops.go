@@ -116,6 +116,11 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)
 		}
 	}
+	for _, m := range e.EntityMessages {
+		if err := store.CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("postgres: commit episode of %q: entity message: %w", id, err)
+		}
+	}
 	if s.isClosed() {
 		return errClosed("commit episode")
 	}
@@ -709,7 +714,7 @@ var rewindSQL = `
 WITH up AS (
 	UPDATE reprise.instances i SET status = 0, output = NULL, failure = NULL, updated_at = now()
 	WHERE i.hub = $1 AND i.id = $2 AND i.status = 3
-	RETURNING i.hub, i.id, i.name, i.sticky_owner
+	RETURNING i.hub, i.id, i.name, i.kind, i.sticky_owner
 ),
 ins AS (
 	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
