@@ -245,8 +245,8 @@ RETURNING ` + instanceColumns("i")
 
 // exceptNames is the SQL of the text array that a claim of every name but those of the text
 // array $excl takes in place of a list of names: the distinct lowered names (key) of the rows of
-// from, which is the claim's index (inbox_by_name, tasks_unleased_by_name) with the condition that
-// selects the hub's entries, that are not excluded and for which ready holds (s.n is the name),
+// from, which is the claim's index (inbox_by_kind_name, tasks_unleased_by_name) with the
+// condition that selects the hub's entries (of one kind), that are not excluded and for which ready holds (s.n is the name),
 // rotated by the turn $turn. It steps from one name to the next with one index seek each, so it
 // reads a few entries per name, whatever the backlog of the excluded names (those another
 // dispatcher of the same process serves), and a claim that finds no work costs as many seeks as
