@@ -811,6 +811,16 @@ func (g *group) queueMessages(episodes, sends []*writeOp) {
 	}, g.s.hub, targets, execs, data, visible, srcs, g.s.channel)
 }
 
+// entityLockSQL takes a share of the key of each existing entity that the group's entity
+// messages go to, until the transaction ends: DeleteEntity (FOR UPDATE) then waits for the
+// transaction and sees its messages, instead of deleting the entity between entityCreateSQL,
+// which found it, and entityMessagesSQL, which would then find it gone. The rows are locked in
+// ID order, so two groups never wait for each other's locks. A share of the key conflicts with
+// no update of an instance (commits and claims change no key), only with deletes.
+const entityLockSQL = `
+SELECT count(*) FROM (SELECT 1 FROM reprise.instances t
+	WHERE t.hub = $1 AND t.id = ANY($2::text[]) AND t.kind = 1 ORDER BY t.id FOR KEY SHARE) x`
+
 // entityCreateSQL creates the entities that the group's entity messages go to and that do not
 // exist yet: running, without state, named by their IDs. Like messagesSQL, it serves episodes
 // ($3 names the producing instance) only if they passed their fence, and SendEntityMessages
@@ -828,9 +838,10 @@ ORDER BY e.id
 ON CONFLICT (hub, id) DO NOTHING`
 
 // entityMessagesSQL delivers the group's entity messages, in order, to the entities they go to
-// (which entityCreateSQL made sure of; a message to an ID an orchestration holds is dropped). It
-// holds a share of each entity's key until the transaction ends, so that DeleteEntity waits for
-// it and then sees the message. It returns the entities that received a message.
+// (which entityCreateSQL made sure of; a message to an ID an orchestration holds is dropped). Like
+// entityLockSQL, it holds a share of each entity's key (one created meanwhile by another
+// transaction included) until the transaction ends. It returns the entities that received a
+// message.
 const entityMessagesSQL = `
 WITH m AS (
 	SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[])
@@ -881,6 +892,7 @@ func (g *group) queueEntityMessages(episodes, sends []*writeOp) {
 	if len(targets) == 0 {
 		return
 	}
+	g.queue(entityLockSQL, execOnly, g.s.hub, targets)
 	g.queue(entityCreateSQL, execOnly, g.s.hub, targets, srcs, names)
 	g.queue(entityMessagesSQL, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
