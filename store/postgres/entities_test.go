@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -9,9 +10,9 @@ import (
 	"github.com/reprise-dev/reprise/store"
 )
 
-// TestDeleteEntityRacingMessages runs DeleteEntity against SendEntityMessages to the same entity
-// from two stores (two hosts) at once, many times: whichever wins, no message is left in the
-// inbox of an entity that was deleted under it, where no claim would ever find it.
+// TestDeleteEntityRacingMessages runs DeleteEntity against SendEntityMessages (or SendMessage) to
+// the same entity from two stores (two hosts) at once, many times: whichever wins, no message is
+// lost or left in the inbox of an entity that was deleted under it, where no claim would find it.
 func TestDeleteEntityRacingMessages(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	hub := randomHub()
@@ -47,7 +48,16 @@ func TestDeleteEntityRacingMessages(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			sendErr = b.SendEntityMessages(ctx, []store.Message{{InstanceID: id, Data: []byte("late")}})
+			m := store.Message{InstanceID: id, Data: []byte("late")}
+			if i%2 == 1 {
+				// SendMessage to an entity that may be deleted under it: delivered, or
+				// ErrNotFound, never left behind.
+				if sendErr = b.SendMessage(ctx, m); errors.Is(sendErr, store.ErrNotFound) {
+					sendErr = b.SendEntityMessages(ctx, []store.Message{m})
+				}
+				return
+			}
+			sendErr = b.SendEntityMessages(ctx, []store.Message{m})
 		}()
 		go func() {
 			defer wg.Done()
