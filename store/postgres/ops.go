@@ -52,10 +52,10 @@ func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) er
 }
 
 // deleteEntitySQL removes an entity that has no state, no live lease, no message and the update
-// time $3, with its history. The lock taken first (FOR UPDATE, in the same transaction) waits
-// for the transactions delivering messages to the entity, which hold a share of its key (see
-// entityMessagesSQL); the delete, a statement of its own with a new snapshot, then sees their
-// messages and keeps the entity.
+// time $3, with its history. The lock taken first (deleteEntityLockSQL, FOR UPDATE, in the same
+// transaction) waits for the transactions delivering messages to the entity, which hold a share
+// of its key (see entityLockSQL); the delete, a statement of its own with a new snapshot, then
+// sees their messages and keeps the entity.
 const deleteEntityLockSQL = `SELECT 1 FROM reprise.instances WHERE hub = $1 AND id = $2 AND kind = 1 FOR UPDATE`
 
 var deleteEntitySQL = `
