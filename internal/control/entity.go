@@ -220,7 +220,9 @@ func (p *Plane) QueryEntities(ctx context.Context, q EntityQuery) ([]EntityRecor
 		return nil, "", fmt.Errorf("query entities: %w: page size %d is negative", ErrInvalidArgument, q.PageSize)
 	}
 	sq := store.Query{Kind: store.KindEntity, IDPrefix: prefix, UpdatedFrom: q.LastModifiedFrom, UpdatedTo: q.LastModifiedTo,
-		SkipTransient: !q.IncludeTransient, WithoutPayloads: !q.WithState, PageSize: q.PageSize,
+		// With payloads even without the state: the lock and backlog are in CustomStatus (the
+		// summary), which WithoutPayloads leaves out; entityRecord drops the state.
+		SkipTransient: !q.IncludeTransient, PageSize: q.PageSize,
 		ContinuationToken: q.ContinuationToken}
 	page, next, err := p.List(ctx, sq)
 	if err != nil {
@@ -261,7 +263,8 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 	if idle == 0 {
 		idle = DefaultEntityIdle
 	}
-	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize, WithoutPayloads: true,
+	// With payloads: the lock is in CustomStatus (the summary), which WithoutPayloads leaves out.
+	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize,
 		ContinuationToken: r.ContinuationToken})
 	if err != nil {
 		return CleanResult{}, fmt.Errorf("clean entity storage: %w", errors.Unwrap(err))
@@ -280,7 +283,7 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 			}
 			continue
 		}
-		// WithoutPayloads leaves Output nil: whether the entity has state is read again here.
+		// Read again: a batch may have given it state since the page was read.
 		if r.RemoveEmpty && sum == (entity.Summary{}) && now.Sub(inst.UpdatedAt) >= idle {
 			full, err := p.st.GetInstance(ctx, inst.ID)
 			if errors.Is(err, store.ErrNotFound) {
