@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -528,5 +529,122 @@ func TestEntityStreamDropUnderLock(t *testing.T) {
 				t.Errorf("%d items still waiting for a completion", n)
 			}
 		})
+	}
+}
+
+func entityMessage(id int32, m *pb.SendEntityMessageAction) *pb.OrchestratorAction {
+	return &pb.OrchestratorAction{Id: id, OrchestratorActionType: &pb.OrchestratorAction_SendEntityMessage{SendEntityMessage: m}}
+}
+
+// TestSendEntityMessageActions runs an orchestration's entity actions through the worker RPCs:
+// a call (the entity's batch shows the caller, the reply comes back as entityOperationCompleted),
+// a critical section over two entities (granted as entityLockGranted, released by two unlocks)
+// and a signal; each turn's past events show the actions in their proto form. An action to an
+// ID that is not an entity's fails the instance.
+func TestSendEntityMessageActions(t *testing.T) {
+	h := serveWork(t, nil)
+	s, _ := h.openStream(t, entityFilters([]string{"Orch"}, "counter"))
+	h.start(t, "Orch", "o1")
+	turn := next(t, s)
+	complete := func(item *pb.WorkItem, actions ...*pb.OrchestratorAction) {
+		t.Helper()
+		if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "o1",
+			CompletionToken: item.CompletionToken, Actions: actions}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	complete(turn, entityMessage(0, &pb.SendEntityMessageAction{EntityMessageType: &pb.SendEntityMessageAction_EntityOperationCalled{
+		EntityOperationCalled: &pb.EntityOperationCalledEvent{RequestId: "call-1", Operation: "get",
+			TargetInstanceId: wrapperspb.String("@Counter@c"), ParentInstanceId: wrapperspb.String("o1")}}}))
+
+	batch := nextBatch(t, s)
+	if got := ops(t, batch); batch.GetEntityRequestV2().InstanceId != "@counter@c" || !slices.Equal(got, []string{"call get() from o1"}) {
+		t.Fatalf("batch %v, want o1's call to @counter@c", batch)
+	}
+	h.completeBatch(t, batch, "5", "5")
+
+	turn = next(t, s)
+	req := turn.GetOrchestratorRequest()
+	var called *pb.HistoryEvent
+	for _, e := range req.PastEvents {
+		if e.GetEntityOperationCalled() != nil {
+			called = e
+		}
+	}
+	if called == nil || called.EventId != 0 || called.GetEntityOperationCalled().GetTargetInstanceId().GetValue() != "@counter@c" ||
+		called.GetEntityOperationCalled().RequestId != "call-1" {
+		t.Fatalf("past events %v, want the call as entityOperationCalled #0 to @counter@c", req.PastEvents)
+	}
+	if got := eventTypes(req.NewEvents); !slices.Equal(got, []string{"orchestratorStarted", "entityOperationCompleted"}) ||
+		req.NewEvents[1].GetEntityOperationCompleted().RequestId != "call-1" || req.NewEvents[1].GetEntityOperationCompleted().GetOutput().GetValue() != "5" {
+		t.Fatalf("new events %v, want the call's reply 5", req.NewEvents)
+	}
+
+	set := []string{"@counter@c", "@counter@d"}
+	complete(turn, entityMessage(1, &pb.SendEntityMessageAction{EntityMessageType: &pb.SendEntityMessageAction_EntityLockRequested{
+		EntityLockRequested: &pb.EntityLockRequestedEvent{CriticalSectionId: "cs-1", LockSet: set, ParentInstanceId: wrapperspb.String("o1")}}}))
+	turn = next(t, s) // the lock passes along the set without running anything
+	req = turn.GetOrchestratorRequest()
+	if got := eventTypes(req.NewEvents); !slices.Equal(got, []string{"orchestratorStarted", "entityLockGranted"}) ||
+		req.NewEvents[1].GetEntityLockGranted().CriticalSectionId != "cs-1" {
+		t.Fatalf("new events %v, want the grant of cs-1", req.NewEvents)
+	}
+	if e := h.entity(t, "@counter@d"); e.Entity.GetLockedBy().GetValue() != "o1" {
+		t.Errorf("@counter@d %v, want it locked by o1", e)
+	}
+	unlock := func(id int32, target string) *pb.OrchestratorAction {
+		return entityMessage(id, &pb.SendEntityMessageAction{EntityMessageType: &pb.SendEntityMessageAction_EntityUnlockSent{
+			EntityUnlockSent: &pb.EntityUnlockSentEvent{CriticalSectionId: "cs-1", TargetInstanceId: wrapperspb.String(target)}}})
+	}
+	complete(turn, unlock(2, set[0]), unlock(3, set[1]),
+		entityMessage(4, &pb.SendEntityMessageAction{EntityMessageType: &pb.SendEntityMessageAction_EntityOperationSignaled{
+			EntityOperationSignaled: &pb.EntityOperationSignaledEvent{RequestId: "sig-1", Operation: "add", Input: wrapperspb.String("2"),
+				TargetInstanceId: wrapperspb.String("@counter@d")}}}),
+		completeWith(5, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, `"ok"`))
+	batch = nextBatch(t, s)
+	if got := ops(t, batch); batch.GetEntityRequestV2().InstanceId != "@counter@d" || !slices.Equal(got, []string{"add(2)"}) {
+		t.Fatalf("batch %v, want the signal to @counter@d", batch)
+	}
+	h.completeBatch(t, batch, "2", "")
+	if st := h.wait(t, "o1"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+		t.Fatalf("o1 %v, want COMPLETED", st)
+	}
+	for _, id := range set {
+		if e := waitEntity(t, h, id, func(e *pb.EntityMetadata) bool { return e.LockedBy == nil }); e.BacklogQueueSize != 0 {
+			t.Errorf("%s %v, want no backlog", id, e)
+		}
+	}
+	hist, err := h.client.StreamInstanceHistory(callContext(t), &pb.StreamInstanceHistoryRequest{InstanceId: "o1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for {
+		chunk, err := hist.Recv()
+		if err != nil {
+			break
+		}
+		for _, typ := range eventTypes(chunk.Events) {
+			if len(typ) > 6 && typ[:6] == "entity" {
+				types = append(types, typ)
+			}
+		}
+	}
+	want := []string{"entityOperationCalled", "entityOperationCompleted", "entityLockRequested", "entityLockGranted",
+		"entityUnlockSent", "entityUnlockSent", "entityOperationSignaled"}
+	if !slices.Equal(types, want) {
+		t.Errorf("o1's entity events %q, want %q", types, want)
+	}
+
+	// An action to an ID that is not an entity's fails the instance with the reason.
+	h.start(t, "Orch", "o2")
+	turn = next(t, s)
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "o2", CompletionToken: turn.CompletionToken,
+		Actions: []*pb.OrchestratorAction{entityMessage(0, &pb.SendEntityMessageAction{EntityMessageType: &pb.SendEntityMessageAction_EntityOperationSignaled{
+			EntityOperationSignaled: &pb.EntityOperationSignaledEvent{RequestId: "sig-2", Operation: "add", TargetInstanceId: wrapperspb.String("counter")}}})}}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("a signal to a non-entity ID: %v, want INVALID_ARGUMENT", err)
+	}
+	if st := h.wait(t, "o2"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED || st.FailureDetails.GetErrorType() != "InvalidWorkerResponse" {
+		t.Errorf("o2 %v, want FAILED with InvalidWorkerResponse", st)
 	}
 }
