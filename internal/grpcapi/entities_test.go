@@ -1,9 +1,17 @@
 package grpcapi
 
 import (
+	"bufio"
 	"context"
+	"io"
 	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,9 +23,13 @@ import (
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/store"
+	"github.com/reprise-dev/reprise/store/postgres"
+	"github.com/reprise-dev/reprise/store/sqlite"
 )
 
 // These tests drive the entity RPCs and work items with the protocol's messages; the SDKs' own
@@ -458,77 +470,105 @@ func TestEntityStreamDropUnderLock(t *testing.T) {
 	for _, how := range []string{"drop", "abandon"} {
 		t.Run(how, func(t *testing.T) {
 			h := serveWork(t, nil)
-			counter := reprise.EntityID{Name: "counter", Key: "k"}
-			locker := reprise.NewOrchestrator("Locker", func(ctx *reprise.OrchestrationContext, _ reprise.None) (int, error) {
-				cs, err := ctx.LockEntities(counter)
-				if err != nil {
-					return 0, err
-				}
-				defer cs.Release()
-				if _, err := reprise.WaitForEvent[reprise.None](ctx, "go", 0).Await(); err != nil {
-					return 0, err
-				}
-				return reprise.CallEntity[int](ctx, counter, "add", 1).Await()
-			})
-			app := reprise.NewApp(reprise.WithStore(h.st), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-			app.Register(locker)
-			if err := app.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = app.Shutdown(context.Background()) })
-
-			s1, drop1 := h.openStream(t, entityFilters(nil, "counter"))
-			if _, err := app.Client().StartNew(callContext(t), "Locker", reprise.None{}, reprise.WithInstanceID("locker")); err != nil {
-				t.Fatal(err)
-			}
-			waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.GetLockedBy().GetValue() == "locker" })
-			h.signal(t, counter.String(), "add", "10")
-			waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.BacklogQueueSize == 1 })
-			if err := app.Client().RaiseEvent(callContext(t), "locker", "go", reprise.None{}); err != nil {
-				t.Fatal(err)
-			}
-			held := nextBatch(t, s1)
-			if got := ops(t, held); !slices.Equal(got, []string{"call add(1) from locker"}) {
-				t.Fatalf("under the lock the batch runs %q, want only the holder's call", got)
-			}
-
-			var s2 grpc.ServerStreamingClient[pb.WorkItem]
-			if how == "drop" {
-				drop1()
-				s2, _ = h.openStream(t, entityFilters(nil, "counter"))
-			} else {
-				if _, err := h.client.AbandonTaskEntityWorkItem(callContext(t), &pb.AbandonEntityTaskRequest{CompletionToken: held.CompletionToken}); err != nil {
-					t.Fatal(err)
-				}
-				s2 = s1
-			}
-			again := nextBatch(t, s2)
-			if got := ops(t, again); !slices.Equal(got, []string{"call add(1) from locker"}) {
-				t.Fatalf("redelivered batch runs %q, want the holder's call again", got)
-			}
-			_, err := h.client.CompleteEntityTask(callContext(t), &pb.EntityBatchResult{CompletionToken: held.CompletionToken,
-				EntityState: wrapperspb.String("1"), Results: []*pb.OperationResult{success("1")}})
-			wantCode(t, "a completion with the token given back", err, codes.NotFound)
-			h.completeBatch(t, again, "1", "1")
-
-			backlog := nextBatch(t, s2)
-			if got := ops(t, backlog); !slices.Equal(got, []string{"add(10)"}) || backlog.GetEntityRequestV2().GetEntityState().GetValue() != "1" {
-				t.Fatalf("after the release the batch is %v, want the queued signal on state 1", backlog)
-			}
-			h.completeBatch(t, backlog, "11", "")
-
-			inst, err := app.Client().WaitForCompletion(callContext(t), "locker")
-			if err != nil || inst.Status != reprise.StatusCompleted || string(inst.Output) != "1" {
-				t.Fatalf("Locker: %+v %v, want Completed with the call's result 1", inst, err)
-			}
-			e := waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.LockedBy == nil })
-			if e.GetSerializedState().GetValue() != "11" || e.BacklogQueueSize != 0 {
-				t.Errorf("entity %v, want state 11, no lock, no backlog", e)
-			}
-			if n := h.svc.dispatched.size(); n != 0 {
-				t.Errorf("%d items still waiting for a completion", n)
-			}
+			streamDropUnderLock(t, how, h, h)
 		})
+	}
+}
+
+// TestEntitiesOnPostgres runs TestEntityStreamDropUnderLock across two servers on one PostgreSQL
+// database: the batch dropped on a stream of one server goes to a stream of the other.
+func TestEntitiesOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	open := func() *workHub {
+		st, err := postgres.Open(context.Background(), dsn, postgres.Options{Hub: "default"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		signals := engine.NewSignals(st)
+		t.Cleanup(func() { signals.Close(); st.Close() })
+		svc := NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"}),
+			Work: &Work{Store: st, Signals: signals, LeaseDuration: time.Hour, AbandonDelay: time.Millisecond, Logger: slog.New(slog.DiscardHandler)}})
+		conn := serveService(t, svc, ServerOptions()...)
+		return &workHub{st: st, svc: svc, signals: signals, conn: conn, client: pb.NewTaskHubSidecarServiceClient(conn)}
+	}
+	streamDropUnderLock(t, "drop", open(), open())
+}
+
+// streamDropUnderLock is TestEntityStreamDropUnderLock: the batch is held on a stream of first;
+// dropped, it goes to a stream of second; abandoned, to the same stream.
+func streamDropUnderLock(t *testing.T, how string, first, second *workHub) {
+	h := first
+	counter := reprise.EntityID{Name: "counter", Key: "k"}
+	locker := reprise.NewOrchestrator("Locker", func(ctx *reprise.OrchestrationContext, _ reprise.None) (int, error) {
+		cs, err := ctx.LockEntities(counter)
+		if err != nil {
+			return 0, err
+		}
+		defer cs.Release()
+		if _, err := reprise.WaitForEvent[reprise.None](ctx, "go", 0).Await(); err != nil {
+			return 0, err
+		}
+		return reprise.CallEntity[int](ctx, counter, "add", 1).Await()
+	})
+	app := reprise.NewApp(reprise.WithStore(h.st), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	app.Register(locker)
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = app.Shutdown(context.Background()) })
+
+	s1, drop1 := h.openStream(t, entityFilters(nil, "counter"))
+	if _, err := app.Client().StartNew(callContext(t), "Locker", reprise.None{}, reprise.WithInstanceID("locker")); err != nil {
+		t.Fatal(err)
+	}
+	waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.GetLockedBy().GetValue() == "locker" })
+	h.signal(t, counter.String(), "add", "10")
+	waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.BacklogQueueSize == 1 })
+	if err := app.Client().RaiseEvent(callContext(t), "locker", "go", reprise.None{}); err != nil {
+		t.Fatal(err)
+	}
+	held := nextBatch(t, s1)
+	if got := ops(t, held); !slices.Equal(got, []string{"call add(1) from locker"}) {
+		t.Fatalf("under the lock the batch runs %q, want only the holder's call", got)
+	}
+
+	s2 := s1
+	if how == "drop" {
+		drop1()
+		h = second
+		s2, _ = h.openStream(t, entityFilters(nil, "counter"))
+	} else if _, err := h.client.AbandonTaskEntityWorkItem(callContext(t), &pb.AbandonEntityTaskRequest{CompletionToken: held.CompletionToken}); err != nil {
+		t.Fatal(err)
+	}
+	again := nextBatch(t, s2)
+	if got := ops(t, again); !slices.Equal(got, []string{"call add(1) from locker"}) {
+		t.Fatalf("redelivered batch runs %q, want the holder's call again", got)
+	}
+	_, err := first.client.CompleteEntityTask(callContext(t), &pb.EntityBatchResult{CompletionToken: held.CompletionToken,
+		EntityState: wrapperspb.String("1"), Results: []*pb.OperationResult{success("1")}})
+	wantCode(t, "a completion with the token given back", err, codes.NotFound)
+	h.completeBatch(t, again, "1", "1")
+
+	backlog := nextBatch(t, s2)
+	if got := ops(t, backlog); !slices.Equal(got, []string{"add(10)"}) || backlog.GetEntityRequestV2().GetEntityState().GetValue() != "1" {
+		t.Fatalf("after the release the batch is %v, want the queued signal on state 1", backlog)
+	}
+	h.completeBatch(t, backlog, "11", "")
+
+	inst, err := app.Client().WaitForCompletion(callContext(t), "locker")
+	if err != nil || inst.Status != reprise.StatusCompleted || string(inst.Output) != "1" {
+		t.Fatalf("Locker: %+v %v, want Completed with the call's result 1", inst, err)
+	}
+	e := waitEntity(t, h, counter.String(), func(e *pb.EntityMetadata) bool { return e.LockedBy == nil })
+	if e.GetSerializedState().GetValue() != "11" || e.BacklogQueueSize != 0 {
+		t.Errorf("entity %v, want state 11, no lock, no backlog", e)
+	}
+	n := first.svc.dispatched.size()
+	if second != first {
+		n += second.svc.dispatched.size()
+	}
+	if n != 0 {
+		t.Errorf("%d items still waiting for a completion", n)
 	}
 }
 
@@ -646,5 +686,85 @@ func TestSendEntityMessageActions(t *testing.T) {
 	}
 	if st := h.wait(t, "o2"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_FAILED || st.FailureDetails.GetErrorType() != "InvalidWorkerResponse" {
 		t.Errorf("o2 %v, want FAILED with InvalidWorkerResponse", st)
+	}
+}
+
+// TestDurableTaskJSEntitiesV1 runs the entity scenarios of interop/durabletask-js (see
+// cmd/reprise TestInteropDurableTaskJSEntities, which runs them on `reprise serve` with
+// entityRequestV2) with the real @microsoft/durabletask-js worker and client on a service that
+// sends entity batches in the older form (entityRequest, Work.EntityRequestsV1).
+func TestDurableTaskJSEntitiesV1(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("skipping: node is not on PATH; install Node.js 20+ and npm to run it")
+	}
+	dir, err := filepath.Abs(filepath.Join("..", "..", "interop", "durabletask-js"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "@microsoft", "durabletask-js", "package.json")); err != nil {
+		npm, lerr := exec.LookPath("npm")
+		if lerr != nil {
+			t.Skip("skipping: npm is not on PATH; install Node.js 20+ and npm to run it")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund")
+		cmd.Dir = dir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+		}
+	}
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "hub.db"), sqlite.Options{Hub: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	signals := engine.NewSignals(st)
+	t.Cleanup(func() { signals.Close(); st.Close() })
+	svc := NewService(Hub{Name: "default", Plane: control.New(st, control.Options{Hub: "default"}),
+		Work: &Work{Store: st, Signals: signals, EntityRequestsV1: true, Logger: slog.New(slog.DiscardHandler)}})
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer(ServerOptions()...)
+	pb.RegisterTaskHubSidecarServiceServer(gs, svc)
+	go func() { _ = gs.Serve(lis) }()
+	t.Cleanup(gs.Stop) // before the store closes (cleanups run last in, first out)
+	env := append(os.Environ(), "GRPC_ADDR="+lis.Addr().String())
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	worker := exec.CommandContext(ctx, node, "worker.mjs", "--package", "@microsoft/durabletask-js", "--name", "first", "--functions", "all", "--filters")
+	worker.Dir, worker.Env = dir, env
+	var workerErr strings.Builder
+	worker.Stderr = &workerErr
+	stdout, err := worker.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := worker.StdinPipe(); err != nil { // held open: the worker stops when stdin ends
+		t.Fatal(err)
+	}
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = worker.Process.Kill(); _ = worker.Wait() })
+	if line, err := bufio.NewReader(stdout).ReadString('\n'); err != nil || !strings.HasPrefix(line, "started ") {
+		t.Fatalf("worker.mjs did not start: %q %v\n%s", line, err, workerErr.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+
+	scenarios := []string{"entities-client", "entities-orchestration", "entities-lock"}
+	cmd := exec.CommandContext(ctx, node, append([]string{"scenarios.mjs", "--package", "@microsoft/durabletask-js"}, scenarios...)...)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	for _, name := range scenarios {
+		if !regexp.MustCompile(`(?m)^ok ` + regexp.QuoteMeta(name) + `$`).Match(out) {
+			t.Errorf("scenario %s did not pass with entityRequest (V1)", name)
+		}
+	}
+	if t.Failed() || err != nil {
+		t.Fatalf("scenarios.mjs: %v\n%s\nworker stderr:\n%s", err, out, workerErr.String())
 	}
 }
