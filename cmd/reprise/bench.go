@@ -34,7 +34,7 @@ fails the run (exit 1). Without scenarios, all of them run, in this order:
                   N signals spread over 1,000 entities (N 20000)
   entity-critical-sections
                   N orchestrations each locking two entities and moving a unit between them,
-                  64 at a time; the total is checked (N 2000)
+                  all started at once; the total is checked (N 2000)
 
   reprise bench entities runs the three entity scenarios.
 

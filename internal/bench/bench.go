@@ -72,6 +72,7 @@ func Scenarios() []Scenario {
 		{"latency", "N instances one after another on an idle engine, start to Completed", 500, latency},
 		{"entity-signals", "N signals to one entity, sent from 64 goroutines", 20000, entitySignals(1)},
 		{"entity-signals-1000", "N signals spread over 1,000 entities", 20000, entitySignals(1000)},
+		{"entity-critical-sections", "N transfers between two entities, each a critical section over both, all started at once", 2000, entityCriticalSections},
 	}
 }
 

@@ -35,8 +35,12 @@ func TestEveryScenario(t *testing.T) {
 			if res.Seconds <= 0 || res.CPUSeconds <= 0 || res.PeakMemoryBytes == 0 {
 				t.Errorf("missing measurements: %+v", res)
 			}
-			if sc.Name != "timers" && sc.Name != "idle" && res.ActivitiesPerSecond <= 0 {
+			entities := strings.HasPrefix(sc.Name, "entity-")
+			if sc.Name != "timers" && sc.Name != "idle" && !entities && res.ActivitiesPerSecond <= 0 {
 				t.Errorf("no activity rate: %+v", res)
+			}
+			if entities && (res.EntityOperationsPerSecond <= 0 || res.CPUMsPerEntityOperation <= 0) {
+				t.Errorf("no entity operation rate: %+v", res)
 			}
 			if sc.Name == "idle" && res.MemoryPerInstanceBytes <= 0 {
 				t.Errorf("no memory per idle instance: %+v", res)
@@ -54,9 +58,9 @@ func TestEveryScenario(t *testing.T) {
 }
 
 func TestWrongOutputFailsTheRun(t *testing.T) {
-	for _, name := range []string{"hello-sequence", "fan-out", "long-sequence", "latency"} {
+	for _, name := range []string{"hello-sequence", "fan-out", "long-sequence", "latency", "entity-signals", "entity-critical-sections"} {
 		_, err := Run(context.Background(), name, Config{N: 3, wrongOutput: true})
-		if !errors.Is(err, ErrWrongOutput) || !strings.Contains(err.Error(), "want Completed with") {
+		if !errors.Is(err, ErrWrongOutput) || !strings.Contains(err.Error(), "want") {
 			t.Errorf("%s with wrong activities: %v, want ErrWrongOutput naming the expected output", name, err)
 		}
 	}

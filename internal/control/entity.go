@@ -220,8 +220,6 @@ func (p *Plane) QueryEntities(ctx context.Context, q EntityQuery) ([]EntityRecor
 		return nil, "", fmt.Errorf("query entities: %w: page size %d is negative", ErrInvalidArgument, q.PageSize)
 	}
 	sq := store.Query{Kind: store.KindEntity, IDPrefix: prefix, UpdatedFrom: q.LastModifiedFrom, UpdatedTo: q.LastModifiedTo,
-		// With payloads even without the state: the lock and backlog are in CustomStatus (the
-		// summary), which WithoutPayloads leaves out; entityRecord drops the state.
 		SkipTransient: !q.IncludeTransient, PageSize: q.PageSize,
 		ContinuationToken: q.ContinuationToken}
 	page, next, err := p.List(ctx, sq)
@@ -263,7 +261,7 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 	if idle == 0 {
 		idle = DefaultEntityIdle
 	}
-	// With payloads: the lock is in CustomStatus (the summary), which WithoutPayloads leaves out.
+	// With payloads: the summary is the row's CustomStatus, which WithoutPayloads leaves out.
 	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize,
 		ContinuationToken: r.ContinuationToken})
 	if err != nil {
@@ -283,19 +281,8 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 			}
 			continue
 		}
-		// Read again: a batch may have given it state since the page was read.
-		if r.RemoveEmpty && sum == (entity.Summary{}) && now.Sub(inst.UpdatedAt) >= idle {
-			full, err := p.st.GetInstance(ctx, inst.ID)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return res, fmt.Errorf("clean entity storage: %w", err)
-			}
-			if full.Output != nil {
-				continue
-			}
-			removed, err := p.st.DeleteEntity(ctx, inst.ID, full.UpdatedAt)
+		if r.RemoveEmpty && sum == (entity.Summary{}) && inst.Output == nil && now.Sub(inst.UpdatedAt) >= idle {
+			removed, err := p.st.DeleteEntity(ctx, inst.ID, inst.UpdatedAt)
 			if err != nil {
 				return res, fmt.Errorf("clean entity storage: remove %q: %w", inst.ID, err)
 			}

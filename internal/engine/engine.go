@@ -96,6 +96,7 @@ type Engine struct {
 	startOnce sync.Once
 	stopOnce  sync.Once
 
+	entities            entityCache
 	orchNames, actNames store.Names // the registry's, read at Start
 	unclaimed           unclaimedWatch
 }
@@ -168,6 +169,7 @@ func New(opts Options) *Engine {
 		entPoke:   make(chan struct{}, 1),
 	}
 	e.cache = newCache(opts.CacheSize, e.closeExec)
+	e.entities.max = opts.CacheSize
 	return e
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/control"
@@ -59,7 +60,7 @@ func (e *Engine) runEntityBatch(w store.OrchestrationWork) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
 	defer cancel()
 	attrs := []any{"entity", w.Instance.ID}
-	ep, done, err := e.entityBatch(ctx, w)
+	ep, next, done, err := e.entityBatch(ctx, w)
 	if done == nil {
 		done = func(error) {}
 	}
@@ -76,6 +77,16 @@ func (e *Engine) runEntityBatch(w store.OrchestrationWork) {
 		return e.st.CommitEpisode(ctx, ep)
 	})
 	done(err)
+	if err == nil {
+		next.historyLen = w.Instance.HistoryLen + len(ep.History)
+		if ep.ResetHistory {
+			next.historyLen = len(ep.History)
+		}
+		next.updatedAt = ep.Instance.UpdatedAt
+		e.entities.put(w.Instance.ID, next)
+	} else {
+		e.entities.drop(w.Instance.ID)
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrLeaseLost):
@@ -91,17 +102,23 @@ func (e *Engine) entityLimits() entity.Limits {
 	return entity.Limits{Operations: e.opts.MaxEntityBatch, Messages: 5 * e.opts.MaxEntityBatch}
 }
 
-// entityBatch plans a batch, runs its operations and returns its commit.
-func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (store.Episode, func(error), error) {
-	now := time.Now().UTC()
+// entityBatch plans a batch, runs its operations and returns its commit, with the scheduler
+// state it leaves (for the cache, once committed).
+func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (store.Episode, cachedEntity, func(error), error) {
+	// Microseconds: the precision of every store's times, so that the cache recognises the
+	// update time it committed when it reads it back.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	inst := w.Instance
-	chunks, err := e.st.History(ctx, inst.ID)
-	if err != nil {
-		return store.Episode{}, nil, fmt.Errorf("load entity scheduler state: %w", err)
-	}
-	state, err := entity.Decode(chunks)
-	if err != nil {
-		return store.Episode{}, nil, err
+	state, ok := e.entities.get(inst)
+	if !ok {
+		chunks, err := e.st.History(ctx, inst.ID)
+		if err != nil {
+			return store.Episode{}, cachedEntity{}, nil, fmt.Errorf("load entity scheduler state: %w", err)
+		}
+		if state, err = entity.Decode(chunks); err != nil {
+			return store.Episode{}, cachedEntity{}, nil, err
+		}
+		inst.HistoryLen = len(chunks)
 	}
 	in := make([]entity.Inbound, 0, len(w.Messages))
 	var dropped []int64
@@ -123,32 +140,33 @@ func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (st
 		name, key, _ := store.ParseEntityInstanceID(inst.ID)
 		b := entity.Batch{InstanceID: inst.ID, Name: name, Key: key, ExecutionID: inst.ExecutionID,
 			State: inst.Output, Requests: plan.Requests, Claim: w.Claim()}
+		var err error
 		res, done, err = e.opts.Entities.RunEntityBatch(ctx, b)
 		if err != nil {
-			return store.Episode{}, done, err
+			return store.Episode{}, cachedEntity{}, done, err
 		}
 		switch n := len(res.Results); {
 		case n == 0:
-			return store.Episode{}, done, fmt.Errorf("%w: the batch came back without results", ErrGivenBack)
+			return store.Episode{}, cachedEntity{}, done, fmt.Errorf("%w: the batch came back without results", ErrGivenBack)
 		case n > len(plan.Requests):
-			return store.Episode{}, done, fmt.Errorf("entity batch of %d operations came back with %d results", len(plan.Requests), n)
+			return store.Episode{}, cachedEntity{}, done, fmt.Errorf("entity batch of %d operations came back with %d results", len(plan.Requests), n)
 		case n < len(plan.Requests):
 			// The same plan, cut after the operations that ran: the rest stays queued.
 			lim.Operations = n
 			plan = entity.NewPlan(state, in, lim, now)
 		}
 	}
-	ep, err := e.entityCommit(w, plan, res, now)
+	ep, err := e.entityCommit(w, inst.HistoryLen, &plan, res, now)
 	if err != nil {
-		return store.Episode{}, done, err
+		return store.Episode{}, cachedEntity{}, done, err
 	}
 	ep.Consumed = append(ep.Consumed, dropped...)
-	return ep, done, nil
+	return ep, cachedEntity{state: plan.State}, done, nil
 }
 
 // entityCommit builds the commit of a batch: the messages taken in, the new state and scheduler
 // state, the replies, the lock hand-offs and the operations' signals and starts.
-func (e *Engine) entityCommit(w store.OrchestrationWork, plan entity.Plan, res entity.Result, now time.Time) (store.Episode, error) {
+func (e *Engine) entityCommit(w store.OrchestrationWork, chunks int, plan *entity.Plan, res entity.Result, now time.Time) (store.Episode, error) {
 	inst := w.Instance
 	inst.Output = res.State
 	if len(inst.Output) == 0 || string(inst.Output) == "null" {
@@ -156,7 +174,7 @@ func (e *Engine) entityCommit(w store.OrchestrationWork, plan entity.Plan, res e
 	}
 	inst.UpdatedAt = now
 	s := plan.State
-	ep := store.Episode{Lease: w.Lease, Consumed: plan.Consumed, ResetHistory: true}
+	ep := store.Episode{Lease: w.Lease, Consumed: plan.Consumed}
 	for i, r := range plan.Requests {
 		out := res.Results[i]
 		op := entity.Op{Time: now, Name: r.Operation, RequestID: r.RequestID, Failed: out.Failure != nil}
@@ -217,12 +235,14 @@ func (e *Engine) entityCommit(w store.OrchestrationWork, plan entity.Plan, res e
 		}
 		ep.EntityMessages = append(ep.EntityMessages, m)
 	}
-	chunk, err := s.Encode()
+	plan.State = s
+	chunk, reset, err := plan.EncodeChange(chunks)
 	if err != nil {
 		return store.Episode{}, err
 	}
 	inst.CustomStatus = entity.EncodeSummary(s.Summary())
 	ep.Instance = inst
+	ep.ResetHistory = reset
 	ep.History = [][]byte{chunk}
 	return ep, nil
 }
@@ -272,4 +292,55 @@ func entityStart(a entity.StartAction, now time.Time) (store.Start, error) {
 		m.VisibleAt = a.At.UTC()
 	}
 	return store.Start{Instance: inst, Message: m}, nil
+}
+
+// cachedEntity is an entity's scheduler state as this engine last committed it, valid while the
+// store's row still has the history length and update time of that commit.
+type cachedEntity struct {
+	historyLen int
+	updatedAt  time.Time
+	state      entity.State
+}
+
+// entityCache keeps the scheduler state of the entities this engine ran lately, so that a batch
+// neither reads nor decodes the history its engine wrote (a long backlog, say).
+type entityCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[string]cachedEntity
+}
+
+// get returns the cached state of the claimed entity, if the row is still the one it left.
+func (c *entityCache) get(inst store.Instance) (entity.State, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x, ok := c.m[inst.ID]
+	if !ok || x.historyLen != inst.HistoryLen || !x.updatedAt.Equal(inst.UpdatedAt) {
+		return entity.State{}, false
+	}
+	return x.state, true
+}
+
+func (c *entityCache) put(id string, x cachedEntity) {
+	if c.max < 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedEntity{}
+	}
+	if _, ok := c.m[id]; !ok && len(c.m) >= c.max {
+		for k := range c.m { // any one: the cache only saves reads
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = x
+}
+
+func (c *entityCache) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }

@@ -53,8 +53,7 @@ type Lock struct {
 	Section   string `json:"section"`   // the critical section's ID
 }
 
-// Seen is a message the entity has processed (for duplicates) or an unlock of a section it did
-// not hold (so that the section's request, if it comes late, is dropped).
+// Seen is a message the entity has processed, for duplicates.
 type Seen struct {
 	Type      history.Type `json:"t"`
 	RequestID string       `json:"r"`
@@ -69,34 +68,91 @@ type Op struct {
 	Failed    bool      `json:"failed,omitempty"`
 }
 
-// State is an entity's scheduler state, kept as its history (one chunk).
+// State is an entity's scheduler state.
 type State struct {
 	Lock    *Lock           `json:"lock,omitempty"`
 	Backlog []history.Event `json:"backlog,omitempty"` // messages waiting behind the lock, oldest first
 	Recent  []Seen          `json:"recent,omitempty"`  // oldest first, at most RecentLimit
-	Ops     []Op            `json:"ops,omitempty"`     // the last operations, oldest first, at most OpsLimit
+	// Released are the critical sections whose unlock came to an entity that did not hold them,
+	// oldest first, at most RecentLimit: a request of one of them that comes (or waits in the
+	// backlog) is dropped.
+	Released []string `json:"released,omitempty"`
+	Ops      []Op     `json:"ops,omitempty"` // the last operations, oldest first, at most OpsLimit
 }
+
+// The scheduler state is kept as the entity's history, in chunks, so that a batch writes what
+// changed and not the whole backlog: the first chunk (a base) holds the whole state; each later
+// chunk holds the lock and operations as they are after its batch, how many backlog messages
+// its batch took from the front, and the backlog messages, request IDs and released sections it
+// added at the end. A batch writes a new base (ResetHistory) when the chunks get many.
+
+// chunk is one history chunk of an entity.
+type chunk struct {
+	Base     bool            `json:"base,omitempty"`
+	Lock     *Lock           `json:"lock,omitempty"`
+	Ops      []Op            `json:"ops,omitempty"`
+	Taken    int             `json:"taken,omitempty"`    // backlog messages taken from the front
+	Backlog  []history.Event `json:"backlog,omitempty"`  // added at the end
+	Recent   []Seen          `json:"recent,omitempty"`   // added
+	Released []string        `json:"released,omitempty"` // added
+}
+
+// MaxChunks is how many chunks an entity's history has at most before a batch writes a new base.
+const MaxChunks = 16
 
 // Decode decodes the scheduler state from an entity's history; no chunks is the state of a new
 // entity.
 func Decode(chunks [][]byte) (State, error) {
 	var s State
-	if len(chunks) == 0 {
-		return s, nil
-	}
-	if err := json.Unmarshal(chunks[len(chunks)-1], &s); err != nil {
-		return State{}, fmt.Errorf("decode entity scheduler state: %w", err)
+	for i, data := range chunks {
+		var c chunk
+		if err := json.Unmarshal(data, &c); err != nil {
+			return State{}, fmt.Errorf("decode entity scheduler state, chunk %d: %w", i, err)
+		}
+		if c.Base {
+			s = State{}
+		}
+		if c.Taken > len(s.Backlog) {
+			return State{}, fmt.Errorf("decode entity scheduler state, chunk %d: it takes %d backlog messages of %d", i, c.Taken, len(s.Backlog))
+		}
+		s.Lock, s.Ops = c.Lock, c.Ops
+		s.Backlog = append(s.Backlog[c.Taken:], c.Backlog...)
+		s.Recent = lastN(append(s.Recent, c.Recent...), RecentLimit)
+		s.Released = lastN(append(s.Released, c.Released...), RecentLimit)
 	}
 	return s, nil
 }
 
-// Encode encodes the scheduler state as the one chunk of an entity's history.
+// Encode encodes the whole state as a base chunk.
 func (s State) Encode() ([]byte, error) {
-	data, err := json.Marshal(s)
+	return encodeChunk(chunk{Base: true, Lock: s.Lock, Ops: s.Ops, Backlog: s.Backlog, Recent: s.Recent, Released: s.Released})
+}
+
+// EncodeChange encodes what the plan changed as a chunk to append to a history of chunks
+// chunks; with reset, the whole new state as a base chunk that replaces the history.
+func (p Plan) EncodeChange(chunks int) (data []byte, reset bool, err error) {
+	if chunks == 0 || chunks >= MaxChunks || len(p.State.Backlog) == 0 && chunks > 1 {
+		data, err = p.State.Encode()
+		return data, true, err
+	}
+	data, err = encodeChunk(chunk{Lock: p.State.Lock, Ops: p.State.Ops, Taken: p.Taken, Backlog: p.Added,
+		Recent: p.RecentAdded, Released: p.ReleasedAdded})
+	return data, false, err
+}
+
+func encodeChunk(c chunk) ([]byte, error) {
+	data, err := json.Marshal(c)
 	if err != nil {
 		return nil, fmt.Errorf("encode entity scheduler state: %w", err)
 	}
 	return data, nil
+}
+
+func lastN[T any](s []T, n int) []T {
+	if len(s) > n {
+		return append([]T(nil), s[len(s)-n:]...)
+	}
+	return s
 }
 
 // Summary is what an entity's instance row says about its scheduler (store.Instance.CustomStatus
@@ -181,74 +237,60 @@ type Plan struct {
 	// Continue is set when the batch stopped at a limit with the entity free and its backlog not
 	// empty: nothing in the inbox would bring the entity back, so the engine reminds it.
 	Continue bool
-}
 
-// item is a message on its way through the planner: from the inbox (id > 0, not yet consumed)
-// or from the backlog (already consumed by an earlier batch).
-type item struct {
-	id int64
-	ev history.Event
+	// The change, for EncodeChange: the backlog messages taken from the front of the old
+	// backlog, those added at its end, and the request IDs and released sections added.
+	Taken         int
+	Added         []history.Event
+	RecentAdded   []Seen
+	ReleasedAdded []string
 }
 
 // NewPlan plans a batch. It takes the messages in order: first the backlog when the entity is
 // free, then the claimed messages. While the entity is locked, only calls from the lock's holder
-// run; everything else joins the backlog, to run when the lock is released. A lock request takes
-// a free entity and is passed on to the next entity of its set, or granted when this one is the
-// last. Duplicates (by type and request ID, among the last RecentLimit) are dropped.
+// run; everything else joins the backlog, to run when the lock is released (the backlog is only
+// ever taken from its front and added to at its end). A lock request takes a free entity and is
+// passed on to the next entity of its set, or granted when this one is the last. Duplicates (by
+// type and request ID, among the last RecentLimit) are dropped.
 func NewPlan(s State, in []Inbound, lim Limits, now time.Time) Plan {
-	p := Plan{State: State{Lock: s.Lock, Recent: s.Recent, Ops: s.Ops}}
-	var queue []item
-	if s.Lock == nil {
-		for _, ev := range s.Backlog {
-			queue = append(queue, item{ev: ev})
-		}
-	} else {
-		p.State.Backlog = append(p.State.Backlog, s.Backlog...)
-	}
-	for _, m := range in {
-		queue = append(queue, item{id: m.ID, ev: m.Event})
-	}
+	p := Plan{State: State{Lock: s.Lock, Recent: s.Recent, Released: s.Released, Ops: s.Ops}}
+	old := s.Backlog
 	seen := make(map[Seen]bool, len(s.Recent))
 	for _, r := range s.Recent {
 		seen[r] = true
 	}
-	remember := func(k Seen) {
-		if k.RequestID == "" {
-			return
-		}
-		seen[k] = true
-		p.State.Recent = append(p.State.Recent, k)
+	released := make(map[string]bool, len(s.Released))
+	for _, r := range s.Released {
+		released[r] = true
 	}
-	taken := 0
-	i := 0
-	for ; i < len(queue); i++ {
-		it := queue[i]
-		if it.id > 0 && lim.Messages > 0 && taken >= lim.Messages {
-			break
+	opsFull := func() bool { return lim.Operations > 0 && len(p.Requests) >= lim.Operations }
+
+	// front and pop walk the backlog: what is left of the old one, then what this batch added.
+	front := func() (history.Event, bool) {
+		if p.Taken < len(old) {
+			return old[p.Taken], true
 		}
-		if isOperation(it.ev.Type) && lim.Operations > 0 && len(p.Requests) >= lim.Operations && runs(p.State.Lock, it.ev) {
-			break
+		if len(p.Added) > 0 {
+			return p.Added[0], true
 		}
-		if it.id > 0 {
-			taken++
-			p.Consumed = append(p.Consumed, it.id)
+		return history.Event{}, false
+	}
+	pop := func() {
+		if p.Taken < len(old) {
+			p.Taken++
+		} else {
+			p.Added = p.Added[1:]
 		}
-		ev := it.ev
-		key := Seen{Type: ev.Type, RequestID: ev.RequestID}
-		if it.id > 0 && ev.RequestID != "" && seen[key] {
-			continue // delivered twice
-		}
+	}
+	// handle processes one message that may run now: from the backlog with the entity free, or
+	// from the inbox.
+	var drain func() bool
+	handle := func(ev history.Event) (stop bool) {
 		switch ev.Type {
 		case history.EntityOperationSignaled, history.EntityOperationCalled:
 			if !runs(p.State.Lock, ev) {
-				p.State.Backlog = append(p.State.Backlog, ev)
-				if it.id > 0 {
-					remember(key)
-				}
-				continue
-			}
-			if it.id > 0 {
-				remember(key)
+				p.Added = append(p.Added, ev)
+				return false
 			}
 			r := Request{Event: ev, RequestID: ev.RequestID, Operation: ev.Name, Input: ev.Input}
 			if ev.Type == history.EntityOperationCalled && ev.Parent != nil {
@@ -257,63 +299,77 @@ func NewPlan(s State, in []Inbound, lim Limits, now time.Time) Plan {
 			}
 			p.Requests = append(p.Requests, r)
 		case history.EntityLockRequested:
-			if it.id > 0 {
-				remember(key)
+			if ev.Parent == nil || released[ev.RequestID] {
+				return false // malformed, or the holder gave the section up before its turn
 			}
-			if seen[Seen{Type: history.EntityUnlockSent, RequestID: ev.RequestID}] {
-				continue // the holder gave the section up before its request got here
-			}
-			if p.State.Lock != nil || ev.Parent == nil {
-				if ev.Parent != nil {
-					p.State.Backlog = append(p.State.Backlog, ev)
-				}
-				continue
+			if p.State.Lock != nil {
+				p.Added = append(p.Added, ev)
+				return false
 			}
 			p.State.Lock = &Lock{Holder: ev.Parent.InstanceID, Execution: ev.Parent.ExecutionID, Section: ev.RequestID}
 			p.Messages = append(p.Messages, handOff(ev, now))
 		case history.EntityUnlockSent:
-			if it.id > 0 {
-				remember(key)
-			}
 			l := p.State.Lock
 			if l != nil && l.Section == ev.RequestID && (ev.Parent == nil || ev.Parent.InstanceID == l.Holder) {
 				p.State.Lock = nil
-				// The backlog runs next, before the messages after this one.
-				rest := make([]item, 0, len(p.State.Backlog)+len(queue)-i-1)
-				for _, b := range p.State.Backlog {
-					rest = append(rest, item{ev: b})
-				}
-				rest = append(rest, queue[i+1:]...)
-				p.State.Backlog = nil
-				queue = append(queue[:i+1], rest...)
-				continue
+				return drain() // the backlog runs next, before the messages after this one
 			}
-			// Not the holder: drop a queued request of that section.
-			kept := p.State.Backlog[:0]
-			for _, b := range p.State.Backlog {
-				if !(b.Type == history.EntityLockRequested && b.RequestID == ev.RequestID) {
-					kept = append(kept, b)
-				}
+			// Not the lock held: that section's request, waiting or still on its way, must not
+			// lock. (An unlock of the held section from someone else is ignored.)
+			if ev.RequestID != "" && !released[ev.RequestID] && (l == nil || l.Section != ev.RequestID) {
+				released[ev.RequestID] = true
+				p.ReleasedAdded = append(p.ReleasedAdded, ev.RequestID)
 			}
-			p.State.Backlog = kept
 		default:
 			// ContinueName reminders and anything unknown: taken in, nothing to do.
 		}
+		return false
 	}
-	// Whatever the limits left: messages from the backlog go back to its front; claimed messages
-	// stay in the inbox for the next batch.
-	var left []history.Event
-	for _, it := range queue[i:] {
-		if it.id == 0 {
-			left = append(left, it.ev)
+	// drain runs the backlog while the entity is free; it reports whether a limit stopped it.
+	drain = func() bool {
+		for p.State.Lock == nil {
+			ev, ok := front()
+			if !ok {
+				return false
+			}
+			if isOperation(ev.Type) && opsFull() {
+				return true
+			}
+			pop()
+			if handle(ev) {
+				return true
+			}
 		}
+		return false
 	}
-	if len(left) > 0 {
-		p.State.Backlog = append(left, p.State.Backlog...)
+
+	stopped := drain()
+	taken := 0
+	for _, m := range in {
+		if stopped || lim.Messages > 0 && taken >= lim.Messages {
+			break
+		}
+		ev := m.Event
+		if isOperation(ev.Type) && opsFull() && runs(p.State.Lock, ev) {
+			break
+		}
+		taken++
+		p.Consumed = append(p.Consumed, m.ID)
+		key := Seen{Type: ev.Type, RequestID: ev.RequestID}
+		// Unlocks are not checked: one delivered twice changes nothing, and an unlock must not be
+		// mistaken for another of the same section sent by someone else.
+		if ev.RequestID != "" && ev.Type != history.EntityUnlockSent {
+			if seen[key] {
+				continue // delivered twice
+			}
+			seen[key] = true
+			p.RecentAdded = append(p.RecentAdded, key)
+		}
+		stopped = handle(ev)
 	}
-	if len(p.State.Recent) > RecentLimit {
-		p.State.Recent = append([]Seen(nil), p.State.Recent[len(p.State.Recent)-RecentLimit:]...)
-	}
+	p.State.Backlog = append(append([]history.Event(nil), old[p.Taken:]...), p.Added...)
+	p.State.Recent = lastN(append(append([]Seen(nil), s.Recent...), p.RecentAdded...), RecentLimit)
+	p.State.Released = lastN(append(append([]string(nil), s.Released...), p.ReleasedAdded...), RecentLimit)
 	p.Continue = p.State.Lock == nil && len(p.State.Backlog) > 0
 	return p
 }

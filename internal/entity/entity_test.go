@@ -77,7 +77,7 @@ func TestPlanLockChain(t *testing.T) {
 	in := []Inbound{
 		b.add(signal("s1", "before")),
 		b.add(lockReq("cs", "O", 0, "@e@a", "@e@b")),
-		b.add(signal("s2", "other")),        // from a client: waits behind the lock
+		b.add(signal("s2", "other")),         // from a client: waits behind the lock
 		b.add(call("c1", "fromHolder", "O")), // from the holder: runs
 		b.add(call("c2", "fromOther", "P")),  // from another orchestration: waits
 	}
@@ -152,13 +152,58 @@ func TestPlanUnlockDropsAQueuedRequest(t *testing.T) {
 	var b builder
 	p := NewPlan(State{}, []Inbound{b.add(lockReq("cs1", "O", 0, "@e@a")), b.add(lockReq("cs2", "P", 0, "@e@a"))}, Limits{}, now)
 	p2 := NewPlan(p.State, []Inbound{b.add(unlock("cs2", "P"))}, Limits{}, now)
-	if p2.State.Lock.Section != "cs1" || len(p2.State.Backlog) != 0 {
-		t.Fatalf("state = %+v, want cs1 still holding and P's request gone", p2.State)
+	if p2.State.Lock.Section != "cs1" {
+		t.Fatalf("state = %+v, want cs1 still holding", p2.State)
 	}
 	// An unlock from someone who is not the holder leaves the lock alone.
 	p3 := NewPlan(p2.State, []Inbound{b.add(unlock("cs1", "Q"))}, Limits{}, now)
 	if p3.State.Lock == nil {
 		t.Fatal("a forged unlock released the lock")
+	}
+	// When cs1 ends, P's request, given up while it waited, is dropped: the entity is free.
+	p4 := NewPlan(p3.State, []Inbound{b.add(unlock("cs1", "O"))}, Limits{}, now)
+	if p4.State.Lock != nil || len(p4.State.Backlog) != 0 || len(p4.Messages) != 0 {
+		t.Fatalf("state %+v messages %+v: the given-up request must not lock", p4.State, p4.Messages)
+	}
+}
+
+// TestChunksRoundTrip: a history written batch by batch with EncodeChange decodes to the state
+// each plan computed, across new bases.
+func TestChunksRoundTrip(t *testing.T) {
+	var b builder
+	var chunks [][]byte
+	s := State{}
+	for i := range 3 * MaxChunks {
+		var in []Inbound
+		switch i % 4 {
+		case 0:
+			in = append(in, b.add(lockReq(fmt.Sprint("cs", i), "O", 0, "@e@a")))
+		case 1, 2:
+			in = append(in, b.add(signal(fmt.Sprint("s", i), "op")), b.add(call(fmt.Sprint("c", i), "op", "O")))
+		case 3:
+			in = append(in, b.add(unlock(fmt.Sprint("cs", i-3), "O")), b.add(unlock("other", "Z")))
+		}
+		p := NewPlan(s, in, Limits{Operations: 1}, now)
+		data, reset, err := p.EncodeChange(len(chunks))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if reset {
+			chunks = nil
+		}
+		chunks = append(chunks, data)
+		if len(chunks) > MaxChunks {
+			t.Fatalf("%d chunks, want at most %d", len(chunks), MaxChunks)
+		}
+		got, err := Decode(chunks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := p.State
+		if fmt.Sprint(got.Lock, backlogOps(got), got.Recent, got.Released) != fmt.Sprint(want.Lock, backlogOps(want), want.Recent, want.Released) {
+			t.Fatalf("batch %d: decoded %+v, want %+v", i, got, want)
+		}
+		s = got
 	}
 }
 
@@ -211,6 +256,9 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := Decode([][]byte{data})
+	if got.Lock == nil {
+		t.Fatalf("decoded %+v", got)
+	}
 	if err != nil || got.Lock.Section != "cs" || len(got.Backlog) != 1 || len(got.Recent) != 1 {
 		t.Fatalf("decoded %+v, %v", got, err)
 	}

@@ -14,8 +14,9 @@
 // database take turns; a database migrated by a newer build is refused (ErrNewerSchema). Every
 // table is keyed by hub, so hubs share the tables and never see each other's rows.
 //
-//   - instances: one row per instance, with its lease, the ID of the transaction that committed
-//     its last episode (commit_id) and the host that did (sticky_owner);
+//   - instances: one row per instance (orchestration or entity: kind), with its lease, the ID of
+//     the transaction that committed its last episode (commit_id) and the host that did
+//     (sticky_owner);
 //   - history: the chunks of each instance's current execution;
 //   - inbox: messages not yet consumed, each visible from visible_at (timers are messages in the
 //     future);
@@ -25,7 +26,8 @@
 // Finished instances are rows in instances and history only: claims never read them, so millions
 // of them cost claims nothing. A claim takes only the orchestrators or activities the claimer
 // names: for each name in turn it reads the inbox (pending messages only, each carrying its
-// instance's orchestrator name) from that name's oldest visible message in index order, and the
+// instance's kind and name) from that name's oldest visible message of the claim's kind
+// (orchestrations or entities) in index order, and the
 // tasks from a partial index of unleased tasks by name, so work waiting for other names (another
 // application's, sharing the hub) is never read. No index
 // covers the lease columns, so claiming and most commits are HOT updates of the instance row.
@@ -65,7 +67,7 @@
 //
 // Wake-ups across hosts use LISTEN/NOTIFY on one channel per hub, sent by the committing
 // transaction itself (so delivered exactly when it commits): "o:OWNER" for orchestration work
-// ("o:" when any host may take it), "a" for activity work, "r" when a host released its leases,
+// ("o:" when any host may take it), "e:OWNER" likewise for entity work, "a" for activity work, "r" when a host released its leases,
 // and "C" with a JSON array of the instances whose status, output or custom status changed (for
 // WatchInstance on other hosts; "c*" wakes every watcher when the list is too long). PostgreSQL
 // serializes committing transactions that notify, which group commit amortizes. In-process

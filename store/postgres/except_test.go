@@ -15,8 +15,9 @@ import (
 )
 
 // TestClaimAllExceptSkipsExcludedBacklog checks that a claim of every name but some does not read
-// the backlog of the names it excludes: with 20000 ready messages and tasks of an excluded name,
-// the claims of the one instance and the one task of another name read a few dozen buffers, in
+// the backlog of the names it excludes: with 20000 ready messages and tasks of an excluded name
+// (and as many for an entity of that name), the claims of the one orchestration, the one entity
+// and the one task of another name read a few dozen buffers, in
 // the custom and in the generic plan (pgx prepares the claims, and after a few executions
 // PostgreSQL may switch to the generic one). A claim that walked the ready work in order and
 // filtered out the excluded names would read every one of those rows, on every claim.
@@ -28,13 +29,15 @@ func TestClaimAllExceptSkipsExcludedBacklog(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.pool.Exec(ctx, `
-INSERT INTO reprise.instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at)
-SELECT 'h', 'busy-' || g, 'Busy', 'e', '', 6, now(), now() FROM generate_series(1, 20000) g
-UNION ALL SELECT 'h', 'free', 'free', 'e', '', 6, now(), now();
-INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
-SELECT 'h', id, 'e', '\x00', now() - interval '1 minute', name FROM reprise.instances WHERE hub = 'h';
+INSERT INTO reprise.instances (hub, id, name, execution_id, parent_id, status, created_at, updated_at, kind)
+SELECT 'h', 'busy-' || g, 'Busy', 'e', '', 6, now(), now(), 0 FROM generate_series(1, 20000) g
+UNION ALL SELECT 'h', 'free', 'free', 'e', '', 6, now(), now(), 0
+UNION ALL SELECT 'h', '@busy@' || g, 'busy', '', '', 0, now(), now(), 1 FROM generate_series(1, 20000) g
+UNION ALL SELECT 'h', '@free@', 'free', '', '', 0, now(), now(), 1;
+INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+SELECT 'h', id, 'e', '\x00', now() - interval '1 minute', name, kind FROM reprise.instances WHERE hub = 'h';
 INSERT INTO reprise.tasks (hub, instance_id, execution_id, name, data)
-SELECT 'h', id, 'e', name, '\x00' FROM reprise.instances WHERE hub = 'h';
+SELECT 'h', id, 'e', name, '\x00' FROM reprise.instances WHERE hub = 'h' AND kind = 0;
 ANALYZE reprise.inbox; ANALYZE reprise.tasks; ANALYZE reprise.instances;`)
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +50,11 @@ ANALYZE reprise.inbox; ANALYZE reprise.tasks; ANALYZE reprise.instances;`)
 			name, sql, updated string
 			args               []any
 		}{
+			// Each kind's claim takes the one row of its kind: an orchestrator and an entity
+			// named "free" are each other's.
 			{"orchestrations", claimInstancesExceptSQL[store.KindOrchestration], "Update on instances",
+				[]any{s.hub, "n", 10, epoch, micros(time.Minute), excluded, int64(1)}},
+			{"entities", claimInstancesExceptSQL[store.KindEntity], "Update on instances",
 				[]any{s.hub, "n", 10, epoch, micros(time.Minute), excluded, int64(1)}},
 			{"activities", claimTasksExceptSQL, "Update on tasks",
 				[]any{s.hub, "n", 10, epoch, micros(time.Minute), true, excluded, int64(1)}},

@@ -116,6 +116,11 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)
 		}
 	}
+	for _, m := range e.EntityMessages {
+		if err := store.CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("postgres: commit episode of %q: entity message: %w", id, err)
+		}
+	}
 	if s.isClosed() {
 		return errClosed("commit episode")
 	}
@@ -240,8 +245,8 @@ RETURNING ` + instanceColumns("i")
 
 // exceptNames is the SQL of the text array that a claim of every name but those of the text
 // array $excl takes in place of a list of names: the distinct lowered names (key) of the rows of
-// from, which is the claim's index (inbox_by_name, tasks_unleased_by_name) with the condition that
-// selects the hub's entries, that are not excluded and for which ready holds (s.n is the name),
+// from, which is the claim's index (inbox_by_kind_name, tasks_unleased_by_name) with the
+// condition that selects the hub's entries (of one kind), that are not excluded and for which ready holds (s.n is the name),
 // rotated by the turn $turn. It steps from one name to the next with one index seek each, so it
 // reads a few entries per name, whatever the backlog of the excluded names (those another
 // dispatcher of the same process serves), and a claim that finds no work costs as many seeks as
@@ -709,7 +714,7 @@ var rewindSQL = `
 WITH up AS (
 	UPDATE reprise.instances i SET status = 0, output = NULL, failure = NULL, updated_at = now()
 	WHERE i.hub = $1 AND i.id = $2 AND i.status = 3
-	RETURNING i.hub, i.id, i.name, i.sticky_owner
+	RETURNING i.hub, i.id, i.name, i.kind, i.sticky_owner
 ),
 ins AS (
 	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)

@@ -340,6 +340,11 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			return fmt.Errorf("sqlite: commit episode of %q: start of a sub-orchestration: %w", id, err)
 		}
 	}
+	for _, m := range e.EntityMessages {
+		if err := store.CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("sqlite: commit episode of %q: entity message: %w", id, err)
+		}
+	}
 	return s.doFenced(ctx, func(w *writer, eff *effects) error {
 		if e.Lease.Token == 0 || e.Lease.Owner == "" {
 			return fmt.Errorf("sqlite: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)

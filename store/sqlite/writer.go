@@ -220,7 +220,7 @@ type writer struct {
 	// one per kind: a shared turn, advanced by the dispatchers in alternation, could always land
 	// on the same name for one kind. orchExcept, entExcept and taskExcept do the same for claims
 	// of every name but some (store.AllNamesExcept), whose dispatchers may run beside the others.
-	orchNames, entNames, taskNames     nameTurns
+	orchNames, entNames, taskNames    nameTurns
 	orchExcept, entExcept, taskExcept uint
 	// claimStatements counts the claim statements run, for a test: one per claim that found
 	// work, however many names it lists.

@@ -83,6 +83,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"InvalidVersionAndTags", s.testInvalidVersionAndTags},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
+		{"EntityCreatedByMessage", s.testEntityCreatedByMessage},
+		{"EntityMessageOrder", s.testEntityMessageOrder},
+		{"EntityInvalidTargets", s.testEntityInvalidTargets},
+		{"EntityClaimSeparation", s.testEntityClaimSeparation},
+		{"EntityLeases", s.testEntityLeases},
+		{"EntityBatch", s.testEntityBatch},
+		{"EntityScheduled", s.testEntityScheduled},
+		{"DeleteEntity", s.testDeleteEntity},
+		{"EntityQueries", s.testEntityQueries},
+		{"EntityRefusals", s.testEntityRefusals},
+		{"EntityWorkSignal", s.testEntityWorkSignal},
 		{"Closed", s.testClosed},
 	}
 	for _, tc := range tests {

@@ -1122,6 +1122,18 @@ func (s suite) testClaimTakesTurns(t *testing.T) {
 func CheckMigratedClaims(t *testing.T, st store.Store) {
 	t.Helper()
 	ctx := ctxOf(t)
+	// Rows from before entities are orchestrations, in listings and claims.
+	if got := mustGet(t, st, "old"); got.Kind != store.KindOrchestration {
+		t.Fatalf("instance from before entities has kind %s, want orchestration", got.Kind)
+	}
+	if page, _, err := st.ListInstances(ctx, store.Query{}); err != nil || !slices.Equal(ids(page), []string{"old"}) {
+		t.Fatalf("listing of orchestrations after the migration: %q, %v; want [old]", ids(page), err)
+	}
+	for _, names := range []store.Names{{"legacy"}, store.AllNamesExcept()} {
+		if w, err := st.ClaimEntities(ctx, "n", names, 10, time.Minute); err != nil || len(w) != 0 {
+			t.Fatalf("entity claim of %q after the migration got %d (%v), want none", names, len(w), err)
+		}
+	}
 	if w, err := st.ClaimOrchestrations(ctx, "n", store.Names{"other"}, 10, time.Minute); err != nil || len(w) != 0 {
 		t.Fatalf("claimer of another name got %d (%v)", len(w), err)
 	}
