@@ -125,6 +125,47 @@ func TestInteropDurableTaskJSWorkers(t *testing.T) {
 	}
 }
 
+// TestInteropDurableTaskJSEntities runs durable entities of the JavaScript SDK (the Counter
+// entity and the orchestrations of interop/durabletask-js/functions.mjs) against `reprise
+// serve`, driven by the SDK's client (scenarios.mjs):
+//
+//   - entities-client: signalEntity (a failing operation rolled back, a scheduled signal),
+//     getEntity, getEntities (prefixes, state, pages, deleted entities), cleanEntityStorage;
+//   - entities-orchestration: an orchestration signals and calls an entity (a failing call
+//     included); an entity signals an entity and starts an orchestration;
+//   - entities-lock: concurrent critical sections over two entities (transfers; the total never
+//     changes, no lock is left);
+//
+// on a worker that sends its work-item filters (entity filters included), and
+//
+//   - kill (DTS388): the worker is SIGKILLed while it holds an entity batch of a critical
+//     section with a signal queued behind the lock; a second worker gets the batch again, the
+//     section ends, the lock is released and the queued signal runs.
+func TestInteropDurableTaskJSEntities(t *testing.T) {
+	node, dir := durabletaskJS(t)
+	js := &jsInterop{node: node, dir: dir, pkg: "@microsoft/durabletask-js"}
+	js.addr = startServe(t, "--store", filepath.Join(t.TempDir(), "serve.db")).grpcAddr
+
+	t.Run("one worker", func(t *testing.T) {
+		worker := js.startWorker(t, "first", "all", true)
+		for _, name := range []string{"entities-client", "entities-orchestration", "entities-lock"} {
+			js.run(t, name, func(t *testing.T) { js.scenario(t, name) })
+		}
+		worker.kill(t)
+	})
+
+	js.run(t, "kill", func(t *testing.T) {
+		first := js.startWorker(t, "first", "all", false)
+		done := js.startScenario(t, "entities-kill")
+		waitHolds(t, first)
+		first.kill(t)
+		second := js.startWorker(t, "second", "all", false)
+		second.release(t)
+		done()
+		second.kill(t)
+	})
+}
+
 // jsInterop runs the scripts of interop/durabletask-js with one package against one server.
 type jsInterop struct {
 	node, dir, pkg, addr string
@@ -297,9 +338,10 @@ func (w *jsWorker) kill(t *testing.T) {
 }
 
 // TestInteropDurableTaskJSMixed runs Go code and a JavaScript SDK worker on one task hub: an
-// App registers the orchestrator GoCallsJS and the activity GoReverse and serves gRPC beside them
-// (package sidecar); a worker.mjs process without filters registers the activity Shout and the
-// orchestrator JSCallsGo. The Go orchestrator calls the JavaScript activity and the JavaScript
+// App registers the orchestrators GoCallsJS and GoCallsJSEntity and the activity GoReverse and
+// serves gRPC beside them (package sidecar); a worker.mjs process without filters registers the
+// activity Shout, the orchestrator JSCallsGo and the entity Counter. The Go orchestrators call the
+// JavaScript activity and call, signal and lock the JavaScript entity, the JavaScript
 // orchestrator calls the Go activity, and the worker never gets the App's names.
 func TestInteropDurableTaskJSMixed(t *testing.T) {
 	node, dir := durabletaskJS(t)
@@ -311,8 +353,34 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 		slices.Reverse(r)
 		return string(r) + " (go)", nil
 	})
+	// A Go orchestration that drives the worker's JavaScript entity Counter: a call, a signal, and
+	// a critical section over two counters.
+	goCallsJSEntity := reprise.NewOrchestrator("GoCallsJSEntity", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]int, error) {
+		a, b := reprise.EntityID{Name: "counter", Key: "go-a"}, reprise.EntityID{Name: "counter", Key: "go-b"}
+		first, err := reprise.CallEntity[int](ctx, a, "add", 3).Await()
+		if err != nil {
+			return nil, err
+		}
+		if err := ctx.SignalEntity(b, "add", 4); err != nil {
+			return nil, err
+		}
+		cs, err := ctx.LockEntities(a, b)
+		if err != nil {
+			return nil, err
+		}
+		moved, err := reprise.CallEntity[int](ctx, a, "add", -1).Await()
+		if err != nil {
+			return nil, err
+		}
+		into, err := reprise.CallEntity[int](ctx, b, "add", 1).Await()
+		if err != nil {
+			return nil, err
+		}
+		cs.Release()
+		return []int{first, moved, into}, nil
+	})
 	app := reprise.NewApp(reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "mixed.db")), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-	app.Register(goCallsJS, goReverse)
+	app.Register(goCallsJS, goReverse, goCallsJSEntity)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
@@ -339,6 +407,18 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 	}
 	if inst.Status != reprise.StatusCompleted || string(inst.Output) != `"HELLO! (js)"` {
 		t.Errorf("GoCallsJS: %s with output %s (failure %v), want Completed with the JavaScript activity's result", inst.Status, inst.Output, inst.Failure)
+	}
+
+	// The signal to go-b runs before the section's call: messages from one sender run in order.
+	id, err = app.Client().StartNew(ctx, "GoCallsJSEntity", reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst, err = app.Client().WaitForCompletion(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if inst.Status != reprise.StatusCompleted || string(inst.Output) != "[3,2,5]" {
+		t.Errorf("GoCallsJSEntity: %s with output %s (failure %v), want Completed with [3,2,5] from the JavaScript entity", inst.Status, inst.Output, inst.Failure)
 	}
 
 	// The other way round, started by the SDK's client (App.Client refuses names it has not registered).

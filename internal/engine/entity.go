@@ -139,7 +139,7 @@ func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (st
 	if len(plan.Requests) > 0 {
 		name, key, _ := store.ParseEntityInstanceID(inst.ID)
 		b := entity.Batch{InstanceID: inst.ID, Name: name, Key: key, ExecutionID: inst.ExecutionID,
-			State: inst.Output, Requests: plan.Requests}
+			State: inst.Output, Requests: plan.Requests, Claim: w.Claim()}
 		var err error
 		res, done, err = e.opts.Entities.RunEntityBatch(ctx, b)
 		if err != nil {

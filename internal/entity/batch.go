@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // Batch is the work a runner does for one batch: the operations of a plan on the entity's state.
@@ -14,6 +15,9 @@ type Batch struct {
 	ExecutionID string
 	State       json.RawMessage // the state as the last batch left it; nil when the entity has none
 	Requests    []Request
+	// Claim is the batch's claim (its lease), for a runner that gives the batch back: it
+	// shortens the lease, so that the entity is claimed again soon rather than when it expires.
+	Claim store.Claim
 }
 
 // Result is what a runner made of a batch.

@@ -37,6 +37,7 @@ func commitStatus(err error) error {
 type completion struct {
 	orch      *pb.OrchestratorResponse
 	act       *pb.ActivityResponse
+	ent       *pb.EntityBatchResult
 	abandoned bool
 	result    chan error // the RPC's answer, once the engine is done with it; buffered
 }
@@ -50,7 +51,36 @@ type pending struct {
 
 type dispatchKey struct {
 	hub, instance string
-	task          int32 // -1 for an orchestration turn
+	task          int32 // -1 for an orchestration turn, entityTask for an entity batch
+}
+
+// entityTask is the task of an entity batch's dispatchKey.
+const entityTask = -2
+
+// kind returns the kind of the item: what completes it.
+func (k dispatchKey) kind() string {
+	switch {
+	case k.task == -1:
+		return "an orchestrator work item (CompleteOrchestratorTask)"
+	case k.task == entityTask:
+		return "an entity work item (CompleteEntityTask)"
+	default:
+		return "an activity work item (CompleteActivityTask)"
+	}
+}
+
+// kind returns the kind of work item that a completion completes; "" for an abandon, which
+// gives back an item of any kind.
+func (c completion) kind() string {
+	switch {
+	case c.orch != nil:
+		return dispatchKey{task: -1}.kind()
+	case c.ent != nil:
+		return dispatchKey{task: entityTask}.kind()
+	case c.act != nil:
+		return dispatchKey{}.kind()
+	}
+	return ""
 }
 
 // dispatched is the items sent on every stream and not yet completed, by completion token and,
@@ -75,24 +105,27 @@ func (d *dispatched) add(hub, instance string, task int32) *pending {
 	return p
 }
 
-// take removes and returns the pending item of token, or (with no token) of the key.
-func (d *dispatched) take(token string, key dispatchKey) *pending {
+// take removes and returns the pending item of token, or (with no token) of the key. An item of
+// another kind than kind ("" for any) is left waiting and returned with wrong set.
+func (d *dispatched) take(token string, key dispatchKey, kind string) (p *pending, wrong bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	var p *pending
 	if token != "" {
 		p = d.byToken[token]
 	} else {
 		p = d.byKey[key]
 	}
 	if p == nil {
-		return nil
+		return nil, false
+	}
+	if kind != "" && p.key.kind() != kind {
+		return p, true
 	}
 	delete(d.byToken, p.token)
 	if d.byKey[p.key] == p {
 		delete(d.byKey, p.key)
 	}
-	return p
+	return p, false
 }
 
 // drop removes p when its waiter leaves. If a completion took p meanwhile (a tokenless one can
@@ -124,9 +157,12 @@ var errNoItem = "no work item with this completion token is waiting: it was comp
 
 // complete hands a completion to the item waiting for it and returns the RPC's answer.
 func (s *Service) complete(ctx context.Context, token string, key dispatchKey, c completion) error {
-	p := s.dispatched.take(token, key)
+	p, wrong := s.dispatched.take(token, key, c.kind())
 	if p == nil {
 		return status.Error(codes.NotFound, errNoItem)
+	}
+	if wrong {
+		return status.Errorf(codes.InvalidArgument, "the completion token is of %s, not of %s; the item still waits for its completion", p.key.kind(), c.kind())
 	}
 	c.result = make(chan error, 1)
 	p.reply <- c

@@ -164,6 +164,29 @@ func historyEvent(ev history.Event) (*pb.HistoryEvent, error) {
 		h.EventType = &pb.HistoryEvent_GenericEvent{GenericEvent: &pb.GenericEvent{Data: text(ev.Input)}}
 	case history.HistoryState:
 		return nil, nil
+	// The entity events of an orchestration's history: its own messages (with their targets, as
+	// histories carry them) and the replies and grants it received.
+	case history.EntityOperationSignaled:
+		h.EventType = &pb.HistoryEvent_EntityOperationSignaled{EntityOperationSignaled: &pb.EntityOperationSignaledEvent{
+			RequestId: ev.RequestID, Operation: ev.Name, ScheduledTime: timestamp(ev.FireAt), Input: text(ev.Input),
+			TargetInstanceId: optionalText(ev.InstanceID)}}
+	case history.EntityOperationCalled:
+		h.EventType = &pb.HistoryEvent_EntityOperationCalled{EntityOperationCalled: &pb.EntityOperationCalledEvent{
+			RequestId: ev.RequestID, Operation: ev.Name, Input: text(ev.Input), TargetInstanceId: optionalText(ev.InstanceID)}}
+	case history.EntityOperationCompleted:
+		h.EventType = &pb.HistoryEvent_EntityOperationCompleted{EntityOperationCompleted: &pb.EntityOperationCompletedEvent{
+			RequestId: ev.RequestID, Output: text(ev.Result)}}
+	case history.EntityOperationFailed:
+		h.EventType = &pb.HistoryEvent_EntityOperationFailed{EntityOperationFailed: &pb.EntityOperationFailedEvent{
+			RequestId: ev.RequestID, FailureDetails: failure(ev.Failure)}}
+	case history.EntityLockRequested:
+		h.EventType = &pb.HistoryEvent_EntityLockRequested{EntityLockRequested: &pb.EntityLockRequestedEvent{
+			CriticalSectionId: ev.RequestID, LockSet: ev.LockSet, Position: int32(ev.Position)}}
+	case history.EntityLockGranted:
+		h.EventType = &pb.HistoryEvent_EntityLockGranted{EntityLockGranted: &pb.EntityLockGrantedEvent{CriticalSectionId: ev.RequestID}}
+	case history.EntityUnlockSent:
+		h.EventType = &pb.HistoryEvent_EntityUnlockSent{EntityUnlockSent: &pb.EntityUnlockSentEvent{
+			CriticalSectionId: ev.RequestID, TargetInstanceId: optionalText(ev.InstanceID)}}
 	case history.ExecutionSuspended:
 		h.EventType = &pb.HistoryEvent_ExecutionSuspended{ExecutionSuspended: &pb.ExecutionSuspendedEvent{Input: text(ev.Input)}}
 	case history.ExecutionResumed:

@@ -5,9 +5,9 @@
 // list, purge, stream history) run on the task hub's control plane (internal/control), as the
 // Client, the management API and the dashboard do. The worker RPCs (GetWorkItems and the
 // completions) make each worker stream an engine of its own (internal/engine with a Remote, see
-// worker.go): the engine claims, commits and renews leases, the worker runs the code. The entity
-// RPCs answer UNIMPLEMENTED with a message that names them, so an SDK fails at once with a
-// reason instead of waiting.
+// worker.go): the engine claims, commits and renews leases, the worker runs the code. Durable
+// entities (entities.go) are served both ways: the client RPCs on the control plane, and entity
+// batches as work items of the same streams.
 // docs/grpc.md says what is served.
 package grpcapi
 
@@ -93,12 +93,6 @@ func notServed(rpc string) error {
 		"TaskHubSidecarService/%s is not served yet by Reprise; see docs/grpc.md", rpc)
 }
 
-// entitiesNotServed is the answer of the entity RPCs, which wait for Durable entities in the engine.
-func entitiesNotServed(rpc string) error {
-	return status.Errorf(codes.Unimplemented,
-		"TaskHubSidecarService/%s is not served yet by Reprise: Durable entities are not supported yet; see docs/grpc.md", rpc)
-}
-
 // Hello is the SDKs' connection check: an empty answer means the backend is there and serves
 // the task hub the client names.
 func (s *Service) Hello(ctx context.Context, _ *emptypb.Empty) (*emptypb.Empty, error) {
@@ -135,32 +129,6 @@ func (s *Service) DeleteTaskHub(ctx context.Context, _ *pb.DeleteTaskHubRequest)
 
 func (*Service) SkipGracefulOrchestrationTerminations(context.Context, *pb.SkipGracefulOrchestrationTerminationsRequest) (*pb.SkipGracefulOrchestrationTerminationsResponse, error) {
 	return nil, notServed("SkipGracefulOrchestrationTerminations")
-}
-
-// Entities.
-
-func (*Service) CompleteEntityTask(context.Context, *pb.EntityBatchResult) (*pb.CompleteTaskResponse, error) {
-	return nil, entitiesNotServed("CompleteEntityTask")
-}
-
-func (*Service) AbandonTaskEntityWorkItem(context.Context, *pb.AbandonEntityTaskRequest) (*pb.AbandonEntityTaskResponse, error) {
-	return nil, entitiesNotServed("AbandonTaskEntityWorkItem")
-}
-
-func (*Service) SignalEntity(context.Context, *pb.SignalEntityRequest) (*pb.SignalEntityResponse, error) {
-	return nil, entitiesNotServed("SignalEntity")
-}
-
-func (*Service) GetEntity(context.Context, *pb.GetEntityRequest) (*pb.GetEntityResponse, error) {
-	return nil, entitiesNotServed("GetEntity")
-}
-
-func (*Service) QueryEntities(context.Context, *pb.QueryEntitiesRequest) (*pb.QueryEntitiesResponse, error) {
-	return nil, entitiesNotServed("QueryEntities")
-}
-
-func (*Service) CleanEntityStorage(context.Context, *pb.CleanEntityStorageRequest) (*pb.CleanEntityStorageResponse, error) {
-	return nil, entitiesNotServed("CleanEntityStorage")
 }
 
 // MaxMessageBytes bounds the messages the server takes and sends. gRPC's default of 4 MiB is

@@ -197,7 +197,9 @@ func actionEvent(a *pb.OrchestratorAction, now time.Time) (*history.Event, error
 	case *pb.OrchestratorAction_TerminateOrchestration:
 		return nil, errors.New("terminateOrchestration (terminating another instance from an orchestrator) is not supported by Reprise yet; terminate it from a client")
 	case *pb.OrchestratorAction_SendEntityMessage:
-		return nil, errors.New("sendEntityMessage: Durable entities are not supported by Reprise yet")
+		if err := entityAction(&ev, x.SendEntityMessage, now); err != nil {
+			return nil, fmt.Errorf("sendEntityMessage: %w", err)
+		}
 	case *pb.OrchestratorAction_RewindOrchestration:
 		return nil, errors.New("rewindOrchestration: Reprise rewinds on the server (RewindInstance); the worker need not send a new history")
 	default:
@@ -362,4 +364,81 @@ func failureOf(d *pb.TaskFailureDetails) *history.Failure {
 		f.Message = "<no message>"
 	}
 	return f
+}
+
+// entityAction fills ev with the history event of a sendEntityMessage action: a signal, a call, a
+// lock request or an unlock, with its target entity in InstanceID (for a lock request, the entity
+// of the set at its position, where the request goes first). Entity IDs are checked and take the
+// stored form (the name lower-cased). The action's parent fields are not used: the engine sends
+// the message from the instance's current execution.
+func entityAction(ev *history.Event, m *pb.SendEntityMessageAction, now time.Time) error {
+	var err error
+	switch x := m.GetEntityMessageType().(type) {
+	case *pb.SendEntityMessageAction_EntityOperationSignaled:
+		s := x.EntityOperationSignaled
+		ev.Type, ev.RequestID, ev.Name = history.EntityOperationSignaled, s.RequestId, s.Operation
+		if ev.InstanceID, err = entityID("targetInstanceId", s.GetTargetInstanceId().GetValue()); err != nil {
+			return err
+		}
+		if ev.Input, err = optionalPayload("input", s.Input); err != nil {
+			return err
+		}
+		at, err := timeOf("scheduledTime", s.ScheduledTime)
+		if err != nil {
+			return errors.New(status.Convert(err).Message())
+		}
+		if at.After(now) {
+			ev.FireAt = at.UTC()
+		}
+	case *pb.SendEntityMessageAction_EntityOperationCalled:
+		c := x.EntityOperationCalled
+		ev.Type, ev.RequestID, ev.Name = history.EntityOperationCalled, c.RequestId, c.Operation
+		if ev.InstanceID, err = entityID("targetInstanceId", c.GetTargetInstanceId().GetValue()); err != nil {
+			return err
+		}
+		if ev.Input, err = optionalPayload("input", c.Input); err != nil {
+			return err
+		}
+	case *pb.SendEntityMessageAction_EntityLockRequested:
+		l := x.EntityLockRequested
+		ev.Type, ev.RequestID, ev.Position = history.EntityLockRequested, l.CriticalSectionId, int(l.Position)
+		if len(l.LockSet) == 0 {
+			return errors.New("entityLockRequested with an empty lockSet: name the entities to lock")
+		}
+		for i, id := range l.LockSet {
+			e, err := entityID(fmt.Sprintf("lockSet[%d]", i), id)
+			if err != nil {
+				return err
+			}
+			ev.LockSet = append(ev.LockSet, e)
+		}
+		if ev.Position < 0 || ev.Position >= len(ev.LockSet) {
+			return fmt.Errorf("entityLockRequested position %d is outside its lockSet of %d entities", ev.Position, len(ev.LockSet))
+		}
+		ev.InstanceID = ev.LockSet[ev.Position]
+	case *pb.SendEntityMessageAction_EntityUnlockSent:
+		u := x.EntityUnlockSent
+		ev.Type, ev.RequestID = history.EntityUnlockSent, u.CriticalSectionId
+		if ev.InstanceID, err = entityID("targetInstanceId", u.GetTargetInstanceId().GetValue()); err != nil {
+			return err
+		}
+	default:
+		return errors.New("an entity message of a type Reprise does not know")
+	}
+	if ev.RequestID == "" {
+		return errors.New("the request ID (or critical-section ID) is empty: every entity message needs one")
+	}
+	if err := store.CheckText("request ID", ev.RequestID, store.MaxKeyBytes); err != nil {
+		return err
+	}
+	return store.CheckText("operation name", ev.Name, store.MaxKeyBytes)
+}
+
+// entityID checks an entity's instance ID in an action and returns its stored form.
+func entityID(what, id string) (string, error) {
+	e, err := control.CheckEntityID(id)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", what, err)
+	}
+	return e, nil
 }

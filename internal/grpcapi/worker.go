@@ -39,6 +39,13 @@ type Work struct {
 	// TakenOrchestrators and TakenActivities are the names Go code in this process runs (an
 	// App's registrations): a worker that sends no work-item filters gets every other name.
 	TakenOrchestrators, TakenActivities []string
+	// TakenEntities are the entity names Go code in this process runs, as TakenOrchestrators.
+	TakenEntities []string
+	// EntityRequestsV1 sends entity batches as the older work item (entityRequest,
+	// EntityBatchRequest) instead of entityRequestV2, for workers that know only that one. The
+	// protocol has no capability by which a worker says which it takes; the current SDKs (.NET,
+	// Java, JavaScript, Python, Go) take both.
+	EntityRequestsV1 bool
 	// LeaseDuration is the streams' lease; default 30s, renewed every third of it while the
 	// worker works on the item.
 	LeaseDuration time.Duration
@@ -122,22 +129,29 @@ func versionFilters(r *pb.GetWorkItemsRequest) (orch, act versionFilter) {
 	return orch, act
 }
 
-func streamNames(r *pb.GetWorkItemsRequest, w *Work) (orch, act store.Names, err error) {
+func streamNames(r *pb.GetWorkItemsRequest, w *Work) (orch, act, ent store.Names, err error) {
 	f := r.GetWorkItemFilters()
-	var on, an []string
+	var on, an, en []string
 	for _, o := range f.GetOrchestrations() {
 		on = append(on, o.GetName())
 	}
 	for _, a := range f.GetActivities() {
 		an = append(an, a.GetName())
 	}
+	for _, e := range f.GetEntities() {
+		// Entity names are the lower-case name part of "@name@key" (the SDKs register them so).
+		en = append(en, strings.ToLower(e.GetName()))
+	}
 	if orch, err = filterNames(on, f != nil, w.TakenOrchestrators); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if act, err = filterNames(an, f != nil, w.TakenActivities); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return orch, act, nil
+	if ent, err = filterNames(en, f != nil, w.TakenEntities); err != nil {
+		return nil, nil, nil, err
+	}
+	return orch, act, ent, nil
 }
 
 // GetWorkItems streams work items to a worker until the worker ends the call or the server shuts
@@ -152,13 +166,13 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 	if h.Work == nil {
 		return status.Errorf(codes.FailedPrecondition, "task hub %q serves no workers here", h.Name)
 	}
-	orch, act, err := streamNames(r, h.Work)
+	orch, act, ent, err := streamNames(r, h.Work)
 	if err != nil {
 		return err
 	}
 	ws := &workerStream{
 		svc: s, hub: h, stream: stream, id: control.NewID(), done: make(chan struct{}),
-		orch: orch, act: act,
+		orch: orch, act: act, ent: ent,
 	}
 	ws.orchVersions, ws.actVersions = versionFilters(r)
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -176,17 +190,19 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 	eng := engine.New(engine.Options{
 		Store:                       h.Work.Store,
 		Remote:                      ws,
+		Entities:                    ws,
 		Signals:                     h.Work.Signals,
 		Logger:                      ws.log,
 		MaxConcurrentOrchestrations: limit(r.GetMaxConcurrentOrchestrationWorkItems()),
 		MaxConcurrentActivities:     limit(r.GetMaxConcurrentActivityWorkItems()),
+		MaxConcurrentEntities:       limit(r.GetMaxConcurrentEntityWorkItems()),
 		CacheSize:                   -1,
 		LeaseDuration:               h.Work.leaseDuration(),
 		Owner:                       "grpc-" + ws.id,
 		DeadlockTimeout:             -1,
 		UnclaimedInterval:           -1,
 	})
-	ws.log.Info("worker stream opened", "orchestrators", describeNames(orch), "activities", describeNames(act))
+	ws.log.Info("worker stream opened", "orchestrators", describeNames(orch), "activities", describeNames(act), "entities", describeNames(ent))
 	eng.Start()
 
 	ping := time.NewTicker(h.Work.pingInterval())
@@ -244,11 +260,12 @@ type workerStream struct {
 	stream grpc.ServerStreamingServer[pb.WorkItem]
 	id     string
 	log    *slog.Logger
-	// orch and act are the names the stream claims (namesMu): the filters', less those the worker
-	// turned out not to run (see notRegistered).
+	// orch, act and ent are the names the stream claims (namesMu): the filters', less those the
+	// worker turned out not to run (see notRegistered, unregisteredBatch).
 	namesMu sync.Mutex
 	orch    store.Names
 	act     store.Names
+	ent     store.Names
 	// orchVersions and actVersions are the versions the filters allow; an item of another
 	// version is given back (after AbandonDelay) for a stream that runs it.
 	orchVersions, actVersions versionFilter
@@ -291,8 +308,11 @@ func (w *workerStream) leaveOut(kind store.WorkKind, name string) {
 	w.namesMu.Lock()
 	defer w.namesMu.Unlock()
 	names := &w.orch
-	if kind == store.ActivityWorkKind {
+	switch kind {
+	case store.ActivityWorkKind:
 		names = &w.act
+	case store.EntityWorkKind:
+		names = &w.ent
 	}
 	if excluded, ok := names.Except(); ok {
 		*names = store.AllNamesExcept(append(slices.Clone(excluded), name)...)

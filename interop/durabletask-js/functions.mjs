@@ -1,6 +1,7 @@
-// The orchestrators and activities that worker.mjs registers, in sets (FUNCTION_SETS), written
-// once for both packages through the adapter of sdk.mjs. Activities that say who ran them return
-// the worker's name (worker.mjs --name), so the scenarios can tell which worker did the work.
+// The orchestrators, activities and entities that worker.mjs registers, in sets (FUNCTION_SETS),
+// written once for both packages through the adapter of sdk.mjs (entities only for
+// @microsoft/durabletask-js, which has them). Activities that say who ran them return the
+// worker's name (worker.mjs --name), so the scenarios can tell which worker did the work.
 
 // attempts counts, per orchestration instance, the calls of the activities that fail on purpose
 // (Flaky, FailOnce). It lives in the worker process: the scenarios that use it run on one worker.
@@ -25,8 +26,100 @@ export function release() {
     }
 }
 
+// hold waits for the release, after printing "hold <worker> <what> <input>".
+async function hold(print, name, what, input) {
+    print(`hold ${name} ${what} ${input}`);
+    if (!released) {
+        await new Promise((resolve) => waiting.push(resolve));
+    }
+}
+
+// entityFunctions returns the entities (@microsoft/durabletask-js only; {} for a package without
+// them) and the orchestrations that use them.
+function entityFunctions(sdk, name, print) {
+    if (!sdk.TaskEntity) {
+        return { entities: {}, orchestrators: {} };
+    }
+    const { TaskEntity, EntityInstanceId } = sdk;
+    const counterID = (key) => new EntityInstanceId("counter", key);
+    // Counter: a number; each operation returns the state after it.
+    class Counter extends TaskEntity {
+        initializeState() {
+            return 0;
+        }
+        add(n) {
+            this.state += n;
+            return this.state;
+        }
+        get() {
+            return this.state;
+        }
+        // hold adds n once the test releases the worker (see Hold).
+        async hold(n) {
+            await hold(print, name, this.context.id.toString(), n);
+            this.state += n;
+            return this.state;
+        }
+        // fail changes the state and fails: the change is rolled back.
+        fail() {
+            this.state += 1000;
+            throw new Error("fail: on purpose, after changing the state");
+        }
+        // relay adds n here and signals the counter `to` to add it too.
+        relay({ to, n }) {
+            this.context.signalEntity(counterID(to), "add", n);
+            this.state += n;
+            return this.state;
+        }
+        // start starts the orchestration Sequence under the ID.
+        start(id) {
+            this.context.scheduleNewOrchestration("Sequence", [id], { instanceId: id });
+            return id;
+        }
+    }
+    return {
+        entities: { counter: () => new Counter() },
+        orchestrators: {
+            // An orchestration's entity traffic: a signal, then calls (which run after it, as
+            // messages from one sender run in order), and a failing call.
+            async *CounterOrch(ctx, key) {
+                const id = counterID(key);
+                ctx.entities.signalEntity(id, "add", 5);
+                const added = yield ctx.entities.callEntity(id, "add", 1);
+                let failure = null;
+                try {
+                    yield ctx.entities.callEntity(id, "fail");
+                } catch (err) {
+                    failure = err.message.includes("on purpose") ? "failed on purpose" : err.message;
+                }
+                const value = yield ctx.entities.callEntity(id, "get");
+                return { added, failure, value };
+            },
+            // A critical section over two counters: move amount from one to the other.
+            async *Transfer(ctx, { from, to, amount }) {
+                const lock = yield ctx.entities.lockEntities(counterID(from), counterID(to));
+                const inSection = ctx.entities.isInCriticalSection().inSection;
+                const balance = yield ctx.entities.callEntity(counterID(from), "get");
+                yield ctx.entities.callEntity(counterID(from), "add", -amount);
+                yield ctx.entities.callEntity(counterID(to), "add", amount);
+                lock.release();
+                return { balance, inSection, after: ctx.entities.isInCriticalSection().inSection };
+            },
+            // A critical section whose call holds its worker (Counter.hold): for a worker killed
+            // while it holds an entity batch under a lock.
+            async *HoldUnderLock(ctx, key) {
+                const lock = yield ctx.entities.lockEntities(counterID(key));
+                const value = yield ctx.entities.callEntity(counterID(key), "hold", 1);
+                lock.release();
+                return value;
+            },
+        },
+    };
+}
+
 // registerFunctions adds the functions of the set to worker; name is the worker's name.
 export function registerFunctions(sdk, worker, set, name, print) {
+    const ents = entityFunctions(sdk, name, print);
     const all = {
         orchestrators: {
             // sequence: activities one after another, each result feeding the output.
@@ -117,14 +210,13 @@ export function registerFunctions(sdk, worker, set, name, print) {
                 return { attempts: n, worker: name };
             },
             Hold: async (ctx, i) => {
-                print(`hold ${name} ${ctx.orchestrationId} ${i}`);
-                if (!released) {
-                    await new Promise((resolve) => waiting.push(resolve));
-                }
+                await hold(print, name, ctx.orchestrationId, i);
                 return { i, worker: name };
             },
         },
+        entities: ents.entities,
     };
+    Object.assign(all.orchestrators, ents.orchestrators);
     if (sdk.RetryPolicy) {
         // activity retries: Flaky under a retry policy of `maxAttempts` attempts.
         all.orchestrators.Retry = async function* (ctx, { failures, maxAttempts }) {
@@ -164,6 +256,8 @@ export function registerFunctions(sdk, worker, set, name, print) {
             },
         },
         activities: { Shout: (ctx, text) => `${String(text).toUpperCase()}! (${name})` },
+        // The Go orchestrator GoCallsJSEntity calls, signals and locks it.
+        entities: ents.entities,
     };
 
     const sets = { all, "filter-first": filterFirst, "filter-second": filterSecond, mixed };
@@ -177,5 +271,11 @@ export function registerFunctions(sdk, worker, set, name, print) {
     for (const [fnName, fn] of Object.entries(chosen.activities)) {
         worker.addNamedActivity(fnName, fn);
     }
-    return Object.keys(chosen.orchestrators).concat(Object.keys(chosen.activities));
+    const entities = chosen.entities ?? {};
+    for (const [entName, factory] of Object.entries(entities)) {
+        worker.addNamedEntity(entName, factory);
+    }
+    return Object.keys(chosen.orchestrators)
+        .concat(Object.keys(chosen.activities))
+        .concat(Object.keys(entities).map((n) => `entity:${n}`));
 }

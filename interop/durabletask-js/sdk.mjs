@@ -22,7 +22,8 @@ const quiet = { info: verbose ? toStderr : () => {}, debug: verbose ? toStderr :
 //   newClient(addr), newWorker(addr, {filters}) - the SDK's TaskHubGrpcClient and TaskHubGrpcWorker
 //   OrchestrationStatus, PurgeInstanceCriteria, whenAll
 //   callSubOrchestrator(ctx, name, input, instanceId)
-//   RetryPolicy, terminateOptions, HistoryEventType (Microsoft only, else undefined)
+//   RetryPolicy, terminateOptions, HistoryEventType, TaskEntity, EntityInstanceId (Microsoft
+//   only, else undefined)
 export function load(pkg) {
     switch (pkg) {
         case MICROSOFT: {
@@ -46,6 +47,9 @@ export function load(pkg) {
                 RetryPolicy: sdk.RetryPolicy,
                 terminateOptions: sdk.terminateOptions,
                 HistoryEventType: sdk.HistoryEventType,
+                // Durable entities: entity classes, their IDs and the worker's addNamedEntity.
+                TaskEntity: sdk.TaskEntity,
+                EntityInstanceId: sdk.EntityInstanceId,
             };
         }
         case DAPR: {
