@@ -214,9 +214,14 @@ func (a *App) Start(ctx context.Context) error {
 		return errors.New("reprise: App was shut down while it started; create a new one")
 	}
 	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
+	var entities engine.EntityRunner
+	if len(a.reg.entities) > 0 {
+		entities = a.reg
+	}
 	a.eng = engine.New(engine.Options{
 		Store:                       st,
 		Registry:                    a.reg,
+		Entities:                    entities,
 		Logger:                      a.logger,
 		MaxConcurrentOrchestrations: a.cfg.maxOrch,
 		MaxConcurrentActivities:     a.cfg.maxAct,

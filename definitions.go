@@ -127,6 +127,8 @@ type registry struct {
 	names         []string // orchestrator names as registered, for the dashboard's name filter
 	activities    map[string]engine.ActivityFunc
 	activityNames []string // as registered
+	entities      map[string]entityFunc
+	entityNames   []string // as registered
 	app           *App
 }
 

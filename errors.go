@@ -7,6 +7,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // Sentinel errors; test with errors.Is. Those of instances are the control plane's own values
@@ -14,6 +15,9 @@ import (
 var (
 	// ErrInstanceNotFound: no instance with the ID exists in the task hub.
 	ErrInstanceNotFound = control.ErrInstanceNotFound
+	// ErrEntityNotFound: the entity does not exist (it was never signalled, or has no state). It
+	// wraps ErrInstanceNotFound.
+	ErrEntityNotFound = control.ErrEntityNotFound
 	// ErrInstanceExists: starting an ID that is Pending, Running or Suspended (see ReusePolicy).
 	ErrInstanceExists = control.ErrInstanceExists
 	// ErrInstanceActive: the operation (purge) needs a finished instance; terminate it first.
@@ -75,24 +79,34 @@ func (e *Error) Error() string {
 	return e.Type + ": " + e.Message
 }
 
-// TaskFailedError is the error an orchestrator gets when an activity or sub-orchestration fails.
+// TaskFailedError is the error an orchestrator gets when an activity, a sub-orchestration or an
+// entity operation (CallEntity) fails.
 type TaskFailedError struct {
-	Kind    string // "activity" or "sub-orchestration"
-	Name    string
+	Kind    string   // "activity", "sub-orchestration" or "entity"
+	Name    string   // the activity, the orchestrator, or the entity's operation
+	Entity  EntityID // Kind "entity": the entity whose operation failed
 	TaskID  int
 	Failure *FailureDetails
 }
 
 func (e *TaskFailedError) Error() string {
-	// The executor's error says it: one wording for the task failures of both.
-	return (&replay.FailedError{Kind: e.Kind, Name: e.Name, TaskID: int32(e.TaskID), Failure: historyFailure(e.Failure)}).Error()
+	// The executor's error says it: one wording for the task failures of all kinds.
+	fe := &replay.FailedError{Kind: e.Kind, Name: e.Name, TaskID: int32(e.TaskID), Failure: historyFailure(e.Failure)}
+	if e.Kind == "entity" {
+		fe.Entity = e.Entity.String()
+	}
+	return fe.Error()
 }
 
 // publicError converts an error from the executor into the public types.
 func publicError(err error) error {
 	var fe *replay.FailedError
 	if errors.As(err, &fe) {
-		return &TaskFailedError{Kind: fe.Kind, Name: fe.Name, TaskID: int(fe.TaskID), Failure: failureDetails(fe.Failure)}
+		te := &TaskFailedError{Kind: fe.Kind, Name: fe.Name, TaskID: int(fe.TaskID), Failure: failureDetails(fe.Failure)}
+		if name, key, ok := store.ParseEntityInstanceID(fe.Entity); ok {
+			te.Entity = EntityID{Name: name, Key: key}
+		}
+		return te
 	}
 	return err
 }

@@ -28,6 +28,15 @@ fails the run (exit 1). Without scenarios, all of them run, in this order:
   idle            N instances waiting for an external event: memory per idle instance; then
                   all released, and the release is timed (N 10000)
   latency         N instances one after another on an idle engine, start to Completed (N 500)
+  entity-signals  N signals to one entity from 64 goroutines, until all are in its state
+                  (N 20000)
+  entity-signals-1000
+                  N signals spread over 1,000 entities (N 20000)
+  entity-critical-sections
+                  N orchestrations each locking two entities and moving a unit between them,
+                  64 at a time; the total is checked (N 2000)
+
+  reprise bench entities runs the three entity scenarios.
 
   reprise bench grpc [flags] runs the hello sequence in Durable Task SDK workers (Go, JS) over
   gRPC instead, on reprise serve and on the durabletask-go sidecar: see reprise bench grpc --help.
@@ -100,6 +109,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if len(names) == 0 || slices.Equal(names, []string{"all"}) {
 		names = bench.Names()
+	}
+	if i := slices.Index(names, "entities"); i >= 0 {
+		var group []string
+		for _, n := range bench.Names() {
+			if strings.HasPrefix(n, "entity-") {
+				group = append(group, n)
+			}
+		}
+		names = slices.Concat(names[:i], group, names[i+1:])
 	}
 	for _, n := range names {
 		if n == "grpc" {

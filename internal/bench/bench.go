@@ -70,6 +70,8 @@ func Scenarios() []Scenario {
 		{"timers", "N instances each waiting on a short durable timer (TimerDelay)", 10000, timers},
 		{"idle", "N instances waiting for an external event (memory per idle instance), then all released", 10000, idle},
 		{"latency", "N instances one after another on an idle engine, start to Completed", 500, latency},
+		{"entity-signals", "N signals to one entity, sent from 64 goroutines", 20000, entitySignals(1)},
+		{"entity-signals-1000", "N signals spread over 1,000 entities", 20000, entitySignals(1000)},
 	}
 }
 
@@ -92,6 +94,12 @@ type Result struct {
 
 	OrchestrationsPerSecond float64 `json:"orchestrationsPerSecond,omitempty"`
 	ActivitiesPerSecond     float64 `json:"activitiesPerSecond,omitempty"`
+	// EntityOperationsPerSecond counts entity operations run (signals processed), first signal
+	// sent to the last one in the state; SignalsSentPerSecond is the rate at which the client
+	// calls were accepted.
+	EntityOperationsPerSecond float64 `json:"entityOperationsPerSecond,omitempty"`
+	SignalsSentPerSecond      float64 `json:"signalsSentPerSecond,omitempty"`
+	CPUMsPerEntityOperation   float64 `json:"cpuMsPerEntityOperation,omitempty"`
 	// Latency is start to Completed per instance (for timers: how late each timer fired; for
 	// idle: raise to Completed).
 	Latency *Percentiles `json:"latencyMs,omitempty"`
@@ -297,6 +305,7 @@ type runner struct {
 	start     time.Time
 	orchDone  int
 	actsDone  int
+	opsDone   int // entity operations
 	latencies []time.Duration
 
 	activities atomic.Int64 // activity invocations this host ran
@@ -319,6 +328,10 @@ func (r *runner) finish() {
 	}
 	if r.actsDone > 0 {
 		res.CPUMsPerActivity = res.CPUSeconds * 1000 / float64(r.actsDone)
+	}
+	if r.opsDone > 0 && res.Seconds > 0 {
+		res.EntityOperationsPerSecond = float64(r.opsDone) / res.Seconds
+		res.CPUMsPerEntityOperation = res.CPUSeconds * 1000 / float64(r.opsDone)
 	}
 	res.Latency = percentiles(r.latencies)
 }

@@ -34,6 +34,9 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 			if r.Latency != nil {
 				notes = append(notes, fmt.Sprintf("timers: p50/p99 are how late the %v timers fired", cfg.TimerDelay))
 			}
+		case "entity-signals", "entity-signals-1000", "entity-critical-sections":
+			notes = append(notes, fmt.Sprintf("%s: %s entity operations/s (first signal sent to the last in the state), %s signals/s accepted by the client, %s CPU per operation",
+				r.Scenario, rate(r.EntityOperationsPerSecond), rate(r.SignalsSentPerSecond), msOrDash(r.CPUMsPerEntityOperation)))
 		case "idle":
 			notes = append(notes, fmt.Sprintf("idle: %s of memory per idle instance; time, rate and latency are the release's (raise to Completed)",
 				size(r.MemoryPerInstanceBytes)))

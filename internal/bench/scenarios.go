@@ -38,7 +38,7 @@ func (r *runner) definitions() []reprise.Definition {
 		return n + 1, nil
 	})
 	return []reprise.Definition{
-		sayHello, inc,
+		sayHello, inc, r.benchCounter(),
 		reprise.NewOrchestrator("hello_sequence_orchestrator", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
 			var out []string
 			for _, city := range []string{"Tokyo", "Seattle", "London"} {

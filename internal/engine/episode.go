@@ -191,10 +191,11 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		}
 	}
 
-	var exec *replay.Execution
+	var exec, cached *replay.Execution
 	var old []history.Event
 	if remote == nil && rewind == nil {
 		exec = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
+		cached = exec
 	} else if remote == nil {
 		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
 	}
@@ -263,30 +264,44 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		started.Parent = exec.Context().Parent()
 	}
 	parent = started.Parent
-	if err != nil {
+	// failWith fails the instance without running the orchestrator further: the episode records
+	// its new events and the failure, and none of the orchestrator's actions.
+	failWith := func(f *history.Failure) (store.Episode, *replay.Execution, *replay.Result, error) {
 		e.closeExec(exec)
-		var nd *replay.NonDeterminismError
-		var pe *replay.PanicError
-		var f *history.Failure
-		switch {
-		case errors.As(err, &nd):
-			e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
-			f = &history.Failure{Type: "NonDeterminismError", Message: err.Error()}
-		case errors.As(err, &pe):
-			e.log.Error("orchestration failed: it panicked while replaying its history", "instanceId", inst.ID, "name", inst.Name,
-				"panic", pe.Failure.Message, "stack", pe.Failure.StackTrace)
-			f = pe.Failure
-		default:
+		locks, err := e.heldLocks(ctx, inst, old, newEvents, cached)
+		if err != nil {
 			return ep, nil, nil, err
 		}
 		ep.Instance = inst
-		if err := e.finishFailed(&ep, newEvents, f, now); err != nil {
+		if err := e.finishFailed(&ep, newEvents, f, locks, now); err != nil {
 			return ep, nil, nil, err
 		}
 		if err := notifyParent(&ep, parent, inst.ID, store.StatusFailed, nil, f, now); err != nil {
 			return ep, nil, nil, err
 		}
 		return ep, nil, nil, nil
+	}
+	if err != nil {
+		var nd *replay.NonDeterminismError
+		var pe *replay.PanicError
+		switch {
+		case errors.As(err, &nd):
+			e.log.Error("orchestration failed: non-deterministic code", "instanceId", inst.ID, "name", inst.Name, "err", err)
+			return failWith(&history.Failure{Type: "NonDeterminismError", Message: err.Error()})
+		case errors.As(err, &pe):
+			e.log.Error("orchestration failed: it panicked while replaying its history", "instanceId", inst.ID, "name", inst.Name,
+				"panic", pe.Failure.Message, "stack", pe.Failure.StackTrace)
+			return failWith(pe.Failure)
+		default:
+			e.closeExec(exec)
+			return ep, nil, nil, err
+		}
+	}
+	if f := checkEntityActions(res.Actions); f != nil {
+		// A store refuses such a message, and a commit it refuses would be retried for ever.
+		e.log.Error("orchestration failed: it sent an entity message to an ID that is not an entity's",
+			"instanceId", inst.ID, "name", inst.Name, "err", f.Message)
+		return failWith(f)
 	}
 
 	chunk := append(newEvents, res.Actions...)
@@ -303,7 +318,11 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		return ep, nil, nil, err
 	}
 	if res.Done {
-		if err := e.finish(&ep, &inst, started, res, now, &chunk); err != nil {
+		locks, err := e.heldLocks(ctx, inst, old, chunk, cached)
+		if err != nil {
+			return ep, nil, nil, err
+		}
+		if err := e.finish(&ep, &inst, started, res, locks, now, &chunk); err != nil {
 			return ep, nil, nil, err
 		}
 	}
@@ -447,8 +466,8 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 	return nil
 }
 
-// effects turns new scheduling events into activity tasks, timer messages, sub-orchestrations and
-// sent events.
+// effects turns new scheduling events into activity tasks, timer messages, sub-orchestrations,
+// sent events and entity messages (see entityMessage).
 func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, now time.Time) error {
 	for _, a := range actions {
 		switch a.Type {
@@ -494,15 +513,25 @@ func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []histo
 				return err
 			}
 			ep.Messages = append(ep.Messages, m)
+		case history.EntityOperationSignaled, history.EntityOperationCalled, history.EntityLockRequested, history.EntityUnlockSent:
+			m, err := entityMessage(inst, a, now)
+			if err != nil {
+				return err
+			}
+			ep.EntityMessages = append(ep.EntityMessages, m)
 		}
 	}
 	return nil
 }
 
 // finish records the end of an execution: the completion event, the instance's final state, the
-// parent's notification, recursive termination, or the start of the next generation.
-func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history.Event, res *replay.Result, now time.Time, chunk *[]history.Event) error {
+// parent's notification, recursive termination, or the start of the next generation; and the
+// release of the entity locks it holds (locks; see heldLocks).
+func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history.Event, res *replay.Result, locks []history.Lock, now time.Time, chunk *[]history.Event) error {
 	parent := started.Parent
+	if err := unlockAll(ep, *inst, locks, now); err != nil { // before continue-as-new renews the execution ID
+		return err
+	}
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status = int(res.Status)
 	switch res.Status {
@@ -584,8 +613,12 @@ func notifyParent(ep *store.Episode, p *history.Parent, id string, status store.
 	return nil
 }
 
-// finishFailed fails the instance without running the orchestrator further.
-func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, now time.Time) error {
+// finishFailed fails the instance without running the orchestrator further, and releases the
+// entity locks it holds (locks; see heldLocks).
+func (e *Engine) finishFailed(ep *store.Episode, chunk []history.Event, f *history.Failure, locks []history.Lock, now time.Time) error {
+	if err := unlockAll(ep, ep.Instance, locks, now); err != nil {
+		return err
+	}
 	done := history.New(history.ExecutionCompleted, now)
 	done.Status, done.Failure = int(store.StatusFailed), f
 	chunk = append(chunk, done)

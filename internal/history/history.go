@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -39,13 +40,17 @@ const (
 	ExecutionSuspended                Type = 19
 	ExecutionResumed                  Type = 20
 	ExecutionRewound                  Type = 21
-	EntityOperationSignaled           Type = 23
-	EntityOperationCalled             Type = 24
-	EntityOperationCompleted          Type = 25
-	EntityOperationFailed             Type = 26
-	EntityLockRequested               Type = 27
-	EntityLockGranted                 Type = 28
-	EntityUnlockSent                  Type = 29
+
+	// Durable entities, numbered as the Durable Task protocol numbers them. In an orchestration's
+	// history, InstanceID is the target entity and RequestID ties a call to its reply and a lock
+	// request to its grant and its unlocks. As messages to an entity, Parent names the sender.
+	EntityOperationSignaled  Type = 23 // a one-way operation: RequestID, Name (operation), Input, FireAt (scheduled time)
+	EntityOperationCalled    Type = 24 // a two-way operation: RequestID, Name, Input
+	EntityOperationCompleted Type = 25 // the reply to a call: RequestID, Result
+	EntityOperationFailed    Type = 26 // the failed reply to a call: RequestID, Failure
+	EntityLockRequested      Type = 27 // a critical section's request: RequestID (section), LockSet, Position
+	EntityLockGranted        Type = 28 // every entity of the section is locked: RequestID (section)
+	EntityUnlockSent         Type = 29 // the section releases InstanceID: RequestID (section)
 )
 
 var typeNames = [...]string{
@@ -70,7 +75,8 @@ func (t Type) String() string {
 // carries a sequence number that replay must match).
 func (t Type) Scheduling() bool {
 	switch t {
-	case TaskScheduled, SubOrchestrationInstanceCreated, TimerCreated, EventSent:
+	case TaskScheduled, SubOrchestrationInstanceCreated, TimerCreated, EventSent,
+		EntityOperationSignaled, EntityOperationCalled, EntityLockRequested, EntityUnlockSent:
 		return true
 	}
 	return false
@@ -144,7 +150,8 @@ type Parent struct {
 }
 
 // Event is one history event. ID is the sequence number of scheduling events (TaskScheduled,
-// TimerCreated, SubOrchestrationInstanceCreated, EventSent) and -1 for the others; TaskID refers
+// TimerCreated, SubOrchestrationInstanceCreated, EventSent, and the entity events an orchestration
+// sends: see Type.Scheduling) and -1 for the others; TaskID refers
 // from a completion (TaskCompleted, TimerFired, ...) to the scheduling event it completes.
 type Event struct {
 	ID   int32     `json:"id"`
@@ -167,9 +174,9 @@ type Event struct {
 	Voided      []int32         `json:"voided,omitempty"`      // ExecutionRewound: task IDs to run again (failed, or open at the failure)
 	Carried     []Event         `json:"carried,omitempty"`     // ExecutionStarted after continue-as-new: kept events
 	Recursive   bool            `json:"recursive,omitempty"`   // ExecutionTerminated: also terminate sub-orchestrations
-	RequestID   string          `json:"requestId,omitempty"`   // entity events: request ID, or critical-section ID
-	LockSet     []string        `json:"lockSet,omitempty"`     // EntityLockRequested
-	Position    int             `json:"position,omitempty"`    // EntityLockRequested
+	RequestID   string          `json:"requestId,omitempty"`   // entity events: the request of a signal, call or reply; the critical section of a lock request, grant or unlock
+	LockSet     []string        `json:"lockSet,omitempty"`     // EntityLockRequested: the entities to lock, sorted
+	Position    int             `json:"position,omitempty"`    // EntityLockRequested: the index in LockSet of the entity the request is at
 
 	// Set by the Durable Task SDKs (gRPC workers and clients), kept and handed back as sent.
 	Version string            `json:"version,omitempty"` // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
@@ -223,4 +230,32 @@ func DecodeAll(chunks [][]byte) ([]Event, error) {
 		all = append(all, events...)
 	}
 	return all, nil
+}
+
+// Lock is a critical section of an orchestration: its ID and the entities it locks.
+type Lock struct {
+	Section  string
+	Entities []string
+}
+
+// OpenLocks returns the critical sections that the events of one execution requested
+// (EntityLockRequested) and did not release (no EntityUnlockSent for the section), in request
+// order; nil when there are none. A section counts from its request, granted or not: an entity may hold or queue the
+// request either way. The engine releases these when the execution ends, however it ends.
+func OpenLocks(events []Event) []Lock {
+	var locks []Lock
+	for _, e := range events {
+		switch e.Type {
+		case EntityLockRequested:
+			if !slices.ContainsFunc(locks, func(l Lock) bool { return l.Section == e.RequestID }) {
+				locks = append(locks, Lock{Section: e.RequestID, Entities: slices.Clone(e.LockSet)})
+			}
+		case EntityUnlockSent:
+			locks = slices.DeleteFunc(locks, func(l Lock) bool { return l.Section == e.RequestID })
+		}
+	}
+	if len(locks) == 0 {
+		return nil
+	}
+	return locks
 }

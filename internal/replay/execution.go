@@ -339,7 +339,8 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		}
 		x.started = true
 		x.switchTo()
-	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated, history.EventSent:
+	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated, history.EventSent,
+		history.EntityOperationSignaled, history.EntityOperationCalled, history.EntityLockRequested, history.EntityUnlockSent:
 		if !replaying {
 			return nil // scheduling events are produced by this episode, not fed to it
 		}
@@ -350,7 +351,16 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		if got.Type != e.Type || !strings.EqualFold(got.Name, e.Name) {
 			return &NonDeterminismError{Expected: describe(e), Actual: "scheduled " + describe(got)}
 		}
+		if d := describeEntity(e); d != "" {
+			if err := matchEntity(e, got); err != nil {
+				return err
+			}
+		}
 		delete(c.pending, e.ID)
+	case history.EntityOperationCompleted, history.EntityOperationFailed:
+		x.applyEntityReply(e)
+	case history.EntityLockGranted:
+		x.applyLockGranted(e)
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
 		delete(c.subs, e.TaskID)
 		x.completeOpen(e.TaskID, e.Result)
@@ -417,7 +427,8 @@ func holdWhileSuspended(t history.Type) bool {
 	switch t {
 	case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted,
 		history.SubOrchestrationInstanceFailed, history.TimerFired, history.EventRaised,
-		history.ExecutionStarted:
+		history.ExecutionStarted, history.EntityOperationCompleted, history.EntityOperationFailed,
+		history.EntityLockGranted:
 		return true
 	}
 	return false
@@ -443,6 +454,9 @@ func describe(e history.Event) string {
 		return fmt.Sprintf("CreateTimer #%d", e.ID)
 	case history.EventSent:
 		return fmt.Sprintf("SendEvent #%d %q", e.ID, e.Name)
+	}
+	if d := describeEntity(e); d != "" {
+		return d
 	}
 	return fmt.Sprintf("%s #%d", e.Type, e.ID)
 }
@@ -605,6 +619,8 @@ type Context struct {
 	waiters  map[string][]*Task      // external event waits, FIFO per lower-cased name
 	buffered map[string][]history.Event
 	subs     map[int32]string // open sub-orchestrations: task ID → instance ID
+
+	entities entities // calls, lock requests and the critical section (entity.go)
 
 	customStatus []byte
 	uuids        int

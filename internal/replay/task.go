@@ -15,15 +15,20 @@ var (
 	ErrTimeout = errors.New("timed out waiting for the external event")
 )
 
-// FailedError is the error of a task whose activity or sub-orchestration failed.
+// FailedError is the error of a task whose activity, sub-orchestration or entity operation
+// failed.
 type FailedError struct {
-	Kind    string // "activity" or "sub-orchestration"
-	Name    string
+	Kind    string // "activity", "sub-orchestration" or "entity"
+	Name    string // the activity, the orchestrator, or the entity's operation
+	Entity  string // Kind "entity": the entity's instance ID
 	TaskID  int32
 	Failure *history.Failure
 }
 
 func (e *FailedError) Error() string {
+	if e.Kind == "entity" {
+		return fmt.Sprintf("operation %q of entity %q (task %d) failed: %s", e.Name, e.Entity, e.TaskID, e.Failure.Text())
+	}
 	return fmt.Sprintf("%s %q (task %d) failed: %s", e.Kind, e.Name, e.TaskID, e.Failure.Text())
 }
 

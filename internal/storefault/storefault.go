@@ -32,7 +32,8 @@ type Call struct {
 // Fault fails calls of one method.
 type Fault struct {
 	// Method is the store.Store method to fail: CommitEpisode, CompleteActivity, RenewLeases,
-	// History or ReleaseLeases. (Claims are left alone: a failed claim changes nothing.)
+	// History, ReleaseLeases, SendEntityMessages or DeleteEntity. (Claims are left alone: a
+	// failed claim changes nothing.)
 	Method string
 	Pick   func(Call) bool // which calls to fail; nil: all of them
 	After  bool            // apply the call first and then fail it (a lost reply)
@@ -138,6 +139,30 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, claims []store.Cl
 // ReleaseLeases fails as the faults say.
 func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	return s.run("ReleaseLeases", "", func() error { return s.Store.ReleaseLeases(ctx, owner) })
+}
+
+// SendEntityMessages fails as the faults say. The instance a fault's Pick sees is the first
+// message's.
+func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) error {
+	id := ""
+	if len(msgs) > 0 {
+		id = msgs[0].InstanceID
+	}
+	return s.run("SendEntityMessages", id, func() error { return s.Store.SendEntityMessages(ctx, msgs) })
+}
+
+// DeleteEntity fails as the faults say; a failed call reports that it removed nothing.
+func (s *Store) DeleteEntity(ctx context.Context, id string, updatedAt time.Time) (bool, error) {
+	var removed bool
+	err := s.run("DeleteEntity", id, func() error {
+		var err error
+		removed, err = s.Store.DeleteEntity(ctx, id, updatedAt)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return removed, nil
 }
 
 // History fails as the faults say.

@@ -47,7 +47,7 @@ ANALYZE reprise.inbox; ANALYZE reprise.tasks; ANALYZE reprise.instances;`)
 			name, sql, updated string
 			args               []any
 		}{
-			{"orchestrations", claimInstancesExceptSQL, "Update on instances",
+			{"orchestrations", claimInstancesExceptSQL[store.KindOrchestration], "Update on instances",
 				[]any{s.hub, "n", 10, epoch, micros(time.Minute), excluded, int64(1)}},
 			{"activities", claimTasksExceptSQL, "Update on tasks",
 				[]any{s.hub, "n", 10, epoch, micros(time.Minute), true, excluded, int64(1)}},

@@ -16,6 +16,7 @@ import (
 // them true, so they are delivered when (and only if) it commits:
 //
 //	o:OWNER   orchestration work for an instance sticky to OWNER; "o:" is work for anyone
+//	e:OWNER   entity work, likewise
 //	a         activity work
 //	r         leases released (a host leaving): activity work, and dead leases to look for
 //	C["id",…] changes to instances (status, output, custom status): a JSON array of their IDs
@@ -24,6 +25,7 @@ import (
 // A transaction sends each distinct payload once, and the changes of a group commit share one.
 const (
 	payloadOrchestration = "o:"
+	payloadEntity        = "e:"
 	payloadActivity      = "a"
 	payloadReleased      = "r"
 	payloadChanged       = "C"
@@ -126,6 +128,10 @@ func (s *Store) dispatch(n *pgconn.Notification) {
 		if owner := p[len(payloadOrchestration):]; owner == "" || s.isLocalOwner(owner) {
 			s.notifier.Notify(store.OrchestrationWorkKind)
 		}
+	case strings.HasPrefix(p, payloadEntity):
+		if owner := p[len(payloadEntity):]; owner == "" || s.isLocalOwner(owner) {
+			s.notifier.Notify(store.EntityWorkKind)
+		}
 	case p == payloadAllChanged:
 		s.fireAllWatches()
 	case strings.HasPrefix(p, payloadChanged):
@@ -140,11 +146,12 @@ func (s *Store) dispatch(n *pgconn.Notification) {
 	}
 }
 
-// wakeAll wakes both dispatchers and every watcher, after notifications may have been lost.
+// wakeAll wakes every dispatcher and watcher, after notifications may have been lost.
 func (s *Store) wakeAll() {
 	s.recoverAfter.Store(0)
 	s.notifier.Notify(store.OrchestrationWorkKind)
 	s.notifier.Notify(store.ActivityWorkKind)
+	s.notifier.Notify(store.EntityWorkKind)
 	s.fireAllWatches()
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -20,6 +21,9 @@ func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start s
 	if err := inst.Check(); err != nil {
 		return fmt.Errorf("postgres: create instance: %w", err)
 	}
+	if inst.Kind != store.KindOrchestration {
+		return fmt.Errorf("postgres: create instance %q: %w: CreateInstance creates orchestrations only, not a %s; an entity comes into being with its first message (SendEntityMessages)", inst.ID, store.ErrInvalidArgument, inst.Kind)
+	}
 	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
 		return fmt.Errorf("postgres: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
 	}
@@ -32,6 +36,70 @@ func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
 		return fmt.Errorf("postgres: send message: %w", err)
 	}
 	return s.do(ctx, &writeOp{kind: opSend, msg: m})
+}
+
+// SendEntityMessages delivers messages to entities in order, creating those that do not exist.
+func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) error {
+	for _, m := range msgs {
+		if err := store.CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("postgres: send entity messages: %w", err)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.do(ctx, &writeOp{kind: opSendEntities, msgs: msgs})
+}
+
+// deleteEntitySQL removes an entity that has no state, no live lease, no message and the update
+// time $3, with its history. The lock taken first (FOR UPDATE, in the same transaction) waits
+// for the transactions delivering messages to the entity, which hold a share of its key (see
+// entityMessagesSQL); the delete, a statement of its own with a new snapshot, then sees their
+// messages and keeps the entity.
+const deleteEntityLockSQL = `SELECT 1 FROM reprise.instances WHERE hub = $1 AND id = $2 AND kind = 1 FOR UPDATE`
+
+var deleteEntitySQL = `
+WITH d AS (
+	DELETE FROM reprise.instances i
+	WHERE i.hub = $1 AND i.id = $2 AND i.kind = 1 AND i.output IS NULL AND i.updated_at = $3
+		AND NOT ` + live("i") + `
+		AND NOT EXISTS (SELECT 1 FROM reprise.inbox m WHERE m.hub = $1 AND m.instance_id = $2)
+	RETURNING i.id
+),
+dh AS (DELETE FROM reprise.history h USING d WHERE h.hub = $1 AND h.instance_id = d.id)
+SELECT count(*), ` + changedSQL("$4", "SELECT id FROM d") + ` FROM d`
+
+// DeleteEntity removes an entity without state, lease or messages that was last updated at
+// updatedAt.
+func (s *Store) DeleteEntity(ctx context.Context, id string, updatedAt time.Time) (bool, error) {
+	if s.isClosed() {
+		return false, errClosed("delete entity")
+	}
+	if err := store.CheckID(id); err != nil {
+		return false, fmt.Errorf("postgres: delete entity: %w", err)
+	}
+	if updatedAt.IsZero() {
+		return false, nil // no entity was updated at the zero time
+	}
+	b := &pgx.Batch{}
+	b.Queue(deleteEntityLockSQL, s.hub, id)
+	b.Queue(deleteEntitySQL, s.hub, id, updatedAt, s.channel)
+	br := s.pool.SendBatch(ctx, b)
+	_, err := br.Exec()
+	var n int64
+	if err == nil {
+		err = br.QueryRow().Scan(&n, nil)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return false, s.dbErr(fmt.Sprintf("delete entity %q", id), err)
+	}
+	if n > 0 {
+		s.notifier.Changed(id)
+	}
+	return n > 0, nil
 }
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
@@ -108,9 +176,10 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 	EXISTS (SELECT 1 FROM reprise.hosts WHERE hub = $1 AND owner = $2 AND epoch = $3),
 	set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true)`
 
-// claimInstancesSQL leases up to $3 instances with visible messages. For each orchestrator name
-// of $6 in turn, it walks that name's messages in visible order from the oldest
-// (inbox_by_name), looks each message's instance up by key, skips those under a live lease or
+// claimInstancesSQL leases up to $3 instances of a kind (orchestrations or entities: the
+// statement of each kind is its own) with visible messages. For each name of $6 in turn, it
+// walks that name's messages of the kind in visible order from the oldest (inbox_by_kind_name),
+// looks each message's instance up by key, skips those under a live lease or
 // sticky to another live host, and stops at the limit: messages of other names are never read.
 // SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
 // epoch and $5 the lease duration in microseconds.
@@ -121,21 +190,33 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 // message.) The candidates are a MATERIALIZED CTE, read once: as a subquery the planner may
 // rescan them for each row it updates, and each rescan would skip the rows just locked and take
 // further ones.
-var claimInstancesSQL = claimInstancesQuery("$6::text[]")
+var claimInstancesSQL = [...]string{
+	store.KindOrchestration: claimInstancesQuery(store.KindOrchestration, "$6::text[]"),
+	store.KindEntity:        claimInstancesQuery(store.KindEntity, "$6::text[]"),
+}
 
-// claimInstancesExceptSQL is claimInstancesSQL for a claim of every orchestrator but those of the
-// text array $6 (store.AllNamesExcept): its names are those exceptNames finds with visible
-// messages, rotated by $7.
-var claimInstancesExceptSQL = claimInstancesQuery(exceptNames("lower(x.instance_name)", "reprise.inbox x WHERE x.hub = $1",
-	"EXISTS (SELECT 1 FROM reprise.inbox m WHERE m.hub = $1 AND lower(m.instance_name) = s.n AND m.visible_at <= now())", 6, 7))
+// claimInstancesExceptSQL is claimInstancesSQL for a claim of every name but those of the text
+// array $6 (store.AllNamesExcept): its names are those exceptNames finds with visible messages
+// of the kind, rotated by $7.
+var claimInstancesExceptSQL = [...]string{
+	store.KindOrchestration: claimInstancesQuery(store.KindOrchestration, exceptInstanceNames(store.KindOrchestration)),
+	store.KindEntity:        claimInstancesQuery(store.KindEntity, exceptInstanceNames(store.KindEntity)),
+}
 
-func claimInstancesQuery(names string) string {
+func exceptInstanceNames(kind store.Kind) string {
+	return exceptNames("lower(x.instance_name)", fmt.Sprintf("reprise.inbox x WHERE x.hub = $1 AND x.kind = %d", kind),
+		fmt.Sprintf("EXISTS (SELECT 1 FROM reprise.inbox m WHERE m.hub = $1 AND m.kind = %d AND lower(m.instance_name) = s.n AND m.visible_at <= now())", kind), 6, 7)
+}
+
+// claimInstancesQuery is the claim of instances of kind; the kind is written into the statement,
+// so that each kind's claim has a plan of its own.
+func claimInstancesQuery(kind store.Kind, names string) string {
 	return `
 WITH candidates AS MATERIALIZED (
 	SELECT c.id
 	FROM unnest(` + names + `) n CROSS JOIN LATERAL (
 		SELECT m.instance_id FROM reprise.inbox m
-		WHERE m.hub = $1 AND lower(m.instance_name) = lower(n) AND m.visible_at <= now()
+		WHERE m.hub = $1 AND m.kind = ` + strconv.Itoa(int(kind)) + ` AND lower(m.instance_name) = lower(n) AND m.visible_at <= now()
 		ORDER BY lower(m.instance_name), m.visible_at, m.id
 		OFFSET 0
 	) m CROSS JOIN LATERAL (
@@ -187,25 +268,41 @@ FROM reprise.inbox m
 WHERE m.hub = $1 AND m.instance_id = ANY($2::text[]) AND m.visible_at <= now()
 ORDER BY m.id`
 
-// ClaimOrchestrations leases up to max instances with visible messages.
+// ClaimOrchestrations leases up to max orchestration instances with visible messages.
 func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	return s.claimInstances(ctx, store.OrchestrationWorkKind, owner, names, max, leaseFor)
+}
+
+// ClaimEntities leases up to max entities with visible messages.
+func (s *Store) ClaimEntities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	return s.claimInstances(ctx, store.EntityWorkKind, owner, names, max, leaseFor)
+}
+
+// claimInstances leases up to max instances of the kind of work kind (orchestrations or
+// entities) with visible messages, and reads their messages.
+func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
 		return nil, nil
 	}
+	what := "claim " + kind.String() + " work"
 	if s.isClosed() {
-		return nil, errClosed("claim orchestrations")
+		return nil, errClosed(what)
+	}
+	instKind, turns, exceptTurns := store.KindOrchestration, &s.orchTurn, &s.orchExceptTurn
+	if kind == store.EntityWorkKind {
+		instKind, turns, exceptTurns = store.KindEntity, &s.entTurn, &s.entExceptTurn
 	}
 	var work []store.OrchestrationWork
 	var token int64
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
 		if excluded, ok := names.Except(); ok {
-			b.Queue(claimInstancesExceptSQL, s.hub, owner, max, epoch, micros(leaseFor), excluded, turn(&s.orchExceptTurn))
+			b.Queue(claimInstancesExceptSQL[instKind], s.hub, owner, max, epoch, micros(leaseFor), excluded, turn(exceptTurns))
 		} else {
-			b.Queue(claimInstancesSQL, s.hub, owner, max, epoch, micros(leaseFor), rotate(&s.orchTurn, names))
+			b.Queue(claimInstancesSQL[instKind], s.hub, owner, max, epoch, micros(leaseFor), rotate(turns, names))
 		}
 		return func(br pgx.BatchResults) error {
 			rows, err := br.Query()
@@ -224,7 +321,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		}
 	})
 	if err != nil {
-		return nil, s.dbErr("claim orchestrations", err)
+		return nil, s.dbErr(what, err)
 	}
 	if len(work) == 0 {
 		return nil, nil
@@ -237,8 +334,8 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		index[ids[i]] = i
 	}
 	fail := func(err error) ([]store.OrchestrationWork, error) {
-		s.releaseClaim(owner, token, ids)
-		return nil, s.dbErr("claim orchestrations: read messages", err)
+		s.releaseClaim(kind, owner, token, ids)
+		return nil, s.dbErr(what+": read messages", err)
 	}
 	rows, err := s.pool.Query(ctx, claimedMessagesSQL, s.hub, ids)
 	if err != nil {
@@ -268,20 +365,20 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		kept = append(kept, w)
 	}
 	if len(empty) > 0 {
-		s.releaseClaim(owner, token, empty)
+		s.releaseClaim(kind, owner, token, empty)
 	}
 	return kept, nil
 }
 
 // releaseClaim drops the lease of a claim on the instances ids, when the claim cannot be handed
-// out, and wakes the local dispatcher in case a message arrived meanwhile.
-func (s *Store) releaseClaim(owner string, token int64, ids []string) {
+// out, and wakes the local dispatcher of kind in case a message arrived meanwhile.
+func (s *Store) releaseClaim(kind store.WorkKind, owner string, token int64, ids []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, _ = s.pool.Exec(ctx, `UPDATE reprise.instances SET lease_owner = NULL, lease_epoch = 0, lease_token = 0,
 			lease_expires = '-infinity'
 		WHERE hub = $1 AND id = ANY($2::text[]) AND lease_owner = $3 AND lease_token = $4`, s.hub, ids, owner, token)
-	s.notifier.Notify(store.OrchestrationWorkKind)
+	s.notifier.Notify(kind)
 }
 
 // claimTasksSQL leases up to $3 tasks: unleased ones first, from tasks_unleased_by_name, each
@@ -473,7 +570,7 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, claims []store.Cl
 			return fmt.Errorf("postgres: renew leases of %q: a claim of %q is among them", owner, c.Lease.Owner)
 		}
 		switch c.Kind {
-		case store.OrchestrationWorkKind:
+		case store.OrchestrationWorkKind, store.EntityWorkKind:
 			instIDs, instTokens = append(instIDs, c.InstanceID), append(instTokens, c.Lease.Token)
 		case store.ActivityWorkKind:
 			taskIDs, taskTokens = append(taskIDs, c.TaskID), append(taskTokens, c.Lease.Token)
@@ -520,7 +617,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	}
 	b := &pgx.Batch{}
 	b.Queue(`DELETE FROM reprise.hosts WHERE hub = $1 AND owner = $2`, s.hub, owner)
-	b.Queue(`SELECT count(pg_notify($1, p)) FROM unnest(ARRAY['o:', 'r']) p`, s.channel)
+	b.Queue(`SELECT count(pg_notify($1, p)) FROM unnest(ARRAY['o:', 'e:', 'r']) p`, s.channel)
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return s.dbErr("release leases", err)
 	}
@@ -533,6 +630,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 	s.recoverAfter.Store(0) // the released tasks are claimable at once
 	s.notifier.Notify(store.OrchestrationWorkKind)
 	s.notifier.Notify(store.ActivityWorkKind)
+	s.notifier.Notify(store.EntityWorkKind)
 	return nil
 }
 
@@ -551,13 +649,13 @@ func checkClaim(owner string, names store.Names, max int, leaseFor time.Duration
 	return nil
 }
 
-// purgeSQL deletes finished instances (those matched by WHERE, at most $2 of them) with their
-// history, inbox and tasks.
+// purgeSQL deletes finished orchestration instances (those matched by WHERE, at most $2 of them)
+// with their history, inbox and tasks. Entities are never purged.
 const purgeSQL = `
 WITH d AS (
 	DELETE FROM reprise.instances WHERE hub = $1 AND (hub, id) IN (
-		SELECT hub, id FROM reprise.instances WHERE hub = $1 AND status IN (1, 3, 4, 5) WHERE_MORE LIMIT $2)
-		AND status IN (1, 3, 4, 5)
+		SELECT hub, id FROM reprise.instances WHERE hub = $1 AND kind = 0 AND status IN (1, 3, 4, 5) WHERE_MORE LIMIT $2)
+		AND kind = 0 AND status IN (1, 3, 4, 5)
 	RETURNING id
 ),
 dh AS (DELETE FROM reprise.history h USING d WHERE h.hub = $1 AND h.instance_id = d.id),
@@ -576,8 +674,9 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 	sql := strings.Replace(purgeSQL, "WHERE_MORE", "AND id = $3", 1)
 	b := &pgx.Batch{}
 	b.Queue(sql, s.hub, 1, id)
-	// After the delete, in the same transaction: a row left means the instance is active.
-	b.Queue(`SELECT (SELECT status FROM reprise.instances WHERE hub = $1 AND id = $2), `+changedSQL("$3", "SELECT $2::text"), s.hub, id, s.channel)
+	// After the delete, in the same transaction: a row left means the instance is active (an
+	// entity is not one PurgeInstance knows of).
+	b.Queue(`SELECT (SELECT status FROM reprise.instances WHERE hub = $1 AND id = $2 AND kind = 0), `+changedSQL("$3", "SELECT $2::text"), s.hub, id, s.channel)
 	br := s.pool.SendBatch(ctx, b)
 	var deleted []string
 	rows, err := br.Query()

@@ -65,11 +65,12 @@ type Store struct {
 	announceMu   sync.Mutex    // serializes the announcements that start an epoch (see ownerEpoch)
 	recoverAfter atomic.Int64  // unix nanoseconds: when task claims look for dead leases next
 	orchTurn     atomic.Uint64 // rotates the name a claim starts from (see rotate), one per kind
+	entTurn      atomic.Uint64
 	taskTurn     atomic.Uint64
 	// The same for claims of every name but some (see turn), whose dispatchers may run beside
 	// the others: two dispatchers claiming in alternation on one turn could each always land on
 	// the same name.
-	orchExceptTurn, taskExceptTurn atomic.Uint64
+	orchExceptTurn, entExceptTurn, taskExceptTurn atomic.Uint64
 
 	ownersMu sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of

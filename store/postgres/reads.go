@@ -19,24 +19,25 @@ import (
 // instanceColumns lists the columns scanInstance reads, of the table aliased t.
 func instanceColumns(t string) string {
 	return strings.ReplaceAll(`t.id, t.name, t.execution_id, t.parent_id, t.status, t.input, t.output, t.custom_status,
-	t.failure, t.created_at, t.updated_at, t.history_len, t.version, t.tags, t.lease_token`, "t.", t+".")
+	t.failure, t.created_at, t.updated_at, t.history_len, t.version, t.tags, t.kind, t.lease_token`, "t.", t+".")
 }
 
 // scanInstance scans instanceColumns; the lease token goes to token (nil skips it).
 func scanInstance(r pgx.Row, token *int64) (store.Instance, error) {
 	var in store.Instance
-	var status int16
+	var status, kind int16
 	var tok int64
 	if token == nil {
 		token = &tok
 	}
 	var tags pgtype.Text
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status, &in.Input, &in.Output,
-		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, &in.Version, &tags, token)
+		&in.CustomStatus, &in.Failure, &in.CreatedAt, &in.UpdatedAt, &in.HistoryLen, &in.Version, &tags, &kind, token)
 	if err != nil {
 		return in, err
 	}
 	in.Status = store.Status(status)
+	in.Kind = store.Kind(kind)
 	in.Tags, err = parseTags(tags)
 	return in, err
 }
@@ -204,6 +205,8 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	// Every query lists one kind of instance.
+	sb.WriteString(` AND i.kind = ` + arg(int16(q.Kind)))
 	if len(q.Statuses) > 0 {
 		statuses := make([]int16, len(q.Statuses))
 		for i, st := range q.Statuses {
@@ -219,6 +222,16 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 	}
 	if !q.CreatedTo.IsZero() {
 		sb.WriteString(` AND i.created_at <= ` + arg(upperBound(q.CreatedTo)))
+	}
+	if !q.UpdatedFrom.IsZero() {
+		sb.WriteString(` AND i.updated_at >= ` + arg(lowerBound(q.UpdatedFrom)))
+	}
+	if !q.UpdatedTo.IsZero() {
+		// Exclusive: below a bound with a fraction of a microsecond is below it rounded up.
+		sb.WriteString(` AND i.updated_at < ` + arg(lowerBound(q.UpdatedTo)))
+	}
+	if q.SkipTransient {
+		sb.WriteString(` AND i.output IS NOT NULL`)
 	}
 	if q.IDPrefix != "" {
 		// starts_with, not LIKE: LIKE treats % and _ as wildcards.
@@ -315,11 +328,12 @@ func upperBound(t time.Time) time.Time { return t.Truncate(time.Microsecond) }
 // unclaimedSQL counts ready work whose name is not in the text arrays $2 (orchestrators) and $3
 // (activities), as the claims match names; when $4 ($5) is true, $2 ($3) lists the names excluded
 // from a set of every name (store.AllNamesExcept), so the work counted is that of the names in
-// it. It walks every ready message and task, which is why callers run it only now and then.
+// it. Entities (kind 1) are not counted. It walks every ready message and task, which is why
+// callers run it only now and then.
 var unclaimedSQL = `
 SELECT 0, min(i.name), count(DISTINCT i.id), min(m.id)
 FROM reprise.inbox m JOIN reprise.instances i ON i.hub = m.hub AND i.id = m.instance_id
-WHERE m.hub = $1 AND m.visible_at <= now() AND NOT ` + live("i") + `
+WHERE m.hub = $1 AND m.kind = 0 AND m.visible_at <= now() AND NOT ` + live("i") + `
 	AND (` + named("i", 2) + `) = $4
 GROUP BY lower(i.name)
 UNION ALL

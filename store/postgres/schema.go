@@ -162,6 +162,18 @@ DROP INDEX reprise.tasks_unleased;
 ALTER TABLE reprise.instances ADD COLUMN version text NOT NULL DEFAULT '';
 ALTER TABLE reprise.instances ADD COLUMN tags text;
 `,
+	// 5: durable entities. An instance has a kind (0 orchestration, 1 entity), set when it is
+	// created; every row from before is an orchestration. The instances' kind is not indexed, so
+	// commits stay HOT updates. Each message keeps its instance's kind beside its name, and the
+	// index claims walk leads with the kind, so that a claim of orchestrations never reads entity
+	// messages, nor one of entities orchestration messages, even when an orchestrator and an
+	// entity share a name.
+	`
+ALTER TABLE reprise.instances ADD COLUMN kind smallint NOT NULL DEFAULT 0;
+ALTER TABLE reprise.inbox ADD COLUMN kind smallint NOT NULL DEFAULT 0;
+CREATE INDEX inbox_by_kind_name ON reprise.inbox (hub, kind, lower(instance_name), visible_at, id);
+DROP INDEX reprise.inbox_by_name;
+`,
 }
 
 // migrate brings the schema up to date. The advisory lock makes concurrent Opens of a fresh

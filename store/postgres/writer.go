@@ -43,6 +43,7 @@ const (
 	opSend
 	opEpisode
 	opComplete
+	opSendEntities
 )
 
 // writeOp is one queued write and, once applied, its outcome.
@@ -55,6 +56,7 @@ type writeOp struct {
 	ep     *store.Episode    // opEpisode
 	taskID int64             // opComplete
 	lease  store.Lease       // opComplete
+	msgs   []store.Message   // opSendEntities
 
 	err  error
 	eff  effects
@@ -65,7 +67,17 @@ type writeOp struct {
 type effects struct {
 	orchestration bool
 	activity      bool
+	entity        bool
 	changed       []string
+}
+
+// work records a wake-up for the work of an instance of kind.
+func (e *effects) work(kind store.Kind) {
+	if kind == store.KindEntity {
+		e.entity = true
+	} else {
+		e.orchestration = true
+	}
 }
 
 // do queues o for a writer and waits for its outcome. If ctx ends first, do returns ctx.Err() and
@@ -210,10 +222,11 @@ func (s *Store) runGroup(ops []*writeOp) {
 			o.err, o.eff = s.dbErr(o.kind.String(), err), effects{}
 		}
 	}
-	var orch, act bool
+	var orch, act, ent bool
 	for _, o := range live {
 		orch = orch || o.eff.orchestration
 		act = act || o.eff.activity
+		ent = ent || o.eff.entity
 		for _, id := range o.eff.changed {
 			s.notifier.Changed(id)
 		}
@@ -223,6 +236,9 @@ func (s *Store) runGroup(ops []*writeOp) {
 	}
 	if act {
 		s.notifier.Notify(store.ActivityWorkKind)
+	}
+	if ent {
+		s.notifier.Notify(store.EntityWorkKind)
 	}
 	for _, o := range live {
 		o.done <- o.err
@@ -237,6 +253,8 @@ func (k opKind) String() string {
 		return "send message"
 	case opEpisode:
 		return "commit episode"
+	case opSendEntities:
+		return "send entity messages"
 	default:
 		return "complete activity"
 	}
@@ -266,9 +284,11 @@ func (s *Store) applyGroup(ops []*writeOp) error {
 	// The commit ID of this transaction, which the later statements read with currval.
 	g.queue(`SELECT nextval('reprise.lease_tokens')`, execOnly)
 
-	var creates, episodes, completions, sends []*writeOp
+	var creates, episodes, completions, sends, entitySends []*writeOp
 	for _, o := range ops {
 		switch o.kind {
+		case opSendEntities:
+			entitySends = append(entitySends, o)
 		case opCreate:
 			creates = append(creates, o)
 		case opSend:
@@ -283,6 +303,7 @@ func (s *Store) applyGroup(ops []*writeOp) error {
 	g.queueEpisodes(episodes)
 	g.queueCompletions(completions)
 	g.queueMessages(episodes, sends)
+	g.queueEntityMessages(episodes, entitySends)
 
 	// A caller's deadline does not cut a group short: the others still wait for it.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -300,8 +321,8 @@ func (s *Store) applyGroup(ops []*writeOp) error {
 // createsSQL creates the instances of the group's CreateInstance calls that share a reuse policy
 // ($16), each with its start message. When the ID exists and the policy allows, it replaces the
 // instance: the row is reset (which breaks every lease on it) and the old history, inbox and
-// tasks are deleted. It returns, for each instance, whether it was created, and the status of
-// the instance that refused it.
+// tasks are deleted; an entity is never replaced. It returns, for each instance, whether it was
+// created, and the status and kind of the instance that refused it.
 var createsSQL = `
 WITH c AS (
 	SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::smallint[], $7::bytea[], $8::bytea[],
@@ -317,7 +338,7 @@ up AS (
 		coalesce(c.created_at, now()), coalesce(c.updated_at, c.created_at, now()), c.version, c.tags
 	FROM c ORDER BY c.ord
 	ON CONFLICT (hub, id) DO UPDATE SET ` + replaceInstanceSQL + `
-	WHERE $16::integer = 2 OR ($16::integer = 0 AND i.status IN (1, 3, 4, 5))
+	WHERE i.kind = 0 AND ($16::integer = 2 OR ($16::integer = 0 AND i.status IN (1, 3, 4, 5)))
 	RETURNING i.id, i.xmax::text <> '0' AS replaced
 ),
 old_history AS (DELETE FROM reprise.history h USING up
@@ -331,7 +352,7 @@ start AS (
 	SELECT $1, c.id, c.start_execution_id, c.start_data, coalesce(c.start_visible_at, now()), c.name
 	FROM c JOIN up ON up.id = c.id ORDER BY c.ord
 )
-SELECT c.id, up.id IS NOT NULL, s.status,
+SELECT c.id, up.id IS NOT NULL, s.status, s.kind,
 	(SELECT count(pg_notify($17, 'o:')) WHERE EXISTS (SELECT 1 FROM up)) + ` + changedSQL("$17", "SELECT id FROM up") + `
 FROM c LEFT JOIN up ON up.id = c.id
 	LEFT JOIN reprise.instances s ON s.hub = $1 AND s.id = c.id`
@@ -382,14 +403,14 @@ func (g *group) queueCreates(ops []*writeOp) {
 			for rows.Next() {
 				var id string
 				var ok bool
-				var old *int16
+				var old, oldKind *int16
 				var notified *int64
-				if err := rows.Scan(&id, &ok, &old, &notified); err != nil {
+				if err := rows.Scan(&id, &ok, &old, &oldKind, &notified); err != nil {
 					return err
 				}
 				o := byID[id]
 				if !ok {
-					o.err = refused(id, o.policy, old)
+					o.err = refused(id, o.policy, old, oldKind)
 					continue
 				}
 				o.eff.orchestration = true
@@ -402,8 +423,9 @@ func (g *group) queueCreates(ops []*writeOp) {
 }
 
 // startSQL starts a sub-orchestration for an episode: only if the parent ($17) passed its fence in
-// this transaction; like a create with ReuseIfFinished, except that when an active instance holds
-// the ID it delivers the OnConflict message ($18..$21) instead.
+// this transaction; like a create with ReuseIfFinished, except that when an active instance (or
+// an entity, whatever its status) holds the ID it delivers the OnConflict message ($18..$21)
+// instead.
 var startSQL = `
 WITH parent AS (
 	SELECT 1 WHERE EXISTS (SELECT 1 FROM reprise.instances
@@ -416,7 +438,7 @@ up AS (
 		coalesce($12::timestamptz, $11::timestamptz, now()), $22, $23
 	FROM parent
 	ON CONFLICT (hub, id) DO UPDATE SET ` + replaceInstanceSQL + `
-	WHERE i.status IN (1, 3, 4, 5)
+	WHERE i.kind = 0 AND i.status IN (1, 3, 4, 5)
 	RETURNING i.id, i.xmax::text <> '0' AS replaced
 ),
 old_history AS (DELETE FROM reprise.history WHERE hub = $1 AND instance_id = $2 AND (SELECT replaced FROM up)),
@@ -427,28 +449,33 @@ start AS (
 	SELECT $1, $2, $13, $14, coalesce($15::timestamptz, now()), $3 FROM up
 ),
 conflict AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
-	SELECT $1, $18, $19, $20, coalesce($21::timestamptz, now()), r.name FROM parent, reprise.instances r
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+	SELECT $1, $18, $19, $20, coalesce($21::timestamptz, now()), r.name, r.kind FROM parent, reprise.instances r
 	WHERE $18::text <> '' AND NOT EXISTS (SELECT 1 FROM up) AND r.hub = $1 AND r.id = $18
-	RETURNING 1
+	RETURNING kind
 )
-SELECT EXISTS (SELECT 1 FROM up), EXISTS (SELECT 1 FROM conflict),
-	(SELECT count(pg_notify($16, 'o:')) WHERE EXISTS (SELECT 1 FROM up) OR EXISTS (SELECT 1 FROM conflict))
+SELECT EXISTS (SELECT 1 FROM up), (SELECT kind FROM conflict),
+	(SELECT count(pg_notify($16, p)) FROM (SELECT 'o:' FROM up
+		UNION SELECT CASE WHEN kind = 1 THEN 'e:' ELSE 'o:' END FROM conflict) n(p))
 	+ ` + changedSQL("$16", "SELECT id FROM up")
 
 // queueStart queues the start of a sub-orchestration by the episode o.
 func (g *group) queueStart(o *writeOp, st store.Start) {
 	inst, m, c := st.Instance, st.Message, st.OnConflict
 	g.queue(startSQL, func(br pgx.BatchResults) error {
-		var created, conflict bool
+		var created bool
+		var conflict *int16
 		var notified int64
 		if err := br.QueryRow().Scan(&created, &conflict, &notified); err != nil {
 			return err
 		}
 		if created {
 			o.eff.changed = append(o.eff.changed, inst.ID)
+			o.eff.orchestration = true
 		}
-		o.eff.orchestration = o.eff.orchestration || created || conflict
+		if conflict != nil {
+			o.eff.work(store.Kind(*conflict))
+		}
 		return nil
 	}, g.s.hub, inst.ID, inst.Name, inst.ExecutionID, inst.ParentID, int16(inst.Status),
 		inst.Input, inst.Output, inst.CustomStatus, inst.Failure, ts(inst.CreatedAt), ts(inst.UpdatedAt),
@@ -456,7 +483,10 @@ func (g *group) queueStart(o *writeOp, st store.Start) {
 		o.ep.Instance.ID, c.InstanceID, c.ExecutionID, nonNil(c.Data), ts(c.VisibleAt), inst.Version, tagsText(inst.Tags))
 }
 
-func refused(id string, policy store.ReusePolicy, old *int16) error {
+func refused(id string, policy store.ReusePolicy, old, oldKind *int16) error {
+	if oldKind != nil && store.Kind(*oldKind) == store.KindEntity {
+		return fmt.Errorf("postgres: create instance %q: %w: an entity has that ID, and entities are never replaced; choose another ID", id, store.ErrInstanceExists)
+	}
 	status := "unknown"
 	if old != nil {
 		status = store.Status(*old).String()
@@ -498,7 +528,7 @@ u AS (
 		commit_id = currval('reprise.lease_tokens'), sticky_owner = e.owner
 	FROM e JOIN reprise.instances o ON o.hub = $1 AND o.id = e.id
 	WHERE i.hub = $1 AND i.id = e.id AND i.lease_token = e.token AND i.lease_owner = e.owner
-	RETURNING i.id, i.history_next, e.reset, e.appended, (o.status <> e.status OR o.output IS DISTINCT FROM e.output
+	RETURNING i.id, i.kind, i.history_next, e.reset, e.appended, (o.status <> e.status OR o.output IS DISTINCT FROM e.output
 		OR o.custom_status IS DISTINCT FROM e.custom_status) AS changed
 ),
 old_history AS (
@@ -523,7 +553,7 @@ tasks AS (
 	ORDER BY t.ord
 	RETURNING 1
 )
-SELECT u.id, u.changed, (SELECT count(*) FROM tasks),
+SELECT u.id, u.kind, u.changed, (SELECT count(*) FROM tasks),
 	EXISTS (SELECT 1 FROM reprise.inbox p WHERE p.hub = $1 AND p.instance_id = u.id AND p.visible_at <= now()
 		AND p.id <> ALL($21::bigint[])),
 	` + changedSQL("$16", "SELECT id FROM u WHERE changed") + `
@@ -596,10 +626,11 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		defer rows.Close()
 		for rows.Next() {
 			var id string
+			var kind int16
 			var changed, pending bool
 			var tasks int64
 			var notified *int64
-			if err := rows.Scan(&id, &changed, &tasks, &pending, &notified); err != nil {
+			if err := rows.Scan(&id, &kind, &changed, &tasks, &pending, &notified); err != nil {
 				return err
 			}
 			o := byID[id]
@@ -608,7 +639,9 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 				o.eff.changed = append(o.eff.changed, id)
 			}
 			o.eff.activity = o.eff.activity || tasks > 0
-			o.eff.orchestration = o.eff.orchestration || pending
+			if pending {
+				o.eff.work(store.Kind(kind))
+			}
 		}
 		return rows.Err()
 	}, g.s.hub, ids, owners, tokens, names, execs, parents, statuses, inputs, outputs, customs, failures,
@@ -625,9 +658,9 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 	}
 }
 
-// wakeSQL is the orchestration payload for a message to instance i: addressed to its sticky owner
-// while that host is alive and renewing, else to anyone.
-const wakeSQL = `'o:' || CASE WHEN EXISTS (SELECT 1 FROM reprise.hosts h WHERE h.hub = i.hub AND h.owner = i.sticky_owner
+// wakeSQL is the payload for a message to instance i, of its kind (orchestration or entity work):
+// addressed to its sticky owner while that host is alive and renewing, else to anyone.
+const wakeSQL = `CASE WHEN i.kind = 1 THEN 'e:' ELSE 'o:' END || CASE WHEN EXISTS (SELECT 1 FROM reprise.hosts h WHERE h.hub = i.hub AND h.owner = i.sticky_owner
 	AND h.renewed AND h.expires > now()) THEN i.sticky_owner ELSE '' END`
 
 // completeSQL deletes the tasks whose lease still holds and delivers their results.
@@ -642,17 +675,17 @@ done AS (
 	RETURNING t.id, t.instance_id
 ),
 ins AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
-	SELECT $1, x.instance_id, c.execution_id, c.data, coalesce(c.visible_at, now()), t.name
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+	SELECT $1, x.instance_id, c.execution_id, c.data, coalesce(c.visible_at, now()), t.name, t.kind
 	FROM c JOIN done d ON d.id = c.task_id
 	CROSS JOIN LATERAL (SELECT CASE WHEN c.instance_id = '' THEN d.instance_id ELSE c.instance_id END AS instance_id) x
 	-- The message carries its instance's name (claims by name), and goes only to an instance that
 	-- exists (the task's own does: replacing or purging an instance deletes its tasks).
 	JOIN reprise.instances t ON t.hub = $1 AND t.id = x.instance_id
 	ORDER BY c.ord
-	RETURNING instance_id
+	RETURNING instance_id, kind
 )
-SELECT d.id, (SELECT count(pg_notify($9, w.p)) FROM (
+SELECT d.id, (SELECT bool_or(kind = 1) FROM ins), (SELECT count(pg_notify($9, w.p)) FROM (
 	SELECT DISTINCT ` + wakeSQL + ` AS p FROM (SELECT DISTINCT instance_id FROM ins) t
 	JOIN reprise.instances i ON i.hub = $1 AND i.id = t.instance_id) w)
 FROM done d`
@@ -681,13 +714,15 @@ func (g *group) queueCompletions(ops []*writeOp) {
 		defer rows.Close()
 		for rows.Next() {
 			var id int64
+			var entity *bool
 			var notified *int64
-			if err := rows.Scan(&id, &notified); err != nil {
+			if err := rows.Scan(&id, &entity, &notified); err != nil {
 				return err
 			}
 			o := byTask[id]
 			o.err = nil
 			o.eff.orchestration = true
+			o.eff.entity = o.eff.entity || (entity != nil && *entity)
 		}
 		return rows.Err()
 	}, g.s.hub, taskIDs, owners, tokens, targets, execs, data, visible, g.s.channel)
@@ -703,15 +738,15 @@ WITH m AS (
 		WITH ORDINALITY AS m(instance_id, execution_id, data, visible_at, src_id, ord)
 ),
 ins AS (
-	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
-	SELECT $1, m.instance_id, m.execution_id, m.data, coalesce(m.visible_at, now()), t.name
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+	SELECT $1, m.instance_id, m.execution_id, m.data, coalesce(m.visible_at, now()), t.name, t.kind
 	FROM m JOIN reprise.instances t ON t.hub = $1 AND t.id = m.instance_id
 	WHERE (m.src_id = '' OR EXISTS (SELECT 1 FROM reprise.instances p
 			WHERE p.hub = $1 AND p.id = m.src_id AND p.commit_id = currval('reprise.lease_tokens')))
 	ORDER BY m.ord
 	RETURNING instance_id
 )
-SELECT i.id, (SELECT count(pg_notify($7, p)) FROM (SELECT ` + wakeSQL + ` AS p) n)
+SELECT i.id, i.kind, (SELECT count(pg_notify($7, p)) FROM (SELECT ` + wakeSQL + ` AS p) n)
 FROM (SELECT DISTINCT instance_id FROM ins) t JOIN reprise.instances i ON i.hub = $1 AND i.id = t.instance_id`
 
 func (g *group) queueMessages(episodes, sends []*writeOp) {
@@ -748,26 +783,128 @@ func (g *group) queueMessages(episodes, sends []*writeOp) {
 			return err
 		}
 		defer rows.Close()
-		received := make(map[string]bool)
+		received := make(map[string]store.Kind)
+		for rows.Next() {
+			var id string
+			var kind int16
+			var notified int64
+			if err := rows.Scan(&id, &kind, &notified); err != nil {
+				return err
+			}
+			received[id] = store.Kind(kind)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, o := range sends {
+			if kind, ok := received[o.msg.InstanceID]; ok {
+				o.err = nil
+				o.eff.work(kind)
+			}
+		}
+		if len(producers) > 0 {
+			for _, kind := range received {
+				producers[0].eff.work(kind)
+			}
+		}
+		return nil
+	}, g.s.hub, targets, execs, data, visible, srcs, g.s.channel)
+}
+
+// entityCreateSQL creates the entities that the group's entity messages go to and that do not
+// exist yet: running, without state, named by their IDs. Like messagesSQL, it serves episodes
+// ($3 names the producing instance) only if they passed their fence, and SendEntityMessages
+// ($3 empty) always. An ID that an orchestration holds is left alone.
+//
+// It is a statement of its own, before entityMessagesSQL: an entity created by another
+// transaction while this one waited on its key is visible only to a later statement.
+const entityCreateSQL = `
+INSERT INTO reprise.instances (hub, id, kind, name, execution_id, parent_id, status, created_at, updated_at)
+SELECT DISTINCT ON (e.id) $1, e.id, 1, e.name, '', '', 0, now(), now()
+FROM unnest($2::text[], $3::text[], $4::text[]) AS e(id, src_id, name)
+WHERE e.src_id = '' OR EXISTS (SELECT 1 FROM reprise.instances p
+	WHERE p.hub = $1 AND p.id = e.src_id AND p.commit_id = currval('reprise.lease_tokens'))
+ORDER BY e.id
+ON CONFLICT (hub, id) DO NOTHING`
+
+// entityMessagesSQL delivers the group's entity messages, in order, to the entities they go to
+// (which entityCreateSQL made sure of; a message to an ID an orchestration holds is dropped). It
+// holds a share of each entity's key until the transaction ends, so that DeleteEntity waits for
+// it and then sees the message. It returns the entities that received a message.
+const entityMessagesSQL = `
+WITH m AS (
+	SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[])
+		WITH ORDINALITY AS m(instance_id, execution_id, data, visible_at, src_id, ord)
+),
+ins AS (
+	INSERT INTO reprise.inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+	SELECT $1, m.instance_id, m.execution_id, m.data, coalesce(m.visible_at, now()), t.name, 1
+	FROM m CROSS JOIN LATERAL (SELECT t.name FROM reprise.instances t
+		WHERE t.hub = $1 AND t.id = m.instance_id AND t.kind = 1 FOR KEY SHARE) t
+	WHERE (m.src_id = '' OR EXISTS (SELECT 1 FROM reprise.instances p
+			WHERE p.hub = $1 AND p.id = m.src_id AND p.commit_id = currval('reprise.lease_tokens')))
+	ORDER BY m.ord
+	RETURNING instance_id
+)
+SELECT i.id, (SELECT count(pg_notify($7, p)) FROM (SELECT ` + wakeSQL + ` AS p) n)
+FROM (SELECT DISTINCT instance_id FROM ins) t JOIN reprise.instances i ON i.hub = $1 AND i.id = t.instance_id`
+
+// queueEntityMessages queues the entity messages of the episodes (after their other messages)
+// and of the SendEntityMessages calls, each call's in its order.
+func (g *group) queueEntityMessages(episodes, sends []*writeOp) {
+	var targets, execs, srcs, names []string
+	var data [][]byte
+	var visible []pgtype.Timestamptz
+	var producers []*writeOp
+	add := func(m store.Message, src string) {
+		name, _, _ := store.ParseEntityInstanceID(m.InstanceID)
+		targets = append(targets, m.InstanceID)
+		execs = append(execs, m.ExecutionID)
+		data = append(data, nonNil(m.Data))
+		visible = append(visible, ts(m.VisibleAt))
+		srcs = append(srcs, src)
+		names = append(names, name)
+	}
+	for _, o := range episodes {
+		for _, m := range o.ep.EntityMessages {
+			add(m, o.ep.Instance.ID)
+		}
+		if len(o.ep.EntityMessages) > 0 {
+			producers = append(producers, o)
+		}
+	}
+	for _, o := range sends {
+		for _, m := range o.msgs {
+			add(m, "")
+		}
+	}
+	if len(targets) == 0 {
+		return
+	}
+	g.queue(entityCreateSQL, execOnly, g.s.hub, targets, srcs, names)
+	g.queue(entityMessagesSQL, func(br pgx.BatchResults) error {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		received := false
 		for rows.Next() {
 			var id string
 			var notified int64
 			if err := rows.Scan(&id, &notified); err != nil {
 				return err
 			}
-			received[id] = true
+			received = true
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		for _, o := range sends {
-			if received[o.msg.InstanceID] {
-				o.err = nil
-				o.eff.orchestration = true
+		if received {
+			// Whichever operations' messages arrived, one local wake-up serves them all.
+			for _, o := range append(producers, sends...) {
+				o.eff.entity = true
 			}
-		}
-		if len(received) > 0 && len(producers) > 0 {
-			producers[0].eff.orchestration = true
 		}
 		return nil
 	}, g.s.hub, targets, execs, data, visible, srcs, g.s.channel)

@@ -19,16 +19,21 @@ func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start s
 	if err := inst.Check(); err != nil {
 		return fmt.Errorf("sqlite: create instance: %w", err)
 	}
+	if inst.Kind != store.KindOrchestration {
+		return fmt.Errorf("sqlite: create instance %q: %w: CreateInstance creates orchestrations only, not a %s; an entity comes into being with its first message (SendEntityMessages)", inst.ID, store.ErrInvalidArgument, inst.Kind)
+	}
 	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
 		return fmt.Errorf("sqlite: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
 	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
-		status, exists, err := w.status(inst.ID)
+		status, kind, exists, err := w.status(inst.ID)
 		if err != nil {
 			return err
 		}
 		if exists {
 			switch {
+			case kind == store.KindEntity:
+				return fmt.Errorf("sqlite: create instance %q: %w: an entity has that ID, and entities are never replaced; choose another ID", inst.ID, store.ErrInstanceExists)
 			case policy == store.ReuseNever:
 				return fmt.Errorf("sqlite: create instance %q: %w (status %s; the reuse policy forbids replacing it)", inst.ID, store.ErrInstanceExists, status)
 			case policy == store.ReuseIfFinished && status.Active():
@@ -53,16 +58,78 @@ func (s *Store) SendMessage(ctx context.Context, m store.Message) error {
 		return fmt.Errorf("sqlite: send message: %w", err)
 	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
-		ok, err := w.insertMsg(m)
+		kind, ok, err := w.insertMsg(m)
 		if err != nil {
 			return err
 		}
 		if !ok {
 			return fmt.Errorf("sqlite: send message to %q: %w", m.InstanceID, store.ErrNotFound)
 		}
-		eff.orchestration = true
+		eff.work(kind)
 		return nil
 	})
+}
+
+// SendEntityMessages delivers messages to entities in order, creating those that do not exist.
+func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) error {
+	for _, m := range msgs {
+		if err := store.CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("sqlite: send entity messages: %w", err)
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return s.do(ctx, func(w *writer, eff *effects) error {
+		return w.sendEntityMessages(msgs, eff)
+	})
+}
+
+// sendEntityMessages creates the entities msgs go to that do not exist yet and delivers msgs to
+// them in order. A message to an ID that an orchestration holds is dropped, as a message to an
+// instance that does not exist is.
+func (w *writer) sendEntityMessages(msgs []store.Message, eff *effects) error {
+	for _, m := range msgs {
+		name, _, _ := store.ParseEntityInstanceID(m.InstanceID)
+		if _, err := w.insertEntity.ExecContext(w.ctx, w.hub, m.InstanceID, name, w.now); err != nil {
+			return err
+		}
+		ok, err := w.insertMsgOf(store.KindEntity, m)
+		if err != nil {
+			return err
+		}
+		eff.entity = eff.entity || ok
+	}
+	return nil
+}
+
+// DeleteEntity removes an entity without state, lease or messages that was last updated at
+// updatedAt.
+func (s *Store) DeleteEntity(ctx context.Context, id string, updatedAt time.Time) (bool, error) {
+	if err := store.CheckID(id); err != nil {
+		return false, fmt.Errorf("sqlite: delete entity: %w", err)
+	}
+	var removed bool
+	err := s.do(ctx, func(w *writer, eff *effects) error {
+		r, err := w.deleteEntity.ExecContext(w.ctx, w.hub, id, w.now, toNanos(updatedAt))
+		if err != nil {
+			return err
+		}
+		n, err := r.RowsAffected()
+		if err != nil || n == 0 {
+			return err
+		}
+		if _, err := w.deleteHistory.ExecContext(w.ctx, w.hub, id); err != nil {
+			return err
+		}
+		removed = true
+		eff.changed = append(eff.changed, id)
+		return nil
+	})
+	if err != nil {
+		return false, fmt.Errorf("sqlite: delete entity %q: %w", id, err)
+	}
+	return removed, nil
 }
 
 // RewindInstance sets a Failed instance Running and delivers the rewind command; see store.Store.
@@ -72,7 +139,7 @@ func (s *Store) RewindInstance(ctx context.Context, id string, m store.Message) 
 	}
 	m.InstanceID = id
 	return s.do(ctx, func(w *writer, eff *effects) error {
-		status, exists, err := w.status(id)
+		status, _, exists, err := w.status(id)
 		if err != nil {
 			return err
 		}
@@ -86,7 +153,7 @@ func (s *Store) RewindInstance(ctx context.Context, id string, m store.Message) 
 			WHERE hub = ?1 AND id = ?2`, w.hub, id, int(store.StatusRunning), w.now); err != nil {
 			return err
 		}
-		if _, err := w.insertMsg(m); err != nil {
+		if _, _, err := w.insertMsg(m); err != nil {
 			return err
 		}
 		eff.orchestration = true
@@ -101,11 +168,11 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 		return fmt.Errorf("sqlite: purge: %w", err)
 	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
-		status, exists, err := w.status(id)
+		status, kind, exists, err := w.status(id)
 		if err != nil {
 			return err
 		}
-		if !exists {
+		if !exists || kind != store.KindOrchestration {
 			return fmt.Errorf("sqlite: purge %q: %w", id, store.ErrNotFound)
 		}
 		if status.Active() {
@@ -141,7 +208,7 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 			}
 		}
 	}
-	where := `hub = ? AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+	where := `hub = ? AND kind = 0 AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
 	args := append([]any{s.hub}, statuses...)
 	if !f.CreatedFrom.IsZero() {
 		where += ` AND created_at >= ?`
@@ -184,24 +251,36 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 	return n, nil
 }
 
-// ClaimOrchestrations leases up to max instances with visible messages.
+// ClaimOrchestrations leases up to max orchestration instances with visible messages.
 func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	return s.claimInstances(ctx, store.OrchestrationWorkKind, owner, names, max, leaseFor)
+}
+
+// ClaimEntities leases up to max entities with visible messages.
+func (s *Store) ClaimEntities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
+	return s.claimInstances(ctx, store.EntityWorkKind, owner, names, max, leaseFor)
+}
+
+// claimInstances leases up to max instances of the kind of work kind (orchestrations or
+// entities) with visible messages: one statement for both kinds, the kind a parameter.
+func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	if err := checkClaim(owner, names, max, leaseFor); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
 		return nil, nil
 	}
+	instKind := instanceKind(kind)
 	var work []store.OrchestrationWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
-		namesJSON, found, err := w.claimNames(store.OrchestrationWorkKind, names)
+		namesJSON, found, err := w.claimNames(kind, names)
 		if err != nil || !found {
 			return err
 		}
 		lease := store.Lease{Owner: owner, Token: w.token()}
 		w.claimStatements++
-		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON)
+		rows, err := w.claimInstances.QueryContext(w.ctx, w.hub, owner, lease.Token, w.now+int64(leaseFor), w.now, max, namesJSON, int(instKind))
 		if err != nil {
 			return err
 		}
@@ -241,7 +320,7 @@ func (s *Store) ClaimOrchestrations(ctx context.Context, owner string, names sto
 		return rows.Close()
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim orchestrations: %w", err)
+		return nil, fmt.Errorf("sqlite: claim %s work: %w", kind, err)
 	}
 	slices.SortFunc(work, func(a, b store.OrchestrationWork) int { return strings.Compare(a.Instance.ID, b.Instance.ID) })
 	return work, nil
@@ -311,11 +390,16 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			if m.InstanceID == "" {
 				m.InstanceID = id
 			}
-			ok, err := w.insertMsg(m)
+			kind, ok, err := w.insertMsg(m)
 			if err != nil {
 				return err
 			}
-			eff.orchestration = eff.orchestration || ok
+			if ok {
+				eff.work(kind)
+			}
+		}
+		if err := w.sendEntityMessages(e.EntityMessages, eff); err != nil {
+			return err
 		}
 		for _, t := range e.Tasks {
 			if t.InstanceID == "" {
@@ -329,14 +413,22 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			}
 			eff.activity = true
 		}
-		if !eff.orchestration {
+		woken := eff.orchestration
+		if in.Kind == store.KindEntity {
+			woken = eff.entity
+		}
+		if !woken {
 			// Messages that arrived during the episode make the instance claimable again now
-			// that the lease is gone; their own wake-up was absorbed while it was leased.
-			var pending bool
+			// that the lease is gone; their own wake-up was absorbed while it was leased. The
+			// messages carry the instance's kind, which says whose work it is. (The episode's
+			// Instance.Kind, as claimed, only spares the read when that work is woken anyway.)
+			var pending int
 			if err := w.hasVisible.QueryRowContext(w.ctx, w.hub, id, w.now).Scan(&pending); err != nil {
 				return err
 			}
-			eff.orchestration = pending
+			if pending >= 0 {
+				eff.work(store.Kind(pending))
+			}
 		}
 		return nil
 	})
@@ -348,17 +440,20 @@ func (w *writer) start(st store.Start, eff *effects) error {
 	if id == "" {
 		return errors.New("sqlite: commit episode: start of a sub-orchestration with an empty instance ID")
 	}
-	status, exists, err := w.status(id)
+	status, kind, exists, err := w.status(id)
 	if err != nil {
 		return err
 	}
-	if exists && status.Active() {
+	// An entity's ID is never taken over, whatever its status says.
+	if exists && (status.Active() || kind != store.KindOrchestration) {
 		if st.OnConflict.InstanceID != "" {
-			ok, err := w.insertMsg(st.OnConflict)
+			kind, ok, err := w.insertMsg(st.OnConflict)
 			if err != nil {
 				return err
 			}
-			eff.orchestration = eff.orchestration || ok
+			if ok {
+				eff.work(kind)
+			}
 		}
 		return nil
 	}
@@ -427,11 +522,13 @@ func (s *Store) CompleteActivity(ctx context.Context, taskID int64, lease store.
 		if result.InstanceID == "" {
 			result.InstanceID = instanceID
 		}
-		ok, err := w.insertMsg(result)
+		kind, ok, err := w.insertMsg(result)
 		if err != nil {
 			return err
 		}
-		eff.orchestration = ok
+		if ok {
+			eff.work(kind)
+		}
 		return nil
 	})
 }
@@ -468,7 +565,7 @@ func (s *Store) RenewLeases(ctx context.Context, owner string, claims []store.Cl
 // claimStmt picks the statement for the claim's kind and the key it binds as ?2.
 func (w *writer) claimStmt(c store.Claim, instance, task *sql.Stmt) (*sql.Stmt, any, error) {
 	switch c.Kind {
-	case store.OrchestrationWorkKind:
+	case store.OrchestrationWorkKind, store.EntityWorkKind:
 		return instance, c.InstanceID, nil
 	case store.ActivityWorkKind:
 		return task, c.TaskID, nil
@@ -487,7 +584,7 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 			return fmt.Errorf("sqlite: release leases: %w", err)
 		}
 		if n, _ := r.RowsAffected(); n > 0 {
-			eff.orchestration = true
+			eff.orchestration, eff.entity = true, true
 		}
 		r, err = w.releaseTasks.ExecContext(w.ctx, w.hub, owner)
 		if err != nil {
@@ -507,9 +604,16 @@ func (s *Store) ReleaseLeases(ctx context.Context, owner string) error {
 // (readyTaskNames) finds with work, rotated in turn: a claim of them takes what a claim of every
 // name but the excluded ones would.
 func (w *writer) claimNames(kind store.WorkKind, names store.Names) (string, bool, error) {
+	// The instance claims bind the kind of instance as ?4; the task claims have none.
 	turns, exceptTurn, anyWork, ready := &w.orchNames, &w.orchExcept, w.anyClaimable, w.readyNames
-	if kind == store.ActivityWorkKind {
+	args := []any{w.hub, w.now, nil, int(store.KindOrchestration)}
+	switch kind {
+	case store.EntityWorkKind:
+		turns, exceptTurn = &w.entNames, &w.entExcept
+		args[3] = int(store.KindEntity)
+	case store.ActivityWorkKind:
 		turns, exceptTurn, anyWork, ready = &w.taskNames, &w.taskExcept, w.anyTask, w.readyTaskNames
+		args = args[:3]
 	}
 	excluded, except := names.Except()
 	if !except {
@@ -517,8 +621,9 @@ func (w *writer) claimNames(kind store.WorkKind, names store.Names) (string, boo
 		if err != nil {
 			return "", false, err
 		}
+		args[2] = namesJSON
 		var found bool
-		if err := anyWork.QueryRowContext(w.ctx, w.hub, w.now, namesJSON).Scan(&found); err != nil || !found {
+		if err := anyWork.QueryRowContext(w.ctx, args...).Scan(&found); err != nil || !found {
 			return "", false, err
 		}
 		return namesJSON, true, nil
@@ -527,7 +632,8 @@ func (w *writer) claimNames(kind store.WorkKind, names store.Names) (string, boo
 	if err != nil {
 		return "", false, err
 	}
-	rows, err := ready.QueryContext(w.ctx, w.hub, w.now, excludedJSON)
+	args[2] = excludedJSON
+	rows, err := ready.QueryContext(w.ctx, args...)
 	if err != nil {
 		return "", false, err
 	}
@@ -615,16 +721,26 @@ func checkClaim(owner string, names store.Names, max int, leaseFor time.Duration
 	return nil
 }
 
-func (w *writer) status(id string) (store.Status, bool, error) {
-	var st int
-	err := w.getStatus.QueryRowContext(w.ctx, w.hub, id).Scan(&st)
+// status returns the status and kind of the instance id, and whether it exists.
+func (w *writer) status(id string) (store.Status, store.Kind, bool, error) {
+	var st, kind int
+	err := w.getStatus.QueryRowContext(w.ctx, w.hub, id).Scan(&st, &kind)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
-	return store.Status(st), true, nil
+	return store.Status(st), store.Kind(kind), true, nil
+}
+
+// instanceKind is the kind of instance whose work kind is: entities for EntityWorkKind, else
+// orchestrations.
+func instanceKind(kind store.WorkKind) store.Kind {
+	if kind == store.EntityWorkKind {
+		return store.KindEntity
+	}
+	return store.KindOrchestration
 }
 
 // deleteAll removes an instance with its history, inbox and tasks. Deleting the row also breaks
@@ -653,7 +769,7 @@ func (w *writer) createInstance(inst store.Instance, start store.Message) error 
 		return err
 	}
 	start.InstanceID = inst.ID
-	_, err := w.insertMsg(start)
+	_, err := w.insertMsgOf(store.KindOrchestration, start)
 	return err
 }
 
@@ -682,13 +798,27 @@ func parseTags(col sql.NullString) (map[string]string, error) {
 	return tags, nil
 }
 
-// insertMsg adds m to its instance's inbox and reports false when that instance does not exist.
-func (w *writer) insertMsg(m store.Message) (bool, error) {
+// insertMsg adds m to its instance's inbox and returns the instance's kind, or false when that
+// instance does not exist. It tries an orchestration first, the common case, so that a message
+// to an orchestration costs one statement.
+func (w *writer) insertMsg(m store.Message) (store.Kind, bool, error) {
+	for _, kind := range [...]store.Kind{store.KindOrchestration, store.KindEntity} {
+		ok, err := w.insertMsgOf(kind, m)
+		if err != nil || ok {
+			return kind, ok, err
+		}
+	}
+	return 0, false, nil
+}
+
+// insertMsgOf adds m to its instance's inbox if that instance is of kind, and reports whether it
+// did.
+func (w *writer) insertMsgOf(kind store.Kind, m store.Message) (bool, error) {
 	data := m.Data
 	if data == nil {
 		data = []byte{}
 	}
-	r, err := w.insertMessage.ExecContext(w.ctx, w.hub, m.InstanceID, m.ExecutionID, data, toNanos(m.VisibleAt))
+	r, err := w.insertMessage.ExecContext(w.ctx, w.hub, m.InstanceID, m.ExecutionID, data, toNanos(m.VisibleAt), int(kind))
 	if err != nil {
 		return false, err
 	}
@@ -707,16 +837,17 @@ type scanner interface{ Scan(dest ...any) error }
 
 func scanInstance(r scanner) (store.Instance, error) {
 	var in store.Instance
-	var status int
+	var status, kind int
 	var created, updated int64
 	var tags sql.NullString
 	err := r.Scan(&in.ID, &in.Name, &in.ExecutionID, &in.ParentID, &status,
 		&in.Input, &in.Output, &in.CustomStatus, &in.Failure, &created, &updated, &in.HistoryLen,
-		&in.Version, &tags)
+		&in.Version, &tags, &kind)
 	if err != nil {
 		return in, err
 	}
 	in.Status = store.Status(status)
+	in.Kind = store.Kind(kind)
 	in.CreatedAt = fromNanos(created)
 	in.UpdatedAt = fromNanos(updated)
 	in.Tags, err = parseTags(tags)

@@ -139,7 +139,9 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 // filter appends the conditions of q (all but its continuation token) to a WHERE clause that
 // already holds hub = ?, and returns the arguments, the hub's first.
 func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
-	args := []any{s.hub}
+	// Every query lists one kind of instance.
+	sb.WriteString(` AND kind = ?`)
+	args := []any{s.hub, int(q.Kind)}
 	if len(q.Statuses) > 0 {
 		sb.WriteString(` AND status IN (?` + strings.Repeat(`, ?`, len(q.Statuses)-1) + `)`)
 		for _, st := range q.Statuses {
@@ -157,6 +159,17 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 	if !q.CreatedTo.IsZero() {
 		sb.WriteString(` AND created_at <= ?`)
 		args = append(args, q.CreatedTo.UnixNano())
+	}
+	if !q.UpdatedFrom.IsZero() {
+		sb.WriteString(` AND updated_at >= ?`)
+		args = append(args, q.UpdatedFrom.UnixNano())
+	}
+	if !q.UpdatedTo.IsZero() {
+		sb.WriteString(` AND updated_at < ?`)
+		args = append(args, q.UpdatedTo.UnixNano())
+	}
+	if q.SkipTransient {
+		sb.WriteString(` AND output IS NOT NULL`)
 	}
 	if q.IDPrefix != "" {
 		// Compare bytes, not LIKE: LIKE is case-insensitive and treats % and _ as wildcards.
@@ -238,12 +251,12 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 // unclaimedSQL counts ready work whose name is not in the JSON arrays ?3 (orchestrators) and ?4
 // (activities), as the claims match names (NOCASE); when ?5 (?6) is 1, ?3 (?4) lists the names
 // excluded from a set of every name (store.AllNamesExcept), so the work counted is that of the
-// names in it. It walks every ready message and task, which is why callers run it only now and
-// then.
+// names in it. Entities (kind 1) are not counted. It walks every ready message and task, which
+// is why callers run it only now and then.
 const unclaimedSQL = `
 SELECT 0, min(m.instance_name), count(DISTINCT m.instance_id), min(m.id)
-FROM inbox m INDEXED BY inbox_by_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
-WHERE m.hub = ?1 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
+FROM inbox m INDEXED BY inbox_by_kind_name JOIN instances i ON i.hub = m.hub AND i.id = m.instance_id
+WHERE m.hub = ?1 AND m.kind = 0 AND m.visible_at <= ?2 AND i.lease_expires <= ?2
 	AND (m.instance_name IN (SELECT value FROM json_each(?3))) = ?5
 GROUP BY m.instance_name
 UNION ALL

@@ -112,6 +112,17 @@ CREATE INDEX tasks_by_name ON tasks (hub, name COLLATE NOCASE, lease_expires, id
 ALTER TABLE instances ADD COLUMN version TEXT NOT NULL DEFAULT '';
 ALTER TABLE instances ADD COLUMN tags TEXT;
 `,
+	// 5: durable entities. An instance has a kind (0 orchestration, 1 entity), set when it is
+	// created; every row from before is an orchestration. Each message keeps its instance's kind
+	// beside its name, and the index claims walk leads with the kind, so that a claim of
+	// orchestrations never reads entity messages, nor one of entities orchestration messages,
+	// even when an orchestrator and an entity share a name.
+	`
+ALTER TABLE instances ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE inbox ADD COLUMN kind INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX inbox_by_kind_name ON inbox (hub, kind, instance_name, visible_at);
+DROP INDEX inbox_by_name;
+`,
 }
 
 // migrate brings the schema up to date in one immediate transaction, so two processes opening

@@ -439,16 +439,17 @@ func TestClaimAllExceptPlans(t *testing.T) {
 	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
 	for _, tc := range []struct {
 		name, query string
+		kind        []any // the instance kind, for readyNames
 		seeks       []string
 	}{
-		{"readyNames", readyNamesSQL, []string{"inbox_by_name (hub=? AND instance_name>?)",
-			"inbox_by_name (hub=? AND instance_name=? AND visible_at<?)", "(hub=? AND id=?)"}},
-		{"readyTaskNames", readyTaskNamesSQL, []string{"tasks_by_name (hub=? AND name>?)",
+		{"readyNames", readyNamesSQL, []any{int(store.KindOrchestration)}, []string{"inbox_by_kind_name (hub=? AND kind=? AND instance_name>?)",
+			"inbox_by_kind_name (hub=? AND kind=? AND instance_name=? AND visible_at<?)", "(hub=? AND id=?)"}},
+		{"readyTaskNames", readyTaskNamesSQL, nil, []string{"tasks_by_name (hub=? AND name>?)",
 			"tasks_by_name (hub=? AND name=? AND lease_expires<?)"}},
 	} {
 		var plan []string
 		err := s.do(ctx, func(w *writer, eff *effects) error {
-			rows, err := w.conn.QueryContext(w.ctx, "EXPLAIN QUERY PLAN "+tc.query, w.hub, w.now, `["excluded"]`)
+			rows, err := w.conn.QueryContext(w.ctx, "EXPLAIN QUERY PLAN "+tc.query, append([]any{w.hub, w.now, `["excluded"]`}, tc.kind...)...)
 			if err != nil {
 				return err
 			}

@@ -30,7 +30,17 @@ type op struct {
 type effects struct {
 	orchestration bool
 	activity      bool
+	entity        bool
 	changed       []string
+}
+
+// work records a wake-up for the work of an instance of kind.
+func (e *effects) work(kind store.Kind) {
+	if kind == store.KindEntity {
+		e.entity = true
+	} else {
+		e.orchestration = true
+	}
 }
 
 // do queues fn for the writer and waits for its outcome. If ctx ends first, do returns ctx.Err()
@@ -169,10 +179,11 @@ func (s *Store) runBatch(batch []*op) {
 		return
 	}
 	// Durable now: wake dispatchers and watchers, then answer.
-	var orch, act bool
+	var orch, act, ent bool
 	for _, o := range batch {
 		orch = orch || o.eff.orchestration
 		act = act || o.eff.activity
+		ent = ent || o.eff.entity
 		for _, id := range o.eff.changed {
 			s.notifier.Changed(id)
 		}
@@ -182,6 +193,9 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if act {
 		s.notifier.Notify(store.ActivityWorkKind)
+	}
+	if ent {
+		s.notifier.Notify(store.EntityWorkKind)
 	}
 	for _, o := range batch {
 		o.done <- o.err
@@ -202,19 +216,19 @@ type writer struct {
 	// now (see setSync).
 	durable, synced bool
 
-	// orchNames and taskNames rotate the name a claim starts from (see nameTurns), one per
-	// kind: a shared turn, advanced by the two dispatchers in alternation, could always land on
-	// the same name for one kind. orchExcept and taskExcept do the same for claims of every name
-	// but some (store.AllNamesExcept), whose dispatchers may run beside the others.
-	orchNames, taskNames   nameTurns
-	orchExcept, taskExcept uint
+	// orchNames, entNames and taskNames rotate the name a claim starts from (see nameTurns),
+	// one per kind: a shared turn, advanced by the dispatchers in alternation, could always land
+	// on the same name for one kind. orchExcept, entExcept and taskExcept do the same for claims
+	// of every name but some (store.AllNamesExcept), whose dispatchers may run beside the others.
+	orchNames, entNames, taskNames     nameTurns
+	orchExcept, entExcept, taskExcept uint
 	// claimStatements counts the claim statements run, for a test: one per claim that found
 	// work, however many names it lists.
 	claimStatements int
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
-	commitInstance, hasVisible                                                         *sql.Stmt
+	commitInstance, hasVisible, insertEntity, deleteEntity                             *sql.Stmt
 	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
 	readyNames, readyTaskNames                                                         *sql.Stmt
 	renewInstance, renewTask, releaseInstances, releaseTasks                           *sql.Stmt
@@ -222,27 +236,28 @@ type writer struct {
 	all []*sql.Stmt
 }
 
-const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len, version, tags`
+const instanceColumns = `id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, history_len, version, tags, kind`
 
 // readyNames and readyTaskNames are the conditions of a claim of every name but those of
 // the JSON array ?3 (store.AllNamesExcept): they list the names, as stored (one casing of
-// each), that have claimable work, and the claim then takes those names as a claim of
-// them would. They step through the distinct names of inbox_by_name (tasks_by_name), one
+// each), that have claimable work (of instances of kind ?4), and the claim then takes those
+// names as a claim of them would. They step through the distinct names of inbox_by_kind_name
+// (tasks_by_name), one
 // seek each, skip the excluded ones, and look for ready work of the rest as
 // anyClaimable (anyTask) does: so a claim reads a few index entries per name, whatever
 // the backlog of the excluded names (names that another dispatcher of the same process
 // serves), and finding no work costs as many seeks as the inbox (tasks) has names.
 const (
 	readyNamesSQL = `WITH RECURSIVE seen(name) AS (
-		SELECT (SELECT instance_name FROM inbox INDEXED BY inbox_by_name WHERE hub = ?1 ORDER BY instance_name LIMIT 1)
+		SELECT (SELECT instance_name FROM inbox INDEXED BY inbox_by_kind_name WHERE hub = ?1 AND kind = ?4 ORDER BY instance_name LIMIT 1)
 		UNION ALL
-		SELECT (SELECT m.instance_name FROM inbox m INDEXED BY inbox_by_name
-			WHERE m.hub = ?1 AND m.instance_name > s.name ORDER BY m.instance_name LIMIT 1)
+		SELECT (SELECT m.instance_name FROM inbox m INDEXED BY inbox_by_kind_name
+			WHERE m.hub = ?1 AND m.kind = ?4 AND m.instance_name > s.name ORDER BY m.instance_name LIMIT 1)
 		FROM seen s WHERE s.name IS NOT NULL)
 	SELECT s.name FROM seen s
 	WHERE s.name IS NOT NULL AND s.name COLLATE NOCASE NOT IN (SELECT value FROM json_each(?3))
-		AND EXISTS (SELECT 1 FROM inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
-			WHERE m.hub = ?1 AND m.instance_name = s.name AND m.visible_at <= ?2
+		AND EXISTS (SELECT 1 FROM inbox m INDEXED BY inbox_by_kind_name CROSS JOIN instances i
+			WHERE m.hub = ?1 AND m.kind = ?4 AND m.instance_name = s.name AND m.visible_at <= ?2
 				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`
 	readyTaskNamesSQL = `WITH RECURSIVE seen(name) AS (
 		SELECT (SELECT name FROM tasks INDEXED BY tasks_by_name WHERE hub = ?1 ORDER BY name COLLATE NOCASE LIMIT 1)
@@ -270,7 +285,7 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.rollbackTo, `ROLLBACK TO op`},
 		{&w.release, `RELEASE op`},
 
-		{&w.getStatus, `SELECT status FROM instances WHERE hub = ?1 AND id = ?2`},
+		{&w.getStatus, `SELECT status, kind FROM instances WHERE hub = ?1 AND id = ?2`},
 		{&w.insertInstance, `INSERT INTO instances (hub, id, name, execution_id, parent_id, status, input, output, custom_status, failure, created_at, updated_at, version, tags)
 			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)`},
 		{&w.deleteInstance, `DELETE FROM instances WHERE hub = ?1 AND id = ?2`},
@@ -279,9 +294,17 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.deleteTasks, `DELETE FROM tasks WHERE hub = ?1 AND instance_id = ?2`},
 		// Messages to instances that do not exist are dropped, as Durable Functions drops events
 		// raised to unknown instances; rows affected tells the caller which happened.
-		// The message carries its instance's orchestrator name, for claims by name.
-		{&w.insertMessage, `INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at, instance_name)
-			SELECT ?1, ?2, ?3, ?4, ?5, name FROM instances WHERE hub = ?1 AND id = ?2`},
+		// The message carries its instance's name and kind, for claims by kind and name. It goes
+		// only to an instance of kind ?6: insertMsg tries orchestrations first, the common case, so
+		// that it knows which kind of work it made without reading the row again.
+		{&w.insertMessage, `INSERT INTO inbox (hub, instance_id, execution_id, data, visible_at, instance_name, kind)
+			SELECT ?1, ?2, ?3, ?4, ?5, name, kind FROM instances WHERE hub = ?1 AND id = ?2 AND kind = ?6`},
+		// An entity comes into being with its first message: running, without state.
+		{&w.insertEntity, `INSERT INTO instances (hub, id, kind, name, execution_id, parent_id, status, created_at, updated_at)
+			VALUES (?1, ?2, 1, ?3, '', '', 0, ?4, ?4) ON CONFLICT (hub, id) DO NOTHING`},
+		{&w.deleteEntity, `DELETE FROM instances WHERE hub = ?1 AND id = ?2 AND kind = 1 AND output IS NULL
+				AND lease_expires <= ?3 AND updated_at = ?4
+				AND NOT EXISTS (SELECT 1 FROM inbox INDEXED BY inbox_by_instance WHERE hub = ?1 AND instance_id = ?2)`},
 		// idx is the instance's new history length, just set by commitInstance, minus ?3: an
 		// episode's n chunks pass ?3 = n, n-1, ..., 1.
 		{&w.insertHistory, `INSERT INTO history (hub, instance_id, idx, data)
@@ -297,15 +320,18 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},
-		{&w.hasVisible, `SELECT EXISTS (SELECT 1 FROM inbox INDEXED BY inbox_by_instance WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?3)`},
+		// The kind of a visible message of the instance (which is its instance's), or -1 for none.
+		{&w.hasVisible, `SELECT coalesce((SELECT kind FROM inbox INDEXED BY inbox_by_instance
+			WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?3 LIMIT 1), -1)`},
 		// anyClaimable and anyTask are the claims' conditions alone. Dispatchers often find no
 		// work, and this read says so at a fraction of the cost of a claim that updates nothing
 		// (which still opens its temporary tables and statement journal).
 		//
-		// ?3 is the claimer's names as a JSON array: one seek into inbox_by_name (tasks_by_name)
-		// per name, so work of other names is never read. CROSS JOIN keeps the names outermost.
-		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
-			WHERE m.hub = ?1 AND m.instance_name = n.value AND m.visible_at <= ?2
+		// ?3 is the claimer's names as a JSON array: one seek into inbox_by_kind_name
+		// (tasks_by_name) per name and the kind ?4 of instances claimed, so work of other names
+		// and of the other kind is never read. CROSS JOIN keeps the names outermost.
+		{&w.anyClaimable, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN inbox m INDEXED BY inbox_by_kind_name CROSS JOIN instances i
+			WHERE m.hub = ?1 AND m.kind = ?4 AND m.instance_name = n.value AND m.visible_at <= ?2
 				AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?2)`},
 		{&w.anyTask, `SELECT EXISTS (SELECT 1 FROM json_each(?3) n CROSS JOIN tasks t INDEXED BY tasks_by_name
 			WHERE t.hub = ?1 AND t.name = n.value COLLATE NOCASE AND t.lease_expires <= ?2)`},
@@ -324,8 +350,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		// unary plus makes the limit an expression evaluated at run time; the plan is the same.
 		{&w.claimInstances, `UPDATE instances SET lease_owner = ?2, lease_token = ?3, lease_expires = ?4
 			WHERE hub = ?1 AND id IN (
-				SELECT DISTINCT m.instance_id FROM json_each(?7) n CROSS JOIN inbox m INDEXED BY inbox_by_name CROSS JOIN instances i
-				WHERE m.hub = ?1 AND m.instance_name = n.value AND m.visible_at <= ?5
+				SELECT DISTINCT m.instance_id FROM json_each(?7) n CROSS JOIN inbox m INDEXED BY inbox_by_kind_name CROSS JOIN instances i
+				WHERE m.hub = ?1 AND m.kind = ?8 AND m.instance_name = n.value AND m.visible_at <= ?5
 					AND i.hub = m.hub AND i.id = m.instance_id AND i.lease_expires <= ?5
 				LIMIT +?6)
 			RETURNING ` + instanceColumns},
