@@ -693,7 +693,7 @@ func TestClientData(t *testing.T) {
 
 	noKey := New(Options{Backend: seeded()}).ClientData("http://localhost:7071")
 	if noKey.CreationURLs.CreateNewInstancePostURI != "http://localhost:7071"+WebhookBase+"/orchestrators/{functionName}[/{instanceId}]" ||
-		noKey.RequiredQueryStringParameters != "" || !strings.HasSuffix(noKey.RPCBaseURL, "/durabletask/") ||
+		noKey.RequiredQueryStringParameters != "taskHub=TestHub" || !strings.HasSuffix(noKey.RPCBaseURL, "/durabletask/") ||
 		strings.Contains(noKey.ManagementURLs.StatusQueryGetURI, "code=") {
 		t.Errorf("without a key: %+v", noKey)
 	}
