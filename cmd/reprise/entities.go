@@ -65,7 +65,8 @@ func entityArgs(cmd string, args []string, n int, more string) (name, key string
 	return name, key, nil
 }
 
-// entityLabel is how messages name an entity: name/key, the empty key as ”.
+// entityLabel is how messages name an entity: name/key, with the empty key shown as a pair of
+// single quotes, as a shell would take it.
 func entityLabel(name, key string) string {
 	if key == "" {
 		key = "''"
