@@ -293,17 +293,19 @@ func (a *API) listEntities(w http.ResponseWriter, r *http.Request, q query, name
 	w.Header().Set("Content-Type", jsonContentType)
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := json.NewEncoder(bw)
+	var item bytes.Buffer
+	enc := json.NewEncoder(&item)
 	enc.SetEscapeHTML(false)
 	_ = bw.WriteByte('[')
 	for i, rec := range page {
 		if i > 0 {
 			_ = bw.WriteByte(',')
 		}
-		// Encode ends each value with a newline, which is whitespace inside the array. Every
-		// field is valid JSON (rawJSON), so it cannot fail.
-		if err := enc.Encode(entityStatusPayload(rec, eq.WithState)); err != nil {
-			return
+		item.Reset()
+		// Every field is valid JSON (rawJSON), so encoding cannot fail.
+		_ = enc.Encode(entityStatusPayload(rec, eq.WithState))
+		if _, err := bw.Write(bytes.TrimSuffix(item.Bytes(), []byte("\n"))); err != nil {
+			return // the client left
 		}
 		page[i] = control.EntityRecord{} // let the states go as soon as they are written
 	}

@@ -206,7 +206,10 @@ func TestEntityList(t *testing.T) {
 				{"entityId":{"name":"counter","key":""},"lastOperationTime":"2024-03-01T10:00:06Z","state":null},
 				{"entityId":{"name":"counter","key":"cats"},"lastOperationTime":"2024-03-01T10:00:01Z","state":null},
 				{"entityId":{"name":"counter","key":"dogs"},"lastOperationTime":"2024-03-01T10:00:02Z","state":null}]`,
-			check: func(t *testing.T, f *fakeBackend, _ *httptest.ResponseRecorder) {
+			check: func(t *testing.T, f *fakeBackend, w *httptest.ResponseRecorder) {
+				if body := w.Body.String(); strings.Count(body, "\n") != 1 || !strings.HasSuffix(body, "]\n") {
+					t.Errorf("the array is not one line: %q", body)
+				}
 				q := f.lastEntityQ
 				if q.WithState || q.IncludeTransient || q.PageSize != 100 || q.MaxBytes != DefaultMaxPageBytes || q.Name != "" {
 					t.Errorf("query %+v", q)
