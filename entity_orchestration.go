@@ -28,7 +28,8 @@ import (
 //   - a section calls only the entities it locked, and each of them once at a time (await a
 //     call before calling the same entity again);
 //   - a section signals only entities it did not lock (a locked entity would run the signal
-//     only after the section).
+//     only after the section);
+//   - a section cannot start sub-orchestrations (activities, timers and events are allowed).
 //
 // Locks are released by CriticalSection.Release, or when the orchestration ends, however it
 // ends: completed, failed (a non-determinism failure too), terminated or continued as new.
@@ -129,7 +130,8 @@ type CriticalSection struct {
 // only this orchestration's calls; their other operations wait.
 //
 // The section's rules: it cannot lock more entities (sections do not nest); it calls only the
-// entities it locked, one call per entity at a time; it signals only entities it did not lock.
+// entities it locked, one call per entity at a time; it signals only entities it did not lock;
+// it starts no sub-orchestration.
 // Breaking them is an error wrapping ErrCriticalSection. Locks are taken in one order (sorted
 // instance IDs), so two orchestrations that lock overlapping sets never deadlock each other.
 func (c *OrchestrationContext) LockEntities(ids ...EntityID) (*CriticalSection, error) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -296,4 +297,173 @@ var entityFeatures = []struct {
 	{"EntityScheduledSignal", testEntityScheduledSignal},
 	{"EntitySignalsEntityAndStartsOrchestration", testEntitySignalsEntityAndStartsOrchestration},
 	{"EntityBadInput", testEntityBadInput},
+	{"EntityBankTransfersUnderCriticalSections", testEntityBankTransfersUnderCriticalSections},
+	{"EntityCallsFromOrchestration", testEntityCallsFromOrchestration},
+	{"EntityLockReleasedWhenHolderTerminated", testEntityLockReleasedWhenHolderTerminated},
+}
+
+// account is the bank account of the critical-section tests: "deposit" adds (a negative amount
+// withdraws), "balance" returns the balance.
+var account = reprise.NewEntity("account", func(ctx *reprise.EntityContext[int]) (any, error) {
+	switch ctx.Operation() {
+	case "deposit":
+		var n int
+		if err := ctx.GetInput(&n); err != nil {
+			return nil, err
+		}
+		ctx.SetState(ctx.State() + n)
+		return nil, nil
+	case "balance":
+		return ctx.State(), nil
+	}
+	return nil, fmt.Errorf("account has no operation %q", ctx.Operation())
+})
+
+type transferInput struct {
+	From, To string
+	Amount   int
+}
+
+// transfer moves money between two accounts inside a critical section: it reads the source's
+// balance and withdraws only what is there, so the total never changes and no balance goes
+// negative, however many transfers run at once.
+var transfer = reprise.NewOrchestrator("transfer", func(ctx *reprise.OrchestrationContext, in transferInput) (bool, error) {
+	from, to := account.ID(in.From), account.ID(in.To)
+	cs, err := ctx.LockEntities(from, to)
+	if err != nil {
+		return false, err
+	}
+	defer cs.Release()
+	balance, err := reprise.CallEntity[int](ctx, from, "balance", nil).Await()
+	if err != nil {
+		return false, err
+	}
+	if balance < in.Amount {
+		return false, nil
+	}
+	if _, err := reprise.CallEntity[reprise.None](ctx, from, "deposit", -in.Amount).Await(); err != nil {
+		return false, err
+	}
+	if _, err := reprise.CallEntity[reprise.None](ctx, to, "deposit", in.Amount).Await(); err != nil {
+		return false, err
+	}
+	return true, nil
+})
+
+func testEntityBankTransfersUnderCriticalSections(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{account, transfer})
+	c, ctx := app.Client(), testCtx(t)
+	for _, k := range []string{"alice", "bob"} {
+		if err := c.SignalEntity(ctx, account.ID(k), "deposit", 100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 40
+	ids := make([]string, n)
+	for i := range n {
+		in := transferInput{From: "alice", To: "bob", Amount: 7}
+		if i%2 == 1 {
+			in = transferInput{From: "bob", To: "alice", Amount: 11}
+		}
+		id, err := transfer.Start(ctx, c, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = id
+	}
+	for _, id := range ids {
+		output[bool](t, waitDone(t, c, id))
+	}
+	a := waitEntity(t, c, account.ID("alice"), func(m *reprise.EntityMetadata) bool { return m.LockedBy == "" })
+	b := waitEntity(t, c, account.ID("bob"), func(m *reprise.EntityMetadata) bool { return m.LockedBy == "" })
+	if total := entityCount(a) + entityCount(b); total != 200 || entityCount(a) < 0 || entityCount(b) < 0 {
+		t.Fatalf("alice %d + bob %d = %d, want 200 with neither negative", entityCount(a), entityCount(b), total)
+	}
+}
+
+func testEntityCallsFromOrchestration(t *testing.T, s featureStore) {
+	caller := reprise.NewOrchestrator("entity_caller", func(ctx *reprise.OrchestrationContext, key string) (int, error) {
+		id := counter.ID(key)
+		if _, err := reprise.CallEntity[int](ctx, id, "add", 5).Await(); err != nil {
+			return 0, err
+		}
+		if err := ctx.SignalEntity(id, "add", 2); err != nil {
+			return 0, err
+		}
+		_, err := reprise.CallEntity[int](ctx, id, "fail", nil).Await()
+		var tf *reprise.TaskFailedError
+		if !errors.As(err, &tf) || !strings.Contains(tf.Failure.Message, "fails on purpose") {
+			return 0, fmt.Errorf("want the operation's failure, got %v", err)
+		}
+		return reprise.CallEntity[int](ctx, id, "get", nil).Await()
+	})
+	app := s.start(t, []reprise.Definition{counter, caller})
+	c, ctx := app.Client(), testCtx(t)
+	id, err := caller.Start(ctx, c, "called")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := output[int](t, waitDone(t, c, id)); got != 7 {
+		t.Fatalf("the orchestration read %d, want 7 (5, then the signal's 2, in order; the failure rolled back)", got)
+	}
+}
+
+func testEntityLockReleasedWhenHolderTerminated(t *testing.T, s featureStore) {
+	holder := reprise.NewOrchestrator("lock_holder", func(ctx *reprise.OrchestrationContext, _ reprise.None) (int, error) {
+		if _, err := ctx.LockEntities(counter.ID("locked")); err != nil {
+			return 0, err
+		}
+		// Holds the lock until terminated.
+		return reprise.WaitForEvent[int](ctx, "never", 0).Await()
+	})
+	app := s.start(t, []reprise.Definition{counter, holder})
+	c, ctx := app.Client(), testCtx(t)
+	id, err := holder.Start(ctx, c, reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEntityLockedBy(t, c, counter.ID("locked"), id)
+	// A signal waits behind the lock.
+	if err := c.SignalEntity(ctx, counter.ID("locked"), "add", 1); err != nil {
+		t.Fatal(err)
+	}
+	waitEntityBacklog(t, c, counter.ID("locked"), 1)
+	if err := c.Terminate(ctx, id, "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, c, id, reprise.StatusTerminated)
+	m := waitEntity(t, c, counter.ID("locked"), func(m *reprise.EntityMetadata) bool { return m.LockedBy == "" && entityCount(m) == 1 })
+	if m.BacklogSize != 0 {
+		t.Fatalf("backlog %d after the release, want 0", m.BacklogSize)
+	}
+}
+
+// waitEntityLockedBy polls the entity (with or without state) until holder holds it.
+func waitEntityLockedBy(t *testing.T, c *reprise.Client, id reprise.EntityID, holder string) {
+	t.Helper()
+	waitTransient(t, c, id, func(m *reprise.EntityMetadata) bool { return m.LockedBy == holder })
+}
+
+func waitEntityBacklog(t *testing.T, c *reprise.Client, id reprise.EntityID, n int) {
+	t.Helper()
+	waitTransient(t, c, id, func(m *reprise.EntityMetadata) bool { return m.BacklogSize == n })
+}
+
+// waitTransient is waitEntity for entities that may have no state: it reads them by query.
+func waitTransient(t *testing.T, c *reprise.Client, id reprise.EntityID, cond func(m *reprise.EntityMetadata) bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		page, _, err := c.QueryEntities(testCtx(t), reprise.EntityQuery{Name: id.Name, KeyPrefix: id.Key, IncludeTransient: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range page {
+			if m.ID == id && cond(m) {
+				return
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("entity %s: condition not met", id)
 }

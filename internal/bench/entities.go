@@ -40,7 +40,9 @@ func entitySignals(keys int) func(ctx context.Context, r *runner) error {
 	return func(ctx context.Context, r *runner) error {
 		c := r.app.Client()
 		n := r.cfg.N
-		key := func(i int) reprise.EntityID { return reprise.EntityID{Name: "bench_counter", Key: fmt.Sprint(i % keys)} }
+		key := func(i int) reprise.EntityID {
+			return reprise.EntityID{Name: "bench_counter", Key: fmt.Sprint(i % keys)}
+		}
 		err := inParallel(n, func(i int) error { return c.SignalEntity(ctx, key(i), "add", 1) })
 		if err != nil {
 			return err

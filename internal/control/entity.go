@@ -223,7 +223,7 @@ func (p *Plane) QueryEntities(ctx context.Context, q EntityQuery) ([]EntityRecor
 		return nil, "", fmt.Errorf("query entities: %w: page size %d is negative", ErrInvalidArgument, q.PageSize)
 	}
 	sq := store.Query{Kind: store.KindEntity, IDPrefix: prefix, UpdatedFrom: q.LastModifiedFrom, UpdatedTo: q.LastModifiedTo,
-		SkipTransient: !q.IncludeTransient, WithoutPayloads: !q.WithState, PageSize: q.PageSize,
+		SkipTransient: !q.IncludeTransient, PageSize: q.PageSize,
 		ContinuationToken: q.ContinuationToken, MaxBytes: q.MaxBytes}
 	page, next, err := p.List(ctx, sq)
 	if err != nil {
@@ -264,7 +264,8 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 	if idle == 0 {
 		idle = DefaultEntityIdle
 	}
-	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize, WithoutPayloads: true,
+	// With payloads: the summary is the row's CustomStatus, which WithoutPayloads leaves out.
+	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize,
 		ContinuationToken: r.ContinuationToken})
 	if err != nil {
 		return CleanResult{}, fmt.Errorf("clean entity storage: %w", errors.Unwrap(err))
@@ -283,19 +284,8 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 			}
 			continue
 		}
-		// WithoutPayloads leaves Output nil: whether the entity has state is read again here.
-		if r.RemoveEmpty && sum == (entity.Summary{}) && now.Sub(inst.UpdatedAt) >= idle {
-			full, err := p.st.GetInstance(ctx, inst.ID)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
-				return res, fmt.Errorf("clean entity storage: %w", err)
-			}
-			if full.Output != nil {
-				continue
-			}
-			removed, err := p.st.DeleteEntity(ctx, inst.ID, full.UpdatedAt)
+		if r.RemoveEmpty && sum == (entity.Summary{}) && inst.Output == nil && now.Sub(inst.UpdatedAt) >= idle {
+			removed, err := p.st.DeleteEntity(ctx, inst.ID, inst.UpdatedAt)
 			if err != nil {
 				return res, fmt.Errorf("clean entity storage: remove %q: %w", inst.ID, err)
 			}

@@ -77,7 +77,7 @@ func TestPlanLockChain(t *testing.T) {
 	in := []Inbound{
 		b.add(signal("s1", "before")),
 		b.add(lockReq("cs", "O", 0, "@e@a", "@e@b")),
-		b.add(signal("s2", "other")),        // from a client: waits behind the lock
+		b.add(signal("s2", "other")),         // from a client: waits behind the lock
 		b.add(call("c1", "fromHolder", "O")), // from the holder: runs
 		b.add(call("c2", "fromOther", "P")),  // from another orchestration: waits
 	}

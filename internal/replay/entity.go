@@ -91,8 +91,8 @@ func (c *Context) CallEntity(target, op string, input []byte) *Task {
 // LockEntities enters a critical section that locks the targets (sorted, without duplicates) and
 // returns a task that completes when every one of them is locked. The orchestration is in the
 // section from the request until ReleaseLocks; sections do not nest. While in it, the
-// orchestration may call only the entities it locked, one call per entity at a time, and may
-// signal only the others. The engine releases the locks of a section still open when the
+// orchestration may call only the entities it locked, one call per entity at a time, may signal
+// only the others, and cannot start sub-orchestrations (activities are allowed). The engine releases the locks of a section still open when the
 // execution ends, however it ends.
 func (c *Context) LockEntities(targets []string) (*Task, error) {
 	if len(targets) == 0 {

@@ -716,8 +716,13 @@ func (c *Context) track(id int32, name string) *Task {
 }
 
 // CallSubOrchestrator starts a sub-orchestration and returns a task for its output. An empty
-// instanceID derives one from the parent's ID and the sequence number.
+// instanceID derives one from the parent's ID and the sequence number. In a critical section
+// the task fails at once (ErrCriticalSection): a section cannot start sub-orchestrations.
 func (c *Context) CallSubOrchestrator(name, instanceID string, input []byte, retry *RetryPolicy) *Task {
+	if s := c.entities.section; s != nil {
+		return c.Failed(fmt.Errorf("%w: call sub-orchestrator %q: a critical section (of %v) cannot start sub-orchestrations; release it first",
+			ErrCriticalSection, name, s.entities))
+	}
 	call := func(int) *Task {
 		id := instanceID
 		if id == "" {
