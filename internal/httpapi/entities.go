@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/history"
 )
 
 // The entity routes (route rows 12-15), and one of Reprise's own: POST entities/$clean.
@@ -150,11 +151,49 @@ func (a *API) signalEntity(w http.ResponseWriter, r *http.Request, name, key, op
 		})
 		return
 	}
-	if err := a.backend.SignalEntity(r.Context(), control.SignalRequest{EntityID: id, Operation: op, Input: input}); err != nil {
+	req := control.SignalRequest{EntityID: id, Operation: op, Input: input, Trace: traceContext(r.Header)}
+	if err := a.backend.SignalEntity(r.Context(), req); err != nil {
 		a.fail(w, r, id, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// traceContext returns the W3C trace context of a request (the JavaScript client sends one with
+// signalEntity when a span is active), so that the operation's span joins the caller's trace;
+// nil when there is none. A malformed traceparent is ignored, as W3C Trace Context says, and so is
+// a tracestate that could not be stored.
+func traceContext(h http.Header) *history.TraceContext {
+	tp := strings.TrimSpace(h.Get("traceparent"))
+	if !validTraceParent(tp) {
+		return nil
+	}
+	tc := &history.TraceContext{TraceParent: tp}
+	if ts := strings.TrimSpace(h.Get("tracestate")); control.CheckText("tracestate", ts, control.MaxTraceBytes) == nil {
+		tc.TraceState = ts
+	}
+	return tc
+}
+
+// validTraceParent checks the form version-traceid-parentid-flags: 2, 32, 16 and 2 lower-case
+// hex digits, version not ff, IDs not all zero. Later versions may append fields after a '-'.
+func validTraceParent(tp string) bool {
+	if len(tp) < 55 || len(tp) > control.MaxTraceBytes || len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-') || !utf8.ValidString(tp) {
+		return false
+	}
+	parts := strings.SplitN(tp[:55], "-", 4)
+	if len(parts) != 4 || len(parts[0]) != 2 || len(parts[1]) != 32 || len(parts[2]) != 16 || len(parts[3]) != 2 {
+		return false
+	}
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			if c := p[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+				return false
+			}
+		}
+	}
+	zero := func(s string) bool { return strings.Trim(s, "0") == "" }
+	return parts[0] != "ff" && !zero(parts[1]) && !zero(parts[2])
 }
 
 // readSignalInput reads the input of a signal as the extension does: none for an empty body; the

@@ -181,6 +181,43 @@ func TestEntitySignal(t *testing.T) {
 	}))
 }
 
+func TestEntitySignalTrace(t *testing.T) {
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	for _, tc := range []struct {
+		name        string
+		header      map[string]string
+		parent, st  string
+		traceAbsent bool
+	}{
+		{name: "traceparent and tracestate", header: map[string]string{"traceparent": tp, "tracestate": "congo=t61rcWkgMzE"}, parent: tp, st: "congo=t61rcWkgMzE"},
+		{name: "traceparent only", header: map[string]string{"traceparent": tp}, parent: tp},
+		{name: "a later version with more fields", header: map[string]string{"traceparent": "01" + tp[2:] + "-extra"}, parent: "01" + tp[2:] + "-extra"},
+		{name: "tracestate not UTF-8 dropped", header: map[string]string{"traceparent": tp, "tracestate": "a=\xff"}, parent: tp},
+		{name: "none", traceAbsent: true},
+		{name: "upper-case hex", header: map[string]string{"traceparent": strings.ToUpper(tp)}, traceAbsent: true},
+		{name: "version ff", header: map[string]string{"traceparent": "ff" + tp[2:]}, traceAbsent: true},
+		{name: "zero trace ID", header: map[string]string{"traceparent": "00-00000000000000000000000000000000-b7ad6b7169203331-01"}, traceAbsent: true},
+		{name: "version 00 with more fields", header: map[string]string{"traceparent": tp + "-x"}, traceAbsent: true},
+		{name: "garbage", header: map[string]string{"traceparent": "hello"}, traceAbsent: true},
+		{name: "huge", header: map[string]string{"traceparent": "01" + tp[2:] + "-" + strings.Repeat("x", 5000)}, traceAbsent: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := seeded()
+			w := request{method: "POST", target: wh + "/entities/counter/cats?op=add", header: tc.header}.do(New(Options{Backend: f}))
+			if w.Code != 202 {
+				t.Fatalf("code %d: %s", w.Code, w.Body)
+			}
+			got := f.signalLog()[0].Trace
+			switch {
+			case tc.traceAbsent && got != nil:
+				t.Errorf("trace %+v, want none", got)
+			case !tc.traceAbsent && (got == nil || got.TraceParent != tc.parent || got.TraceState != tc.st || got.SpanID != ""):
+				t.Errorf("trace %+v, want traceparent %q, tracestate %q", got, tc.parent, tc.st)
+			}
+		})
+	}
+}
+
 func TestEntityList(t *testing.T) {
 	ids := func(want ...string) func(*testing.T, *fakeBackend, *httptest.ResponseRecorder) {
 		return func(t *testing.T, _ *fakeBackend, w *httptest.ResponseRecorder) {
