@@ -360,9 +360,9 @@ type CleanResult struct {
 
 // cleanEntities handles POST entities/$clean, Reprise's route for what Durable Functions clients
 // do with CleanEntityStorageAsync: removeEmptyEntities removes the entities without state, lock
-// or backlog that have been idle for emptyForSeconds (default 30 minutes: a late duplicate must still
-// be recognised); releaseOrphanedLocks releases the locks whose holder no longer runs. It goes
-// through every page before it answers.
+// or backlog that have been idle for emptyForSeconds (default 30 minutes: a late duplicate must
+// still be recognised); releaseOrphanedLocks releases the locks whose holder no longer runs. It
+// goes through every page before it answers.
 func (a *API) cleanEntities(w http.ResponseWriter, r *http.Request, q query) {
 	var req control.CleanRequest
 	var err error
