@@ -301,7 +301,7 @@ func (e *entityHTTP) testDeleteAndClean(t *testing.T) {
 	if body := e.want(http.StatusOK, http.MethodGet, "/entities/counter", "", ""); strings.Contains(body, `"doomed"`) {
 		t.Errorf("a deleted entity is listed: %s", body)
 	}
-	clean := "/entities/$clean?removeEmptyEntities=true&releaseOrphanedLocks=true&idleSeconds=0"
+	clean := "/entities/$clean?removeEmptyEntities=true&releaseOrphanedLocks=true&emptyForSeconds=0"
 	if code, _, body := e.do(http.MethodPost, clean, entityHTTPSystemKey, "", ""); code != http.StatusUnauthorized {
 		t.Fatalf("clean with the system key: %d %s, want 401", code, body)
 	}

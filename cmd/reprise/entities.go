@@ -391,7 +391,7 @@ Flags:
 
 var entityCleanCommand = &command{
 	name: "entities clean",
-	usage: `Usage: reprise entities clean [--remove-empty] [--release-locks] [--idle D]
+	usage: `Usage: reprise entities clean [--remove-empty] [--release-locks] [--empty-for D]
 
 Clean entity storage on a Reprise host (POST entities/$clean): remove the entities that have no
 state, no lock and no backlog, and release the locks held by orchestrations that no longer run.
@@ -401,12 +401,13 @@ through every entity before it answers: on a large hub, raise --timeout.
 Flags:
   --remove-empty    remove empty entities
   --release-locks   release orphaned locks
-  --idle D          remove only entities idle for at least D (default: the host's, 30m); 0 for all
+  --empty-for D     remove only entities that have been empty and idle for at least D (default:
+                    the host's, 30m); 0 for all
 `,
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
 		removeEmpty := fs.Bool("remove-empty", false, "")
 		releaseLocks := fs.Bool("release-locks", false, "")
-		idle := fs.Duration("idle", -1, "")
+		idle := fs.Duration("empty-for", -1, "")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("entities clean takes no arguments, got %q", args)
@@ -419,12 +420,12 @@ Flags:
 				"releaseOrphanedLocks": {strconv.FormatBool(*releaseLocks)},
 			}
 			idleSet := false
-			fs.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "idle" })
+			fs.Visit(func(f *flag.Flag) { idleSet = idleSet || f.Name == "empty-for" })
 			if idleSet {
 				if *idle < 0 {
-					return usagef("--idle must not be negative")
+					return usagef("--empty-for must not be negative")
 				}
-				q.Set("idleSeconds", seconds(*idle))
+				q.Set("emptyForSeconds", seconds(*idle))
 			}
 			resp, err := e.api.do(ctx, request{method: http.MethodPost, path: "/entities/$clean", query: q, ok: []int{http.StatusOK}})
 			if err != nil {

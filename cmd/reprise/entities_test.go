@@ -198,12 +198,12 @@ func TestEntitiesClean(t *testing.T) {
 		}
 	}
 	// The system key does not clean; the master key does.
-	h.wantExit(t, exitUnreachable, []string{"needs the master key", "--key or REPRISE_KEY"}, "entities", "clean", "--idle", "0")
+	h.wantExit(t, exitUnreachable, []string{"needs the master key", "--key or REPRISE_KEY"}, "entities", "clean", "--empty-for", "0")
 	// Within the idle time the empty entity stays.
 	if out := h.mustSucceed(t, "entities", "clean", "--key", masterKey); out != "removed 0 empty entities, released 0 orphaned locks\n" {
 		t.Errorf("clean within the idle time: %q", out)
 	}
-	out := h.mustSucceed(t, "entities", "clean", "--remove-empty", "--idle", "0", "--key", masterKey)
+	out := h.mustSucceed(t, "entities", "clean", "--remove-empty", "--empty-for", "0", "--key", masterKey)
 	if out != "removed 1 empty entity, released 0 orphaned locks\n" {
 		t.Errorf("clean: %q", out)
 	}
@@ -212,7 +212,7 @@ func TestEntitiesClean(t *testing.T) {
 	if r.code != 0 || strings.TrimSpace(r.stdout) != `{"emptyEntitiesRemoved":0,"orphanedLocksReleased":0}` {
 		t.Errorf("clean over the loopback route: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	h.wantExit(t, exitUsage, []string{"--idle must not be negative"}, "entities", "clean", "--idle", "-1s")
+	h.wantExit(t, exitUsage, []string{"--empty-for must not be negative"}, "entities", "clean", "--empty-for", "-1s")
 }
 
 func TestEntitiesUsageErrors(t *testing.T) {

@@ -376,7 +376,7 @@ Commands:
                       [--continuation TOKEN]
   entities show       NAME KEY
   entities signal     NAME KEY OP [--input JSON | --input-file F]
-  entities clean      [--remove-empty] [--release-locks] [--idle D]
+  entities clean      [--remove-empty] [--release-locks] [--empty-for D]
   bench               [scenario ...] [-n N] [--duration D] [--store PATH] [--json]
                       run the standard workloads in this process (see reprise help bench)
   bench grpc          [--backends reprise,sidecar] [--workers go,js] [-n N] [--json]

@@ -360,9 +360,9 @@ type CleanResult struct {
 
 // cleanEntities handles POST entities/$clean, Reprise's route for what Durable Functions clients
 // do with CleanEntityStorageAsync: removeEmptyEntities removes the entities without state, lock
-// or backlog that have been idle for idleSeconds (default 30 minutes: a late duplicate must still
-// be recognised); releaseOrphanedLocks releases the locks whose holder no longer runs. It goes
-// through every page before it answers.
+// or backlog that have been idle for emptyForSeconds (default 30 minutes: a late duplicate must
+// still be recognised); releaseOrphanedLocks releases the locks whose holder no longer runs. It
+// goes through every page before it answers.
 func (a *API) cleanEntities(w http.ResponseWriter, r *http.Request, q query) {
 	var req control.CleanRequest
 	var err error
@@ -373,7 +373,7 @@ func (a *API) cleanEntities(w http.ResponseWriter, r *http.Request, q query) {
 	var idle time.Duration
 	var hasIdle bool
 	if err == nil {
-		idle, hasIdle, err = q.seconds("idleSeconds")
+		idle, hasIdle, err = q.seconds("emptyForSeconds")
 	}
 	if err != nil {
 		badRequest(w, err)

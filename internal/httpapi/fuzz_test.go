@@ -49,7 +49,7 @@ func FuzzRoute(f *testing.F) {
 		{0, 0, "/entities/counter/%24", "", "", "", ""},
 		{0, 0, "/entities", "fetchState=true&top=1&lastOperationTimeFrom=2024-03-01", "", "", "epos-1"},
 		{0, 1, "/entities/counter", "lastOperationTimeTo=9999-99-99", "", "", "forged"},
-		{1, 0, "/entities/$clean", "removeEmptyEntities=true&releaseOrphanedLocks=true&idleSeconds=0", "", "", ""},
+		{1, 0, "/entities/$clean", "removeEmptyEntities=true&releaseOrphanedLocks=true&emptyForSeconds=0", "", "", ""},
 		{3, 0, "/makeprimary", "", "", "", ""},
 		{0, 0, "//instances///", "SHOWINPUT=tRuE", "", "", ""},
 	}
