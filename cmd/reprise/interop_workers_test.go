@@ -338,11 +338,12 @@ func (w *jsWorker) kill(t *testing.T) {
 }
 
 // TestInteropDurableTaskJSMixed runs Go code and a JavaScript SDK worker on one task hub: an
-// App registers the orchestrators GoCallsJS and GoCallsJSEntity and the activity GoReverse and
-// serves gRPC beside them (package sidecar); a worker.mjs process without filters registers the
-// activity Shout, the orchestrator JSCallsGo and the entity Counter. The Go orchestrators call the
-// JavaScript activity and call, signal and lock the JavaScript entity, the JavaScript
-// orchestrator calls the Go activity, and the worker never gets the App's names.
+// App registers the orchestrators GoCallsJS and GoCallsJSEntity, the activity GoReverse and the
+// entity GoCounter, and serves gRPC beside them (package sidecar); a worker.mjs process
+// without filters registers the activity Shout, the orchestrators JSCallsGo and JSCallsGoEntity
+// and the entity Counter. The Go orchestrators call the JavaScript activity and call, signal and
+// lock the JavaScript entity; the JavaScript orchestrators call the Go activity and signal and
+// call the Go entity; and the worker never gets the App's names.
 func TestInteropDurableTaskJSMixed(t *testing.T) {
 	node, dir := durabletaskJS(t)
 	goCallsJS := reprise.NewOrchestrator("GoCallsJS", func(ctx *reprise.OrchestrationContext, text string) (string, error) {
@@ -380,7 +381,16 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 		return []int{first, moved, into}, nil
 	})
 	app := reprise.NewApp(reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "mixed.db")), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-	app.Register(goCallsJS, goReverse, goCallsJSEntity)
+	// A Go entity that the JavaScript orchestrator JSCallsGoEntity signals and calls.
+	goCounter := reprise.NewEntity("GoCounter", func(ctx *reprise.EntityContext[int]) (any, error) {
+		var n int
+		if err := ctx.GetInput(&n); err != nil {
+			return nil, err
+		}
+		ctx.SetState(ctx.State() + n)
+		return ctx.State(), nil
+	})
+	app.Register(goCallsJS, goReverse, goCallsJSEntity, goCounter)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
@@ -438,6 +448,19 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 	}
 	if st := done.OrchestrationState; st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `"cba (go)"` {
 		t.Errorf("JSCallsGo: %v, want COMPLETED with the Go activity's result", st)
+	}
+
+	// A JavaScript orchestration signals and calls the Go entity: the signal runs first.
+	started, err = client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "JSCallsGoEntity", Input: wrapperspb.String(`5`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err = client.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: started.InstanceId, GetInputsAndOutputs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := done.OrchestrationState; st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `10` {
+		t.Errorf("JSCallsGoEntity: %v, want COMPLETED with 10 from the Go entity", st)
 	}
 }
 

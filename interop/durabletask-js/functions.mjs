@@ -254,6 +254,12 @@ export function registerFunctions(sdk, worker, set, name, print) {
             async *JSCallsGo(ctx, text) {
                 return yield ctx.callActivity("GoReverse", text);
             },
+            // Calls the App's Go entity GoCounter (an entity name the worker does not run).
+            async *JSCallsGoEntity(ctx, n) {
+                const id = new sdk.EntityInstanceId("GoCounter", "js");
+                ctx.entities.signalEntity(id, "add", n);
+                return yield ctx.entities.callEntity(id, "add", n);
+            },
         },
         activities: { Shout: (ctx, text) => `${String(text).toUpperCase()}! (${name})` },
         // The Go orchestrator GoCallsJSEntity calls, signals and locks it.
