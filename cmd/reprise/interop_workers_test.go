@@ -135,6 +135,8 @@ func TestInteropDurableTaskJSWorkers(t *testing.T) {
 //     included); an entity signals an entity and starts an orchestration;
 //   - entities-lock: concurrent critical sections over two entities (transfers; the total never
 //     changes, no lock is left);
+//   - entities-terminate: an orchestration terminated while it holds a lock with a signal queued
+//     behind it: the lock is released and the signal runs;
 //
 // on a worker that sends its work-item filters (entity filters included), and
 //
@@ -148,7 +150,7 @@ func TestInteropDurableTaskJSEntities(t *testing.T) {
 
 	t.Run("one worker", func(t *testing.T) {
 		worker := js.startWorker(t, "first", "all", true)
-		for _, name := range []string{"entities-client", "entities-orchestration", "entities-lock"} {
+		for _, name := range []string{"entities-client", "entities-orchestration", "entities-lock", "entities-terminate"} {
 			js.run(t, name, func(t *testing.T) { js.scenario(t, name) })
 		}
 		worker.kill(t)
