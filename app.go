@@ -232,12 +232,14 @@ func (a *App) Start(ctx context.Context) error {
 	})
 	a.eng.Start()
 	a.api = httpapi.New(httpapi.Options{
-		Backend:      backend{a},
-		Authorize:    a.keys.management,
-		SystemKey:    a.keys.system,
-		MaxBodyBytes: a.cfg.maxBody,
-		Logger:       a.logger,
-		Guard:        a.guard,
+		Backend:   backend{a},
+		Authorize: a.keys.management,
+		// Cleaning entity storage changes every entity: the master key, as the dashboard.
+		AuthorizeAdmin: a.keys.admin,
+		SystemKey:      a.keys.system,
+		MaxBodyBytes:   a.cfg.maxBody,
+		Logger:         a.logger,
+		Guard:          a.guard,
 	})
 	a.dash = a.newDashboard()
 	a.logConfiguration()

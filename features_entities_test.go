@@ -300,6 +300,7 @@ var entityFeatures = []struct {
 	{"EntityBankTransfersUnderCriticalSections", testEntityBankTransfersUnderCriticalSections},
 	{"EntityCallsFromOrchestration", testEntityCallsFromOrchestration},
 	{"EntityLockReleasedWhenHolderTerminated", testEntityLockReleasedWhenHolderTerminated},
+	{"EntityLockReleasedWhenHolderFails", testEntityLockReleasedWhenHolderFails},
 }
 
 // account is the bank account of the critical-section tests: "deposit" adds (a negative amount
@@ -466,4 +467,32 @@ func waitTransient(t *testing.T, c *reprise.Client, id reprise.EntityID, cond fu
 		time.Sleep(5 * time.Millisecond)
 	}
 	t.Fatalf("entity %s: condition not met", id)
+}
+
+func testEntityLockReleasedWhenHolderFails(t *testing.T, s featureStore) {
+	failing := reprise.NewOrchestrator("failing_holder", func(ctx *reprise.OrchestrationContext, _ reprise.None) (int, error) {
+		if _, err := ctx.LockEntities(counter.ID("f1"), counter.ID("f2")); err != nil {
+			return 0, err
+		}
+		if _, err := reprise.CallEntity[int](ctx, counter.ID("f1"), "add", 1).Await(); err != nil {
+			return 0, err
+		}
+		return 0, errors.New("fails inside its critical section")
+	})
+	app := s.start(t, []reprise.Definition{counter, failing})
+	c, ctx := app.Client(), testCtx(t)
+	id, err := failing.Start(ctx, c, reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, id); inst.Status != reprise.StatusFailed {
+		t.Fatalf("status %s, want Failed", inst.Status)
+	}
+	for _, k := range []string{"f1", "f2"} {
+		waitTransient(t, c, counter.ID(k), func(m *reprise.EntityMetadata) bool { return m.LockedBy == "" })
+	}
+	// Its locks are gone, so it cannot go on from where it was: a rewind is refused.
+	if err := c.Rewind(ctx, id, "retry"); !errors.Is(err, reprise.ErrInvalidArgument) || !strings.Contains(err.Error(), "critical section") {
+		t.Fatalf("Rewind = %v, want a refusal naming the critical section", err)
+	}
 }

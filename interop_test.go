@@ -21,7 +21,7 @@ import (
 
 // interopSteps is the number of steps interop/js/client.mjs runs in each mode. A script that
 // skipped steps, or gained some without this being updated, fails the test.
-const interopSteps = 34
+const interopSteps = 40
 
 const (
 	interopHub = "InteropHub"
@@ -36,8 +36,9 @@ var (
 // TestInteropDurableFunctionsJS runs the official durable-functions npm client (pinned in
 // interop/js/package.json) against a served App, once through the loopback RPC base
 // (/durabletask/, as the client does when its binding has rpcBaseUrl) and once through the
-// webhook URLs with the system key (legacy mode). The scenarios and their assertions are in
-// interop/js/client.mjs.
+// webhook URLs with the system key (legacy mode), and once more in legacy mode on an anonymous host
+// (no key; the binding's requiredQueryStringParameters carry the task hub, without which the
+// client refuses entity calls). The scenarios and their assertions are in interop/js/client.mjs.
 func TestInteropDurableFunctionsJS(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -53,10 +54,18 @@ func TestInteropDurableFunctionsJS(t *testing.T) {
 	}
 	installNodeDeps(t, npm, dir, "durable-functions")
 
-	for _, mode := range []string{"rpc", "webhook"} {
-		t.Run(mode, func(t *testing.T) {
-			origin, counts := serveInteropApp(t)
-			runInteropScript(t, node, dir, mode, origin)
+	for _, run := range []struct {
+		name, mode string
+		anonymous  bool
+	}{{"rpc", "rpc", false}, {"webhook", "webhook", false}, {"webhook-anonymous", "webhook", true}} {
+		t.Run(run.name, func(t *testing.T) {
+			mode := run.mode
+			origin, counts := serveInteropApp(t, run.anonymous)
+			key := interopKey
+			if run.anonymous {
+				key = ""
+			}
+			runInteropScript(t, node, dir, mode, origin, key)
 			// The mode must really have chosen the path: with rpcBaseUrl the client sends its
 			// calls to /durabletask/ (the script's own fetches use the webhook URLs it was
 			// handed); without it, nothing goes there.
@@ -80,9 +89,10 @@ const (
 // interopCounts counts the requests the server received under each base path.
 type interopCounts struct{ rpc, webhook atomic.Int64 }
 
-// serveInteropApp starts an App with the orchestrators client.mjs uses and serves its Handler on a
-// loopback address, returning the origin and the request counts.
-func serveInteropApp(t *testing.T) (string, *interopCounts) {
+// serveInteropApp starts an App with the orchestrators and the entity client.mjs uses (the entity
+// is the feature tests' counter) and serves its Handler on a loopback address, returning the
+// origin and the request counts. An anonymous App serves the management API without a key.
+func serveInteropApp(t *testing.T, anonymous bool) (string, *interopCounts) {
 	t.Helper()
 	sayHello := reprise.NewActivity("say_hello", func(ctx context.Context, name string) (string, error) {
 		return "Hello " + name + "!", nil
@@ -100,13 +110,18 @@ func serveInteropApp(t *testing.T) (string, *interopCounts) {
 		return reprise.WaitForEvent[json.RawMessage](ctx, "approval", 0).Await()
 	})
 
-	app := reprise.NewApp(
+	opts := []reprise.Option{
 		reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "interop.db")),
 		reprise.WithLogger(slog.New(slog.DiscardHandler)),
 		reprise.WithHub(interopHub),
-		reprise.WithKeys(reprise.Keys{System: interopKey}),
-	)
-	app.Register(sayHello, hello, echo, waitApproval)
+	}
+	if anonymous {
+		opts = append(opts, reprise.WithAnonymousManagement())
+	} else {
+		opts = append(opts, reprise.WithKeys(reprise.Keys{System: interopKey}))
+	}
+	app := reprise.NewApp(opts...)
+	app.Register(sayHello, hello, echo, waitApproval, counter, helloFromEntity)
 	if err := app.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +148,7 @@ func serveInteropApp(t *testing.T) (string, *interopCounts) {
 	return srv.URL, counts
 }
 
-func runInteropScript(t *testing.T, node, dir, mode, origin string) {
+func runInteropScript(t *testing.T, node, dir, mode, origin, key string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -142,7 +157,7 @@ func runInteropScript(t *testing.T, node, dir, mode, origin string) {
 	cmd.Env = append(os.Environ(),
 		"ORIGIN="+origin,
 		"HUB="+interopHub,
-		"SYSTEM_KEY="+interopKey,
+		"SYSTEM_KEY="+key,
 		"MODE="+mode,
 		"KEEP_GOING=",
 	)

@@ -202,3 +202,45 @@ var httpKinds = map[control.Kind]httpapi.ErrorKind{
 }
 
 func (b backend) ErrorKind(err error) httpapi.ErrorKind { return httpKinds[control.Classify(err)] }
+
+func (b backend) HasEntity(name string) bool { return b.a.hasEntity(name) }
+
+func (b backend) SignalEntity(ctx context.Context, r control.SignalRequest) error {
+	p, err := b.a.plane()
+	if err != nil {
+		return err
+	}
+	return p.SignalEntity(ctx, r)
+}
+
+func (b backend) GetEntity(ctx context.Context, id string, withState bool) (control.EntityRecord, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return control.EntityRecord{}, err
+	}
+	return p.GetEntity(ctx, id, withState)
+}
+
+func (b backend) EntityDetail(ctx context.Context, id string) (control.EntityRecord, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return control.EntityRecord{}, err
+	}
+	return p.EntityDetail(ctx, id)
+}
+
+func (b backend) QueryEntities(ctx context.Context, q control.EntityQuery) ([]control.EntityRecord, string, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return nil, "", err
+	}
+	return p.QueryEntities(ctx, q)
+}
+
+func (b backend) CleanEntityStorage(ctx context.Context, r control.CleanRequest) (control.CleanResult, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return control.CleanResult{}, err
+	}
+	return p.CleanEntityStorage(ctx, r)
+}

@@ -185,6 +185,19 @@ func testHostileHTTP(t *testing.T, opts ...reprise.Option) {
 		{"GET", base + "/instances?createdTimeFrom=0001-01-01&createdTimeTo=0001-01-01", "", "want a date from"},
 		{"DELETE", base + "/instances?createdTimeFrom=9999-01-01", "", "want a date from"},
 		{"DELETE", base + "/instances?createdTimeFrom=0001-01-01&createdTimeTo=0001-01-01", "", "want a date from"},
+		// Entities: names, keys, operation names, inputs, dates.
+		{"GET", base + "/entities/counter/x%FF", "", "not valid UTF-8"},
+		{"POST", base + "/entities/counter/x%00?op=add", "", "NUL"},
+		{"POST", base + "/entities/counter/" + strings.Repeat("k", 2049) + "?op=add", "", "the limit is 2048"},
+		{"POST", base + "/entities/counter/a%2Fb?op=add", "", "must not contain '/'"},
+		{"DELETE", base + "/entities/counter/a%01b", "", "control characters"},
+		{"POST", base + "/entities/co@unter/x?op=add", "", "'@'"},
+		{"POST", base + "/entities/counter/x?op=%FF", "", "not valid UTF-8"},
+		{"POST", base + "/entities/counter/x?op=add", "a\xffb", "not valid UTF-8"},
+		{"GET", base + "/entities?lastOperationTimeFrom=9999-01-01", "", "want a date from"},
+		{"GET", base + "/entities/counter?lastOperationTimeTo=0001-01-01", "", "want a date from"},
+		{"GET", base + "/entities?top=100000", "", "'top'"},
+		{"POST", base + "/entities/$clean?removeEmptyEntities=maybe", "", "want true or false"},
 	}
 	for _, tc := range cases {
 		r := httptest.NewRequest(tc.method, tc.target, strings.NewReader(tc.body))
@@ -194,6 +207,21 @@ func testHostileHTTP(t *testing.T, opts ...reprise.Option) {
 		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), tc.want) {
 			t.Errorf("%s %s: %d %s; want 400 with %q", tc.method, tc.target, w.Code, w.Body, tc.want)
 		}
+	}
+	// Forged continuation tokens of an entity listing, as a client could send them.
+	for _, token := range []string{"forged", "bnVsbA==", "\xff", strings.Repeat("t", 9000)} {
+		r := httptest.NewRequest("GET", base+"/entities/counter?fetchState=true", nil)
+		r.Host = "localhost"
+		r.Header.Set("x-ms-continuation-token", token)
+		w := httptest.NewRecorder()
+		app.Handler().ServeHTTP(w, r)
+		if w.Code != http.StatusBadRequest {
+			t.Errorf("GET entities with token %.40q: %d %s; want 400", token, w.Code, w.Body)
+		}
+	}
+	ents, _, err := c.QueryEntities(ctx, reprise.EntityQuery{IncludeTransient: true})
+	if err != nil || len(ents) != 0 {
+		t.Fatalf("entities after the hostile requests: %d (%v), want none", len(ents), err)
 	}
 	all, _, err := c.ListInstances(ctx, reprise.Query{})
 	if err != nil {

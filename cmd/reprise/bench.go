@@ -55,6 +55,7 @@ Flags:
                      (default 1): this process is the first host and starts N-1 more, each a
                      process of this program (reprise bench-worker); CPU is all hosts'
   --json             print the results as a JSON array
+  --cpuprofile FILE  write a CPU profile of the runs to FILE (go tool pprof reads it)
 
 A progress bar is drawn on standard error when it is a terminal.
 Exit codes: 0 all runs passed, 1 a run failed (wrong output or error), 2 usage error.
@@ -77,6 +78,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
 	fs.IntVar(&cfg.Hosts, "hosts", 1, "hosts sharing the store")
 	fs.BoolVar(&asJSON, "json", false, "JSON output")
+	cpuProfile := fs.String("cpuprofile", "", "CPU profile file")
 	names, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprint(stdout, benchUsage)
@@ -128,6 +130,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "reprise: --cpuprofile: "+err.Error())
+			return exitHostError
+		}
+		defer stop()
+	}
 	var results []bench.Result
 	failed := false
 	for _, name := range names {

@@ -1,11 +1,12 @@
-// Command reprise manages the orchestration instances of a running Reprise host (or any host that
-// serves the Azure Durable Functions management API) from the command line: list, show, raise
-// events, terminate, suspend, resume, restart, rewind and purge instances, and start new ones.
+// Command reprise manages the orchestration instances and durable entities of a running Reprise
+// host (or any host that serves the Azure Durable Functions management API) from the command
+// line: list, show, raise events, terminate, suspend, resume, restart, rewind and purge
+// instances, start new ones, and list, show, signal and clean entities.
 // `reprise bench` runs the standard workloads on a store, in-process, and measures them;
 // `reprise keys` prints the keys a host generated and keeps in its store. `reprise serve` runs a
 // standalone server: the Durable Task gRPC protocol, the management API and the dashboard.
 //
-// The instance commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
+// The instance and entity commands talk only HTTP to the host's /runtime/webhooks/durabletask routes (or,
 // without a key on this machine, its loopback /durabletask routes), like the `func durable`
 // commands of the Azure Functions Core Tools, so they need no access to the store and work the
 // same against a local process or a remote deployment.
@@ -32,7 +33,7 @@ const (
 	exitOK          = 0 // success
 	exitHostError   = 1 // the host answered with an error not covered below (400, 5xx, unexpected)
 	exitUsage       = 2 // bad flags or arguments, invalid JSON given
-	exitNotFound    = 3 // the instance (or the management API) was not found: 404
+	exitNotFound    = 3 // the instance or entity (or the management API) was not found: 404
 	exitState       = 4 // the instance's state does not allow the operation: 409, 410, 412
 	exitUnreachable = 5 // connection failed or timed out, or the key was refused: 401, 403
 	exitEndedBadly  = 6 // start-new --wait: the instance ended Failed, Terminated or Canceled
@@ -95,6 +96,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runServe(ctx, cmdArgs, stdout, stderr, getenv)
 	case "bench-worker": // started by bench --hosts N; not in the usage
 		return runBenchWorker(ctx, cmdArgs, os.Stdin, stdout, stderr)
+	case "entities", "entity":
+		efs := newFlagSet("reprise entities")
+		g.register(efs)
+		if err := efs.Parse(cmdArgs); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				fmt.Fprint(stdout, entitiesUsage)
+				return exitOK
+			}
+			return reportUsage(stderr, err.Error(), entitiesUsage)
+		}
+		cmdArgs = efs.Args()
+		if len(cmdArgs) == 0 {
+			return reportUsage(stderr, "entities needs a subcommand", entitiesUsage)
+		}
+		sub := cmdArgs[0]
+		if sub == "help" || sub == "-h" || sub == "--help" {
+			fmt.Fprint(stdout, entitiesUsage)
+			return exitOK
+		}
+		cmd = entityCommands[sub]
+		if cmd == nil {
+			return reportUsage(stderr, fmt.Sprintf("unknown command %q", "entities "+sub), entitiesUsage)
+		}
+		cmdArgs = cmdArgs[1:]
 	case "instances", "instance":
 		ifs := newFlagSet("reprise instances")
 		g.register(ifs)
@@ -281,6 +306,12 @@ func runHelp(args []string, stdout, stderr io.Writer) int {
 	case topic == "instances" || topic == "instance":
 		fmt.Fprint(stdout, instancesUsage)
 		return exitOK
+	case topic == "entities" || topic == "entity":
+		fmt.Fprint(stdout, entitiesUsage)
+		return exitOK
+	case len(args) == 2 && (args[0] == "entities" || args[0] == "entity") && entityCommands[args[1]] != nil:
+		fmt.Fprint(stdout, entityCommands[args[1]].usage)
+		return exitOK
 	case topic == "start-new":
 		fmt.Fprint(stdout, startNewCommand.usage)
 		return exitOK
@@ -341,6 +372,11 @@ Commands:
   instances purge     ID
   instances purge     --created-from T [--created-to T] [--status S,...]
   start-new           NAME [--id ID] [--input JSON | --input-file F] [--wait]
+  entities list       [--name NAME] [--from T] [--to T] [--top N] [--state] [--all]
+                      [--continuation TOKEN]
+  entities show       NAME KEY
+  entities signal     NAME KEY OP [--input JSON | --input-file F]
+  entities clean      [--remove-empty] [--release-locks] [--idle D]
   bench               [scenario ...] [-n N] [--duration D] [--store PATH] [--json]
                       run the standard workloads in this process (see reprise help bench)
   bench grpc          [--backends reprise,sidecar] [--workers go,js] [-n N] [--json]
@@ -371,7 +407,7 @@ Exit codes:
   0  success
   1  the host answered with an error not listed below (400, 5xx, unexpected)
   2  usage error: bad flags or arguments, invalid JSON given
-  3  not found (404): no such instance
+  3  not found (404): no such instance or entity
   4  the instance's state does not allow the operation (409, 410, 412)
   5  host unreachable or timed out, or the key was refused (401, 403)
   6  start-new --wait: the instance ended Failed, Terminated or Canceled

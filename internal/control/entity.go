@@ -205,6 +205,9 @@ type EntityQuery struct {
 	IncludeTransient  bool
 	PageSize          int // 0 means 100
 	ContinuationToken string
+	// MaxBytes, when above 0, also ends a page once its entities hold that many bytes
+	// (store.Query.MaxBytes), so that large states cannot make one page unbounded.
+	MaxBytes int
 }
 
 // QueryEntities returns a page of entities and the next page's token ("" after the last).
@@ -221,7 +224,7 @@ func (p *Plane) QueryEntities(ctx context.Context, q EntityQuery) ([]EntityRecor
 	}
 	sq := store.Query{Kind: store.KindEntity, IDPrefix: prefix, UpdatedFrom: q.LastModifiedFrom, UpdatedTo: q.LastModifiedTo,
 		SkipTransient: !q.IncludeTransient, PageSize: q.PageSize,
-		ContinuationToken: q.ContinuationToken}
+		ContinuationToken: q.ContinuationToken, MaxBytes: q.MaxBytes}
 	page, next, err := p.List(ctx, sq)
 	if err != nil {
 		return nil, "", fmt.Errorf("query entities: %w", errors.Unwrap(err))

@@ -337,6 +337,16 @@ func (p *Plane) Rewind(ctx context.Context, id, reason string) error {
 	if err := CheckStatus(OpRewind, inst.Status); err != nil {
 		return fmt.Errorf("rewind %q: %w (%s); %s", id, err, inst.Status, advice(err))
 	}
+	// Its entity locks were released when it failed: replayed, it would go on as if it held
+	// them, calling entities that others may now hold.
+	events, err := p.History(ctx, id)
+	if err != nil {
+		return err
+	}
+	if open := history.OpenLocks(events); len(open) > 0 {
+		return fmt.Errorf("rewind %q: %w: it failed inside a critical section (entities %v), whose locks were released when it failed; restart it instead",
+			id, ErrInvalidArgument, open[0].Entities)
+	}
 	m, err := Message(id, "", Command(history.ExecutionRewound, r, time.Now().UTC()))
 	if err != nil {
 		return err

@@ -33,6 +33,10 @@ type Options struct {
 	// Authorize guards requests under /runtime/webhooks/durabletask; nil allows everyone. A false
 	// answer gives 401 with a JSON message saying how to pass the key.
 	Authorize func(*http.Request) bool
+	// AuthorizeAdmin also guards, under WebhookBase, the routes of Reprise's own that change
+	// more than one instance at a time (POST entities/$clean); nil leaves them to Authorize. A
+	// false answer gives 401. The host passes the master-key check.
+	AuthorizeAdmin func(*http.Request) bool
 	// SystemKey, when not empty, is appended as code=<key> to every generated URL (as the
 	// extension does with requiredQueryStringParameters).
 	SystemKey string
@@ -52,14 +56,15 @@ type Options struct {
 
 // API is the http.Handler of the management API. It is safe for concurrent use.
 type API struct {
-	backend    Backend
-	authorize  func(*http.Request) bool
-	systemKey  string
-	connection string
-	maxBody    int64
-	maxPage    int
-	log        *slog.Logger
-	guard      *localguard.Guard
+	backend        Backend
+	authorize      func(*http.Request) bool
+	authorizeAdmin func(*http.Request) bool
+	systemKey      string
+	connection     string
+	maxBody        int64
+	maxPage        int
+	log            *slog.Logger
+	guard          *localguard.Guard
 }
 
 // New returns an API over opts.Backend, which must not be nil.
@@ -68,14 +73,15 @@ func New(opts Options) *API {
 		panic("httpapi: Options.Backend is nil")
 	}
 	a := &API{
-		backend:    opts.Backend,
-		authorize:  opts.Authorize,
-		systemKey:  opts.SystemKey,
-		connection: opts.ConnectionName,
-		maxBody:    opts.MaxBodyBytes,
-		maxPage:    opts.MaxPageBytes,
-		log:        opts.Logger,
-		guard:      opts.Guard,
+		backend:        opts.Backend,
+		authorize:      opts.Authorize,
+		authorizeAdmin: opts.AuthorizeAdmin,
+		systemKey:      opts.SystemKey,
+		connection:     opts.ConnectionName,
+		maxBody:        opts.MaxBodyBytes,
+		maxPage:        opts.MaxPageBytes,
+		log:            opts.Logger,
+		guard:          opts.Guard,
 	}
 	if a.connection == "" {
 		a.connection = "Storage"
@@ -140,7 +146,7 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		})
 		return
 	}
-	a.route(w, r, segs, q)
+	a.route(w, r, base, segs, q)
 }
 
 // cutBase strips whichever base path the escaped path starts with (case-insensitively, as the
@@ -182,7 +188,7 @@ func splitSegments(rest string) ([]string, bool) {
 
 // route dispatches to the handler of one row of the route table (docs/compat/durable-functions-http.md §2), in the
 // extension's order. A known path with the wrong method is 404, as in the extension.
-func (a *API) route(w http.ResponseWriter, r *http.Request, segs []string, q query) {
+func (a *API) route(w http.ResponseWriter, r *http.Request, base string, segs []string, q query) {
 	m := r.Method
 	switch {
 	case strings.EqualFold(segs[0], "orchestrators"):
@@ -196,10 +202,7 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, segs []string, q que
 		}
 
 	case strings.EqualFold(segs[0], "entities"):
-		if len(segs) <= 3 && (m == http.MethodGet || m == http.MethodPost || m == http.MethodDelete) {
-			writeError(w, http.StatusNotImplemented, errorBody{
-				Message: "entities are not supported yet: Reprise serves orchestrations only",
-			})
+		if a.entities(w, r, base, segs, q) {
 			return
 		}
 

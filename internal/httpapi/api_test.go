@@ -167,10 +167,10 @@ func TestRoutingAndAccess(t *testing.T) {
 		{name: "unknown operation", req: request{method: "POST", target: wh + "/instances/run1/explode"}, code: 404, empty: true},
 		{name: "makeprimary POST", req: request{method: "POST", target: wh + "/makeprimary"}, code: 200, empty: true},
 		{name: "makeprimary GET slash", req: request{target: wh + "/makeprimary/"}, code: 200, empty: true},
-		{name: "entities list", req: request{target: wh + "/entities"}, code: 501, contains: []string{`"Message":"entities are not supported yet`}},
-		{name: "entity read", req: request{target: wh + "/entities/counter/cats"}, code: 501, contains: []string{"entities are not supported yet"}},
-		{name: "entity signal", req: request{method: "POST", target: wh + "/entities/counter/cats?op=add", body: "1"}, code: 501},
-		{name: "entity delete", req: request{method: "DELETE", target: wh + "/entities/counter/cats"}, code: 501},
+		{name: "entities list", req: request{target: wh + "/entities"}, code: 200, body: `[]`},
+		{name: "entity read, none", req: request{target: wh + "/entities/counter/cats"}, code: 404, empty: true},
+		{name: "entity signal", req: request{method: "POST", target: wh + "/entities/counter/cats?op=add", body: "1"}, code: 202, empty: true},
+		{name: "entity delete", req: request{method: "DELETE", target: wh + "/entities/counter/cats"}, code: 202, empty: true},
 		{name: "entity PUT", req: request{method: "PUT", target: wh + "/entities/counter/cats"}, code: 404, empty: true},
 		{name: "query names any case, unknown ignored", req: request{target: wh + "/instances/done1?SHOWINPUT=False&code=x&TASKHUB=testhub&connection=c&connectionName=d"},
 			code: 200, contains: []string{`"input":null`}},
@@ -693,7 +693,7 @@ func TestClientData(t *testing.T) {
 
 	noKey := New(Options{Backend: seeded()}).ClientData("http://localhost:7071")
 	if noKey.CreationURLs.CreateNewInstancePostURI != "http://localhost:7071"+WebhookBase+"/orchestrators/{functionName}[/{instanceId}]" ||
-		noKey.RequiredQueryStringParameters != "" || !strings.HasSuffix(noKey.RPCBaseURL, "/durabletask/") ||
+		noKey.RequiredQueryStringParameters != "taskHub=TestHub" || !strings.HasSuffix(noKey.RPCBaseURL, "/durabletask/") ||
 		strings.Contains(noKey.ManagementURLs.StatusQueryGetURI, "code=") {
 		t.Errorf("without a key: %+v", noKey)
 	}

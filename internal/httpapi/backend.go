@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/store"
 )
@@ -55,6 +56,25 @@ type Backend interface {
 	// WaitForCompletion returns the instance once it has finished (Completed, Failed, Terminated,
 	// Canceled), or ctx's error when ctx ends first.
 	WaitForCompletion(ctx context.Context, id string) (store.Instance, error)
+
+	// HasEntity reports whether the app runs entities of the name (matched case-insensitively).
+	// An app that registered no entities answers true for every name: its entities, if any, run
+	// in other hosts' workers (gRPC), which the management API cannot see.
+	HasEntity(name string) bool
+	// SignalEntity queues an operation for an entity (r.EntityID is its instance ID), creating
+	// it if it does not exist.
+	SignalEntity(ctx context.Context, r control.SignalRequest) error
+	// GetEntity returns an entity by its instance ID: KindNotFound when no entity has it; an
+	// entity without state comes back with Exists false.
+	GetEntity(ctx context.Context, id string, withState bool) (control.EntityRecord, error)
+	// EntityDetail is GetEntity with the state and the entity's last operations.
+	EntityDetail(ctx context.Context, id string) (control.EntityRecord, error)
+	// QueryEntities returns a page of entities and the next page's token ("" after the last). A
+	// malformed q.ContinuationToken should be an error of KindInvalidInput.
+	QueryEntities(ctx context.Context, q control.EntityQuery) ([]control.EntityRecord, string, error)
+	// CleanEntityStorage cleans one page of entities and returns what it did and the next
+	// page's token.
+	CleanEntityStorage(ctx context.Context, r control.CleanRequest) (control.CleanResult, error)
 
 	// ErrorKind classifies an error returned by the methods above.
 	ErrorKind(err error) ErrorKind

@@ -18,6 +18,7 @@ const (
 	argumentException         = "System.ArgumentException"
 	invalidOperationException = "System.InvalidOperationException"
 	alreadyExistsException    = "DurableTask.Core.Exceptions.OrchestrationAlreadyExistsException"
+	jsonReaderException       = "Newtonsoft.Json.JsonReaderException"
 )
 
 // errorBody is the shape of ASP.NET's HttpError, which the extension answers errors with. The

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/store"
 )
@@ -46,6 +47,14 @@ type fakeBackend struct {
 	lastPurge store.PurgeFilter
 	lastEvent json.RawMessage
 	lastStart json.RawMessage
+
+	// entities holds the entities by instance ID; entityNames the names the app registered (none:
+	// every name is accepted, as in an app whose entities run in gRPC workers).
+	entities    map[string]control.EntityRecord
+	entityNames []string
+	signals     []control.SignalRequest
+	lastEntityQ control.EntityQuery
+	cleans      []control.CleanRequest
 }
 
 var baseTime = time.Date(2024, 3, 1, 10, 0, 0, 0, time.UTC)
@@ -55,6 +64,7 @@ func newFake() *fakeBackend {
 		orchestrators: map[string]bool{"hello": true},
 		instances:     map[string]store.Instance{},
 		histories:     map[string][]history.Event{},
+		entities:      map[string]control.EntityRecord{},
 	}
 }
 

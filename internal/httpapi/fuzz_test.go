@@ -17,7 +17,7 @@ var fuzzMethods = [...]string{"GET", "POST", "DELETE", "PUT", "HEAD", "PATCH", "
 var fuzzBases = [...]string{WebhookBase, RPCBase, "", "/runtime/webhooks"}
 
 // FuzzRoute throws arbitrary requests at the handler. With a backend that never fails, the
-// handler must not panic, must not answer 5xx (but 501 for entities), and must answer either an
+// handler must not panic, must not answer 5xx, and must answer either an
 // empty body without Content-Type or valid JSON with the JSON Content-Type.
 func FuzzRoute(f *testing.F) {
 	seeds := []struct {
@@ -41,6 +41,15 @@ func FuzzRoute(f *testing.F) {
 		{2, 0, "/instances", "createdTimeFrom=2024-01-01&runtimeStatus=Completed", "", "", ""},
 		{2, 0, "/instances/run1", "", "", "", ""},
 		{1, 0, "/entities/counter/cats", "op=add", "1", "", ""},
+		{1, 1, "/entities/Counter/cats", "op=add", `{"n":1}`, "application/json", ""},
+		{1, 0, "/entities/counter/%24", "op=set", "text", "text/plain", ""},
+		{1, 0, "/entities/counter/a%2Fb", "op=add", "{", "application/json", ""},
+		{2, 0, "/entities/counter/cats", "", "", "", ""},
+		{0, 0, "/entities/counter/cats", "detail=true", "", "", ""},
+		{0, 0, "/entities/counter/%24", "", "", "", ""},
+		{0, 0, "/entities", "fetchState=true&top=1&lastOperationTimeFrom=2024-03-01", "", "", "epos-1"},
+		{0, 1, "/entities/counter", "lastOperationTimeTo=9999-99-99", "", "", "forged"},
+		{1, 0, "/entities/$clean", "removeEmptyEntities=true&releaseOrphanedLocks=true&idleSeconds=0", "", "", ""},
 		{3, 0, "/makeprimary", "", "", "", ""},
 		{0, 0, "//instances///", "SHOWINPUT=tRuE", "", "", ""},
 	}
@@ -60,6 +69,7 @@ func FuzzRoute(f *testing.F) {
 		}
 		// No Failed instance: a Failed status with returnInternalServerErrorOnFailure is a 500 by design.
 		delete(fb.instances, "fail1")
+		seedEntities(fb)
 		api := New(Options{Backend: fb, MaxBodyBytes: 1 << 10})
 
 		u, err := url.Parse(fuzzBases[int(base)%len(fuzzBases)] + path)
@@ -86,7 +96,7 @@ func FuzzRoute(f *testing.F) {
 		api.ServeHTTP(w, r)
 
 		out := w.Body.Bytes()
-		if w.Code >= 500 && !(w.Code == http.StatusNotImplemented && bytes.Contains(out, []byte("entities are not supported"))) {
+		if w.Code >= 500 {
 			t.Fatalf("%s %s?%s: %d %s", r.Method, u.Path, query, w.Code, out)
 		}
 		ct := w.Header().Get("Content-Type")

@@ -403,8 +403,44 @@ func (a *API) restart(w http.ResponseWriter, r *http.Request, q query, id string
 // readJSON reads a request body that must be JSON, within the size limit. An empty body is null.
 // It answers 413 or 400 itself and then reports false.
 func (a *API) readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage, bool) {
-	if r.Body == nil { // requests built by hand (not by net/http) may have none
+	body, ok := a.readBody(w, r)
+	if !ok {
+		return nil, false
+	}
+	body = bytes.TrimSpace(body)
+	if len(body) == 0 {
 		return json.RawMessage("null"), true
+	}
+	// encoding/json does not check that strings are UTF-8, and what is stored here is echoed
+	// as JSON to every client.
+	if !utf8.Valid(body) {
+		writeError(w, http.StatusBadRequest, errorBody{
+			Message:          "Invalid JSON content",
+			ExceptionMessage: notUTF8Message,
+			ExceptionType:    jsonReaderException,
+		})
+		return nil, false
+	}
+	var raw json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
+		writeError(w, http.StatusBadRequest, errorBody{
+			Message:          "Invalid JSON content",
+			ExceptionMessage: err.Error(),
+			ExceptionType:    jsonReaderException,
+		})
+		return nil, false
+	}
+	return body, true
+}
+
+// notUTF8Message is the answer to a body that is not UTF-8.
+const notUTF8Message = "The request body is not valid UTF-8; JSON text must be UTF-8."
+
+// readBody reads a request body within the size limit; nil when there is none. It answers 413,
+// 408 or 400 itself and then reports false.
+func (a *API) readBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
+	if r.Body == nil { // requests built by hand (not by net/http) may have none
+		return nil, true
 	}
 	tooLarge := func() {
 		writeError(w, http.StatusRequestEntityTooLarge, errorBody{
@@ -429,29 +465,6 @@ func (a *API) readJSON(w http.ResponseWriter, r *http.Request) (json.RawMessage,
 			return nil, false
 		}
 		writeError(w, http.StatusBadRequest, errorBody{Message: "The request body could not be read.", ExceptionMessage: err.Error()})
-		return nil, false
-	}
-	body = bytes.TrimSpace(body)
-	if len(body) == 0 {
-		return json.RawMessage("null"), true
-	}
-	// encoding/json does not check that strings are UTF-8, and what is stored here is echoed
-	// as JSON to every client.
-	if !utf8.Valid(body) {
-		writeError(w, http.StatusBadRequest, errorBody{
-			Message:          "Invalid JSON content",
-			ExceptionMessage: "The request body is not valid UTF-8; JSON text must be UTF-8.",
-			ExceptionType:    "Newtonsoft.Json.JsonReaderException",
-		})
-		return nil, false
-	}
-	var raw json.RawMessage
-	if err := json.Unmarshal(body, &raw); err != nil {
-		writeError(w, http.StatusBadRequest, errorBody{
-			Message:          "Invalid JSON content",
-			ExceptionMessage: err.Error(),
-			ExceptionType:    "Newtonsoft.Json.JsonReaderException",
-		})
 		return nil, false
 	}
 	return body, true

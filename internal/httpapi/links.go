@@ -86,6 +86,12 @@ func (a *API) ClientData(origin string) ClientData {
 		return sep + key
 	}
 	start := base + "/orchestrators/{functionName}[/{instanceId}]"
+	// The JavaScript client sends no entity call in webhook mode without
+	// requiredQueryStringParameters; a host without a key names its task hub there instead.
+	required := key
+	if required == "" {
+		required = "taskHub=" + url.QueryEscape(a.backend.Hub())
+	}
 	return ClientData{
 		TaskHubName: a.backend.Hub(),
 		CreationURLs: CreationURLs{
@@ -95,7 +101,7 @@ func (a *API) ClientData(origin string) ClientData {
 		},
 		ManagementURLs:                a.links(origin, "INSTANCEID"),
 		BaseURL:                       base,
-		RequiredQueryStringParameters: key,
+		RequiredQueryStringParameters: required,
 		// The clients resolve relative paths against it with new URL(rel, base): it must end in '/'.
 		RPCBaseURL: origin + RPCBase + "/",
 	}

@@ -6,7 +6,8 @@
 //
 //   ORIGIN      the server's origin, e.g. http://127.0.0.1:40123
 //   HUB         the App's task hub
-//   SYSTEM_KEY  the App's system key (durabletask_extension)
+//   SYSTEM_KEY  the App's system key (durabletask_extension); empty for an anonymous host (one
+//               whose management API needs no key)
 //   MODE        "rpc": the client binding carries rpcBaseUrl = ORIGIN + "/durabletask/", so every
 //               call goes to the loopback RPC base; "webhook": no rpcBaseUrl, so the client
 //               string-templates the /runtime/webhooks/durabletask URLs with code=SYSTEM_KEY.
@@ -16,6 +17,8 @@
 //   hello          input {name}; calls activity say_hello(name) and returns "Hello <name>!"
 //   echo           returns its input
 //   wait_approval  waits for the external event "approval" and returns its data
+//
+// and the entity counter, whose operation "add" adds its (number) input to the state.
 //
 // The store must be fresh: listings are checked against exactly the instances this script made.
 //
@@ -40,7 +43,11 @@ function env(name) {
 
 const ORIGIN = env("ORIGIN").replace(/\/+$/, "");
 const HUB = env("HUB");
-const KEY = env("SYSTEM_KEY");
+// An anonymous host hands out no key. Its webhook binding still carries
+// requiredQueryStringParameters, without which the client refuses to send entity calls in
+// webhook mode: Reprise puts the task hub there (taskHub=HUB).
+const KEY = process.env.SYSTEM_KEY ?? "";
+const ANONYMOUS = KEY === "";
 const MODE = env("MODE");
 if (MODE !== "rpc" && MODE !== "webhook") {
     console.error(`client.mjs: MODE must be "rpc" or "webhook", got ${JSON.stringify(MODE)}`);
@@ -58,18 +65,19 @@ const df = require("durable-functions");
 const { HttpRequest } = createRequire(require.resolve("durable-functions"))("@azure/functions");
 
 const WEBHOOK_BASE = `${ORIGIN}/runtime/webhooks/durabletask`;
-const CODE = `code=${encodeURIComponent(KEY)}`;
-const QS = `taskHub=${encodeURIComponent(HUB)}&connection=Storage&${CODE}`;
+const CODE = ANONYMOUS ? "" : `code=${encodeURIComponent(KEY)}`;
+const withCode = (sep) => (CODE ? sep + CODE : "");
+const QS = `taskHub=${encodeURIComponent(HUB)}&connection=Storage${withCode("&")}`;
 const INSTANCE = `${WEBHOOK_BASE}/instances/INSTANCEID`;
 
 // The client binding data, as the extension hands it to a function (OrchestrationClientInputData).
 const clientData = {
     taskHubName: HUB,
     creationUrls: {
-        createNewInstancePostUri: `${WEBHOOK_BASE}/orchestrators/{functionName}[/{instanceId}]?${CODE}`,
+        createNewInstancePostUri: `${WEBHOOK_BASE}/orchestrators/{functionName}[/{instanceId}]${withCode("?")}`,
         createAndWaitOnNewInstancePostUri:
             `${WEBHOOK_BASE}/orchestrators/{functionName}[/{instanceId}]` +
-            `?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&${CODE}`,
+            `?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}${withCode("&")}`,
     },
     managementUrls: {
         id: "INSTANCEID",
@@ -83,7 +91,7 @@ const clientData = {
         resumePostUri: `${INSTANCE}/resume?reason={text}&${QS}`,
     },
     baseUrl: WEBHOOK_BASE,
-    requiredQueryStringParameters: CODE,
+    requiredQueryStringParameters: ANONYMOUS ? `taskHub=${encodeURIComponent(HUB)}` : CODE,
 };
 if (MODE === "rpc") {
     clientData.rpcBaseUrl = `${ORIGIN}/durabletask/`;
@@ -194,7 +202,7 @@ function mgmt(instanceId) {
 // ---------------------------------------------------------------------------------------------
 // Scenarios
 
-console.log(`# durable-functions ${require("durable-functions/package.json").version} against ${ORIGIN} (MODE=${MODE}, hub ${HUB})`);
+console.log(`# durable-functions ${require("durable-functions/package.json").version} against ${ORIGIN} (MODE=${MODE}, hub ${HUB}${ANONYMOUS ? ", anonymous" : ""})`);
 
 // --- start, status, history
 
@@ -485,7 +493,7 @@ await step("createHttpManagementPayload: URLs point at the server with taskHub a
         assert.equal(u.origin, ORIGIN, `${k} origin`);
         assert.ok(u.pathname.startsWith(`/runtime/webhooks/durabletask/instances/${helloId}`), `${k} path: ${u.pathname}`);
         assert.equal(u.searchParams.get("taskHub"), HUB, `${k} taskHub`);
-        assert.equal(u.searchParams.get("code"), KEY, `${k} code`);
+        assert.equal(u.searchParams.get("code"), ANONYMOUS ? null : KEY, `${k} code`);
     }
 });
 
@@ -509,11 +517,11 @@ await step("GET statusQueryGetUri answers 200 for a completed instance and 202 f
     assert.equal(running.json.runtimeStatus, "Running");
 });
 
-await step("a webhook URL without code= is refused with 401", async () => {
+await step(ANONYMOUS ? "an anonymous host answers a webhook URL without code=" : "a webhook URL without code= is refused with 401", async () => {
     const u = new URL(mgmt(helloId).statusQueryGetUri);
     u.searchParams.delete("code");
     const res = await raw(u.href);
-    assert.equal(res.status, 401, `GET ${u.href} => ${res.status} ${res.text}`);
+    assert.equal(res.status, ANONYMOUS ? 200 : 401, `GET ${u.href} => ${res.status} ${res.text}`);
 });
 
 // --- purge
@@ -544,6 +552,65 @@ await step(`purgeInstanceHistoryBy time window + [Completed] deletes exactly the
 await step("purgeInstanceHistoryBy matching nothing deletes 0", async () => {
     const res = await client.purgeInstanceHistoryBy({ createdTimeFrom: t0, createdTimeTo: t1, runtimeStatus: ["Completed"] });
     assert.equal(res.instancesDeleted, 0);
+});
+
+// --- entities (signalEntity and readEntityState are the client's only entity calls)
+
+// waitEntity polls readEntityState until pred holds.
+async function waitEntity(id, pred, what) {
+    const until = Date.now() + DEADLINE_MS;
+    let last;
+    for (;;) {
+        last = await client.readEntityState(id);
+        if (pred(last)) {
+            return last;
+        }
+        if (Date.now() > until) {
+            throw new Error(`entity ${id} never became ${what}; last read: ${JSON.stringify(last)}`);
+        }
+        await sleep(POLL_MS);
+    }
+}
+
+const SIGNALS = 30;
+const counterId = new df.EntityId("counter", `js-${MODE}${ANONYMOUS ? "-anon" : ""}`);
+await step(`signalEntity ${SIGNALS} times: readEntityState returns exactly ${SIGNALS}`, async () => {
+    for (let i = 0; i < SIGNALS; i += 10) {
+        await Promise.all(Array.from({ length: 10 }, () => client.signalEntity(counterId, "add", 1)));
+    }
+    const st = await waitEntity(counterId, (s) => s.entityExists && s.entityState >= SIGNALS, `at least ${SIGNALS}`);
+    assert.equal(st.entityState, SIGNALS);
+    // Read again: nothing was applied twice after the count was reached.
+    assert.deepEqual({ ...(await client.readEntityState(counterId)) }, { entityExists: true, entityState: SIGNALS });
+});
+
+await step("readEntityState of an entity never signalled: entityExists false", async () => {
+    const st = await client.readEntityState(new df.EntityId("counter", `never-signalled-${MODE}`));
+    assert.equal(st.entityExists, false);
+    assert.equal(st.entityState, undefined);
+});
+
+const mixedId = new df.EntityId("Counter", `Mixed-${MODE}`);
+await step("signalEntity to a mixed-case name reaches the entity of the lower-case name; the key keeps its case", async () => {
+    await client.signalEntity(mixedId, "add", 12);
+    const st = await waitEntity(new df.EntityId("counter", mixedId.key), (s) => s.entityExists, "existing");
+    assert.equal(st.entityState, 12);
+    assert.equal((await client.readEntityState(new df.EntityId("counter", mixedId.key.toLowerCase()))).entityExists, false);
+});
+
+await step("signalEntity 'delete' without input removes the state: entityExists false", async () => {
+    await client.signalEntity(mixedId, "delete");
+    await waitEntity(mixedId, (s) => !s.entityExists, "deleted");
+});
+
+await step("signalEntity to an entity the app does not have rejects (400)", async () => {
+    await assert.rejects(client.signalEntity(new df.EntityId("no_such_entity", "x"), "add", 1));
+});
+
+await step("an entity is not an instance: getStatus of its instance ID rejects with 404", async () => {
+    await assert.rejects(client.getStatus(`@counter@${counterId.key}`), /HTTP 404/);
+    const all = await client.getStatusAll();
+    assert.ok(!all.some((s) => s.instanceId.startsWith("@")), "getStatusAll lists no entity");
 });
 
 // ---------------------------------------------------------------------------------------------

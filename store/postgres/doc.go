@@ -37,7 +37,8 @@
 //
 // # Claims, leases and fencing
 //
-// A claim locks its rows with FOR UPDATE SKIP LOCKED, so concurrent claimers on any host pass
+// A claim locks its rows with SKIP LOCKED (FOR NO KEY UPDATE for instances, FOR UPDATE for
+// tasks), so concurrent claimers on any host pass
 // each other, and stamps each row with a lease: the owner, the owner's epoch, a token unique to
 // the claim (a sequence), and an expiry of now+leaseFor (the database's clock, shared by all
 // hosts). CommitEpisode and CompleteActivity apply only if the row still carries their owner and

@@ -52,10 +52,10 @@ func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) er
 }
 
 // deleteEntitySQL removes an entity that has no state, no live lease, no message and the update
-// time $3, with its history. The lock taken first (FOR UPDATE, in the same transaction) waits
-// for the transactions delivering messages to the entity, which hold a share of its key (see
-// entityMessagesSQL); the delete, a statement of its own with a new snapshot, then sees their
-// messages and keeps the entity.
+// time $3, with its history. The lock taken first (deleteEntityLockSQL, FOR UPDATE, in the same
+// transaction) waits for the transactions delivering messages to the entity, which hold a share
+// of its key (see entityLockSQL); the delete, a statement of its own with a new snapshot, then
+// sees their messages and keeps the entity.
 const deleteEntityLockSQL = `SELECT 1 FROM reprise.instances WHERE hub = $1 AND id = $2 AND kind = 1 FOR UPDATE`
 
 var deleteEntitySQL = `
@@ -186,8 +186,11 @@ const claimTokenSQL = `SELECT nextval('reprise.lease_tokens'),
 // walks that name's messages of the kind in visible order from the oldest (inbox_by_kind_name),
 // looks each message's instance up by key, skips those under a live lease or
 // sticky to another live host, and stops at the limit: messages of other names are never read.
-// SKIP LOCKED lets concurrent claimers pass each other instead of queueing. $4 is the owner's
-// epoch and $5 the lease duration in microseconds.
+// SKIP LOCKED lets concurrent claimers pass each other instead of queueing. The lock is FOR NO
+// KEY UPDATE, the one the update takes anyway (no key changes): it leaves alone the share of the
+// key that a transaction delivering entity messages holds (see entityMessagesSQL), so a busy
+// entity is not skipped for as long as signals keep arriving. $4 is the owner's epoch and $5
+// the lease duration in microseconds.
 //
 // The lookup is a LATERAL subquery behind OFFSET 0, which the planner cannot flatten into a join:
 // whatever the statistics, it stays one primary-key probe per message. (Statistics taken while
@@ -231,7 +234,7 @@ WITH candidates AS MATERIALIZED (
 			AND (c.sticky_owner IS NULL OR c.sticky_owner = $2 OR NOT EXISTS (SELECT 1 FROM reprise.hosts h
 				WHERE h.hub = $1 AND h.owner = c.sticky_owner AND h.renewed AND h.expires > now()))
 		OFFSET 0
-		FOR UPDATE SKIP LOCKED
+		FOR NO KEY UPDATE SKIP LOCKED
 	) c
 	LIMIT $3
 )

@@ -750,10 +750,13 @@ SELECT i.id, i.kind, (SELECT count(pg_notify($7, p)) FROM (SELECT ` + wakeSQL + 
 FROM (SELECT DISTINCT instance_id FROM ins) t JOIN reprise.instances i ON i.hub = $1 AND i.id = t.instance_id`
 
 func (g *group) queueMessages(episodes, sends []*writeOp) {
-	var targets, execs, srcs []string
+	var targets, execs, srcs, entities []string
 	var data [][]byte
 	var visible []pgtype.Timestamptz
 	add := func(m store.Message, src string) {
+		if _, _, ok := store.ParseEntityInstanceID(m.InstanceID); ok {
+			entities = append(entities, m.InstanceID)
+		}
 		targets = append(targets, m.InstanceID)
 		execs = append(execs, m.ExecutionID)
 		data = append(data, nonNil(m.Data))
@@ -776,6 +779,11 @@ func (g *group) queueMessages(episodes, sends []*writeOp) {
 	}
 	if len(targets) == 0 {
 		return
+	}
+	if len(entities) > 0 {
+		// Messages to entities keep them from DeleteEntity until the transaction ends, as
+		// SendEntityMessages does (see entityLockSQL); messages to orchestrations need no lock.
+		g.queue(entityLockSQL, execOnly, g.s.hub, entities)
 	}
 	g.queue(messagesSQL, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
@@ -811,6 +819,16 @@ func (g *group) queueMessages(episodes, sends []*writeOp) {
 	}, g.s.hub, targets, execs, data, visible, srcs, g.s.channel)
 }
 
+// entityLockSQL takes a share of the key of each existing entity that the group's entity
+// messages go to, until the transaction ends: DeleteEntity (FOR UPDATE) then waits for the
+// transaction and sees its messages, instead of deleting the entity between entityCreateSQL,
+// which found it, and entityMessagesSQL, which would then find it gone. A share of the key
+// conflicts with no other share and no update of an instance (commits and claims change no key),
+// only with DeleteEntity's lock and deletes; the rows are locked in ID order all the same.
+const entityLockSQL = `
+SELECT count(*) FROM (SELECT 1 FROM reprise.instances t
+	WHERE t.hub = $1 AND t.id = ANY($2::text[]) AND t.kind = 1 ORDER BY t.id FOR KEY SHARE) x`
+
 // entityCreateSQL creates the entities that the group's entity messages go to and that do not
 // exist yet: running, without state, named by their IDs. Like messagesSQL, it serves episodes
 // ($3 names the producing instance) only if they passed their fence, and SendEntityMessages
@@ -828,9 +846,10 @@ ORDER BY e.id
 ON CONFLICT (hub, id) DO NOTHING`
 
 // entityMessagesSQL delivers the group's entity messages, in order, to the entities they go to
-// (which entityCreateSQL made sure of; a message to an ID an orchestration holds is dropped). It
-// holds a share of each entity's key until the transaction ends, so that DeleteEntity waits for
-// it and then sees the message. It returns the entities that received a message.
+// (which entityCreateSQL made sure of; a message to an ID an orchestration holds is dropped). Like
+// entityLockSQL, it holds a share of each entity's key (one created meanwhile by another
+// transaction included) until the transaction ends. It returns the entities that received a
+// message.
 const entityMessagesSQL = `
 WITH m AS (
 	SELECT * FROM unnest($2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::text[])
@@ -881,6 +900,7 @@ func (g *group) queueEntityMessages(episodes, sends []*writeOp) {
 	if len(targets) == 0 {
 		return
 	}
+	g.queue(entityLockSQL, execOnly, g.s.hub, targets)
 	g.queue(entityCreateSQL, execOnly, g.s.hub, targets, srcs, names)
 	g.queue(entityMessagesSQL, func(br pgx.BatchResults) error {
 		rows, err := br.Query()

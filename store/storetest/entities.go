@@ -161,6 +161,21 @@ func (s suite) testEntityInvalidTargets(t *testing.T) {
 	if got := mustGet(t, st, valid); got.Kind != store.KindEntity {
 		t.Fatalf("entity = %+v", got)
 	}
+
+	// An entity's ID that an orchestration holds gets no entity messages: they are dropped, as
+	// messages to an instance that does not exist are, and the orchestration is left as it is.
+	held := store.EntityInstanceID("counter", "held")
+	mustCreate(t, st, held)
+	mustSendEntities(t, st, signal(held, "dropped"), signal(valid, "kept"))
+	if got := mustGet(t, st, held); got.Kind != store.KindOrchestration || got.Name != "orchestrator" {
+		t.Fatalf("an entity message changed the orchestration holding its ID: %+v", got)
+	}
+	if d := messageData(claimID(t, st, "n", held).Messages); !slices.Equal(d, []string{"started:" + held}) {
+		t.Fatalf("messages of the orchestration holding an entity's ID = %q, want its start only", d)
+	}
+	if d := messageData(claimEntity(t, st, "n", valid).Messages); !slices.Equal(d, []string{"x", "kept"}) {
+		t.Fatalf("messages of %s = %q, want [x kept]", valid, d)
+	}
 }
 
 // testEntityClaimSeparation: an orchestrator and an entity that share a name are claimed only
