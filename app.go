@@ -335,6 +335,9 @@ func (a *App) Store() (store.Store, error) { return a.store() }
 // Registered returns the names of the orchestrators and activities registered with the App.
 func (a *App) Registered() (orchestrators, activities []string) { return a.reg.Names() }
 
+// RegisteredEntities returns the names of the entities registered with the App.
+func (a *App) RegisteredEntities() []string { return a.reg.EntityNames() }
+
 func (a *App) store() (store.Store, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -144,7 +144,7 @@ func Listen(ctx context.Context, app *reprise.App, opts Options) (*Server, error
 	orchestrators, activities := app.Registered()
 	signals := engine.NewSignals(st)
 	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger, LeaseDuration: opts.LeaseDuration,
-		TakenOrchestrators: orchestrators, TakenActivities: activities}
+		TakenOrchestrators: orchestrators, TakenActivities: activities, TakenEntities: app.RegisteredEntities()}
 	hub := st.Hub()
 	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{
 		Name: hub, Plane: control.New(st, control.Options{Hub: hub}), Work: work}))

@@ -135,6 +135,8 @@ func TestInteropDurableTaskJSWorkers(t *testing.T) {
 //     included); an entity signals an entity and starts an orchestration;
 //   - entities-lock: concurrent critical sections over two entities (transfers; the total never
 //     changes, no lock is left);
+//   - entities-terminate: an orchestration terminated while it holds a lock with a signal queued
+//     behind it: the lock is released and the signal runs;
 //
 // on a worker that sends its work-item filters (entity filters included), and
 //
@@ -148,7 +150,7 @@ func TestInteropDurableTaskJSEntities(t *testing.T) {
 
 	t.Run("one worker", func(t *testing.T) {
 		worker := js.startWorker(t, "first", "all", true)
-		for _, name := range []string{"entities-client", "entities-orchestration", "entities-lock"} {
+		for _, name := range []string{"entities-client", "entities-orchestration", "entities-lock", "entities-terminate"} {
 			js.run(t, name, func(t *testing.T) { js.scenario(t, name) })
 		}
 		worker.kill(t)
@@ -338,11 +340,12 @@ func (w *jsWorker) kill(t *testing.T) {
 }
 
 // TestInteropDurableTaskJSMixed runs Go code and a JavaScript SDK worker on one task hub: an
-// App registers the orchestrators GoCallsJS and GoCallsJSEntity and the activity GoReverse and
-// serves gRPC beside them (package sidecar); a worker.mjs process without filters registers the
-// activity Shout, the orchestrator JSCallsGo and the entity Counter. The Go orchestrators call the
-// JavaScript activity and call, signal and lock the JavaScript entity, the JavaScript
-// orchestrator calls the Go activity, and the worker never gets the App's names.
+// App registers the orchestrators GoCallsJS and GoCallsJSEntity, the activity GoReverse and the
+// entity GoCounter, and serves gRPC beside them (package sidecar); a worker.mjs process
+// without filters registers the activity Shout, the orchestrators JSCallsGo and JSCallsGoEntity
+// and the entity Counter. The Go orchestrators call the JavaScript activity and call, signal and
+// lock the JavaScript entity; the JavaScript orchestrators call the Go activity and signal and
+// call the Go entity; and the worker never gets the App's names.
 func TestInteropDurableTaskJSMixed(t *testing.T) {
 	node, dir := durabletaskJS(t)
 	goCallsJS := reprise.NewOrchestrator("GoCallsJS", func(ctx *reprise.OrchestrationContext, text string) (string, error) {
@@ -380,7 +383,16 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 		return []int{first, moved, into}, nil
 	})
 	app := reprise.NewApp(reprise.WithSQLiteFile(filepath.Join(t.TempDir(), "mixed.db")), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-	app.Register(goCallsJS, goReverse, goCallsJSEntity)
+	// A Go entity that the JavaScript orchestrator JSCallsGoEntity signals and calls.
+	goCounter := reprise.NewEntity("GoCounter", func(ctx *reprise.EntityContext[int]) (any, error) {
+		var n int
+		if err := ctx.GetInput(&n); err != nil {
+			return nil, err
+		}
+		ctx.SetState(ctx.State() + n)
+		return ctx.State(), nil
+	})
+	app.Register(goCallsJS, goReverse, goCallsJSEntity, goCounter)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := app.Start(ctx); err != nil {
@@ -438,6 +450,19 @@ func TestInteropDurableTaskJSMixed(t *testing.T) {
 	}
 	if st := done.OrchestrationState; st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `"cba (go)"` {
 		t.Errorf("JSCallsGo: %v, want COMPLETED with the Go activity's result", st)
+	}
+
+	// A JavaScript orchestration signals and calls the Go entity: the signal runs first.
+	started, err = client.StartInstance(ctx, &pb.CreateInstanceRequest{Name: "JSCallsGoEntity", Input: wrapperspb.String(`5`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err = client.WaitForInstanceCompletion(ctx, &pb.GetInstanceRequest{InstanceId: started.InstanceId, GetInputsAndOutputs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := done.OrchestrationState; st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED || st.Output.GetValue() != `10` {
+		t.Errorf("JSCallsGoEntity: %v, want COMPLETED with 10 from the Go entity", st)
 	}
 }
 

@@ -768,3 +768,20 @@ func TestDurableTaskJSEntitiesV1(t *testing.T) {
 		t.Fatalf("scenarios.mjs: %v\n%s\nworker stderr:\n%s", err, out, workerErr.String())
 	}
 }
+
+// TestUnfilteredStreamsLeaveGoEntities: a stream without filters claims every entity name but
+// those Go code in the process runs (Work.TakenEntities, which package sidecar fills from the
+// App's registrations).
+func TestUnfilteredStreamsLeaveGoEntities(t *testing.T) {
+	h := serveWork(t, func(w *Work) { w.TakenEntities = []string{"gocounter"} })
+	s, _ := h.openStream(t, nil)
+	h.signal(t, "@GoCounter@a", "add", "1")
+	h.signal(t, "@jscounter@a", "add", "1")
+	if id := nextBatch(t, s).GetEntityRequestV2().GetInstanceId(); id != "@jscounter@a" {
+		t.Fatalf("unfiltered stream got the batch of %q, want @jscounter@a", id)
+	}
+	work, err := h.st.ClaimEntities(context.Background(), "go-host", store.Names{"gocounter"}, 10, time.Minute)
+	if err != nil || len(work) != 1 || work[0].Instance.ID != "@gocounter@a" {
+		t.Fatalf("the Go host's claim: %v %v, want the entity the stream left", work, err)
+	}
+}

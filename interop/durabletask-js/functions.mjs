@@ -105,6 +105,12 @@ function entityFunctions(sdk, name, print) {
                 lock.release();
                 return { balance, inSection, after: ctx.entities.isInCriticalSection().inSection };
             },
+            // A critical section that waits for an event that never comes: terminated, its lock
+            // must be released.
+            async *LockAndWait(ctx, key) {
+                yield ctx.entities.lockEntities(counterID(key));
+                return yield ctx.waitForExternalEvent("never");
+            },
             // A critical section whose call holds its worker (Counter.hold): for a worker killed
             // while it holds an entity batch under a lock.
             async *HoldUnderLock(ctx, key) {
@@ -253,6 +259,12 @@ export function registerFunctions(sdk, worker, set, name, print) {
         orchestrators: {
             async *JSCallsGo(ctx, text) {
                 return yield ctx.callActivity("GoReverse", text);
+            },
+            // Calls the App's Go entity GoCounter (an entity name the worker does not run).
+            async *JSCallsGoEntity(ctx, n) {
+                const id = new sdk.EntityInstanceId("GoCounter", "js");
+                ctx.entities.signalEntity(id, "add", n);
+                return yield ctx.entities.callEntity(id, "add", n);
             },
         },
         activities: { Shout: (ctx, text) => `${String(text).toUpperCase()}! (${name})` },

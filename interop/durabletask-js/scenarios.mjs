@@ -563,6 +563,29 @@ Object.assign(SCENARIOS, {
         },
     },
 
+    // A critical section's orchestration terminated while it holds the lock: the lock is
+    // released, and the signal queued behind it runs.
+    "entities-terminate": {
+        needs: ["getEntity"],
+        run: async () => {
+            await client.signalEntity(counter("term"), "add", 1);
+            await counterAt("term", 1);
+            await client.scheduleNewOrchestration("LockAndWait", "term", "lock-and-wait");
+            await eventually("counter term locked", async () => {
+                assert.equal((await client.getEntity(counter("term"))).lockedBy, "lock-and-wait");
+            });
+            await client.signalEntity(counter("term"), "add", 1); // waits behind the lock
+            await eventually("the signal queued", async () => {
+                assert.equal((await client.getEntity(counter("term"))).backlogQueueSize, 1);
+            });
+            await client.terminateOrchestration("lock-and-wait", "enough");
+            await finished("lock-and-wait", OrchestrationStatus.TERMINATED);
+            const e = await counterAt("term", 2);
+            assert.equal(e.lockedBy, undefined);
+            assert.equal(e.backlogQueueSize, 0);
+        },
+    },
+
     // DTS388: the test kills the worker "first" while it holds the call of a critical section
     // (Counter.hold) with a signal queued behind the lock, and starts "second": the batch is
     // delivered again, the section ends, its lock is released and the queued signal runs.
