@@ -116,22 +116,40 @@ Flags:
 
 // list fetches one page, or all pages, of GET /instances.
 func (e *env) list(ctx context.Context, q url.Values, token string, all, showInput bool) error {
+	return e.listPages(ctx, listing{path: "/instances", query: q, token: token, all: all, plural: "instances", singular: "instance",
+		print: func(w io.Writer, rows []object) { printInstanceTable(w, rows, showInput) }})
+}
+
+// listing is a paged GET of the management API: GET /instances, GET /entities[/{name}].
+type listing struct {
+	path             string
+	query            url.Values
+	token            string // the continuation token to start from; "" for the first page
+	all              bool   // follow the continuation tokens to the last page
+	plural, singular string // what is listed, for messages
+	print            func(w io.Writer, rows []object)
+}
+
+// listPages fetches one page, or all pages, of a listing and prints them: as the host's JSON
+// (an array) with --json, else as a table.
+func (e *env) listPages(ctx context.Context, l listing) error {
 	var docs []json.RawMessage
 	var firstBody []byte
 	pages := 0
 	seen := map[string]bool{}
+	token := l.token
 	for {
 		var header http.Header
 		if token != "" {
 			header = http.Header{continuationHeader: {token}}
 		}
-		resp, err := e.api.do(ctx, request{method: http.MethodGet, path: "/instances", query: q, header: header, ok: []int{http.StatusOK}})
+		resp, err := e.api.do(ctx, request{method: http.MethodGet, path: l.path, query: l.query, header: header, ok: []int{http.StatusOK}})
 		if err != nil {
-			return e.failure(err, "list instances", "")
+			return e.failure(err, "list "+l.plural, "")
 		}
 		var page []json.RawMessage
 		if err := json.Unmarshal(resp.body, &page); err != nil {
-			return &exitError{exitHostError, fmt.Sprintf("the host's answer to GET /instances is not a JSON array: %v", err)}
+			return &exitError{exitHostError, fmt.Sprintf("the host's answer to GET %s is not a JSON array: %v", l.path, err)}
 		}
 		if pages == 0 {
 			firstBody = resp.body
@@ -139,7 +157,7 @@ func (e *env) list(ctx context.Context, q url.Values, token string, all, showInp
 		pages++
 		docs = append(docs, page...)
 		token = resp.header.Get(continuationHeader)
-		if !all || token == "" {
+		if !l.all || token == "" {
 			break
 		}
 		// A host that hands out the same token again would keep this loop going forever.
@@ -159,21 +177,21 @@ func (e *env) list(ctx context.Context, q url.Values, token string, all, showInp
 		}
 		writeJSON(e.stdout, out)
 	case len(docs) == 0:
-		fmt.Fprintln(e.stdout, "no instances found")
+		fmt.Fprintf(e.stdout, "no %s found\n", l.plural)
 	default:
-		instances := make([]object, 0, len(docs))
+		rows := make([]object, 0, len(docs))
 		for _, d := range docs {
 			var o object
 			if err := json.Unmarshal(d, &o); err != nil {
-				return &exitError{exitHostError, fmt.Sprintf("the host listed an instance that is not a JSON object: %v", err)}
+				return &exitError{exitHostError, fmt.Sprintf("the host listed an %s that is not a JSON object: %v", l.singular, err)}
 			}
-			instances = append(instances, o)
+			rows = append(rows, o)
 		}
-		printInstanceTable(e.stdout, instances, showInput)
+		l.print(e.stdout, rows)
 	}
 	if token != "" {
 		// On stderr, so that stdout stays one table or one JSON document.
-		fmt.Fprintf(e.stderr, "more instances: add --all to list them all, or --continuation %s for the next page\n", shellQuote(token))
+		fmt.Fprintf(e.stderr, "more %s: add --all to list them all, or --continuation %s for the next page\n", l.plural, shellQuote(token))
 	}
 	return nil
 }

@@ -151,64 +151,8 @@ Flags:
 
 // listEntities fetches one page, or all pages, of GET /entities[/{name}].
 func (e *env) listEntities(ctx context.Context, path string, q url.Values, token string, all, withState bool) error {
-	var docs []json.RawMessage
-	var firstBody []byte
-	pages := 0
-	seen := map[string]bool{}
-	for {
-		var header http.Header
-		if token != "" {
-			header = http.Header{continuationHeader: {token}}
-		}
-		resp, err := e.api.do(ctx, request{method: http.MethodGet, path: path, query: q, header: header, ok: []int{http.StatusOK}})
-		if err != nil {
-			return e.failure(err, "list entities", "")
-		}
-		var page []json.RawMessage
-		if err := json.Unmarshal(resp.body, &page); err != nil {
-			return &exitError{exitHostError, fmt.Sprintf("the host's answer to GET %s is not a JSON array: %v", path, err)}
-		}
-		if pages == 0 {
-			firstBody = resp.body
-		}
-		pages++
-		docs = append(docs, page...)
-		token = resp.header.Get(continuationHeader)
-		if !all || token == "" {
-			break
-		}
-		if seen[token] {
-			return &exitError{exitHostError, "the host returned the same continuation token twice; stopping (list without --all to page by hand)"}
-		}
-		seen[token] = true
-	}
-
-	switch {
-	case e.g.json && pages == 1:
-		writeJSON(e.stdout, firstBody)
-	case e.g.json:
-		out, err := json.Marshal(docs)
-		if err != nil {
-			return err
-		}
-		writeJSON(e.stdout, out)
-	case len(docs) == 0:
-		fmt.Fprintln(e.stdout, "no entities found")
-	default:
-		entities := make([]object, 0, len(docs))
-		for _, d := range docs {
-			var o object
-			if err := json.Unmarshal(d, &o); err != nil {
-				return &exitError{exitHostError, fmt.Sprintf("the host listed an entity that is not a JSON object: %v", err)}
-			}
-			entities = append(entities, o)
-		}
-		printEntityTable(e.stdout, entities, withState)
-	}
-	if token != "" {
-		fmt.Fprintf(e.stderr, "more entities: add --all to list them all, or --continuation %s for the next page\n", shellQuote(token))
-	}
-	return nil
+	return e.listPages(ctx, listing{path: path, query: q, token: token, all: all, plural: "entities", singular: "entity",
+		print: func(w io.Writer, rows []object) { printEntityTable(w, rows, withState) }})
 }
 
 // entityID reads the entityId object of an entity listing or detail.
