@@ -287,8 +287,7 @@ func TestLockGrantAwaited(t *testing.T) {
 	if err != nil || len(res.Actions) != 0 {
 		t.Fatalf("a grant for another section moved it on: %+v, %v", res, err)
 	}
-	res, err = x.Run(nil, append([]history.Event{started(2)}, entityWorld{}.answer(res.Actions)...))
-	if err != nil {
+	if _, err = x.Run(nil, append([]history.Event{started(2)}, entityWorld{}.answer(res.Actions)...)); err != nil {
 		t.Fatal(err)
 	}
 	grant := history.New(history.EntityLockGranted, t0)
