@@ -941,7 +941,7 @@ function renderEntityRows(entities) {
     h('td', { 'data-label': 'Entity' }, e.name),
     h('td', { 'data-label': 'Key', class: 'key' }, h('a', { href: entityHash(e.name, e.key), dataset: { testid: 'entity-link' } }, keyText(e.key))),
     h('td', { 'data-label': `Last modified (${zoneName()})` }, timeEl(e.lastModified)),
-    h('td', { 'data-label': 'Lock holder', class: 'id' }, lockHolder(e)),
+    h('td', { 'data-label': 'Lock holder', class: 'holder' }, lockHolder(e)),
     h('td', { 'data-label': 'Backlog', class: 'num', dataset: { testid: 'backlog-cell' } }, String(e.backlog)),
     h('td', { 'data-label': 'State' }, existsBadge(e))));
   $('#e-rows').replaceChildren(...rows);
@@ -1015,7 +1015,7 @@ async function loadEntity() {
     h('td', { class: 'ev-time' }, timeEl(op.time)),
     h('td', { class: 'ev-name' }, op.operation),
     h('td', { class: 'req' }, h('code', {}, op.requestId)),
-    h('td', { class: 'id' }, op.caller
+    h('td', { class: 'holder' }, op.caller
       ? h('a', { href: instanceHash(op.caller), dataset: { testid: 'caller-link' } }, op.caller)
       : h('span', { class: 'muted', title: 'Signals have no caller to answer' }, 'signal')),
     h('td', {}, op.failed ? h('span', { class: 'op-failed' }, 'failed') : 'ok')));
