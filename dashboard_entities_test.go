@@ -48,13 +48,19 @@ func signalDashboardEntities(t *testing.T, app *reprise.App) {
 	for _, s := range []struct {
 		key, op string
 		input   any
-	}{{"cats", "add", 1}, {"cats", "add", 2}, {xssEntityKey, "add", 1}, {"gone", "add", 1}, {"gone", "delete", nil}} {
+	}{{"cats", "add", 1}, {"cats", "add", 2}, {xssEntityKey, "add", 1}, {"gone", "add", 1}} {
 		if err := c.SignalEntity(ctx, counter.ID(s.key), s.op, s.input); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitEntity(t, c, counter.ID("cats"), func(m *reprise.EntityMetadata) bool { return entityCount(m) == 3 })
 	waitEntity(t, c, counter.ID(xssEntityKey), func(m *reprise.EntityMetadata) bool { return entityCount(m) == 1 })
+	// gone is deleted once it exists, so that "not found" below means the delete ran, not that
+	// the add has not yet.
+	waitEntity(t, c, counter.ID("gone"), func(m *reprise.EntityMetadata) bool { return entityCount(m) == 1 })
+	if err := c.SignalEntity(ctx, counter.ID("gone"), "delete", nil); err != nil {
+		t.Fatal(err)
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, err := c.GetEntity(ctx, counter.ID("gone"))
