@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/dashboard"
 	"github.com/reprise-dev/reprise/store"
 )
@@ -19,6 +20,24 @@ type dashboardBackend struct{ backend }
 var _ dashboard.Backend = dashboardBackend{}
 
 func (b dashboardBackend) Orchestrators() []string { return slices.Clone(b.a.reg.names) }
+
+func (b dashboardBackend) Entities() []string { return slices.Clone(b.a.reg.entityNames) }
+
+func (b dashboardBackend) QueryEntities(ctx context.Context, q control.EntityQuery) ([]control.EntityRecord, string, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return nil, "", err
+	}
+	return p.QueryEntities(ctx, q)
+}
+
+func (b dashboardBackend) EntityDetail(ctx context.Context, id string) (control.EntityRecord, error) {
+	p, err := b.a.plane()
+	if err != nil {
+		return control.EntityRecord{}, err
+	}
+	return p.EntityDetail(ctx, id)
+}
 
 func (b dashboardBackend) CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error) {
 	p, err := b.a.plane()

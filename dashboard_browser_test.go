@@ -19,7 +19,7 @@ import (
 
 // dashboardSteps is the number of steps interop/browser/dashboard.mjs runs; a script that skipped
 // steps, or gained some without this being updated, fails the test.
-const dashboardSteps = 22
+const dashboardSteps = 25
 
 const (
 	chromiumPath   = "/usr/bin/chromium"
@@ -33,7 +33,8 @@ var dashboardSummary = regexp.MustCompile(`(?m)^OK (\d+) steps$`)
 // TestDashboardInBrowser serves an App with a few instances (completed hello sequences, a failed
 // one, one waiting for an event, one with a timer and a sub-orchestration) and drives its
 // dashboard in headless Chromium with playwright-core (interop/browser/dashboard.mjs): key
-// prompt, list, counts, filters, timelines, terminate, raise-event validation, screenshots.
+// prompt, list, counts, filters, timelines, terminate, raise-event validation, the entities view
+// and an entity's page (a key of markup, a lock holder, a backlog), screenshots.
 func TestDashboardInBrowser(t *testing.T) {
 	required := os.Getenv("REPRISE_TEST_BROWSER") == "1"
 	missing := func(what string) {
@@ -77,6 +78,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 	waitStatus(t, app.Client(), ids.waiting, reprise.StatusRunning)
 	child := childOf(t, app, ids.parent)
+	signalDashboardEntities(t, app)
 
 	runCtx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
@@ -180,7 +182,7 @@ func dashboardApp(t *testing.T) *reprise.App {
 		return helloSequence.Call(ctx, reprise.None{}).Await()
 	})
 	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithKeys(reprise.Keys{Master: dashMasterKey}))...)
-	app.Register(sayHello, helloSequence, explode, failing, approval, ship, parent)
+	app.Register(sayHello, helloSequence, explode, failing, approval, ship, parent, counter, entityHolder, entitySignaller)
 	return app
 }
 

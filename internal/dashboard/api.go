@@ -40,6 +40,10 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request, rest string) {
 		h.list(w, r)
 	case rest == "counts":
 		h.counts(w, r)
+	case rest == "entities":
+		h.entities(w, r)
+	case rest == "entity":
+		h.entity(w, r)
 	case strings.HasPrefix(rest, "instances/"):
 		id, err := url.PathUnescape(strings.TrimPrefix(rest, "instances/"))
 		if err != nil || id == "" || strings.Contains(id, "/") {
@@ -56,16 +60,15 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request, rest string) {
 type Info struct {
 	Hub           string   `json:"hub"`
 	Orchestrators []string `json:"orchestrators"`
-	Statuses      []string `json:"statuses"`
-	Anonymous     bool     `json:"anonymous"`
+	// Entities are the names of the entities this host registered, for the entity name filter's
+	// suggestions (entities of workers connected over gRPC are listed too, but not named here).
+	Entities  []string `json:"entities"`
+	Statuses  []string `json:"statuses"`
+	Anonymous bool     `json:"anonymous"`
 }
 
 func (h *handler) info(w http.ResponseWriter) {
-	names := slices.Clone(h.b.Orchestrators())
-	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
-	if names == nil {
-		names = []string{}
-	}
+	names := sortedNames(h.b.Orchestrators())
 	statuses := make([]string, len(allStatuses))
 	for i, s := range allStatuses {
 		statuses[i] = s.String()
@@ -73,9 +76,20 @@ func (h *handler) info(w http.ResponseWriter) {
 	httpapi.WriteJSON(w, http.StatusOK, Info{
 		Hub:           h.b.Hub(),
 		Orchestrators: names,
+		Entities:      sortedNames(h.b.Entities()),
 		Statuses:      statuses,
 		Anonymous:     h.opts.Anonymous,
 	})
+}
+
+// sortedNames returns names sorted case-insensitively, [] for none.
+func sortedNames(names []string) []string {
+	names = slices.Clone(names)
+	slices.SortFunc(names, func(a, b string) int { return strings.Compare(strings.ToLower(a), strings.ToLower(b)) })
+	if names == nil {
+		names = []string{}
+	}
+	return names
 }
 
 // Summary is one row of a listing.

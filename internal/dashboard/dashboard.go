@@ -1,7 +1,8 @@
 // Package dashboard serves Reprise's web dashboard: a static shell (HTML, CSS and a JavaScript
 // module, embedded in the binary, no build step) under Path, and a small read-only JSON API under
 // APIPath for what the Durable Functions management API lacks (filtered listings by orchestrator
-// name, counts per status, an instance's history as a timeline and as a table).
+// name, counts per status, an instance's history as a timeline and as a table, the durable
+// entities with their state, lock, backlog and recent operations).
 //
 // The page changes instances through the management API itself (terminate, suspend, resume,
 // raise event, restart, rewind, purge), so the dashboard and the official clients share one set of
@@ -16,6 +17,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/store"
@@ -54,6 +56,14 @@ type Backend interface {
 	ListInstances(ctx context.Context, q store.Query) ([]store.Instance, string, error)
 	// CountInstances counts the instances matching q's filters, by status.
 	CountInstances(ctx context.Context, q store.Query) (map[store.Status]int, error)
+	// Entities returns the names of the entities the host registered, as registered.
+	Entities() []string
+	// QueryEntities returns a page of entities and the next page's token
+	// (control.Plane.QueryEntities).
+	QueryEntities(ctx context.Context, q control.EntityQuery) ([]control.EntityRecord, string, error)
+	// EntityDetail returns an entity with its state and last operations
+	// (control.Plane.EntityDetail); an error of kind KindNotFound when there is no such entity.
+	EntityDetail(ctx context.Context, id string) (control.EntityRecord, error)
 	// Unclaimed returns the work that waits for names the host has not registered and that no
 	// host has taken (engine.Engine.Unclaimed).
 	Unclaimed() []store.Unclaimed

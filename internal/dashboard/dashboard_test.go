@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/store"
@@ -28,6 +29,9 @@ type fakeBackend struct {
 	history   map[string][]history.Event
 	lastQuery store.Query
 	listErr   error
+	// entities are answered by QueryEntities (all, in ID order) and EntityDetail.
+	entities        map[string]control.EntityRecord
+	lastEntityQuery control.EntityQuery
 }
 
 func (f *fakeBackend) Hub() string             { return "TestHub" }
@@ -189,8 +193,9 @@ func TestOnlyGET(t *testing.T) {
 
 func TestAPIRequiresAuthorization(t *testing.T) {
 	key := "k"
-	h := New(newFake(), Options{Authorize: func(r *http.Request) bool { return r.Header.Get("x-functions-key") == key }})
-	for _, path := range []string{"/dashboard/api/info", "/dashboard/api/instances", "/dashboard/api/counts", "/dashboard/api/instances/a1"} {
+	h := New(fakeWithEntities(), Options{Authorize: func(r *http.Request) bool { return r.Header.Get("x-functions-key") == key }})
+	for _, path := range []string{"/dashboard/api/info", "/dashboard/api/instances", "/dashboard/api/counts", "/dashboard/api/instances/a1",
+		"/dashboard/api/entities", "/dashboard/api/entity?name=counter&key=cats"} {
 		r := get(t, h, path)
 		if r.code != http.StatusUnauthorized || !strings.Contains(messageOf(t, r), "master key") {
 			t.Errorf("GET %s without a key: %d %s", path, r.code, r.body)

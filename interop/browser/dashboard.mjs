@@ -22,6 +22,8 @@ const WAITING = env('WAITING_ID');
 const PARENT = env('PARENT_ID');
 const CHILD = env('CHILD_ID');
 const TIMEOUT = 15_000;
+// The key of one counter (dashboard_entities_test.go's xssEntityKey): markup the page must show as text.
+const XSS_KEY = '<img src=x onerror=alert(1)>';
 
 mkdirSync(ART, { recursive: true });
 
@@ -45,6 +47,11 @@ page.on('console', (msg) => {
   // purge, 409 on purpose) are expected, and the page's own files are checked below.
   if (/^Failed to load resource/.test(text)) return;
   pageErrors.push(`console: ${text}`);
+});
+// A key of markup that ran would show as a dialog (alert): it must never.
+page.on('dialog', async (dlg) => {
+  pageErrors.push(`dialog: ${dlg.type()} ${dlg.message()}`);
+  await dlg.dismiss().catch(() => {});
 });
 page.on('response', (resp) => {
   const path = new URL(resp.url()).pathname;
@@ -446,6 +453,116 @@ await step('keyboard: Enter opens a confirmation dialog with the focus inside, E
   await page.locator(tid('instance-status')).filter({ hasText: 'Running' }).waitFor();
 });
 
+// entityRows returns the keys the entities table shows, in order.
+const entityRows = () => page.locator(tid('entity-row')).evaluateAll((rs) => rs.map((r) => r.querySelector('[data-testid="entity-link"]').textContent));
+
+async function waitEntityRows(keys) {
+  const want = [...keys].sort();
+  await page.waitForFunction((want) => {
+    const got = [...document.querySelectorAll('[data-testid="entity-row"] [data-testid="entity-link"]')].map((a) => a.textContent).sort();
+    return JSON.stringify(got) === JSON.stringify(want);
+  }, want).catch(async (err) => {
+    throw new Error(`entity rows: want ${JSON.stringify(want)}, have ${JSON.stringify(await entityRows())} (${err.message})`);
+  });
+}
+
+const mgmt = (method, path, body) => page.evaluate(async ([method, path, body, key]) => {
+  const r = await fetch(`/runtime/webhooks/durabletask/${path}`,
+    { method, headers: { 'x-functions-key': key, 'Content-Type': 'application/json' }, body });
+  return r.status;
+}, [method, path, body, KEY]);
+
+await step('the entities view lists the counters (a key of markup as text), transient ones on demand, filtered by name and key prefix, in pages', async () => {
+  await page.goto(`${URL_}#/`);
+  await waitRows(KNOWN()); // entities are not instances
+  await page.locator(tid('nav-entities')).click();
+  await waitEntityRows(['cats', XSS_KEY]);
+  assert(await page.locator(tid('nav-entities')).getAttribute('aria-current') === 'page', 'the Entities link is not marked current');
+  assert(await page.evaluate(() => document.querySelectorAll('img').length) === 0, 'the markup key became an element');
+  const cats = page.locator(tid('entity-row')).filter({ hasText: 'cats' });
+  const cells = await cats.locator('td').allTextContents();
+  assert(cells[0] === 'counter' && /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/.test(cells[2]) && cells[3] === 'free' && cells[4] === '0' && cells[5] === 'exists',
+    `cats row: ${JSON.stringify(cells)}`);
+  await page.locator(tid('entity-filter-transient')).check();
+  await waitEntityRows(['cats', 'gone', XSS_KEY]);
+  assert(page.url().includes('transient=true'), `URL without the transient filter: ${page.url()}`);
+  assert(await page.locator(tid('entity-row')).filter({ hasText: 'gone' }).locator(tid('entity-state-badge')).textContent() === 'transient', 'gone is not marked transient');
+  await page.screenshot({ path: join(ART, 'dashboard-entities.png'), fullPage: true });
+  await page.locator(tid('entity-filter-name')).fill('counter');
+  await page.locator(tid('entity-filter-key')).fill('ca');
+  await page.locator(tid('entity-filter-key')).press('Enter');
+  await waitEntityRows(['cats']);
+  assert(page.url().includes('key=ca') && page.url().includes('name=counter'), `URL without the name and key: ${page.url()}`);
+  await page.goto(`${URL_}#/entities?name=account`);
+  await page.locator(tid('entity-empty')).waitFor();
+  await page.goto(`${URL_}#/entities?key=ca`);
+  await page.locator(tid('entity-hint')).filter({ hasText: 'needs an entity name' }).waitFor();
+  // A page size of 1: three pages, Next and Previous walk them.
+  await page.goto(`${URL_}#/entities?transient=true&top=1`);
+  await waitCount(tid('entity-row'), 1);
+  const seen = [...await entityRows()];
+  for (const n of [2, 3]) {
+    await page.locator(tid('entity-next')).click();
+    await page.locator(tid('entity-page-no')).filter({ hasText: `Page ${n}` }).waitFor();
+    await page.waitForFunction((seen) => {
+      const got = [...document.querySelectorAll('[data-testid="entity-link"]')].map((a) => a.textContent);
+      return got.length === 1 && !seen.includes(got[0]);
+    }, seen);
+    seen.push(...await entityRows());
+  }
+  await page.waitForFunction(() => document.querySelector('[data-testid="entity-next"]').disabled);
+  assert(JSON.stringify([...seen].sort()) === JSON.stringify(['cats', 'gone', XSS_KEY].sort()), `paged over ${JSON.stringify(seen)}`);
+  await page.locator(tid('entity-prev')).click();
+  await page.locator(tid('entity-page-no')).filter({ hasText: 'Page 2' }).waitFor();
+  await waitEntityRows([seen[1]]);
+});
+
+await step('an entity\'s page shows its state, last modified time and operations; a key of markup stays text', async () => {
+  await page.goto(`${URL_}#/entities`);
+  await page.locator(tid('entity-link')).filter({ hasText: 'cats' }).click();
+  await page.locator(tid('entity-state')).filter({ hasText: /^3$/ }).waitFor();
+  assert(await page.locator(tid('entity-id')).textContent() === '@counter@cats', 'instance ID');
+  assert(await page.locator(tid('entity-exists')).textContent() === 'exists', 'exists badge');
+  assert(await page.locator(tid('entity-lock')).textContent() === 'free', 'lock holder of a free entity');
+  assert(await page.locator(tid('entity-backlog')).textContent() === '0', 'backlog');
+  assert(/ GMT\+9$/.test(await page.locator(tid('entity-modified')).textContent()), 'last modified without its zone');
+  await waitCount(tid('op-row'), 2);
+  const ops = await page.locator(tid('op-row')).evaluateAll((rs) => rs.map((r) => [...r.cells].map((c) => c.textContent)));
+  assert(ops.every((c) => c[1] === 'add' && /^[0-9a-f-]{36}$/.test(c[2]) && c[3] === 'signal' && c[4] === 'ok'), `ops: ${JSON.stringify(ops)}`);
+  await page.goto(`${URL_}#/entities/counter/${encodeURIComponent(XSS_KEY)}`);
+  await page.locator(tid('entity-state')).filter({ hasText: /^1$/ }).waitFor();
+  assert(await page.locator(tid('entity-key')).textContent() === XSS_KEY, 'the key is not shown as written');
+  assert(await page.evaluate(() => document.querySelectorAll('img').length) === 0, 'the markup key became an element');
+  await page.goto(`${URL_}#/entities/counter/nobody`);
+  await page.locator(tid('not-found')).filter({ hasText: 'No entity counter with key nobody' }).waitFor();
+});
+
+await step('a lock holder and a backlog show live, linking to the holding orchestration; the release runs the backlog', async () => {
+  assert(await mgmt('POST', 'orchestrators/entity_holder/holder-1', '"locked"') === 202, 'start holder-1');
+  known.add('holder-1');
+  await page.goto(`${URL_}#/entities/counter/locked`);
+  await page.locator(tid('entity-lock')).locator(tid('lock-link')).filter({ hasText: 'holder-1' }).waitFor();
+  await page.locator(tid('op-row')).locator(tid('caller-link')).filter({ hasText: 'holder-1' }).waitFor();
+  assert(await mgmt('POST', 'orchestrators/entity_signaller/signaller-1', '"locked"') === 202, 'start signaller-1');
+  known.add('signaller-1');
+  await page.locator(`${tid('entity-backlog')}[data-count="1"]`).waitFor();
+  assert(/1 message waits behind the lock/.test(await page.locator(tid('entity-backlog')).textContent()), 'backlog text');
+  await page.screenshot({ path: join(ART, 'dashboard-entity-locked.png'), fullPage: true });
+  await page.goto(`${URL_}#/entities?name=counter&key=locked`);
+  await waitEntityRows(['locked']);
+  const cells = await page.locator(tid('entity-row')).locator('td').allTextContents();
+  assert(cells[3] === 'holder-1' && cells[4] === '1', `locked row: ${JSON.stringify(cells)}`);
+  await page.locator(tid('entity-link')).click();
+  assert(await mgmt('POST', 'instances/holder-1/raiseEvent/release', '"now"') === 202, 'release holder-1');
+  await page.locator(tid('entity-state')).filter({ hasText: /^6$/ }).waitFor();
+  await page.locator(tid('entity-lock')).filter({ hasText: 'free' }).waitFor();
+  await page.locator(`${tid('entity-backlog')}[data-count="0"]`).waitFor();
+  await page.screenshot({ path: join(ART, 'dashboard-entity.png'), fullPage: true });
+  await page.locator(tid('caller-link')).first().click();
+  await page.locator(tid('instance-id')).filter({ hasText: 'holder-1' }).waitFor();
+  await page.locator(tid('instance-status')).filter({ hasText: 'Completed' }).waitFor();
+});
+
 await step('light, dark and phone-width screenshots; the phone layout does not scroll sideways', async () => {
   await page.goto(`${URL_}#/`);
   await waitRows(KNOWN());
@@ -466,6 +583,11 @@ await step('light, dark and phone-width screenshots; the phone layout does not s
   await page.screenshot({ path: join(ART, 'dashboard-list-phone.png'), fullPage: true });
   await openInstance(FAILED);
   await page.screenshot({ path: join(ART, 'dashboard-instance-phone.png'), fullPage: true });
+  await page.goto(`${URL_}#/entities?transient=true`);
+  await waitEntityRows(['cats', 'gone', 'locked', XSS_KEY]);
+  const entOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  assert(entOverflow <= 0, `the entities list scrolls sideways by ${entOverflow}px at 390px`);
+  await page.screenshot({ path: join(ART, 'dashboard-entities-phone.png'), fullPage: true });
 });
 
 await step('signing out forgets the key and asks for it again', async () => {

@@ -219,6 +219,7 @@ function toggleZone() {
   updateZoneLabels();
   state.lastData = '';
   if (state.view?.kind === 'list' && $('#filters')) syncFilters(state.view.filters);
+  if (state.view?.kind === 'entities' && $('#e-filters')) syncEntityFilters(state.view.filters);
   refresh();
 }
 
@@ -261,13 +262,29 @@ function fromLocalInput(v) {
 
 // ---- routing -----------------------------------------------------------------------------------
 
-// parseHash reads #/ (the list, filters as query) and #/instances/{id}.
+// parseHash reads #/ (the list, filters as query), #/instances/{id}, #/entities (the entities,
+// filters as query) and #/entities/{name}/{key}.
 function parseHash() {
   const hash = location.hash.replace(/^#/, '') || '/';
   const [path, query = ''] = hash.split('?');
   const m = path.match(/^\/instances\/(.+)$/);
-  if (m) return { kind: 'instance', id: decodeURIComponent(m[1]) };
+  if (m) return { kind: 'instance', id: safeDecode(m[1]) };
+  const e = path.match(/^\/entities\/([^/]+)\/(.*)$/);
+  if (e) return { kind: 'entity', name: safeDecode(e[1]), key: safeDecode(e[2]) };
   const p = new URLSearchParams(query);
+  if (path === '/entities' || path === '/entities/') {
+    return {
+      kind: 'entities',
+      filters: {
+        name: p.get('name') || '',
+        key: p.get('key') || '',
+        modifiedFrom: p.get('modifiedFrom') || '',
+        modifiedTo: p.get('modifiedTo') || '',
+        transient: p.get('transient') === 'true',
+        top: validTop(p.get('top')),
+      },
+    };
+  }
   return {
     kind: 'list',
     filters: {
@@ -283,6 +300,15 @@ function parseHash() {
 }
 
 const DEFAULT_TOP = 50;
+
+// safeDecode decodes a URL component; a malformed one (a hand-edited URL) is taken as written.
+function safeDecode(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
 
 function validTop(v) {
   const n = Number.parseInt(v, 10);
@@ -310,10 +336,31 @@ function listHash(f) {
 }
 
 const instanceHash = (id) => `#/instances/${encodeURIComponent(id)}`;
+const entityHash = (name, key) => `#/entities/${encodeURIComponent(name)}/${encodeURIComponent(key)}`;
+
+function entityFilterQuery(f) {
+  const p = new URLSearchParams();
+  if (f.name) p.set('name', f.name);
+  if (f.key) p.set('key', f.key);
+  if (f.modifiedFrom) p.set('modifiedFrom', f.modifiedFrom);
+  if (f.modifiedTo) p.set('modifiedTo', f.modifiedTo);
+  if (f.transient) p.set('transient', 'true');
+  return p.toString();
+}
+
+// entitiesHash is the URL of an entities view: the filters and, unless it is the default, the
+// page size.
+function entitiesHash(f) {
+  const p = new URLSearchParams(entityFilterQuery(f));
+  if (f.top && f.top !== DEFAULT_TOP) p.set('top', String(f.top));
+  const q = p.toString();
+  return q ? `#/entities?${q}` : '#/entities';
+}
 
 async function route(fromNavigation = false) {
   const view = parseHash();
-  const reuse = state.view && state.view.kind === 'list' && view.kind === 'list' && $('#filters');
+  const reuse = state.view && state.view.kind === view.kind &&
+    (view.kind === 'list' && $('#filters') || view.kind === 'entities' && $('#e-filters'));
   state.view = view;
   state.lastData = '';
   try {
@@ -326,8 +373,14 @@ async function route(fromNavigation = false) {
     showError(err);
     return;
   }
+  const entityViews = view.kind === 'entities' || view.kind === 'entity';
+  $('#nav-instances').setAttribute('aria-current', entityViews ? 'false' : 'page');
+  $('#nav-entities').setAttribute('aria-current', entityViews ? 'page' : 'false');
   if (view.kind === 'instance') mountInstance(view);
+  else if (view.kind === 'entity') mountEntity(view);
+  else if (reuse && view.kind === 'entities') syncEntityFilters(view.filters);
   else if (reuse) syncFilters(view.filters); // keeps the focus on the control just changed
+  else if (view.kind === 'entities') mountEntities(view);
   else mountList(view);
   // A new view takes the focus, so that keyboard and screen-reader users start at its top.
   if (!reuse && fromNavigation) $('#main').focus({ preventScroll: false });
@@ -349,6 +402,8 @@ async function refresh(tick = false) {
   state.loading++;
   try {
     if (state.view.kind === 'instance') await loadInstance();
+    else if (state.view.kind === 'entities') await loadEntities();
+    else if (state.view.kind === 'entity') await loadEntity();
     else await loadList(tick);
     if (state.refreshFailed) {
       state.refreshFailed = false;
@@ -767,6 +822,205 @@ function showEvent(d, s) {
   if (more) more.open = true;
   row.scrollIntoView({ block: 'center' });
   (row.querySelector('summary') || row.querySelector('a') || row).focus?.();
+}
+
+// ---- entities ----------------------------------------------------------------------------------
+
+function mountEntities(view) {
+  $('#main').replaceChildren($('#entities-view').content.cloneNode(true));
+  const names = $('#e-names');
+  for (const n of state.info.entities || []) names.append(h('option', { value: n }));
+  syncEntityFilters(view.filters);
+  updateZoneLabels();
+  const form = $('#e-filters');
+  const apply = (ev) => {
+    ev?.preventDefault();
+    const next = {
+      name: $('#e-name').value.trim(),
+      key: $('#e-key').value,
+      modifiedFrom: fromLocalInput($('#e-from').value),
+      modifiedTo: fromLocalInput($('#e-to').value),
+      transient: $('#e-transient').checked,
+      top: validTop($('#e-top').value),
+    };
+    const hash = entitiesHash(next);
+    if (hash !== location.hash) location.hash = hash;
+  };
+  form.addEventListener('submit', apply);
+  // Every control applies on change; the text fields on Enter (submit) or when they lose the focus.
+  form.addEventListener('change', () => apply());
+  $('#e-top').addEventListener('change', () => apply());
+  $('#e-clear').addEventListener('click', () => { location.hash = entitiesHash({ top: state.view.filters.top }); });
+  $('#e-prev').addEventListener('click', () => entityPage(-1));
+  $('#e-next').addEventListener('click', () => entityPage(+1));
+}
+
+function syncEntityFilters(f) {
+  document.title = 'Entities · Reprise dashboard';
+  $('#e-name').value = f.name;
+  $('#e-key').value = f.key;
+  $('#e-from').value = toLocalInput(f.modifiedFrom);
+  $('#e-to').value = toLocalInput(f.modifiedTo);
+  $('#e-transient').checked = f.transient;
+  const top = $('#e-top');
+  if (![...top.options].some((o) => o.value === String(f.top))) top.append(h('option', { value: String(f.top) }, String(f.top)));
+  top.value = String(f.top);
+}
+
+function entityPagerFor(f) {
+  const key = `entities?${entityFilterQuery(f)}&top=${f.top}`;
+  if (!state.pages.has(key)) state.pages.set(key, { stack: [''], index: 0, next: '' });
+  return state.pages.get(key);
+}
+
+function entityPage(delta) {
+  const p = entityPagerFor(state.view.filters);
+  if (delta > 0 && p.next) {
+    p.stack.length = p.index + 1;
+    p.stack.push(p.next);
+    p.index++;
+  } else if (delta < 0 && p.index > 0) {
+    p.index--;
+  } else {
+    return;
+  }
+  state.lastData = '';
+  refresh();
+}
+
+async function loadEntities() {
+  const view = state.view;
+  const f = view.filters;
+  const hint = $('#e-hint');
+  // Keys are matched within one name (the instance ID is @name@key): the API refuses a key
+  // prefix alone, and the page says so rather than showing an error.
+  const needsName = Boolean(f.key && !f.name);
+  hint.hidden = !needsName;
+  hint.textContent = needsName ? 'A key prefix needs an entity name: keys are matched within one entity name.' : '';
+  if (needsName) {
+    state.lastData = '';
+    renderEntityRows([]);
+    $('#e-prev').disabled = true;
+    $('#e-next').disabled = true;
+    $('#e-page-no').textContent = '';
+    return;
+  }
+  const p = entityPagerFor(f);
+  const q = new URLSearchParams(entityFilterQuery(f));
+  q.set('top', String(f.top));
+  if (p.stack[p.index]) q.set('token', p.stack[p.index]);
+  const page = await apiGet(`entities?${q}`);
+  if (state.view !== view) return; // navigated away meanwhile
+  const data = JSON.stringify(page);
+  if (data === state.lastData) return;
+  state.lastData = data;
+  p.next = page.next;
+  renderEntityRows(page.entities);
+  $('#e-prev').disabled = p.index === 0;
+  $('#e-next').disabled = !page.next;
+  $('#e-page-no').textContent = `Page ${p.index + 1}`;
+}
+
+// keyText shows a key; the empty key is a key too.
+const keyText = (key) => (key === '' ? '(empty key)' : key);
+
+function existsBadge(e) {
+  return e.exists
+    ? h('span', { class: 'badge e-exists', dataset: { testid: 'entity-state-badge' }, title: 'The entity has state' }, 'exists')
+    : h('span', { class: 'badge e-transient', dataset: { testid: 'entity-state-badge' }, title: 'No state: deleted, or only locked or queued' }, 'transient');
+}
+
+function lockHolder(e) {
+  return e.lockedBy
+    ? h('a', { href: instanceHash(e.lockedBy), dataset: { testid: 'lock-link' }, title: 'The orchestration holding the lock' }, e.lockedBy)
+    : h('span', { class: 'muted' }, 'free');
+}
+
+function renderEntityRows(entities) {
+  const rows = entities.map((e) => h('tr', { dataset: { testid: 'entity-row', id: e.id, exists: String(e.exists) } },
+    h('td', { 'data-label': 'Entity' }, e.name),
+    h('td', { 'data-label': 'Key', class: 'key' }, h('a', { href: entityHash(e.name, e.key), dataset: { testid: 'entity-link' } }, keyText(e.key))),
+    h('td', { 'data-label': `Last modified (${zoneName()})` }, timeEl(e.lastModified)),
+    h('td', { 'data-label': 'Lock holder', class: 'holder' }, lockHolder(e)),
+    h('td', { 'data-label': 'Backlog', class: 'num', dataset: { testid: 'backlog-cell' } }, String(e.backlog)),
+    h('td', { 'data-label': 'State' }, existsBadge(e))));
+  $('#e-rows').replaceChildren(...rows);
+  $('#e-empty').hidden = entities.length > 0;
+}
+
+function mountEntity(view) {
+  $('#main').replaceChildren($('#entity-view').content.cloneNode(true));
+  $('#ent-crumb').textContent = `${view.name} / ${keyText(view.key)}`;
+  $('#ent-name').textContent = view.name;
+  $('#ent-key').textContent = keyText(view.key);
+  document.title = `${view.name} ${keyText(view.key)} · Reprise dashboard`;
+  updateZoneLabels();
+}
+
+async function loadEntity() {
+  const view = state.view;
+  let d;
+  try {
+    d = await apiGet(`entity?${new URLSearchParams({ name: view.name, key: view.key })}`);
+  } catch (err) {
+    if (state.view !== view) return;
+    if (err.status === 404 || err.status === 400) {
+      $('#main').replaceChildren(
+        h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/entities' }, 'Entities')),
+        h('div', { class: 'error-box', role: 'alert', dataset: { testid: 'not-found' } },
+          h('p', {}, err.status === 404
+            ? `No entity ${view.name} with key ${keyText(view.key)} in this task hub: it was never signalled, or it was removed.`
+            : `This is not an entity's address: ${err.message}`)));
+      state.lastData = '';
+      return;
+    }
+    throw err;
+  }
+  if (state.view !== view) return;
+  const data = JSON.stringify(d);
+  if (data === state.lastData) return;
+  state.lastData = data;
+  if (!$('#ent-id')) mountEntity(view); // it was not found before, and is now
+  $('#ent-name').textContent = d.name;
+  $('#ent-key').textContent = keyText(d.key);
+  const ex = existsBadge(d);
+  const badge = $('#ent-exists');
+  badge.className = ex.className;
+  badge.title = ex.title;
+  badge.textContent = ex.textContent;
+  $('#ent-id').textContent = d.id;
+  $('#ent-modified').replaceChildren(timeEl(d.lastModified, true));
+  $('#ent-lock').replaceChildren(lockHolder(d));
+  $('#ent-backlog').textContent = d.backlog === 0 ? '0'
+    : `${d.backlog} ${d.backlog === 1 ? 'message waits' : 'messages wait'} behind the lock`;
+  $('#ent-backlog').dataset.count = String(d.backlog);
+  const st = $('#ent-state');
+  const cutNote = $('#ent-state-cut');
+  cutNote.hidden = !d.stateCut;
+  if (!d.exists) {
+    st.textContent = 'No state: the entity was deleted, or is only locked or has messages queued (transient).';
+    st.classList.add('muted');
+  } else {
+    st.classList.remove('muted');
+    let text = d.state;
+    if (!d.stateCut) {
+      try { text = JSON.stringify(JSON.parse(d.state), null, 2); } catch { /* shown as stored */ }
+    }
+    st.textContent = text;
+    cutNote.textContent = d.stateCut
+      ? `Cut: the first ${d.state.length.toLocaleString()} characters of ${d.stateBytes.toLocaleString()} bytes are shown. The management API and \`reprise entities show\` have all of it.`
+      : '';
+  }
+  const rows = d.ops.map((op) => h('tr', { dataset: { testid: 'op-row', failed: String(op.failed) } },
+    h('td', { class: 'ev-time' }, timeEl(op.time)),
+    h('td', { class: 'ev-name' }, op.operation),
+    h('td', { class: 'req' }, h('code', {}, op.requestId)),
+    h('td', { class: 'holder' }, op.caller
+      ? h('a', { href: instanceHash(op.caller), dataset: { testid: 'caller-link' } }, op.caller)
+      : h('span', { class: 'muted', title: 'Signals have no caller to answer' }, 'signal')),
+    h('td', {}, op.failed ? h('span', { class: 'op-failed' }, 'failed') : 'ok')));
+  if (rows.length === 0) rows.push(h('tr', {}, h('td', { colspan: '5', class: 'muted' }, 'No operations yet.')));
+  $('#ent-ops').replaceChildren(...rows);
 }
 
 // ---- bulk actions ------------------------------------------------------------------------------
