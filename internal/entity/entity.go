@@ -25,6 +25,7 @@ package entity
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -98,7 +99,7 @@ type chunk struct {
 }
 
 // MaxChunks is how many chunks an entity's history has at most before a batch writes a new base.
-const MaxChunks = 16
+const MaxChunks = 64
 
 // Decode decodes the scheduler state from an entity's history; no chunks is the state of a new
 // entity.
@@ -255,10 +256,7 @@ type Plan struct {
 func NewPlan(s State, in []Inbound, lim Limits, now time.Time) Plan {
 	p := Plan{State: State{Lock: s.Lock, Recent: s.Recent, Released: s.Released, Ops: s.Ops}}
 	old := s.Backlog
-	seen := make(map[Seen]bool, len(s.Recent))
-	for _, r := range s.Recent {
-		seen[r] = true
-	}
+	dup := duplicates(s.Recent, len(in))
 	released := make(map[string]bool, len(s.Released))
 	for _, r := range s.Released {
 		released[r] = true
@@ -359,19 +357,70 @@ func NewPlan(s State, in []Inbound, lim Limits, now time.Time) Plan {
 		// Unlocks are not checked: one delivered twice changes nothing, and an unlock must not be
 		// mistaken for another of the same section sent by someone else.
 		if ev.RequestID != "" && ev.Type != history.EntityUnlockSent {
-			if seen[key] {
+			if dup(key) {
 				continue // delivered twice
 			}
-			seen[key] = true
 			p.RecentAdded = append(p.RecentAdded, key)
 		}
 		stopped = handle(ev)
 	}
-	p.State.Backlog = append(append([]history.Event(nil), old[p.Taken:]...), p.Added...)
-	p.State.Recent = lastN(append(append([]Seen(nil), s.Recent...), p.RecentAdded...), RecentLimit)
-	p.State.Released = lastN(append(append([]string(nil), s.Released...), p.ReleasedAdded...), RecentLimit)
+	// The old state's slices are shared, never written: a plan may be made twice from one state.
+	p.State.Backlog = old[p.Taken:len(old):len(old)]
+	if len(p.Added) > 0 {
+		p.State.Backlog = append(p.State.Backlog, p.Added...)
+	}
+	p.State.Recent = window(s.Recent, p.RecentAdded)
+	p.State.Released = window(s.Released, p.ReleasedAdded)
 	p.Continue = p.State.Lock == nil && len(p.State.Backlog) > 0
 	return p
+}
+
+// duplicates returns the test of a message against the recent ones and those seen before it in
+// the batch. A batch of a few messages scans the recent ones (cheaper than hashing them all, as
+// under a lock, where batches are small and frequent); a large batch hashes them once.
+func duplicates(recent []Seen, batch int) func(Seen) bool {
+	var added map[Seen]bool
+	if batch*len(recent) <= 1<<14 {
+		return func(k Seen) bool {
+			if added[k] || slices.Contains(recent, k) {
+				return true
+			}
+			if added == nil {
+				added = map[Seen]bool{}
+			}
+			added[k] = true
+			return false
+		}
+	}
+	seen := make(map[Seen]bool, len(recent)+batch)
+	for _, r := range recent {
+		seen[r] = true
+	}
+	return func(k Seen) bool {
+		if seen[k] {
+			return true
+		}
+		seen[k] = true
+		return false
+	}
+}
+
+// window is the last RecentLimit of old followed by added, sharing old when nothing was added.
+func window[T any](old, added []T) []T {
+	if len(added) == 0 {
+		return old
+	}
+	all := make([]T, 0, min(len(old)+len(added), RecentLimit))
+	if skip := len(old) + len(added) - RecentLimit; skip > 0 {
+		if skip < len(old) {
+			all = append(all, old[skip:]...)
+		} else {
+			added = added[skip-len(old):]
+		}
+	} else {
+		all = append(all, old...)
+	}
+	return append(all, added...)
 }
 
 // isOperation reports whether the event is an operation to run.

@@ -272,3 +272,35 @@ func TestStateRoundTrip(t *testing.T) {
 		t.Fatal("empty or bad summaries")
 	}
 }
+
+// TestDuplicatesInLargeBatches: the duplicate test that hashes (large batches) drops what the
+// scanning one (small batches) drops: repeats of recent messages and repeats within the batch.
+func TestDuplicatesInLargeBatches(t *testing.T) {
+	var b builder
+	var s State
+	for i := range RecentLimit {
+		s.Recent = append(s.Recent, Seen{Type: history.EntityOperationSignaled, RequestID: fmt.Sprint("old", i)})
+	}
+	var in []Inbound
+	for i := range 100 {
+		in = append(in, b.add(signal(fmt.Sprint("new", i), "op")))
+	}
+	in = append(in, b.add(signal("old5", "op")), b.add(signal("new7", "op")))
+	p := NewPlan(s, in, Limits{}, now)
+	if len(p.Requests) != 100 || len(p.Consumed) != 102 {
+		t.Fatalf("%d requests of %d consumed, want 100 of 102", len(p.Requests), len(p.Consumed))
+	}
+	if len(p.State.Recent) != RecentLimit || p.State.Recent[RecentLimit-1].RequestID != "new99" || p.State.Recent[0].RequestID != "old100" {
+		t.Fatalf("recent window from %s to %s, want old100 to new99", p.State.Recent[0].RequestID, p.State.Recent[RecentLimit-1].RequestID)
+	}
+	if got := window([]int{1, 2}, nil); len(got) != 2 {
+		t.Fatalf("window without additions = %v", got)
+	}
+	big := make([]int, RecentLimit+5)
+	for i := range big {
+		big[i] = i
+	}
+	if got := window([]int{-1}, big); len(got) != RecentLimit || got[0] != 5 {
+		t.Fatalf("window of a long addition starts at %d with %d, want 5 with %d", got[0], len(got), RecentLimit)
+	}
+}
