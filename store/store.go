@@ -130,7 +130,8 @@ func (k Kind) String() string {
 // its name and key; Name is its entity name; Status is always StatusRunning; Output is its state
 // (JSON; nil when it has none, which means the entity does not exist although the row is kept);
 // CustomStatus is the engine's summary of its scheduler (the lock holder, the backlog), and its
-// history is the engine's scheduler state, replaced by each batch (Episode.ResetHistory). The
+// history is the engine's scheduler state, appended to by batches and replaced now and then
+// (Episode.ResetHistory). The
 // store reads none of these: they are opaque to it, as for orchestrations.
 type Instance struct {
 	ID          string

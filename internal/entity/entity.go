@@ -5,7 +5,7 @@
 // The engine claims an entity with its visible messages (store.Store.ClaimEntities), plans a
 // batch here (Plan), runs the batch's operations (the Go entities of an App, or a gRPC worker's),
 // and commits everything in one store.Episode: the messages consumed, the new user state, the
-// new scheduler state (the entity's history, one chunk), the replies to callers, the lock
+// new scheduler state (a chunk appended to the entity's history), the replies to callers, the lock
 // hand-offs, and the operations' own signals and orchestration starts. The planning does not
 // depend on what the operations do, so it is a pure function of its inputs, tested on its own.
 //
