@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/pgtest"
 )
 
 const (
@@ -40,9 +41,15 @@ var tally = reprise.NewEntity("tally", func(ctx *reprise.EntityContext[map[strin
 	return nil, nil
 })
 
-func entityCrashApp(dbPath string) *reprise.App {
+// entityCrashApp is the App of the entity crash test on a store: a SQLite file, or a postgres://
+// DSN.
+func entityCrashApp(storeAt string) *reprise.App {
+	storeOpt := reprise.WithSQLiteFile(storeAt)
+	if strings.HasPrefix(storeAt, "postgres://") {
+		storeOpt = reprise.WithPostgres(storeAt)
+	}
 	app := reprise.NewApp(
-		reprise.WithSQLiteFile(dbPath),
+		storeOpt,
 		reprise.WithLeaseDuration(time.Second),
 		reprise.WithLogger(slog.New(slog.DiscardHandler)),
 	)
@@ -102,12 +109,16 @@ func TestEntityCrashRecoveryChild(t *testing.T) {
 // TestEntityCrashRecovery kills a host with SIGKILL while it sends signals to entities and runs
 // critical sections over two accounts, restarts it, and checks that every acknowledged signal
 // was applied exactly once, none twice, every transfer completed, the total of the accounts is
-// unchanged and no lock is left behind.
+// unchanged and no lock is left behind: on SQLite and on PostgreSQL.
 func TestEntityCrashRecovery(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	dbPath := filepath.Join(t.TempDir(), "crash.db")
+	t.Run("sqlite", func(t *testing.T) { entityCrashRecovery(t, filepath.Join(t.TempDir(), "crash.db")) })
+	t.Run("postgres", func(t *testing.T) { entityCrashRecovery(t, pgtest.DSN(t)) })
+}
+
+func entityCrashRecovery(t *testing.T, dbPath string) {
 	first, lines := startChild(t, "TestEntityCrashRecoveryChild", "REPRISE_ENTITY_CRASH_DB="+dbPath, "REPRISE_CRASH_START=1")
 	acked := -1
 	for acked < crashSignals/2 && lines.Scan() {
