@@ -81,7 +81,7 @@ func (a *App) plane() (*control.Plane, error) {
 	if err != nil {
 		return nil, err
 	}
-	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: a.startable}), nil
+	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: a.startable, HasEntity: a.hasEntity}), nil
 }
 
 // startable reports whether the App starts instances of the orchestrator: one it registered. An

@@ -31,7 +31,7 @@ var (
 	ErrTimeout = replay.ErrTimeout
 	// ErrCanceled: the task (a timer) was cancelled.
 	ErrCanceled = replay.ErrCanceled
-	// ErrNotRegistered: no orchestrator or activity with the name is registered with the App.
+	// ErrNotRegistered: no orchestrator, activity or entity with the name is registered with the App.
 	ErrNotRegistered = control.ErrNotRegistered
 	// ErrNotStarted: the App's client was used before App.Start or after App.Shutdown.
 	ErrNotStarted = control.ErrNotStarted

@@ -301,6 +301,7 @@ var entityFeatures = []struct {
 	{"EntityCallsFromOrchestration", testEntityCallsFromOrchestration},
 	{"EntityLockReleasedWhenHolderTerminated", testEntityLockReleasedWhenHolderTerminated},
 	{"EntityLockReleasedWhenHolderFails", testEntityLockReleasedWhenHolderFails},
+	{"EntityUnknownNameRefused", testEntityUnknownNameRefused},
 }
 
 // account is the bank account of the critical-section tests: "deposit" adds (a negative amount
@@ -494,5 +495,17 @@ func testEntityLockReleasedWhenHolderFails(t *testing.T, s featureStore) {
 	// Its locks are gone, so it cannot go on from where it was: a rewind is refused.
 	if err := c.Rewind(ctx, id, "retry"); !errors.Is(err, reprise.ErrInvalidArgument) || !strings.Contains(err.Error(), "critical section") {
 		t.Fatalf("Rewind = %v, want a refusal naming the critical section", err)
+	}
+}
+
+func testEntityUnknownNameRefused(t *testing.T, s featureStore) {
+	app := s.start(t, []reprise.Definition{counter})
+	c, ctx := app.Client(), testCtx(t)
+	err := c.SignalEntity(ctx, reprise.EntityID{Name: "countr", Key: "typo"}, "add", 1)
+	if !errors.Is(err, reprise.ErrNotRegistered) {
+		t.Fatalf("SignalEntity to an entity the app does not have = %v, want ErrNotRegistered", err)
+	}
+	if page, _, err := c.QueryEntities(ctx, reprise.EntityQuery{IncludeTransient: true}); err != nil || len(page) != 0 {
+		t.Fatalf("the refused signal left %d entities, %v", len(page), err)
 	}
 }

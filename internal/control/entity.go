@@ -75,6 +75,9 @@ func (p *Plane) SignalEntity(ctx context.Context, r SignalRequest) error {
 	if err != nil {
 		return fmt.Errorf("signal entity: %w", err)
 	}
+	if name, _, _ := store.ParseEntityInstanceID(id); p.opts.HasEntity != nil && !p.opts.HasEntity(name) {
+		return fmt.Errorf("signal entity %q: %w: this app has no entity named %q; register it with App.Register", id, ErrNotRegistered, name)
+	}
 	if err := CheckText("operation name", r.Operation, MaxNameBytes); err != nil {
 		return fmt.Errorf("signal entity %q: %w", id, err)
 	}

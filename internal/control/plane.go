@@ -26,6 +26,9 @@ type Options struct {
 	// Registered reports whether an orchestrator is registered; Start refuses the others with
 	// ErrNotRegistered. Nil accepts every name (workers elsewhere know their orchestrators).
 	Registered func(name string) bool
+	// HasEntity is Registered for entity names, which SignalEntity checks: a signal to an entity
+	// that nothing runs would wait for ever. Nil accepts every name.
+	HasEntity func(name string) bool
 }
 
 // Plane runs the control operations on a store. It holds no state of its own: one may be made
