@@ -68,7 +68,29 @@
 //   - fan out and in (All) and race tasks (Any);
 //   - start over with a new input (ContinueAsNew), optionally keeping unprocessed events;
 //   - publish a custom status (SetCustomStatus), log without duplicates on replay (Logger), and
-//     read the replay-safe time (Now) and IDs (InstanceID, ParentInstanceID, NewUUID).
+//     read the replay-safe time (Now) and IDs (InstanceID, ParentInstanceID, NewUUID);
+//   - signal, call and lock durable entities (below).
+//
+// # Durable entities
+//
+// An entity is a small actor with durable state of its own, reached by a name and a key
+// (EntityID): a counter, a cart, an account. NewEntity defines one; its function runs each
+// operation, one at a time per entity, and the state is saved after each batch. An operation
+// that fails is rolled back. Clients and orchestrations signal entities (Client.SignalEntity,
+// OrchestrationContext.SignalEntity; WithSignalTime delays a signal), orchestrations call them
+// and await the result (CallEntity), and lock several in a critical section
+// (OrchestrationContext.LockEntities) that no other caller enters until it is released or the
+// orchestration ends. Client.GetEntity, QueryEntities and CleanEntityStorage read and tidy
+// them. See docs/entities.md.
+//
+//	counter := reprise.NewEntity("counter", func(ctx *reprise.EntityContext[int]) (any, error) {
+//		var n int
+//		if err := ctx.GetInput(&n); err != nil {
+//			return nil, err
+//		}
+//		ctx.SetState(ctx.State() + n) // every operation adds, in this one
+//		return ctx.State(), nil
+//	})
 //
 // Activities get a context.Context that is cancelled on shutdown, and ActivityInfoFrom tells them
 // the instance, task and attempt they run for. An activity's error reaches the orchestrator as a
