@@ -230,3 +230,41 @@ func (p *partial) RunEntityBatch(_ context.Context, b entity.Batch) (entity.Resu
 	res.State, _ = json.Marshal(n)
 	return res, nil, nil
 }
+
+// blocked is an EntityRunner whose batches wait until release is closed.
+type blocked struct {
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (b *blocked) EntityNames() store.Names { return store.Names{"adder"} }
+
+func (b *blocked) RunEntityBatch(ctx context.Context, batch entity.Batch) (entity.Result, func(error), error) {
+	b.once.Do(func() { close(b.started) })
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+	}
+	res := entity.Result{State: batch.State}
+	for range batch.Requests {
+		res.Results = append(res.Results, entity.OpResult{})
+	}
+	return res, nil, nil
+}
+
+// TestEntitiesDoNotStarveOrchestrations: with every entity slot taken by batches that do not
+// finish, orchestrations still run to completion: entity work has slots of its own.
+func TestEntitiesDoNotStarveOrchestrations(t *testing.T) {
+	st := openSQLite(t)
+	var r runs
+	b := &blocked{started: make(chan struct{}), release: make(chan struct{})}
+	defer close(b.release)
+	newEngine(t, engine.Options{Store: st, Registry: chainRegistry(&r), Entities: b, MaxConcurrentEntities: 1,
+		MaxConcurrentOrchestrations: 1, MaxConcurrentActivities: 1})
+	for i := range 50 {
+		send(t, st, strconv.Itoa(i), add(fmt.Sprint("r", i), 1))
+	}
+	<-b.started
+	runChains(t, st, "o", 20, 30*time.Second)
+}
