@@ -90,13 +90,20 @@ func (s *Store) SendEntityMessages(ctx context.Context, msgs []store.Message) er
 // instance that does not exist is.
 func (w *writer) sendEntityMessages(msgs []store.Message, eff *effects) error {
 	for _, m := range msgs {
-		name, _, _ := store.ParseEntityInstanceID(m.InstanceID)
-		if _, err := w.insertEntity.ExecContext(w.ctx, w.hub, m.InstanceID, name, w.now); err != nil {
-			return err
-		}
+		// The entity mostly exists already (a hot one, signalled again and again): deliver first,
+		// and create it only when that found no entity.
 		ok, err := w.insertMsgOf(store.KindEntity, m)
 		if err != nil {
 			return err
+		}
+		if !ok {
+			name, _, _ := store.ParseEntityInstanceID(m.InstanceID)
+			if _, err := w.insertEntity.ExecContext(w.ctx, w.hub, m.InstanceID, name, w.now); err != nil {
+				return err
+			}
+			if ok, err = w.insertMsgOf(store.KindEntity, m); err != nil {
+				return err
+			}
 		}
 		eff.entity = eff.entity || ok
 	}
