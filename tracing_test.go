@@ -1,0 +1,271 @@
+package reprise_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/reprise-dev/reprise"
+)
+
+// The caller's span, as an HTTP client would send it in a traceparent header.
+const (
+	callerTrace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	callerSpan  = "00f067aa0ba902b7"
+)
+
+func newTestTracer() (*tracetest.InMemoryExporter, *sdktrace.TracerProvider) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithIDGenerator(reprise.TraceIDGenerator()))
+	return exp, tp
+}
+
+// tracedHelloSequence is the three-activity sequence of the Durable Functions quickstart; the
+// activity opens a span of its own, and block (when set) makes the activity for "Seattle" wait
+// for its context to end.
+func tracedHelloSequence(block *atomic.Bool, blocked chan<- struct{}) (*reprise.Activity[string, string], *reprise.Orchestrator[reprise.None, []string]) {
+	hello := reprise.NewActivity("SayHello", func(ctx context.Context, city string) (string, error) {
+		_, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("user").Start(ctx, "user-work:"+city)
+		defer span.End()
+		if city == "Seattle" && block != nil && block.Load() {
+			blocked <- struct{}{}
+			<-ctx.Done()
+			return "", ctx.Err()
+		}
+		return "Hello " + city, nil
+	})
+	seq := reprise.NewOrchestrator("HelloSequence", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
+		var out []string
+		for _, city := range []string{"Tokyo", "Seattle", "London"} {
+			s, err := hello.Call(ctx, city).Await()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	})
+	return hello, seq
+}
+
+// startRoute adds a user route that starts the sequence from the request's context, as an HTTP
+// starter function does, and returns the started instance's ID.
+func startRoute(app *reprise.App) {
+	app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
+		id, err := app.Client().StartNew(r.Context(), "HelloSequence", nil)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprint(w, id)
+	}, reprise.AuthAnonymous)
+}
+
+func startTraced(t *testing.T, app *reprise.App) string {
+	t.Helper()
+	req := httptest.NewRequest("POST", "/api/start", nil)
+	req.Header.Set("traceparent", "00-"+callerTrace+"-"+callerSpan+"-01")
+	rec := httptest.NewRecorder()
+	app.Handler().ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("start: %d %s", rec.Code, rec.Body)
+	}
+	return rec.Body.String()
+}
+
+func spansNamed(spans tracetest.SpanStubs, name string) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.Name == name {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func attr(s tracetest.SpanStub, key attribute.Key) attribute.Value {
+	for _, kv := range s.Attributes {
+		if kv.Key == key {
+			return kv.Value
+		}
+	}
+	return attribute.Value{}
+}
+
+// checkHelloTree asserts the trace of one hello sequence started by the caller's span: one
+// create_orchestration span under the caller, one orchestration span under it, and a
+// successful activity span per step under that, each with a user span under it.
+func checkHelloTree(t *testing.T, spans tracetest.SpanStubs, id string) {
+	t.Helper()
+	for _, s := range spans {
+		if s.SpanContext.TraceID().String() != callerTrace {
+			t.Errorf("span %s is in trace %s, not the caller's", s.Name, s.SpanContext.TraceID())
+		}
+	}
+	creates := spansNamed(spans, "create_orchestration:HelloSequence")
+	if len(creates) != 1 {
+		t.Fatalf("%d create_orchestration spans, want 1", len(creates))
+	}
+	create := creates[0]
+	if create.Parent.SpanID().String() != callerSpan || create.SpanKind != trace.SpanKindProducer {
+		t.Errorf("create_orchestration: parent %s kind %v", create.Parent.SpanID(), create.SpanKind)
+	}
+	orchs := spansNamed(spans, "orchestration:HelloSequence")
+	if len(orchs) != 1 {
+		t.Fatalf("%d orchestration spans, want 1 (one per execution, not per episode)", len(orchs))
+	}
+	orch := orchs[0]
+	if orch.Parent.SpanID() != create.SpanContext.SpanID() || orch.SpanKind != trace.SpanKindServer {
+		t.Errorf("orchestration: parent %s (want %s) kind %v", orch.Parent.SpanID(), create.SpanContext.SpanID(), orch.SpanKind)
+	}
+	if got := attr(orch, "durabletask.task.instance_id").AsString(); got != id {
+		t.Errorf("orchestration instance_id %q, want %q", got, id)
+	}
+	if got := attr(orch, "durabletask.task.status").AsString(); got != "Completed" {
+		t.Errorf("orchestration status %q", got)
+	}
+	if !orch.StartTime.Before(orch.EndTime) {
+		t.Errorf("orchestration span from %v to %v", orch.StartTime, orch.EndTime)
+	}
+	taskIDs := map[int64]bool{}
+	for _, a := range spansNamed(spans, "activity:SayHello") {
+		if a.Status.Code == codes.Error {
+			continue // an attempt interrupted by a shutdown
+		}
+		if a.Parent.SpanID() != orch.SpanContext.SpanID() || a.SpanKind != trace.SpanKindServer {
+			t.Errorf("activity task %d: parent %s, want the orchestration span %s", attr(a, "durabletask.task.task_id").AsInt64(),
+				a.Parent.SpanID(), orch.SpanContext.SpanID())
+		}
+		if a.StartTime.Before(orch.StartTime) || a.EndTime.After(orch.EndTime) {
+			t.Errorf("activity span outside the orchestration's")
+		}
+		taskID := attr(a, "durabletask.task.task_id").AsInt64()
+		if taskIDs[taskID] {
+			t.Errorf("two successful activity spans of task %d", taskID)
+		}
+		taskIDs[taskID] = true
+		var users int
+		for _, u := range spans {
+			if u.Parent.SpanID() == a.SpanContext.SpanID() {
+				users++
+			}
+		}
+		if users != 1 {
+			t.Errorf("activity task %d has %d child spans, want the user's 1", taskID, users)
+		}
+	}
+	if len(taskIDs) != 3 {
+		t.Errorf("successful activity spans of tasks %v, want 3", taskIDs)
+	}
+}
+
+// A starter request's traceparent reaches the orchestration and activity spans, and every
+// episode replays the history (no cache) without emitting a span twice.
+func TestTracesFollowTheStarterRequest(t *testing.T) {
+	exp, tp := newTestTracer()
+	hello, seq := tracedHelloSequence(nil, nil)
+	app := startApp(t, []reprise.Definition{hello, seq}, reprise.WithTracerProvider(tp), reprise.WithCacheSize(-1))
+	startRoute(app)
+	id := startTraced(t, app)
+	if inst := waitDone(t, app.Client(), id); inst.Status != reprise.StatusCompleted {
+		t.Fatalf("status %v", inst.Status)
+	}
+	// The orchestration span is emitted after the commit that ended it, which may be after
+	// WaitForCompletion saw the instance done: Shutdown waits for the episode.
+	ctx := testCtx(t)
+	if err := app.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checkHelloTree(t, exp.GetSpans(), id)
+}
+
+// The orchestration span of an instance that a restart interrupts is emitted by the host that
+// finishes it, with the span ID its first host's activities name as parent.
+func TestTracesAcrossRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "traces.db")
+	var block atomic.Bool
+	block.Store(true)
+	blocked := make(chan struct{}, 1)
+	hello, seq := tracedHelloSequence(&block, blocked)
+	open := func(tp trace.TracerProvider) *reprise.App {
+		app := reprise.NewApp(reprise.WithSQLiteFile(path), reprise.WithLogger(slog.New(slog.DiscardHandler)),
+			reprise.WithLeaseDuration(2*time.Second), reprise.WithTracerProvider(tp))
+		app.Register(hello, seq)
+		startRoute(app)
+		if err := app.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return app
+	}
+	exp1, tp1 := newTestTracer()
+	first := open(tp1)
+	id := startTraced(t, first)
+	<-blocked // the first activity is done, the second runs
+	sctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	_ = first.Shutdown(sctx) // past its deadline: the blocked activity is cancelled and runs again
+	cancel()
+	block.Store(false)
+	if n := len(spansNamed(exp1.GetSpans(), "orchestration:HelloSequence")); n != 0 {
+		t.Fatalf("the first host emitted %d orchestration spans before the orchestration ended", n)
+	}
+
+	exp2, tp2 := newTestTracer()
+	second := open(tp2)
+	if inst := waitDone(t, second.Client(), id); inst.Status != reprise.StatusCompleted {
+		t.Fatalf("status %v", inst.Status)
+	}
+	if err := second.Shutdown(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	all := append(exp1.GetSpans(), exp2.GetSpans()...)
+	checkHelloTree(t, all, id)
+	var fromFirst int
+	for _, a := range spansNamed(exp1.GetSpans(), "activity:SayHello") {
+		if a.Status.Code != codes.Error {
+			fromFirst++
+		}
+	}
+	if fromFirst == 0 {
+		t.Error("the first host emitted no successful activity span: the test did not cross the restart")
+	}
+}
+
+// With no tracer provider and no OTEL_* variables, tracing is off: an activity's context
+// still carries the caller's span context, so its own spans join the caller's trace.
+func TestTracingOffPropagatesTheCallerContext(t *testing.T) {
+	var got atomic.Value
+	act := reprise.NewActivity("WhichTrace", func(ctx context.Context, _ reprise.None) (string, error) {
+		got.Store(trace.SpanContextFromContext(ctx))
+		return "", nil
+	})
+	orch := reprise.NewOrchestrator("CallWhichTrace", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		return act.Call(ctx, reprise.None{}).Await()
+	})
+	app := startApp(t, []reprise.Definition{act, orch})
+	app.HandleFunc("POST /api/start", func(w http.ResponseWriter, r *http.Request) {
+		id, err := orch.Start(r.Context(), app.Client(), reprise.None{})
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprint(w, id)
+	}, reprise.AuthAnonymous)
+	id := startTraced(t, app)
+	waitDone(t, app.Client(), id)
+	sc, _ := got.Load().(trace.SpanContext)
+	if sc.TraceID().String() != callerTrace || sc.SpanID().String() != callerSpan {
+		t.Fatalf("activity context span %s/%s, want the caller's %s/%s", sc.TraceID(), sc.SpanID(), callerTrace, callerSpan)
+	}
+}
