@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -176,7 +177,9 @@ func checkHelloTree(t *testing.T, spans tracetest.SpanStubs, id string) {
 func TestTracesFollowTheStarterRequest(t *testing.T) {
 	exp, tp := newTestTracer()
 	hello, seq := tracedHelloSequence(nil, nil)
-	app := startApp(t, []reprise.Definition{hello, seq}, reprise.WithTracerProvider(tp), reprise.WithCacheSize(-1))
+	logs := &logBuffer{}
+	app := startApp(t, []reprise.Definition{hello, seq}, reprise.WithTracerProvider(tp), reprise.WithCacheSize(-1),
+		reprise.WithLogger(slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 	startRoute(app)
 	id := startTraced(t, app)
 	if inst := waitDone(t, app.Client(), id); inst.Status != reprise.StatusCompleted {
@@ -188,7 +191,40 @@ func TestTracesFollowTheStarterRequest(t *testing.T) {
 	if err := app.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	checkHelloTree(t, exp.GetSpans(), id)
+	spans := exp.GetSpans()
+	checkHelloTree(t, spans, id)
+
+	// Every log line of the orchestration and its activities names the instance and the span.
+	spanOf := map[string]string{} // span ID → name
+	for _, s := range spans {
+		spanOf[s.SpanContext.SpanID().String()] = s.Name
+	}
+	want := map[string]int{"orchestration started": 1, "orchestration completed": 1, "activity started": 3, "activity completed": 3}
+	for _, rec := range logs.records(t) {
+		msg, _ := rec["msg"].(string)
+		if _, ok := want[msg]; !ok {
+			continue
+		}
+		want[msg]--
+		if rec["instanceId"] != id || rec["name"] == nil || rec["trace_id"] != callerTrace {
+			t.Errorf("log line %v: want instanceId %s, a name and trace_id %s", rec, id, callerTrace)
+		}
+		wantSpan := "activity:SayHello"
+		if strings.HasPrefix(msg, "orchestration") {
+			wantSpan = "orchestration:HelloSequence"
+		}
+		if sid, _ := rec["span_id"].(string); spanOf[sid] != wantSpan {
+			t.Errorf("log line %q has span_id %q, of span %q; want the %s span", msg, sid, spanOf[sid], wantSpan)
+		}
+		if msg == "activity completed" && rec["latency"] == nil {
+			t.Errorf("activity completed without its latency: %v", rec)
+		}
+	}
+	for msg, n := range want {
+		if n != 0 {
+			t.Errorf("%d %q lines missing (negative: too many)", n, msg)
+		}
+	}
 }
 
 // The orchestration span of an instance that a restart interrupts is emitted by the host that
