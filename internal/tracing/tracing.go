@@ -162,7 +162,9 @@ func Format(sc trace.SpanContext) *history.TraceContext {
 		return nil
 	}
 	tp := "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
-	return &history.TraceContext{TraceParent: tp, TraceState: sc.TraceState().String(), SpanID: sc.SpanID().String()}
+	// SpanID (the protocol's deprecated spanID) is left out: traceparent names the span, and
+	// every activity task stores this.
+	return &history.TraceContext{TraceParent: tp, TraceState: sc.TraceState().String()}
 }
 
 // FromContext returns the stored form of the span context in ctx; nil when there is none.
