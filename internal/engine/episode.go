@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"time"
@@ -118,7 +119,10 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 		return // late messages for a finished instance, or a failure logged where it was found
 	}
 	inst := ep.Instance
-	traceAttrs := tracing.LogAttrs(sp.orch.o.Self)
+	var traceAttrs []any
+	if e.log.Enabled(context.Background(), slog.LevelInfo) {
+		traceAttrs = tracing.LogAttrs(sp.orch.o.Self)
+	}
 	if w.Instance.HistoryLen == 0 {
 		e.log.Info("orchestration started", append([]any{"instanceId", inst.ID, "name", inst.Name, "executionId", inst.ExecutionID},
 			traceAttrs...)...)
@@ -737,7 +741,7 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
 	}
 	ctx, span := e.tracer.StartActivity(ctx, ev.Trace, ev.Name, info.InstanceID, ev.ID)
-	if span != nil {
+	if span != nil && e.log.Enabled(ctx, slog.LevelInfo) {
 		attrs = append(attrs, tracing.LogAttrs(span.SpanContext())...)
 	}
 	e.log.Info("activity started", attrs...)
