@@ -305,3 +305,65 @@ func TestTracingOffPropagatesTheCallerContext(t *testing.T) {
 		t.Fatalf("activity context span %s/%s, want the caller's %s/%s", sc.TraceID(), sc.SpanID(), callerTrace, callerSpan)
 	}
 }
+
+// A sub-orchestration's span is a child of its parent's orchestration span, its activities
+// children of its own; a terminated instance's span says so; a timer has a span of its own.
+func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
+	exp, tp := newTestTracer()
+	hello, seq := tracedHelloSequence(nil, nil)
+	parent := reprise.NewOrchestrator("Parent", func(ctx *reprise.OrchestrationContext, _ reprise.None) ([]string, error) {
+		if _, err := ctx.CreateTimer(time.Millisecond).Await(); err != nil {
+			return nil, err
+		}
+		return seq.Call(ctx, reprise.None{}).Await()
+	})
+	waiter := reprise.NewOrchestrator("Waiter", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		return reprise.WaitForEvent[string](ctx, "never", 0).Await()
+	})
+	app := startApp(t, []reprise.Definition{hello, seq, parent, waiter}, reprise.WithTracerProvider(tp))
+	ctx := testCtx(t)
+	id, err := parent.Start(ctx, app.Client(), reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, app.Client(), id); inst.Status != reprise.StatusCompleted {
+		t.Fatalf("status %v", inst.Status)
+	}
+	wid, err := waiter.Start(ctx, app.Client(), reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForHistory(t, app.Client(), wid, "OrchestratorStarted", 1)
+	if err := app.Client().Terminate(ctx, wid, "enough"); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, app.Client(), wid)
+	if err := app.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	one := func(name string) tracetest.SpanStub {
+		t.Helper()
+		s := spansNamed(spans, name)
+		if len(s) != 1 {
+			t.Fatalf("%d %s spans, want 1", len(s), name)
+		}
+		return s[0]
+	}
+	p, child := one("orchestration:Parent"), one("orchestration:HelloSequence")
+	if child.Parent.SpanID() != p.SpanContext.SpanID() || child.SpanContext.TraceID() != p.SpanContext.TraceID() {
+		t.Errorf("sub-orchestration parent %s, want the parent's orchestration span %s", child.Parent.SpanID(), p.SpanContext.SpanID())
+	}
+	for _, a := range spansNamed(spans, "activity:SayHello") {
+		if a.Parent.SpanID() != child.SpanContext.SpanID() {
+			t.Errorf("activity parent %s, want the sub-orchestration's span %s", a.Parent.SpanID(), child.SpanContext.SpanID())
+		}
+	}
+	timer := one("orchestration:Parent:timer")
+	if timer.Parent.SpanID() != p.SpanContext.SpanID() || timer.SpanKind != trace.SpanKindInternal || attr(timer, "durabletask.fire_at").AsString() == "" {
+		t.Errorf("timer span %+v", timer)
+	}
+	if w := one("orchestration:Waiter"); attr(w, "durabletask.task.status").AsString() != "Terminated" {
+		t.Errorf("terminated instance's span status %q", attr(w, "durabletask.task.status").AsString())
+	}
+}
