@@ -320,7 +320,15 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 	waiter := reprise.NewOrchestrator("Waiter", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
 		return reprise.WaitForEvent[string](ctx, "never", 0).Await()
 	})
-	app := startApp(t, []reprise.Definition{hello, seq, parent, waiter}, reprise.WithTracerProvider(tp))
+	sender := reprise.NewOrchestrator("Sender", func(ctx *reprise.OrchestrationContext, target string) (string, error) {
+		if err := ctx.SendEvent(target, "ping", "x"); err != nil {
+			return "", err
+		}
+		// A later episode replays the send: it must not emit its span again.
+		_, err := ctx.CreateTimer(time.Millisecond).Await()
+		return "sent", err
+	})
+	app := startApp(t, []reprise.Definition{hello, seq, parent, waiter, sender}, reprise.WithTracerProvider(tp), reprise.WithCacheSize(-1))
 	ctx := testCtx(t)
 	id, err := parent.Start(ctx, app.Client(), reprise.None{})
 	if err != nil {
@@ -334,6 +342,11 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForHistory(t, app.Client(), wid, "OrchestratorStarted", 1)
+	sid, err := sender.Start(ctx, app.Client(), wid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, app.Client(), sid)
 	if err := app.Client().Terminate(ctx, wid, "enough"); err != nil {
 		t.Fatal(err)
 	}
@@ -362,6 +375,11 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 	timer := one("orchestration:Parent:timer")
 	if timer.Parent.SpanID() != p.SpanContext.SpanID() || timer.SpanKind != trace.SpanKindInternal || attr(timer, "durabletask.fire_at").AsString() == "" {
 		t.Errorf("timer span %+v", timer)
+	}
+	sent := one("orchestration_event:ping")
+	if sent.Parent.SpanID() != one("orchestration:Sender").SpanContext.SpanID() || sent.SpanKind != trace.SpanKindProducer ||
+		attr(sent, "durabletask.event.target_instance_id").AsString() != wid {
+		t.Errorf("sent event span %+v", sent)
 	}
 	if w := one("orchestration:Waiter"); attr(w, "durabletask.task.status").AsString() != "Terminated" {
 		t.Errorf("terminated instance's span status %q", attr(w, "durabletask.task.status").AsString())

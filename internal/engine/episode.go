@@ -282,6 +282,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		started.Trace = sp.orch.parent // kept with the execution, whose history is not loaded
 	}
 	sp.info = tracing.Info{Name: inst.Name, Version: inst.Version, InstanceID: inst.ID, ExecutionID: inst.ExecutionID}
+	sp.began = now
 	if e.tracer.On() {
 		for _, ev := range newEvents {
 			if ev.Type == history.TimerFired {

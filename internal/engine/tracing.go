@@ -39,6 +39,7 @@ type episodeSpans struct {
 	orch   orchSpan
 	info   tracing.Info
 	timers []history.Event // TimerFired events new in the episode
+	began  time.Time       // the episode's start
 }
 
 // emitSpans emits the spans of a committed episode: its timers, and the orchestration span
@@ -49,6 +50,17 @@ func (e *Engine) emitSpans(w store.OrchestrationWork, res *replay.Result, sp epi
 	}
 	for _, t := range sp.timers {
 		e.tracer.EmitTimer(sp.orch.o, sp.info, t.TaskID, t.FireAt, t.Time)
+	}
+	now := time.Now()
+	for _, a := range res.Actions { // the episode's new actions only: replayed ones are not in it
+		switch a.Type {
+		case history.EventSent:
+			e.tracer.EmitSent(sp.orch.o, sp.info, true, a.Name, a.InstanceID, sp.began, now)
+		case history.EntityOperationSignaled:
+			if target, err := entityTarget(a); err == nil {
+				e.tracer.EmitSent(sp.orch.o, sp.info, false, a.Name, target, sp.began, now)
+			}
+		}
 	}
 	if !res.Done {
 		return

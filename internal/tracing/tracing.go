@@ -290,6 +290,24 @@ func (t *Tracer) EmitOrchestration(o Orchestration, i Info, status string, start
 	span.End(trace.WithTimestamp(ended))
 }
 
+// EmitSent emits the PRODUCER span of an event (event true: orchestration_event:{name}) or
+// entity signal (signal_entity:{name}) an orchestration sent, a child of its orchestration span:
+// from the episode's start to its commit.
+func (t *Tracer) EmitSent(o Orchestration, i Info, event bool, name, target string, start, end time.Time) {
+	if !t.On() {
+		return
+	}
+	spanName, attrs := "signal_entity:"+name, []attribute.KeyValue{KeyType.String("signal_entity"), KeyEntityOp.String(name),
+		KeyEntityInstance.String(target), KeyInstanceID.String(i.InstanceID), KeyExecutionID.String(i.ExecutionID)}
+	if event {
+		spanName, attrs = "orchestration_event:"+name, []attribute.KeyValue{KeyType.String("event"), KeyTaskName.String(name),
+			KeyEventTarget.String(target), KeyInstanceID.String(i.InstanceID), KeyExecutionID.String(i.ExecutionID)}
+	}
+	_, span := t.t.Start(o.Context(context.Background()), spanName, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithTimestamp(start), trace.WithAttributes(attrs...))
+	span.End(trace.WithTimestamp(end))
+}
+
 // EmitTimer emits the INTERNAL span of a timer that fired, a child of the orchestration span.
 func (t *Tracer) EmitTimer(o Orchestration, i Info, taskID int32, fireAt, firedAt time.Time) {
 	if !t.On() {
