@@ -49,8 +49,9 @@ type App struct {
 	starting  bool              // Start is opening the store (without mu)
 	stopped   bool
 
-	tracer      *tracing.Tracer                 // from Start on; off without a provider
-	stopTracing func(ctx context.Context) error // flushes a provider the App built
+	tracer        *tracing.Tracer                 // from Start on; off without a provider
+	stopTracing   func(ctx context.Context) error // flushes a provider the App built
+	tracingSource string                          // for the configuration log line
 }
 
 type config struct {
@@ -206,6 +207,7 @@ func (a *App) Start(ctx context.Context) error {
 	a.mu.Unlock()
 
 	tp, stopTracing := cfg.tracerProvider, func(context.Context) error { return nil }
+	tracingSource := "WithTracerProvider"
 	var err error
 	if tp == nil {
 		var stop func(context.Context) error
@@ -215,8 +217,10 @@ func (a *App) Start(ctx context.Context) error {
 			a.mu.Unlock()
 			return fmt.Errorf("reprise: %w", err)
 		}
+		tracingSource = "off (no WithTracerProvider, no OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT)"
 		if stop != nil {
 			stopTracing = stop
+			tracingSource = "OTLP exporter (OTEL_* environment)"
 		}
 	}
 
@@ -238,7 +242,10 @@ func (a *App) Start(ctx context.Context) error {
 		_ = stopTracing(ctx)
 		return errors.New("reprise: App was shut down while it started; create a new one")
 	}
-	a.tracer, a.stopTracing = tracing.New(tp), stopTracing
+	a.tracer, a.stopTracing, a.tracingSource = tracing.New(tp), stopTracing, tracingSource
+	if a.tracer.On() && !a.tracer.KeepsIDs() {
+		a.tracingSource += "; the provider does not keep the orchestration spans' IDs (build it with sdktrace.WithIDGenerator(reprise.TraceIDGenerator())): activities are parented to the orchestration's caller instead"
+	}
 	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
 	var entities engine.EntityRunner
 	if len(a.reg.entities) > 0 {

@@ -495,12 +495,12 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 // effects turns new scheduling events into activity tasks, timer messages, sub-orchestrations,
 // sent events and entity messages (see entityMessage).
 //
-// trace is the parent trace context of the activities and sub-orchestrations that do not
+// parentTrace is the parent trace context of the activities and sub-orchestrations that do not
 // carry their own (a gRPC worker's): see orchSpan.
-func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, trace *history.TraceContext, now time.Time) error {
+func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, parentTrace *history.TraceContext, now time.Time) error {
 	for _, a := range actions {
-		if a.Trace == nil && trace != nil && (a.Type == history.TaskScheduled || a.Type == history.SubOrchestrationInstanceCreated) {
-			a.Trace = trace
+		if a.Trace == nil && parentTrace != nil && (a.Type == history.TaskScheduled || a.Type == history.SubOrchestrationInstanceCreated) {
+			a.Trace = parentTrace
 		}
 		switch a.Type {
 		case history.TaskScheduled:
