@@ -385,3 +385,36 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 		t.Errorf("terminated instance's span status %q", attr(w, "durabletask.task.status").AsString())
 	}
 }
+
+// With a provider that gives spans IDs of its own, activities name the orchestration's caller
+// (the create_orchestration span) as parent: a flatter tree, but no parent that is never emitted.
+func TestTracesWithAProviderThatPicksItsOwnIDs(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	hello, seq := tracedHelloSequence(nil, nil)
+	app := startApp(t, []reprise.Definition{hello, seq}, reprise.WithTracerProvider(tp))
+	startRoute(app)
+	id := startTraced(t, app)
+	waitDone(t, app.Client(), id)
+	if err := app.Shutdown(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	creates, orchs := spansNamed(spans, "create_orchestration:HelloSequence"), spansNamed(spans, "orchestration:HelloSequence")
+	if len(creates) != 1 || len(orchs) != 1 {
+		t.Fatalf("%d create and %d orchestration spans, want 1 each", len(creates), len(orchs))
+	}
+	emitted := map[trace.SpanID]bool{}
+	for _, s := range spans {
+		emitted[s.SpanContext.SpanID()] = true
+	}
+	acts := spansNamed(spans, "activity:SayHello")
+	if len(acts) != 3 {
+		t.Fatalf("%d activity spans, want 3", len(acts))
+	}
+	for _, a := range acts {
+		if a.Parent.SpanID() != creates[0].SpanContext.SpanID() || !emitted[a.Parent.SpanID()] {
+			t.Errorf("activity parent %s, want the create_orchestration span %s", a.Parent.SpanID(), creates[0].SpanContext.SpanID())
+		}
+	}
+}
