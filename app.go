@@ -10,10 +10,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/localguard"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
@@ -45,6 +48,10 @@ type App struct {
 	guard     *localguard.Guard // of the keyless routes, from Start on
 	starting  bool              // Start is opening the store (without mu)
 	stopped   bool
+
+	tracer        *tracing.Tracer                 // from Start on; off without a provider
+	stopTracing   func(ctx context.Context) error // flushes a provider the App built
+	tracingSource string                          // for the configuration log line
 }
 
 type config struct {
@@ -60,6 +67,8 @@ type config struct {
 	pollInterval  time.Duration
 	deadlock      time.Duration
 	logger        *slog.Logger
+
+	tracerProvider trace.TracerProvider // WithTracerProvider
 
 	addr                string
 	keys                Keys
@@ -197,6 +206,24 @@ func (a *App) Start(ctx context.Context) error {
 	cfg := a.cfg
 	a.mu.Unlock()
 
+	tp, stopTracing := cfg.tracerProvider, func(context.Context) error { return nil }
+	tracingSource := "WithTracerProvider"
+	var err error
+	if tp == nil {
+		var stop func(context.Context) error
+		if tp, stop, err = tracerFromEnv(ctx, cfg.getenv); err != nil {
+			a.mu.Lock()
+			a.starting = false
+			a.mu.Unlock()
+			return fmt.Errorf("reprise: %w", err)
+		}
+		tracingSource = "off (no WithTracerProvider, no OTEL_TRACES_EXPORTER or OTEL_EXPORTER_OTLP_ENDPOINT)"
+		if stop != nil {
+			stopTracing = stop
+			tracingSource = "OTLP exporter (OTEL_* environment)"
+		}
+	}
+
 	// Opening the store can take long (a PostgreSQL server that does not answer), so it runs
 	// without a.mu, which every request takes: until Start is done they answer 503 at once.
 	keys, guard, st, owns, err := openApp(ctx, &cfg)
@@ -205,13 +232,19 @@ func (a *App) Start(ctx context.Context) error {
 	defer a.mu.Unlock()
 	a.starting = false
 	if err != nil {
+		_ = stopTracing(ctx)
 		return err
 	}
 	if a.stopped { // Shutdown ran meanwhile: it found nothing to stop
 		if owns {
 			_ = st.Close()
 		}
+		_ = stopTracing(ctx)
 		return errors.New("reprise: App was shut down while it started; create a new one")
+	}
+	a.tracer, a.stopTracing, a.tracingSource = tracing.New(tp), stopTracing, tracingSource
+	if a.tracer.On() && !a.tracer.KeepsIDs() {
+		a.tracingSource += "; the provider does not keep the orchestration spans' IDs (build it with sdktrace.WithIDGenerator(reprise.TraceIDGenerator())): activities are parented to the orchestration's caller instead"
 	}
 	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
 	var entities engine.EntityRunner
@@ -223,6 +256,7 @@ func (a *App) Start(ctx context.Context) error {
 		Registry:                    a.reg,
 		Entities:                    entities,
 		Logger:                      a.logger,
+		Tracer:                      a.tracer,
 		MaxConcurrentOrchestrations: a.cfg.maxOrch,
 		MaxConcurrentActivities:     a.cfg.maxAct,
 		CacheSize:                   a.cfg.cacheSize,
@@ -307,13 +341,16 @@ func openStore(ctx context.Context, cfg *config) (st store.Store, owns bool, err
 // the activity runs again on the next host.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
-	eng, st, owns := a.eng, a.st, a.ownsStore
+	eng, st, owns, stopTracing := a.eng, a.st, a.ownsStore, a.stopTracing
 	a.stopped = true
 	a.mu.Unlock()
 	if eng == nil {
 		return nil
 	}
 	err := eng.Shutdown(ctx)
+	if terr := stopTracing(ctx); terr != nil && err == nil {
+		err = fmt.Errorf("reprise: flushing spans: %w", terr)
+	}
 	a.mu.Lock()
 	a.st = nil // the client now answers ErrNotStarted, not the store's "closed"
 	a.mu.Unlock()

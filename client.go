@@ -7,6 +7,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -107,7 +108,7 @@ func (c *Client) StartNew(ctx context.Context, name string, input any, opts ...S
 	for _, o := range opts {
 		o.applyStart(&cfg)
 	}
-	return p.Start(ctx, control.StartRequest{Name: name, InstanceID: cfg.instanceID, Input: input, StartAt: cfg.startAt, Reuse: cfg.reuse,
+	return c.app.start(ctx, p, control.StartRequest{Name: name, InstanceID: cfg.instanceID, Input: input, StartAt: cfg.startAt, Reuse: cfg.reuse,
 		Version: cfg.version})
 }
 
@@ -262,7 +263,10 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name string, data any) erro
 	if err != nil {
 		return err
 	}
-	return p.Raise(ctx, id, name, data)
+	ctx, span := c.app.tracer.StartRaise(ctx, name, id)
+	err = p.Raise(ctx, id, name, data)
+	tracing.End(span, err)
+	return err
 }
 
 // Terminate stops an instance: it becomes Terminated, with the reason as its output, and so do

@@ -14,6 +14,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/entity"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -309,7 +310,10 @@ func (c *Client) SignalEntity(ctx context.Context, id EntityID, op string, input
 		return fmt.Errorf("signal entity %s: %w", eid, err)
 	}
 	cfg := signalConfigOf(opts)
-	return p.SignalEntity(ctx, control.SignalRequest{EntityID: eid, Operation: op, Input: raw, At: cfg.at})
+	ctx, span := c.app.tracer.StartSignal(ctx, op, eid)
+	err = p.SignalEntity(ctx, control.SignalRequest{EntityID: eid, Operation: op, Input: raw, At: cfg.at, Trace: tracing.FromContext(ctx)})
+	tracing.End(span, err)
+	return err
 }
 
 // GetEntity returns an entity with its state, or an error wrapping ErrEntityNotFound when it does

@@ -99,7 +99,7 @@ func (a *App) Handle(pattern string, h http.Handler, opts ...RouteOption) {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, requestTraced(r))
 	}))
 }
 
@@ -223,7 +223,7 @@ func (a *App) mountManagement() {
 			if webhook && anonymous && !guardKeyless(w, r, guard) {
 				return
 			}
-			api.ServeHTTP(w, r)
+			api.ServeHTTP(w, requestTraced(r))
 		})
 	}
 	for _, p := range []string{httpapi.WebhookBase, httpapi.WebhookBase + "/"} {

@@ -84,6 +84,7 @@ func (a *App) logConfiguration() {
 		"managementAuth", mgmt + " (" + from(setMgmtAuth) + ")",
 		"masterKey", from(setMaster),
 		"systemKey", system,
+		"tracing", a.tracingSource,
 	}
 	for _, s := range []string{setHostKeys, setFuncKeys, setMaxAct, setMaxOrch, setMaxBody} {
 		if f := from(s); f != "" && f != fromDefault {

@@ -87,7 +87,7 @@ func (b backend) StartNew(ctx context.Context, name, instanceID string, input js
 	if len(input) == 0 {
 		input = json.RawMessage("null")
 	}
-	return p.Start(ctx, control.StartRequest{Name: name, InstanceID: instanceID, Input: input})
+	return b.a.start(ctx, p, control.StartRequest{Name: name, InstanceID: instanceID, Input: input})
 }
 
 func (b backend) GetInstance(ctx context.Context, id string) (store.Instance, error) {

@@ -54,6 +54,9 @@ Flags:
   --hosts N          run on N hosts sharing the --store, which must be a postgres:// DSN
                      (default 1): this process is the first host and starts N-1 more, each a
                      process of this program (reprise bench-worker); CPU is all hosts'
+  --traces MODE      off (default), on or both: on runs with OpenTelemetry tracing (an SDK
+                     tracer provider with a batch span processor and an exporter that
+                     discards the spans), both runs each scenario without, then with it
   --json             print the results as a JSON array
   --cpuprofile FILE  write a CPU profile of the runs to FILE (go tool pprof reads it)
 
@@ -78,6 +81,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
 	fs.IntVar(&cfg.Hosts, "hosts", 1, "hosts sharing the store")
 	fs.BoolVar(&asJSON, "json", false, "JSON output")
+	traces := fs.String("traces", "off", "off, on or both")
 	cpuProfile := fs.String("cpuprofile", "", "CPU profile file")
 	names, err := parseArgs(fs, args)
 	if errors.Is(err, flag.ErrHelp) {
@@ -100,7 +104,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return reportUsage(stderr, "--hosts must be positive", benchUsage)
 	case cfg.Hosts > 1 && !isPostgresDSN(cfg.Store):
 		return reportUsage(stderr, "--hosts above 1 needs a store the hosts share: --store postgres://...", benchUsage)
+	case !slices.Contains([]string{"off", "on", "both"}, *traces):
+		return reportUsage(stderr, "--traces "+*traces+": want off, on or both", benchUsage)
 	}
+	tracing := map[string][]bool{"off": {false}, "on": {true}, "both": {false, true}}[*traces]
 	if cfg.Hosts > 1 {
 		exe, err := os.Executable()
 		if err != nil {
@@ -140,7 +147,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	var results []bench.Result
 	failed := false
-	for _, name := range names {
+	for run := range len(names) * len(tracing) {
+		name := names[run/len(tracing)]
+		cfg.Traces = tracing[run%len(tracing)]
 		bar := newProgressBar(stderr, name)
 		cfg.Progress = bar.update
 		res, err := bench.Run(ctx, name, cfg)

@@ -19,6 +19,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/reprise-dev/reprise"
 )
 
@@ -50,7 +53,12 @@ type Config struct {
 	// Args are appended.
 	WorkerCommand []string
 
+	// Traces runs the App with an OpenTelemetry SDK tracer provider (batch span processor, an
+	// exporter that discards what it is given), to measure what emitting spans costs.
+	Traces bool
+
 	wrongOutput bool // tests: make the activities answer wrongly, to see the check fail
+	tracer      trace.TracerProvider
 }
 
 // Scenario is a named workload.
@@ -121,6 +129,10 @@ type Result struct {
 
 	Store      string `json:"store"`
 	Durability string `json:"durability"`
+
+	// Traced runs emitted spans (Config.Traces); Spans is how many reached the exporter.
+	Traced bool  `json:"traced,omitempty"`
+	Spans  int64 `json:"spans,omitempty"`
 }
 
 // Percentiles of a latency distribution, in milliseconds.
@@ -200,6 +212,15 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	}
 	appCfg := cfg
 	appCfg.Store = path
+	var spans *discardExporter
+	var tp *sdktrace.TracerProvider
+	if cfg.Traces {
+		spans = &discardExporter{}
+		tp = sdktrace.NewTracerProvider(sdktrace.WithBatcher(spans), sdktrace.WithIDGenerator(reprise.TraceIDGenerator()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		appCfg.tracer = tp
+		r.res.Traced = true
+	}
 	r.app = reprise.NewApp(appOptions(appCfg, hub)...)
 	r.app.Register(r.definitions()...)
 	if err := r.app.Start(ctx); err != nil {
@@ -236,6 +257,10 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	err := sc.run(runCtx, r)
 	if r.res.Seconds == 0 {
 		r.res.Seconds = time.Since(r.start).Seconds()
+	}
+	if tp != nil {
+		_ = tp.ForceFlush(ctx) // the export of the last batch is part of the cost
+		r.res.Spans = spans.n.Load()
 	}
 	r.res.CPUSeconds = (cpuTime() - cpu0).Seconds()
 	r.res.MachineCPUBusy = machineCPU().busySince(busy0)
@@ -284,8 +309,22 @@ func appOptions(cfg Config, hub string) []reprise.Option {
 	if cfg.Relaxed {
 		opts = append(opts, reprise.WithRelaxedDurability())
 	}
+	if cfg.tracer != nil {
+		opts = append(opts, reprise.WithTracerProvider(cfg.tracer))
+	}
 	return opts
 }
+
+// discardExporter counts the spans it is given and keeps none: the cost measured is the
+// engine's and the SDK's, not a collector's.
+type discardExporter struct{ n atomic.Int64 }
+
+func (d *discardExporter) ExportSpans(_ context.Context, spans []sdktrace.ReadOnlySpan) error {
+	d.n.Add(int64(len(spans)))
+	return nil
+}
+
+func (d *discardExporter) Shutdown(context.Context) error { return nil }
 
 // redact hides the password of a DSN in reports.
 func redact(dsn string) string {

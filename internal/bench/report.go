@@ -19,7 +19,11 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 	fmt.Fprintln(tw, "scenario\thosts\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\tmachine busy\t")
 	for _, r := range results {
 		p50, p99 := latencyCells(r.Latency)
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Scenario, max(r.Hosts, 1),
+		label := r.Scenario
+		if r.Traced {
+			label += " +traces"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%.2fs\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label, max(r.Hosts, 1),
 			countCell(r.Completed, r.N, r.Stopped), r.Seconds,
 			rate(r.OrchestrationsPerSecond), rate(r.ActivitiesPerSecond), p50, p99,
 			msOrDash(r.CPUMsPerOrchestration), msOrDash(r.CPUMsPerActivity), size(float64(r.PeakMemoryBytes)), busyCell(r.MachineCPUBusy))
@@ -28,6 +32,11 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 		return err
 	}
 	notes := []string{"machine busy: the share of all CPU time (every process, every core) that was busy during the run"}
+	for _, r := range results {
+		if r.Traced {
+			notes = append(notes, fmt.Sprintf("%s +traces: %d spans through a batch span processor into a discarding exporter", r.Scenario, r.Spans))
+		}
+	}
 	for _, r := range results {
 		switch r.Scenario {
 		case "timers":

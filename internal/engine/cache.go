@@ -13,6 +13,7 @@ type cached struct {
 	executionID string
 	historyLen  int // the instance's HistoryLen the execution has seen
 	exec        *replay.Execution
+	span        orchSpan // the execution's span, known from its ExecutionStarted event
 }
 
 // cache is a bounded LRU of live executions. An entry is taken out for the length of an episode
@@ -35,7 +36,7 @@ func newCache(max int, release func(*replay.Execution)) *cache {
 
 // take removes and returns the instance's execution if it is current (same execution, same
 // history length); a stale one is closed.
-func (c *cache) take(instanceID, executionID string, historyLen int) *replay.Execution {
+func (c *cache) take(instanceID, executionID string, historyLen int) (*replay.Execution, orchSpan) {
 	c.mu.Lock()
 	el, ok := c.byID[instanceID]
 	if ok {
@@ -44,14 +45,14 @@ func (c *cache) take(instanceID, executionID string, historyLen int) *replay.Exe
 	}
 	c.mu.Unlock()
 	if !ok {
-		return nil
+		return nil, orchSpan{}
 	}
 	e := el.Value.(*cached)
 	if e.executionID != executionID || e.historyLen != historyLen {
 		c.release(e.exec)
-		return nil
+		return nil, orchSpan{}
 	}
-	return e.exec
+	return e.exec, e.span
 }
 
 // put keeps an execution, evicting (and closing) the least recently used beyond the bound.

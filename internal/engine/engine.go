@@ -22,6 +22,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -51,6 +52,8 @@ type Options struct {
 	// entity work.
 	Entities EntityRunner
 	Logger   *slog.Logger // default: discards
+	// Tracer emits the spans of durable work; nil emits none.
+	Tracer *tracing.Tracer
 
 	MaxConcurrentOrchestrations int           // episodes in flight; default 256
 	MaxConcurrentActivities     int           // activities in flight; default 256
@@ -72,11 +75,12 @@ type Options struct {
 
 // Engine runs work from one store.
 type Engine struct {
-	opts  Options
-	st    store.Store
-	reg   Registry
-	log   *slog.Logger
-	cache *cache
+	opts   Options
+	st     store.Store
+	reg    Registry
+	log    *slog.Logger
+	tracer *tracing.Tracer
+	cache  *cache
 
 	stop      chan struct{} // closed by Shutdown: stop claiming
 	halt      chan struct{} // closed by Shutdown when it stops waiting: stop renewing and retrying
@@ -154,7 +158,7 @@ func New(opts Options) *Engine {
 	}
 	actCtx, actCancel := context.WithCancel(context.Background())
 	e := &Engine{
-		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger,
+		opts: opts, st: opts.Store, reg: opts.Registry, log: opts.Logger, tracer: opts.Tracer,
 		stop:      make(chan struct{}),
 		halt:      make(chan struct{}),
 		renewing:  make(chan struct{}),

@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"slices"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -24,7 +28,8 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	defer cancel()
 	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
 	var done func(error) // a Remote's, told how the commit went
-	ep, exec, res, err := e.episode(ctx, w, &done)
+	var sp episodeSpans
+	ep, exec, res, err := e.episode(ctx, w, &done, &sp)
 	if done == nil {
 		done = func(error) {}
 	}
@@ -71,12 +76,14 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 				executionID: ep.Instance.ExecutionID,
 				historyLen:  w.Instance.HistoryLen + len(ep.History),
 				exec:        exec,
+				span:        sp.orch,
 			})
 		} else {
 			e.closeExec(exec)
 		}
 	}
-	e.logEpisode(w, ep, res)
+	e.logEpisode(w, ep, res, sp)
+	e.emitSpans(w, res, sp)
 }
 
 // retry calls op until it succeeds or fails for good: ErrLeaseLost or ErrClosed (another attempt
@@ -107,19 +114,24 @@ func (e *Engine) retry(what string, attrs []any, op func(ctx context.Context) er
 // logEpisode logs an orchestration's start and end once each: only after the episode that
 // started or ended it committed, so neither a replay nor an episode retried after a lost lease
 // logs them again.
-func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *replay.Result) {
+func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *replay.Result, sp episodeSpans) {
 	if res == nil {
 		return // late messages for a finished instance, or a failure logged where it was found
 	}
 	inst := ep.Instance
+	var traceAttrs []any
+	if e.log.Enabled(context.Background(), slog.LevelInfo) {
+		traceAttrs = tracing.LogAttrs(sp.orch.o.Self)
+	}
 	if w.Instance.HistoryLen == 0 {
-		e.log.Info("orchestration started", "instanceId", inst.ID, "name", inst.Name, "executionId", inst.ExecutionID)
+		e.log.Info("orchestration started", append([]any{"instanceId", inst.ID, "name", inst.Name, "executionId", inst.ExecutionID},
+			traceAttrs...)...)
 	}
 	if !res.Done {
 		return
 	}
-	attrs := []any{"instanceId", inst.ID, "name", inst.Name, "status", inst.Status.String(),
-		"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}
+	attrs := append([]any{"instanceId", inst.ID, "name", inst.Name, "status", inst.Status.String(),
+		"latency", inst.UpdatedAt.Sub(inst.CreatedAt)}, traceAttrs...)
 	switch inst.Status {
 	case store.StatusFailed:
 		e.log.Warn("orchestration failed", append(attrs, "failure", res.Failure.Text())...)
@@ -135,7 +147,7 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 //
 // With a Remote, the turn runs in the worker instead (there is no execution to cache), and done
 // is set to the function that tells the worker how the commit went.
-func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *func(error)) (store.Episode, *replay.Execution, *replay.Result, error) {
+func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *func(error), sp *episodeSpans) (store.Episode, *replay.Execution, *replay.Result, error) {
 	now := time.Now().UTC()
 	inst := w.Instance
 	ep := store.Episode{Lease: w.Lease}
@@ -194,10 +206,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 	var exec, cached *replay.Execution
 	var old []history.Event
 	if remote == nil && rewind == nil {
-		exec = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
+		exec, sp.orch = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
 		cached = exec
 	} else if remote == nil {
-		e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
+		_, _ = e.cache.take(inst.ID, "", -1) // drop it: a rewind replays from the start
 	}
 	if exec == nil && inst.HistoryLen > 0 {
 		chunks, err := e.st.History(ctx, inst.ID)
@@ -264,6 +276,20 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		started.Parent = exec.Context().Parent()
 	}
 	parent = started.Parent
+	if cached == nil {
+		sp.orch = e.orchSpanOf(started, inst)
+	} else {
+		started.Trace = sp.orch.parent // kept with the execution, whose history is not loaded
+	}
+	sp.info = tracing.Info{Name: inst.Name, Version: inst.Version, InstanceID: inst.ID, ExecutionID: inst.ExecutionID}
+	sp.began = now
+	if e.tracer.On() {
+		for _, ev := range newEvents {
+			if ev.Type == history.TimerFired {
+				sp.timers = append(sp.timers, ev)
+			}
+		}
+	}
 	// failWith fails the instance without running the orchestrator further: the episode records
 	// its new events and the failure, and none of the orchestrator's actions.
 	failWith := func(f *history.Failure) (store.Episode, *replay.Execution, *replay.Result, error) {
@@ -314,7 +340,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 			return ep, nil, nil, err
 		}
 	}
-	if err := e.effects(&ep, inst, res.Actions, now); err != nil {
+	if err := e.effects(&ep, inst, res.Actions, sp.orch.children, now); err != nil {
 		return ep, nil, nil, err
 	}
 	if res.Done {
@@ -427,7 +453,7 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 	for _, s := range reopened {
 		switch s.Type {
 		case history.TimerCreated:
-			if err := e.effects(ep, inst, []history.Event{s}, now); err != nil { // its message, as when it was created
+			if err := e.effects(ep, inst, []history.Event{s}, nil, now); err != nil { // its message, as when it was created
 				return err
 			}
 		case history.SubOrchestrationInstanceCreated:
@@ -468,8 +494,14 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 
 // effects turns new scheduling events into activity tasks, timer messages, sub-orchestrations,
 // sent events and entity messages (see entityMessage).
-func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, now time.Time) error {
+//
+// parentTrace is the parent trace context of the activities and sub-orchestrations that do not
+// carry their own (a gRPC worker's): see orchSpan.
+func (e *Engine) effects(ep *store.Episode, inst store.Instance, actions []history.Event, parentTrace *history.TraceContext, now time.Time) error {
 	for _, a := range actions {
+		if a.Trace == nil && parentTrace != nil && (a.Type == history.TaskScheduled || a.Type == history.SubOrchestrationInstanceCreated) {
+			a.Trace = parentTrace
+		}
 		switch a.Type {
 		case history.TaskScheduled:
 			data, err := history.EncodeEvent(a)
@@ -549,6 +581,7 @@ func (e *Engine) finish(ep *store.Episode, inst *store.Instance, started history
 		start := control.StartEvent(inst.ID, execID, inst.Name, res.ContinueAsNew.Input, parent, now)
 		start.Carried = res.ContinueAsNew.Carried
 		start.Version, start.Tags = cmp.Or(res.ContinueAsNew.Version, inst.Version), inst.Tags
+		start.Trace = started.Trace // the next execution stays in the caller's trace
 		m, err := control.Message(inst.ID, execID, start)
 		if err != nil {
 			return err
@@ -704,6 +737,14 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
 	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
 	attrs := []any{"instanceId", info.InstanceID, "name", info.Name, "taskId", info.TaskID, "attempt", info.Attempt}
+	if sc := tracing.Parse(ev.Trace); sc.IsValid() && !e.tracer.On() {
+		// Tracing is off here, but the caller traces: the activity's own spans join its trace.
+		ctx = trace.ContextWithRemoteSpanContext(ctx, sc)
+	}
+	ctx, span := e.tracer.StartActivity(ctx, ev.Trace, ev.Name, info.InstanceID, ev.ID)
+	if span != nil && e.log.Enabled(ctx, slog.LevelInfo) {
+		attrs = append(attrs, tracing.LogAttrs(span.SpanContext())...)
+	}
 	e.log.Info("activity started", attrs...)
 	defer func() {
 		if r := recover(); r != nil {
@@ -717,8 +758,10 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 		attrs = append(attrs, "latency", time.Since(start))
 		if result.Type == history.TaskFailed {
 			e.log.Warn("activity failed", append(attrs, "error", result.Failure.Message)...)
+			tracing.End(span, errors.New(result.Failure.Message))
 		} else {
 			e.log.Info("activity completed", attrs...)
+			tracing.End(span, nil)
 		}
 	}()
 	out, err := fn(ctx, ev.Input)

@@ -731,3 +731,40 @@ func TestWorkerCommitsFailing(t *testing.T) {
 		t.Errorf("faults used: CommitEpisode %d, CompleteActivity %d; want 1 each", faulty.Failed("CommitEpisode"), faulty.Failed("CompleteActivity"))
 	}
 }
+
+// TestWorkerGetsParentTraceContext: the caller's W3C context of CreateInstanceRequest reaches
+// the worker on ExecutionStarted and, when the worker's scheduleTask carries none of its own
+// (the Go SDK's case), as the ActivityRequest's parentTraceContext; a worker's own context wins.
+func TestWorkerGetsParentTraceContext(t *testing.T) {
+	const caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	const workers = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"
+	h := serveWork(t, nil)
+	s, _ := h.openStream(t, filters([]string{"Seq"}, []string{"Act"}))
+	if _, err := h.client.StartInstance(callContext(t), &pb.CreateInstanceRequest{Name: "Seq", InstanceId: "traced",
+		ParentTraceContext: &pb.TraceContext{TraceParent: caller, TraceState: wrapperspb.String("k=v")}}); err != nil {
+		t.Fatal(err)
+	}
+	item := next(t, s)
+	req := item.GetOrchestratorRequest()
+	if st := req.GetNewEvents()[1].GetExecutionStarted(); st.GetParentTraceContext().GetTraceParent() != caller ||
+		st.GetParentTraceContext().GetTraceState().GetValue() != "k=v" {
+		t.Fatalf("executionStarted parentTraceContext %v, want the caller's", st.GetParentTraceContext())
+	}
+	own := scheduleTask(1, "Act", `"b"`)
+	own.GetScheduleTask().ParentTraceContext = &pb.TraceContext{TraceParent: workers}
+	if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "traced", CompletionToken: item.CompletionToken,
+		Actions: []*pb.OrchestratorAction{scheduleTask(0, "Act", `"a"`), own}}); err != nil {
+		t.Fatal(err)
+	}
+	got := map[int32]string{}
+	for range 2 {
+		act := next(t, s).GetActivityRequest()
+		if act == nil {
+			t.Fatal("want the two activity requests")
+		}
+		got[act.TaskId] = act.GetParentTraceContext().GetTraceParent()
+	}
+	if got[0] != caller || got[1] != workers {
+		t.Errorf("activity parentTraceContexts %v, want task 0 the caller's %s and task 1 the worker's %s", got, caller, workers)
+	}
+}
