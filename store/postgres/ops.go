@@ -765,12 +765,12 @@ const purgeChunk = 1000
 // host, holds: batches on several hosts take disjoint rows and never wait for each other or for
 // the hot path, and the rows skipped are there for the next batch. An unlimited purge (the
 // management API's) waits for them instead, so that it leaves no finished instance behind.
-// A single status with an updated-before bound (retention) walks instances_by_status from the
-// oldest created and stops at the creation bound.
+// A single status with an updated-before bound and a limit (retention) walks instances_by_status
+// from the oldest created and stops at the creation bound.
 const purgeManySQL = `
 WITH c AS MATERIALIZED (
 	SELECT id FROM reprise.instances WHERE hub = $1 AND kind = 0 AND status IN (1, 3, 4, 5) WHERE_MORE
-	LIMIT $2 SKIP_LOCKED
+	ORDER_BY LIMIT $2 SKIP_LOCKED
 ),
 d AS (
 	DELETE FROM reprise.instances i USING c WHERE i.hub = $1 AND i.id = c.id
@@ -824,11 +824,14 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		more += fmt.Sprintf(" AND created_at < $%d AND updated_at < $%d", len(args), len(args))
 	}
 	sql := strings.ReplaceAll(purgeManySQL, "WHERE_MORE", more)
-	skip := ""
+	skip, order := "", ""
 	if f.Limit > 0 {
-		skip = "FOR UPDATE SKIP LOCKED"
+		// In index order: an index scan marks the entries of the rows earlier batches deleted
+		// as dead, so that the next batch skips them cheaply, where a sequential scan would read
+		// the whole deleted prefix again, batch after batch, until a vacuum.
+		skip, order = "FOR UPDATE SKIP LOCKED", "ORDER BY created_at"
 	}
-	sql = strings.Replace(sql, "SKIP_LOCKED", skip, 1)
+	sql = strings.Replace(strings.Replace(sql, "SKIP_LOCKED", skip, 1), "ORDER_BY", order, 1)
 	total := 0
 	for {
 		chunk := purgeChunk

@@ -248,8 +248,19 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := w.deleteAll(id); err != nil {
+		// A statement per table for the whole set, not four per instance: a million instances
+		// purge several times faster.
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		for _, del := range []string{
+			`DELETE FROM history WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM inbox WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM tasks WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM instances WHERE hub = ?1 AND id IN (SELECT value FROM json_each(?2))`,
+		} {
+			if _, err := w.conn.ExecContext(w.ctx, del, w.hub, string(list)); err != nil {
 				return err
 			}
 		}
