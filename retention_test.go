@@ -22,7 +22,7 @@ import (
 
 // millionFinished is how many old finished instances TestRetentionMillion purges on a store: a
 // million, but on SQLite under the race detector, which slows modernc's SQLite (Go code, so
-// instrumented) about fortyfold: there 20 000, and .ci/run runs the test once more without the
+// instrumented) about fortyfold: there 5 000, and .ci/run runs the test once more without the
 // race detector for the million. REPRISE_TEST_RETENTION_INSTANCES sets it for both stores.
 func millionFinished(t *testing.T, sqliteStore bool) int {
 	if v := os.Getenv("REPRISE_TEST_RETENTION_INSTANCES"); v != "" {
@@ -33,8 +33,8 @@ func millionFinished(t *testing.T, sqliteStore bool) int {
 		return n
 	}
 	if sqliteStore && raceDetector {
-		t.Logf("SQLite under the race detector: 20 000 instances instead of a million (run without -race for the million)")
-		return 20_000
+		t.Logf("SQLite under the race detector: 5 000 instances instead of a million (run without -race for the million)")
+		return 5_000
 	}
 	return 1_000_000
 }
