@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -144,7 +145,7 @@ func (s *sources) set(setting, from string) {
 // is not, and the setting was decided by an option, what tried to set it is recorded as ignored.
 func (s *sources) fill(setting, from string) bool {
 	if prev, ok := s.from[setting]; ok {
-		if prev == fromOption && from != fromDefault {
+		if prev == fromOption && from != fromDefault && !slices.Contains(s.ignored, from) {
 			s.ignored = append(s.ignored, from)
 		}
 		return false

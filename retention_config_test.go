@@ -1,6 +1,9 @@
 package reprise
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -219,4 +222,40 @@ func TestRetentionInvalidSettings(t *testing.T) {
 			t.Errorf("%v %s: error %v, want one naming %s", tc.env, tc.hostJSON, err, tc.want)
 		}
 	}
+}
+
+// TestRetentionIsLogged: the configuration line says what retention does and where it came from.
+func TestRetentionIsLogged(t *testing.T) {
+	var logs bytes.Buffer
+	env := map[string]string{"REPRISE_HOST_JSON": filepath.Join(t.TempDir(), "host.json"), "REPRISE_RETENTION_DEFAULT": "2.00:00:00"}
+	if err := os.WriteFile(env["REPRISE_HOST_JSON"], []byte(`{}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	app := NewApp(WithSQLiteFile(filepath.Join(t.TempDir(), "r.db")), WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
+		WithRetention(Retention{Completed: time.Hour}), func(c *config) { c.getenv = func(k string) string { return env[k] } })
+	if err := app.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	running := app.retention != nil
+	if err := app.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if !running {
+		t.Error("retention is configured but the App runs no purge loop")
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if msg, _ := r["msg"].(string); strings.HasPrefix(msg, "configuration") {
+			got, _ := r["retention"].(string)
+			want := "completed 01:00:00 (option), failed 2.00:00:00 (REPRISE_RETENTION_DEFAULT), terminated 2.00:00:00 (REPRISE_RETENTION_DEFAULT)"
+			if !strings.HasPrefix(got, want) {
+				t.Errorf("retention logged as %q, want it to start with %q", got, want)
+			}
+			return
+		}
+	}
+	t.Fatalf("no configuration line in\n%s", logs.String())
 }
