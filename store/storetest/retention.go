@@ -98,10 +98,15 @@ func (s suite) testPurgeFinishedBefore(t *testing.T) {
 		t.Fatalf("inbox after purge and create = %+v, want only the new start message", w.Messages)
 	}
 
-	// Every terminal status at once, no limit: the other old finished ones.
-	n, err := st.PurgeInstances(ctx, store.PurgeFilter{UpdatedBefore: bound})
-	if err != nil || n != 3 {
-		t.Fatalf("PurgeInstances(before) = %d, %v; want 3 (f-old, t-old, x-old)", n, err)
+	// Every terminal status at once: the other old finished ones (f-old, t-old, x-old), one with
+	// a limit of 1, then the other two without a limit.
+	n, err := st.PurgeInstances(ctx, store.PurgeFilter{UpdatedBefore: bound, Limit: 1})
+	if err != nil || n != 1 {
+		t.Fatalf("PurgeInstances(before, limit 1) = %d, %v; want 1", n, err)
+	}
+	n, err = st.PurgeInstances(ctx, store.PurgeFilter{UpdatedBefore: bound})
+	if err != nil || n != 2 {
+		t.Fatalf("PurgeInstances(before) = %d, %v; want the 2 left of f-old, t-old, x-old", n, err)
 	}
 	all, _ := listAll(t, st, store.Query{})
 	got := ids(all)
