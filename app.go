@@ -16,6 +16,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/localguard"
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/internal/retention"
 	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
@@ -46,7 +47,11 @@ type App struct {
 	dash      http.Handler // the dashboard, from Start on
 	keys      keyring
 	guard     *localguard.Guard // of the keyless routes, from Start on
-	starting  bool              // Start is opening the store (without mu)
+	// retention purges finished instances in the background (WithRetention), from Start on; nil
+	// when retention is off. Its Purged(status) counts what this host purged, and
+	// retention.Options.OnPurge is the hook for a metric of it.
+	retention *retention.Purger
+	starting  bool // Start is opening the store (without mu)
 	stopped   bool
 
 	tracer        *tracing.Tracer                 // from Start on; off without a provider
@@ -76,10 +81,15 @@ type config struct {
 	anonymousSet        bool // WithAnonymousManagement was given
 	maxBody             int64
 	shutdownTimeout     time.Duration
-	allowedHosts        []string            // besides the loopback names, for the keyless routes
-	timeouts            ServerTimeouts      // of the http.Server of Serve
-	getenv              func(string) string // os.Getenv; replaced in tests
-	src                 sources             // where each setting came from, set by resolve
+	allowedHosts        []string        // besides the loopback names, for the keyless routes
+	timeouts            ServerTimeouts  // of the http.Server of Serve
+	retentionOpt        Retention       // WithRetention
+	retention           retentionConfig // resolved by resolve
+	// onPurge, when set, is called after each retention batch with what it purged of a status:
+	// the hook for a metric of it (and for tests).
+	onPurge func(status store.Status, n int)
+	getenv  func(string) string // os.Getenv; replaced in tests
+	src     sources             // where each setting came from, set by resolve
 }
 
 // Option configures an App.
@@ -265,6 +275,18 @@ func (a *App) Start(ctx context.Context) error {
 		DeadlockTimeout:             a.cfg.deadlock,
 	})
 	a.eng.Start()
+	if p := a.cfg.retention.policy(); p.Enabled() {
+		a.retention = retention.New(retention.Options{
+			Store:     st,
+			Policy:    p,
+			BatchSize: a.cfg.retention.batch,
+			Pause:     a.cfg.retention.pause,
+			Interval:  a.cfg.retention.interval,
+			Logger:    a.logger,
+			OnPurge:   a.cfg.onPurge,
+		})
+		a.retention.Start()
+	}
 	a.api = httpapi.New(httpapi.Options{
 		Backend:   backend{a},
 		Authorize: a.keys.management,
@@ -341,11 +363,15 @@ func openStore(ctx context.Context, cfg *config) (st store.Store, owns bool, err
 // the activity runs again on the next host.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
-	eng, st, owns, stopTracing := a.eng, a.st, a.ownsStore, a.stopTracing
+	eng, st, owns, stopTracing, purger := a.eng, a.st, a.ownsStore, a.stopTracing, a.retention
 	a.stopped = true
 	a.mu.Unlock()
 	if eng == nil {
 		return nil
+	}
+	if purger != nil {
+		// First, and at once: a purge batch in flight is cancelled, not waited for.
+		_ = purger.Stop(ctx)
 	}
 	err := eng.Shutdown(ctx)
 	if terr := stopTracing(ctx); terr != nil && err == nil {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,6 +40,11 @@ import (
 //	REPRISE_MAX_CONCURRENT_ORCHESTRATIONS orchestration episodes run at once
 //	REPRISE_LOG_FORMAT                   "text" (default) or "json"; ignored when WithLogger is given
 //	REPRISE_LOG_LEVEL                    "debug", "info" (default), "warn" or "error"; ignored with WithLogger
+//	REPRISE_RETENTION_DEFAULT            retention of every finished status not set below (a TimeSpan, a Go duration or "never")
+//	REPRISE_RETENTION_COMPLETED          retention of Completed instances (likewise _FAILED, _TERMINATED, _CANCELED)
+//	REPRISE_RETENTION_BATCH_SIZE         instances purged per batch (default 100)
+//	REPRISE_RETENTION_PAUSE              least pause after a full batch (default 100ms)
+//	REPRISE_RETENTION_INTERVAL           how often retention looks once it has caught up (default 1m)
 //
 // host.json, as Durable Functions users know it:
 //
@@ -49,6 +55,10 @@ import (
 //	      "hubName": "MyHub",
 //	      "maxConcurrentActivityFunctions": 64,
 //	      "maxConcurrentOrchestratorFunctions": 64,
+//	      "retention": { "completed": "7.00:00:00", "failed": "30.00:00:00" },
+//	      (finished instances are purged that long after they finished; see Retention and
+//	      docs/retention.md for "default", "terminated", "canceled", "batchSize",
+//	      "pauseBetweenBatches" and "interval"; off by default)
 //	      "storageProvider": { "type": "sqlite", "file": "reprise.db" }
 //	      (or { "type": "postgres", "connectionStringName": "PG_DSN" }: the DSN is read from the
 //	      environment variable named, as Functions reads connection strings from app settings;
@@ -76,6 +86,7 @@ type hostJSON struct {
 			MaxConcurrentActivityFunctions     *json.Number    `json:"maxConcurrentActivityFunctions"`
 			MaxConcurrentOrchestratorFunctions *json.Number    `json:"maxConcurrentOrchestratorFunctions"`
 			StorageProvider                    json.RawMessage `json:"storageProvider"`
+			Retention                          json.RawMessage `json:"retention"`
 		} `json:"durableTask"`
 	} `json:"extensions"`
 }
@@ -134,7 +145,7 @@ func (s *sources) set(setting, from string) {
 // is not, and the setting was decided by an option, what tried to set it is recorded as ignored.
 func (s *sources) fill(setting, from string) bool {
 	if prev, ok := s.from[setting]; ok {
-		if prev == fromOption && from != fromDefault {
+		if prev == fromOption && from != fromDefault && !slices.Contains(s.ignored, from) {
 			s.ignored = append(s.ignored, from)
 		}
 		return false
@@ -167,6 +178,7 @@ func (c *config) resolve(getenv func(string) string) error {
 			c.src.set(o.setting, fromOption)
 		}
 	}
+	c.markRetentionOptions()
 	if err := c.applyEnv(getenv); err != nil {
 		return err
 	}
@@ -190,6 +202,7 @@ func (c *config) resolve(getenv func(string) string) error {
 		c.maxBody = DefaultMaxRequestBody
 	}
 	c.src.fill(setMgmtAuth, fromDefault)
+	c.resolveRetentionDefaults()
 	if c.shutdownTimeout <= 0 {
 		c.shutdownTimeout = 30 * time.Second
 	}
@@ -240,6 +253,9 @@ func (c *config) applyHostJSON(path string, getenv func(string) string) error {
 		if c.src.fill(s.setting, where(s.key)) {
 			*s.dst = n
 		}
+	}
+	if err := c.applyRetentionHostJSON(dt.Retention, where); err != nil {
+		return err
 	}
 	if len(dt.StorageProvider) == 0 || string(dt.StorageProvider) == "null" {
 		return nil
@@ -365,6 +381,9 @@ func (c *config) applyEnv(getenv func(string) string) error {
 				*s.dst = n
 			}
 		}
+	}
+	if err := c.applyRetentionEnv(getenv); err != nil {
+		return err
 	}
 	if c.logger == nil {
 		l, err := envLogger(getenv("REPRISE_LOG_FORMAT"), getenv("REPRISE_LOG_LEVEL"))

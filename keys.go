@@ -91,6 +91,7 @@ func (a *App) logConfiguration() {
 			attrs = append(attrs, s, f)
 		}
 	}
+	attrs = append(attrs, "retention", c.describeRetention())
 	if len(c.src.ignored) > 0 {
 		attrs = append(attrs, "overriddenByOptions", strings.Join(c.src.ignored, ", "))
 	}

@@ -315,6 +315,16 @@ type PurgeFilter struct {
 	CreatedFrom time.Time // inclusive; zero means no lower bound
 	CreatedTo   time.Time // inclusive; zero means no upper bound
 	Statuses    []Status  // restricted to terminal statuses; empty means all terminal statuses
+
+	// UpdatedBefore (exclusive), when not zero, leaves the instances updated (UpdatedAt) or
+	// created (CreatedAt) at or after it. A finished instance's UpdatedAt is when it finished, so
+	// this purges the instances that finished before it (retention); the creation bound, which
+	// a finished instance always meets, lets stores walk an index of creation times.
+	UpdatedBefore time.Time
+	// Limit, when above 0, purges at most Limit instances, which a store may delete in one
+	// transaction: callers that purge in small batches (retention) keep each one short. Which of
+	// the matching instances a limited purge takes is the store's choice. 0 means no limit.
+	Limit int
 }
 
 // Names is the set of orchestrator or activity names a claimer can run. Claims hand out only
@@ -431,8 +441,9 @@ type Store interface {
 	// It returns ErrNotFound (for an entity too), or ErrInstanceActive for an instance that has
 	// not finished.
 	PurgeInstance(ctx context.Context, id string) error
-	// PurgeInstances deletes the finished orchestration instances that match f and returns how
-	// many it deleted.
+	// PurgeInstances deletes the finished orchestration instances that match f, with their
+	// history, inbox and tasks, and returns how many it deleted. Entities are never purged.
+	// Callers on several nodes may purge at once: an instance is deleted (and counted) once.
 	PurgeInstances(ctx context.Context, f PurgeFilter) (int, error)
 
 	// ClaimOrchestrations leases up to max orchestration instances of the orchestrators in names

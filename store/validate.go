@@ -123,12 +123,18 @@ func (n Names) Check() error {
 	return nil
 }
 
-// Check checks the time bounds of f (CheckTime).
+// Check checks the time bounds of f (CheckTime) and its limit.
 func (f PurgeFilter) Check() error {
 	if err := CheckTime("createdTimeFrom bound", f.CreatedFrom); err != nil {
 		return err
 	}
-	return CheckTime("createdTimeTo bound", f.CreatedTo)
+	if err := CheckTime("createdTimeTo bound", f.CreatedTo); err != nil {
+		return err
+	}
+	if f.Limit < 0 {
+		return fmt.Errorf("%w: purge limit %d is negative; want 0 (no limit) or more", ErrInvalidArgument, f.Limit)
+	}
+	return CheckTime("updated-before bound", f.UpdatedBefore)
 }
 
 // MaxTagsBytes bounds an instance's tags: the bytes of all keys and values together (TagsSize).

@@ -757,7 +757,33 @@ func (s *Store) RewindInstance(ctx context.Context, id string, m store.Message) 
 // neither holds locks for long nor builds one huge transaction.
 const purgeChunk = 1000
 
-// PurgeInstances deletes the finished instances matching f, a chunk per transaction.
+// purgeManySQL is purgeSQL for PurgeInstances, its chunk chosen once (MATERIALIZED: a subquery
+// in the DELETE's condition may be run again, and its LIMIT then bounds each run, not the
+// chunk). The filters (WHERE_MORE) are checked again on the
+// rows the DELETE locks, so an instance replaced or updated since the snapshot of the subquery is
+// left alone. A limited purge (SKIP_LOCKED) leaves the rows that a commit, or the purge of another
+// host, holds: batches on several hosts take disjoint rows and never wait for each other or for
+// the hot path, and the rows skipped are there for the next batch. An unlimited purge (the
+// management API's) waits for them instead, so that it leaves no finished instance behind.
+// A single status with an updated-before bound and a limit (retention) walks instances_by_status
+// from the oldest created and stops at the creation bound.
+const purgeManySQL = `
+WITH c AS MATERIALIZED (
+	SELECT id FROM reprise.instances WHERE hub = $1 AND kind = 0 AND status IN (1, 3, 4, 5) WHERE_MORE
+	ORDER_BY LIMIT $2 SKIP_LOCKED
+),
+d AS (
+	DELETE FROM reprise.instances i USING c WHERE i.hub = $1 AND i.id = c.id
+		AND kind = 0 AND status IN (1, 3, 4, 5) WHERE_MORE
+	RETURNING i.id
+),
+dh AS (DELETE FROM reprise.history h USING d WHERE h.hub = $1 AND h.instance_id = d.id),
+di AS (DELETE FROM reprise.inbox m USING d WHERE m.hub = $1 AND m.instance_id = d.id),
+dt AS (DELETE FROM reprise.tasks t USING d WHERE t.hub = $1 AND t.instance_id = d.id)
+SELECT id FROM d`
+
+// PurgeInstances deletes the finished instances matching f, a chunk per transaction, at most
+// f.Limit of them when it is set.
 func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
 	if s.isClosed() {
 		return 0, errClosed("purge instances")
@@ -776,7 +802,12 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 	}
 	more := ""
 	args := []any{s.hub, purgeChunk}
-	if len(statuses) > 0 {
+	switch len(statuses) {
+	case 0:
+	case 1: // an equality, so that instances_by_status serves it
+		args = append(args, statuses[0])
+		more += fmt.Sprintf(" AND status = $%d", len(args))
+	default:
 		args = append(args, statuses)
 		more += fmt.Sprintf(" AND status = ANY($%d::smallint[])", len(args))
 	}
@@ -788,9 +819,26 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		args = append(args, upperBound(f.CreatedTo))
 		more += fmt.Sprintf(" AND created_at <= $%d", len(args))
 	}
-	sql := strings.Replace(purgeSQL, "WHERE_MORE", more, 1)
+	if !f.UpdatedBefore.IsZero() {
+		args = append(args, lowerBound(f.UpdatedBefore))
+		more += fmt.Sprintf(" AND created_at < $%d AND updated_at < $%d", len(args), len(args))
+	}
+	sql := strings.ReplaceAll(purgeManySQL, "WHERE_MORE", more)
+	skip, order := "", ""
+	if f.Limit > 0 {
+		// In index order: an index scan marks the entries of the rows earlier batches deleted
+		// as dead, so that the next batch skips them cheaply, where a sequential scan would read
+		// the whole deleted prefix again, batch after batch, until a vacuum.
+		skip, order = "FOR UPDATE SKIP LOCKED", "ORDER BY created_at"
+	}
+	sql = strings.Replace(strings.Replace(sql, "SKIP_LOCKED", skip, 1), "ORDER_BY", order, 1)
 	total := 0
 	for {
+		chunk := purgeChunk
+		if f.Limit > 0 && f.Limit-total < chunk {
+			chunk = f.Limit - total
+		}
+		args[1] = chunk
 		b := &pgx.Batch{}
 		b.Queue(sql, args...)
 		b.Queue(`SELECT count(pg_notify($1, 'c*'))`, s.channel)
@@ -810,7 +858,7 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 			s.notifier.Changed(id)
 		}
 		total += len(ids)
-		if len(ids) < purgeChunk {
+		if len(ids) < chunk || (f.Limit > 0 && total >= f.Limit) {
 			return total, nil
 		}
 	}

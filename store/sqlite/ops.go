@@ -193,7 +193,8 @@ func (s *Store) PurgeInstance(ctx context.Context, id string) error {
 	})
 }
 
-// PurgeInstances deletes the finished instances matching f.
+// PurgeInstances deletes the finished instances matching f, in one transaction: a limited purge
+// (f.Limit) is a short one.
 func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, error) {
 	// In range, UnixNano cannot overflow: a bound out of range used to wrap and match everything.
 	if err := f.Check(); err != nil {
@@ -215,8 +216,13 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 			}
 		}
 	}
-	where := `hub = ? AND kind = 0 AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
+	// The terms of the partial index instances_finished, literally, so that SQLite sees it applies.
+	where := `hub = ? AND kind = 0 AND status IN (1, 3, 4, 5) AND status IN (?` + strings.Repeat(`, ?`, len(statuses)-1) + `)`
 	args := append([]any{s.hub}, statuses...)
+	if !f.UpdatedBefore.IsZero() {
+		where += ` AND updated_at < ? AND created_at < ?`
+		args = append(args, f.UpdatedBefore.UnixNano(), f.UpdatedBefore.UnixNano())
+	}
 	if !f.CreatedFrom.IsZero() {
 		where += ` AND created_at >= ?`
 		args = append(args, f.CreatedFrom.UnixNano())
@@ -225,9 +231,15 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		where += ` AND created_at <= ?`
 		args = append(args, f.CreatedTo.UnixNano())
 	}
+	query := `SELECT id FROM instances WHERE ` + where
+	if f.Limit > 0 {
+		// By finish time, the order of instances_finished: a batch takes the oldest.
+		query = `SELECT id FROM instances INDEXED BY instances_finished WHERE ` + where + ` LIMIT ?`
+		args = append(args, f.Limit)
+	}
 	var n int
 	err := s.do(ctx, func(w *writer, eff *effects) error {
-		rows, err := w.conn.QueryContext(w.ctx, `SELECT id FROM instances WHERE `+where, args...)
+		rows, err := w.conn.QueryContext(w.ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -243,8 +255,19 @@ func (s *Store) PurgeInstances(ctx context.Context, f store.PurgeFilter) (int, e
 		if err := rows.Close(); err != nil {
 			return err
 		}
-		for _, id := range ids {
-			if err := w.deleteAll(id); err != nil {
+		// A statement per table for the whole set, not four per instance: a million instances
+		// purge several times faster.
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		for _, del := range []string{
+			`DELETE FROM history WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM inbox WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM tasks WHERE hub = ?1 AND instance_id IN (SELECT value FROM json_each(?2))`,
+			`DELETE FROM instances WHERE hub = ?1 AND id IN (SELECT value FROM json_each(?2))`,
+		} {
+			if _, err := w.conn.ExecContext(w.ctx, del, w.hub, string(list)); err != nil {
 				return err
 			}
 		}

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"WatchInstance", s.testWatchInstance},
 		{"PurgeInstance", s.testPurgeInstance},
 		{"PurgeInstances", s.testPurgeInstances},
+		{"PurgeFinishedBefore", s.testPurgeFinishedBefore},
 		{"HubIsolation", s.testHubIsolation},
 		{"Settings", s.testSettings},
 		{"InvalidArguments", s.testInvalidArguments},
