@@ -8,11 +8,15 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/localguard"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
@@ -45,6 +49,9 @@ type App struct {
 	guard     *localguard.Guard // of the keyless routes, from Start on
 	starting  bool              // Start is opening the store (without mu)
 	stopped   bool
+	metrics   *hostMetrics // from Start on; nil with metrics off
+
+	instrumented atomic.Pointer[http.Handler] // the mux under the HTTP instrumentation, while metrics run
 }
 
 type config struct {
@@ -67,10 +74,14 @@ type config struct {
 	anonymousSet        bool // WithAnonymousManagement was given
 	maxBody             int64
 	shutdownTimeout     time.Duration
-	allowedHosts        []string            // besides the loopback names, for the keyless routes
-	timeouts            ServerTimeouts      // of the http.Server of Serve
-	getenv              func(string) string // os.Getenv; replaced in tests
-	src                 sources             // where each setting came from, set by resolve
+	allowedHosts        []string             // besides the loopback names, for the keyless routes
+	timeouts            ServerTimeouts       // of the http.Server of Serve
+	getenv              func(string) string  // os.Getenv; replaced in tests
+	meterProvider       metric.MeterProvider // WithMeterProvider
+	metricsOff          bool
+	metricsSet          bool    // WithoutMetrics was given
+	metricsAddr         string  // WithMetricsListener
+	src                 sources // where each setting came from, set by resolve
 }
 
 // Option configures an App.
@@ -168,6 +179,7 @@ func NewApp(opts ...Option) *App {
 	a.client = &Client{app: a}
 	a.mountManagement()
 	a.mountDashboard()
+	a.mountMetrics()
 	return a
 }
 
@@ -214,6 +226,20 @@ func (a *App) Start(ctx context.Context) error {
 		return errors.New("reprise: App was shut down while it started; create a new one")
 	}
 	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
+	hm, err := a.startMetrics(&cfg, st)
+	if err != nil {
+		a.st = nil
+		if owns {
+			_ = st.Close()
+		}
+		return err
+	}
+	a.metrics = hm
+	var meters *metrics.Metrics
+	if hm != nil {
+		meters = hm.m
+		a.instrumented.Store(&hm.http)
+	}
 	var entities engine.EntityRunner
 	if len(a.reg.entities) > 0 {
 		entities = a.reg
@@ -223,6 +249,7 @@ func (a *App) Start(ctx context.Context) error {
 		Registry:                    a.reg,
 		Entities:                    entities,
 		Logger:                      a.logger,
+		Metrics:                     meters,
 		MaxConcurrentOrchestrations: a.cfg.maxOrch,
 		MaxConcurrentActivities:     a.cfg.maxAct,
 		CacheSize:                   a.cfg.cacheSize,
@@ -316,7 +343,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	err := eng.Shutdown(ctx)
 	a.mu.Lock()
 	a.st = nil // the client now answers ErrNotStarted, not the store's "closed"
+	hm := a.metrics
 	a.mu.Unlock()
+	if hm != nil { // before the store closes: the backlog gauge reads it
+		a.instrumented.Store(nil)
+		if merr := hm.shutdown(ctx); merr != nil && err == nil {
+			err = fmt.Errorf("reprise: stop the metrics: %w", merr)
+		}
+	}
 	if owns && st != nil {
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = cerr

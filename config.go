@@ -39,6 +39,8 @@ import (
 //	REPRISE_MAX_CONCURRENT_ORCHESTRATIONS orchestration episodes run at once
 //	REPRISE_LOG_FORMAT                   "text" (default) or "json"; ignored when WithLogger is given
 //	REPRISE_LOG_LEVEL                    "debug", "info" (default), "warn" or "error"; ignored with WithLogger
+//	REPRISE_METRICS                      "on" (default) or "off" (see WithoutMetrics)
+//	REPRISE_METRICS_ADDR                 also serve /metrics without a key on this address (see WithMetricsListener)
 //
 // host.json, as Durable Functions users know it:
 //
@@ -107,6 +109,8 @@ const (
 	setMaxBody  = "maxRequestBody"
 	setMaxAct   = "maxConcurrentActivities"
 	setMaxOrch  = "maxConcurrentOrchestrations"
+	setMetrics  = "metrics"
+	setMetAddr  = "metricsAddr"
 )
 
 // Where a setting came from.
@@ -162,6 +166,8 @@ func (c *config) resolve(getenv func(string) string) error {
 		{setMaxBody, c.maxBody > 0},
 		{setMaxAct, c.maxAct > 0},
 		{setMaxOrch, c.maxOrch > 0},
+		{setMetrics, c.metricsSet || c.meterProvider != nil},
+		{setMetAddr, c.metricsAddr != ""},
 	} {
 		if o.given {
 			c.src.set(o.setting, fromOption)
@@ -307,6 +313,27 @@ func (c *config) applyEnv(getenv func(string) string) error {
 		}
 		if c.src.fill(setAddr, "REPRISE_ADDR") {
 			c.addr = v
+		}
+	}
+	if v := getenv("REPRISE_METRICS"); v != "" {
+		var off bool
+		switch strings.ToLower(v) {
+		case "on", "true", "1":
+		case "off", "false", "0":
+			off = true
+		default:
+			return settingError("REPRISE_METRICS", v, `want "on" or "off"`)
+		}
+		if c.src.fill(setMetrics, "REPRISE_METRICS") {
+			c.metricsOff = off
+		}
+	}
+	if v := getenv("REPRISE_METRICS_ADDR"); v != "" {
+		if !strings.Contains(v, ":") {
+			return settingError("REPRISE_METRICS_ADDR", v, "want host:port, e.g. 127.0.0.1:9464")
+		}
+		if c.src.fill(setMetAddr, "REPRISE_METRICS_ADDR") {
+			c.metricsAddr = v
 		}
 	}
 	if v := getenv("REPRISE_MASTER_KEY"); v != "" && c.src.fill(setMaster, "REPRISE_MASTER_KEY") {
