@@ -53,7 +53,14 @@ type hostMetrics struct {
 	stop     []func() error           // the backlog gauge, the store's observer
 	server   *http.Server             // WithMetricsListener's
 	addr     net.Addr
+	recent   *metrics.Recent // the dashboard's chart
 }
+
+// The dashboard's chart: a sample every liveInterval, the last liveSamples of them (5 minutes).
+const (
+	liveInterval = 5 * time.Second
+	liveSamples  = 60
+)
 
 // startMetrics makes the instruments, registers the backlog gauge on st and starts the metrics
 // listener, when metrics are on; nil, nil when they are off.
@@ -78,14 +85,17 @@ func (a *App) startMetrics(cfg *config, st store.Store) (*hostMetrics, error) {
 	if h.m, err = metrics.New(h.provider); err != nil {
 		return nil, err
 	}
-	unregister, err := h.m.ObserveBacklog(h.provider, func(ctx context.Context) (metrics.Backlog, error) {
+	backlog := func(ctx context.Context) (metrics.Backlog, error) {
 		b, err := st.Backlog(ctx)
 		return metrics.Backlog{Orchestration: b.OrchestrationMessages, Activity: b.ActivityTasks, Entity: b.EntityMessages}, err
-	})
+	}
+	unregister, err := h.m.ObserveBacklog(h.provider, backlog)
 	if err != nil {
 		return nil, err
 	}
 	h.stop = append(h.stop, unregister)
+	h.recent = h.m.StartRecent(liveInterval, liveSamples, backlog)
+	h.stop = append(h.stop, func() error { h.recent.Stop(); return nil })
 	if obs, ok := st.(store.TransactionObserver); ok {
 		m := h.m
 		obs.ObserveTransactions(func(t store.Transaction) { m.Transaction(t.Writes, t.Duration) })
@@ -202,4 +212,15 @@ func (a *App) MetricsAddr() net.Addr {
 		return nil
 	}
 	return a.metrics.addr
+}
+
+// live is the dashboard's Options.Live.
+func (a *App) live() ([]metrics.Sample, float64) {
+	a.mu.Lock()
+	h := a.metrics
+	a.mu.Unlock()
+	if h == nil {
+		return nil, 0
+	}
+	return h.recent.Samples(), h.recent.Interval().Seconds()
 }

@@ -51,7 +51,7 @@ type Metrics struct {
 
 	names  attrCache // name
 	status attrCache // name + status or outcome
-	kinds  [3]metric.MeasurementOption
+	kinds  [3]*attrs
 
 	sums sums
 }
@@ -70,6 +70,12 @@ const (
 )
 
 var kindNames = [3]string{"orchestration", "activity", "entity"}
+
+var kindSets = [3]attribute.Set{
+	attribute.NewSet(attribute.String("kind", kindNames[0])),
+	attribute.NewSet(attribute.String("kind", kindNames[1])),
+	attribute.NewSet(attribute.String("kind", kindNames[2])),
+}
 
 // New makes the instruments from mp.
 func New(mp metric.MeterProvider) (*Metrics, error) {
@@ -118,8 +124,8 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("metrics: create instruments: %w", err)
 	}
-	for i, k := range kindNames {
-		m.kinds[i] = metric.WithAttributeSet(attribute.NewSet(attribute.String("kind", k)))
+	for i, set := range kindSets {
+		m.kinds[i] = newAttrs(set)
 	}
 	m.names.make = func(key [2]string) attribute.Set { return attribute.NewSet(attribute.String("name", key[0])) }
 	m.status.make = func(key [2]string) attribute.Set {
@@ -128,31 +134,57 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	return m, nil
 }
 
-// attrCache keeps one attribute set per key. Names come from registrations and stored work, so
-// the set is bounded by what the task hub runs; maxCached bounds it even so, after which sets are
-// built per call.
+// attrCache keeps one attribute set per key (a name, or a name and a status). Names come from
+// registrations and stored work, so the set is bounded by what the task hub runs; maxCached
+// bounds it even so, after which sets are built per call. Lookups are of plain string-keyed maps
+// under a read lock, which allocate nothing.
 type attrCache struct {
-	m    sync.Map // [2]string → metric.MeasurementOption
+	mu   sync.RWMutex
+	m    map[string]map[string]*attrs
 	n    int
-	mu   sync.Mutex
 	make func([2]string) attribute.Set
 }
 
 const maxCached = 10000
 
-func (c *attrCache) get(a, b string) metric.MeasurementOption {
-	key := [2]string{a, b}
-	if o, ok := c.m.Load(key); ok {
-		return o.(metric.MeasurementOption)
+// attrs is an attribute set as the options of Add and Record, built once: passing a kept slice
+// to a variadic call allocates nothing, where a fresh option would.
+type attrs struct {
+	add []metric.AddOption
+	rec []metric.RecordOption
+}
+
+func newAttrs(set attribute.Set) *attrs {
+	o := metric.WithAttributeSet(set)
+	return &attrs{add: []metric.AddOption{o}, rec: []metric.RecordOption{o}}
+}
+
+func (c *attrCache) get(a, b string) *attrs {
+	c.mu.RLock()
+	o, ok := c.m[a][b]
+	c.mu.RUnlock()
+	if ok {
+		return o
 	}
-	o := metric.WithAttributeSet(c.make(key))
+	o = newAttrs(c.make([2]string{a, b}))
 	c.mu.Lock()
-	if c.n < maxCached {
-		if _, loaded := c.m.LoadOrStore(key, o); !loaded {
-			c.n++
-		}
+	defer c.mu.Unlock()
+	if c.n >= maxCached {
+		return o
 	}
-	c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]map[string]*attrs{}
+	}
+	inner := c.m[a]
+	if inner == nil {
+		inner = map[string]*attrs{}
+		c.m[a] = inner
+	}
+	if prev, ok := inner[b]; ok {
+		return prev
+	}
+	inner[b] = o
+	c.n++
 	return o
 }
 
@@ -163,7 +195,7 @@ func (m *Metrics) OrchestrationStarted(name string) {
 	if m == nil {
 		return
 	}
-	m.orchStarted.Add(bg, 1, m.names.get(name, ""))
+	m.orchStarted.Add(bg, 1, m.names.get(name, "").add...)
 }
 
 // OrchestrationCompleted counts an orchestration that reached the final status.
@@ -171,7 +203,7 @@ func (m *Metrics) OrchestrationCompleted(name, status string) {
 	if m == nil {
 		return
 	}
-	m.orchCompleted.Add(bg, 1, m.status.get(name, status))
+	m.orchCompleted.Add(bg, 1, m.status.get(name, status).add...)
 	if status == Failed {
 		m.sums.failures.Add(1)
 	} else {
@@ -185,8 +217,8 @@ func (m *Metrics) Episode(name string, d time.Duration) {
 		return
 	}
 	o := m.names.get(name, "")
-	m.episodes.Add(bg, 1, o)
-	m.episodeTime.Record(bg, d.Seconds(), o)
+	m.episodes.Add(bg, 1, o.add...)
+	m.episodeTime.Record(bg, d.Seconds(), o.rec...)
 }
 
 // Replay records a cache miss that replayed events history events.
@@ -195,8 +227,8 @@ func (m *Metrics) Replay(name string, events int) {
 		return
 	}
 	o := m.names.get(name, "")
-	m.replays.Add(bg, 1, o)
-	m.replayEvents.Add(bg, int64(events), o)
+	m.replays.Add(bg, 1, o.add...)
+	m.replayEvents.Add(bg, int64(events), o.add...)
 }
 
 // Activity records an activity whose result was recorded: its outcome (Completed or Failed), the
@@ -206,9 +238,9 @@ func (m *Metrics) Activity(name, outcome string, wait, run time.Duration) {
 		return
 	}
 	o := m.status.get(name, outcome)
-	m.activities.Add(bg, 1, o)
-	m.actTime.Record(bg, run.Seconds(), o)
-	m.actWait.Record(bg, max(wait, 0).Seconds(), m.names.get(name, ""))
+	m.activities.Add(bg, 1, o.add...)
+	m.actTime.Record(bg, run.Seconds(), o.rec...)
+	m.actWait.Record(bg, max(wait, 0).Seconds(), m.names.get(name, "").rec...)
 	if outcome == Failed {
 		m.sums.failures.Add(1)
 	}
@@ -228,7 +260,7 @@ func (m *Metrics) Retry(name string) {
 	if m == nil {
 		return
 	}
-	m.retries.Add(bg, 1, m.names.get(name, ""))
+	m.retries.Add(bg, 1, m.names.get(name, "").add...)
 }
 
 // LeaseLost counts a commit refused for a lost lease; kind is KindOrchestration, KindActivity or
@@ -237,7 +269,7 @@ func (m *Metrics) LeaseLost(kind int) {
 	if m == nil {
 		return
 	}
-	m.leasesLost.Add(bg, 1, m.kinds[kind])
+	m.leasesLost.Add(bg, 1, m.kinds[kind].add...)
 }
 
 // Transaction records one store write transaction of writes writes.
@@ -263,12 +295,12 @@ func (m *Metrics) EntityBatch(name string, ok, failed int) {
 	if m == nil {
 		return
 	}
-	m.entBatches.Add(bg, 1, m.names.get(name, ""))
+	m.entBatches.Add(bg, 1, m.names.get(name, "").add...)
 	if ok > 0 {
-		m.entOps.Add(bg, int64(ok), m.status.get(name, Completed))
+		m.entOps.Add(bg, int64(ok), m.status.get(name, Completed).add...)
 	}
 	if failed > 0 {
-		m.entOps.Add(bg, int64(failed), m.status.get(name, Failed))
+		m.entOps.Add(bg, int64(failed), m.status.get(name, Failed).add...)
 		m.sums.failures.Add(int64(failed))
 	}
 }
@@ -295,9 +327,9 @@ func (m *Metrics) ObserveBacklog(mp metric.MeterProvider, read func(ctx context.
 		if err != nil {
 			return err
 		}
-		o.ObserveInt64(g, int64(b.Orchestration), m.kinds[KindOrchestration])
-		o.ObserveInt64(g, int64(b.Activity), m.kinds[KindActivity])
-		o.ObserveInt64(g, int64(b.Entity), m.kinds[KindEntity])
+		o.ObserveInt64(g, int64(b.Orchestration), metric.WithAttributeSet(kindSets[KindOrchestration]))
+		o.ObserveInt64(g, int64(b.Activity), metric.WithAttributeSet(kindSets[KindActivity]))
+		o.ObserveInt64(g, int64(b.Entity), metric.WithAttributeSet(kindSets[KindEntity]))
 		return nil
 	}, g)
 	if err != nil {
