@@ -460,7 +460,9 @@ func TestLive(t *testing.T) {
 	samples := []metrics.Sample{{At: at, Completed: 10, Failed: 1, Backlog: 3}, {At: at.Add(5 * time.Second), Completed: 20}}
 	h := New(newFake(), Options{Live: func() ([]metrics.Sample, float64) { return samples, 5 }})
 	got := decode[Live](t, get(t, h, "/dashboard/api/live"))
-	if got.Off || got.Interval != 5 || !slices.EqualFunc(got.Samples, samples, func(a, b metrics.Sample) bool { return a.At.Equal(b.At) && a.Completed == b.Completed && a.Failed == b.Failed && a.Backlog == b.Backlog }) {
+	if got.Off || got.Interval != 5 || !slices.EqualFunc(got.Samples, samples, func(a, b metrics.Sample) bool {
+		return a.At.Equal(b.At) && a.Completed == b.Completed && a.Failed == b.Failed && a.Backlog == b.Backlog
+	}) {
 		t.Errorf("live = %+v, want the samples given every 5 s", got)
 	}
 }

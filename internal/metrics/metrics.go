@@ -95,7 +95,7 @@ func New(mp metric.MeterProvider) (*Metrics, error) {
 	}
 	// Durations from a millisecond (an episode on a warm cache) to minutes (a slow activity).
 	latency := []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300}
-	m.orchStarted = counter("reprise.orchestrations.started", "{orchestration}", "Orchestration executions that ran their first episode, by orchestrator name.")
+	m.orchStarted = counter("reprise.orchestrations.started", "{orchestration}", "Orchestration instances that ran their first episode, by orchestrator name.")
 	m.orchCompleted = counter("reprise.orchestrations.completed", "{orchestration}", "Orchestrations that reached a final status (Completed, Failed, Terminated, Canceled), by name and status.")
 	m.episodes = counter("reprise.episodes", "{episode}", "Orchestration episodes committed, by orchestrator name.")
 	m.episodeTime = seconds("reprise.episode.duration", "Time from claiming an orchestration to committing its episode, by orchestrator name.", latency...)
@@ -190,7 +190,7 @@ func (c *attrCache) get(a, b string) *attrs {
 
 var bg = context.Background()
 
-// OrchestrationStarted counts an execution's first episode.
+// OrchestrationStarted counts an instance's first episode.
 func (m *Metrics) OrchestrationStarted(name string) {
 	if m == nil {
 		return

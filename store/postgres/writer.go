@@ -958,3 +958,5 @@ func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
 	}
 	s.observer.Store(&fn)
 }
+
+var _ store.TransactionObserver = (*Store)(nil)

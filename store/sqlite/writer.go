@@ -465,3 +465,5 @@ func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
 	}
 	s.observer.Store(&fn)
 }
+
+var _ store.TransactionObserver = (*Store)(nil)
