@@ -1,11 +1,14 @@
 package reprise_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -281,4 +284,54 @@ func TestMetricsBacklog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestMetricsTimersRetriesAndFailures: a durable timer, an activity that fails twice before a
+// retry policy gets it through (its two retry delays are durable timers too), and an
+// orchestration that fails, counted exactly.
+func TestMetricsTimersRetriesAndFailures(t *testing.T) {
+	var calls atomic.Int32
+	flaky := reprise.NewActivity("flaky", func(ctx context.Context, _ reprise.None) (string, error) {
+		if calls.Add(1) <= 2 {
+			return "", errors.New("not yet")
+		}
+		return "done", nil
+	})
+	flow := reprise.NewOrchestrator("flaky_flow", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		if _, err := ctx.CreateTimer(10 * time.Millisecond).Await(); err != nil {
+			return "", err
+		}
+		return flaky.Call(ctx, reprise.None{}, reprise.WithRetry(reprise.RetryPolicy{FirstInterval: 10 * time.Millisecond, MaxAttempts: 3})).Await()
+	})
+	doomed := reprise.NewOrchestrator("doomed", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		return "", errors.New("doomed from the start")
+	})
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement())...)
+	app.Register(flaky, flow, doomed)
+	srv := hosttest.Serve(t, app)
+	ctx := testCtx(t)
+	a, err := flow.Start(ctx, app.Client(), reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := doomed.Start(ctx, app.Client(), reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, app.Client(), a); inst.Status != reprise.StatusCompleted {
+		t.Fatalf("flaky_flow: %s %+v", inst.Status, inst.Failure)
+	}
+	if inst := waitDone(t, app.Client(), b); inst.Status != reprise.StatusFailed {
+		t.Fatalf("doomed: %s", inst.Status)
+	}
+	waitMetrics(t, func() scrape { return getMetrics(t, srv.URL+"/metrics") }, map[string]float64{
+		"reprise_timers_fired_total":                                              3, // the timer and two retry delays
+		"reprise_timer_lateness_seconds_count":                                    3,
+		"reprise_retries_total name flaky":                                        2,
+		"reprise_activities_total name flaky status Failed":                       2,
+		"reprise_activities_total name flaky status Completed":                    1,
+		"reprise_orchestrations_completed_total name flaky_flow status Completed": 1,
+		"reprise_orchestrations_completed_total name doomed status Failed":        1,
+		"reprise_orchestrations_started_total":                                    2,
+	})
 }
