@@ -335,3 +335,28 @@ func TestMetricsTimersRetriesAndFailures(t *testing.T) {
 		"reprise_orchestrations_started_total":                                    2,
 	})
 }
+
+// TestMetricsEntityOperations: three operations that succeed and one that fails, in however
+// many batches the dispatcher makes of them.
+func TestMetricsEntityOperations(t *testing.T) {
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement())...)
+	app.Register(counter)
+	srv := hosttest.Serve(t, app)
+	ctx := testCtx(t)
+	id := counter.ID("metrics")
+	for _, op := range []string{"add", "add", "fail", "add"} {
+		if err := app.Client().SignalEntity(ctx, id, op, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := waitMetrics(t, func() scrape { return getMetrics(t, srv.URL+"/metrics") }, map[string]float64{
+		"reprise_entity_operations_total name counter status Completed": 3,
+		"reprise_entity_operations_total name counter status Failed":    1,
+	})
+	if n, _ := s.value("reprise_entity_batches_total", "name", "counter"); n < 1 || n > 4 {
+		t.Errorf("reprise_entity_batches_total = %v, want 1 to 4 batches for 4 operations", n)
+	}
+	if strings.Contains(string(s), "@counter@") {
+		t.Errorf("an entity ID appears on /metrics:\n%s", s)
+	}
+}
