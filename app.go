@@ -8,13 +8,16 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/httpapi"
 	"github.com/reprise-dev/reprise/internal/localguard"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/retention"
 	"github.com/reprise-dev/reprise/internal/tracing"
@@ -57,6 +60,8 @@ type App struct {
 	tracer        *tracing.Tracer                 // from Start on; off without a provider
 	stopTracing   func(ctx context.Context) error // flushes a provider the App built
 	tracingSource string                          // for the configuration log line
+	metrics       *hostMetrics                    // from Start on; nil with metrics off
+	instrumented  atomic.Pointer[http.Handler]    // the mux under the HTTP instrumentation, while metrics run
 }
 
 type config struct {
@@ -87,9 +92,13 @@ type config struct {
 	retention           retentionConfig // resolved by resolve
 	// onPurge, when set, is called after each retention batch with what it purged of a status:
 	// the hook for a metric of it (and for tests).
-	onPurge func(status store.Status, n int)
-	getenv  func(string) string // os.Getenv; replaced in tests
-	src     sources             // where each setting came from, set by resolve
+	onPurge       func(status store.Status, n int)
+	meterProvider metric.MeterProvider // WithMeterProvider
+	metricsOff    bool
+	metricsSet    bool                // WithoutMetrics was given
+	metricsAddr   string              // WithMetricsListener
+	getenv        func(string) string // os.Getenv; replaced in tests
+	src           sources             // where each setting came from, set by resolve
 }
 
 // Option configures an App.
@@ -187,6 +196,7 @@ func NewApp(opts ...Option) *App {
 	a.client = &Client{app: a}
 	a.mountManagement()
 	a.mountDashboard()
+	a.mountMetrics()
 	return a
 }
 
@@ -257,6 +267,20 @@ func (a *App) Start(ctx context.Context) error {
 		a.tracingSource += "; the provider does not keep the orchestration spans' IDs (build it with sdktrace.WithIDGenerator(reprise.TraceIDGenerator())): activities are parented to the orchestration's caller instead"
 	}
 	a.cfg, a.logger, a.keys, a.guard, a.st, a.ownsStore = cfg, cfg.logger, keys, guard, st, owns
+	hm, err := a.startMetrics(&cfg, st)
+	if err != nil {
+		a.st = nil
+		if owns {
+			_ = st.Close()
+		}
+		return err
+	}
+	a.metrics = hm
+	var meters *metrics.Metrics
+	if hm != nil {
+		meters = hm.m
+		a.instrumented.Store(&hm.http)
+	}
 	var entities engine.EntityRunner
 	if len(a.reg.entities) > 0 {
 		entities = a.reg
@@ -267,6 +291,7 @@ func (a *App) Start(ctx context.Context) error {
 		Entities:                    entities,
 		Logger:                      a.logger,
 		Tracer:                      a.tracer,
+		Metrics:                     meters,
 		MaxConcurrentOrchestrations: a.cfg.maxOrch,
 		MaxConcurrentActivities:     a.cfg.maxAct,
 		CacheSize:                   a.cfg.cacheSize,
@@ -283,7 +308,12 @@ func (a *App) Start(ctx context.Context) error {
 			Pause:     a.cfg.retention.pause,
 			Interval:  a.cfg.retention.interval,
 			Logger:    a.logger,
-			OnPurge:   a.cfg.onPurge,
+			OnPurge: func(status store.Status, n int) {
+				meters.Purged(status.String(), n)
+				if a.cfg.onPurge != nil {
+					a.cfg.onPurge(status, n)
+				}
+			},
 		})
 		a.retention.Start()
 	}
@@ -379,7 +409,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 	}
 	a.mu.Lock()
 	a.st = nil // the client now answers ErrNotStarted, not the store's "closed"
+	hm := a.metrics
 	a.mu.Unlock()
+	if hm != nil { // before the store closes: the backlog gauge reads it
+		a.instrumented.Store(nil)
+		if merr := hm.shutdown(ctx); merr != nil && err == nil {
+			err = fmt.Errorf("reprise: stop the metrics: %w", merr)
+		}
+	}
 	if owns && st != nil {
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = cerr

@@ -45,6 +45,8 @@ import (
 //	REPRISE_RETENTION_BATCH_SIZE         instances purged per batch (default 100)
 //	REPRISE_RETENTION_PAUSE              least pause after a full batch (default 100ms)
 //	REPRISE_RETENTION_INTERVAL           how often retention looks once it has caught up (default 1m)
+//	REPRISE_METRICS                      "on" (default) or "off" (see WithoutMetrics)
+//	REPRISE_METRICS_ADDR                 also serve /metrics without a key on this address (see WithMetricsListener)
 //
 // host.json, as Durable Functions users know it:
 //
@@ -118,6 +120,8 @@ const (
 	setMaxBody  = "maxRequestBody"
 	setMaxAct   = "maxConcurrentActivities"
 	setMaxOrch  = "maxConcurrentOrchestrations"
+	setMetrics  = "metrics"
+	setMetAddr  = "metricsAddr"
 )
 
 // Where a setting came from.
@@ -173,6 +177,8 @@ func (c *config) resolve(getenv func(string) string) error {
 		{setMaxBody, c.maxBody > 0},
 		{setMaxAct, c.maxAct > 0},
 		{setMaxOrch, c.maxOrch > 0},
+		{setMetrics, c.metricsSet || c.meterProvider != nil},
+		{setMetAddr, c.metricsAddr != ""},
 	} {
 		if o.given {
 			c.src.set(o.setting, fromOption)
@@ -323,6 +329,27 @@ func (c *config) applyEnv(getenv func(string) string) error {
 		}
 		if c.src.fill(setAddr, "REPRISE_ADDR") {
 			c.addr = v
+		}
+	}
+	if v := getenv("REPRISE_METRICS"); v != "" {
+		var off bool
+		switch strings.ToLower(v) {
+		case "on", "true", "1":
+		case "off", "false", "0":
+			off = true
+		default:
+			return settingError("REPRISE_METRICS", v, `want "on" or "off"`)
+		}
+		if c.src.fill(setMetrics, "REPRISE_METRICS") {
+			c.metricsOff = off
+		}
+	}
+	if v := getenv("REPRISE_METRICS_ADDR"); v != "" {
+		if !strings.Contains(v, ":") {
+			return settingError("REPRISE_METRICS_ADDR", v, "want host:port, e.g. 127.0.0.1:9464")
+		}
+		if c.src.fill(setMetAddr, "REPRISE_METRICS_ADDR") {
+			c.metricsAddr = v
 		}
 	}
 	if v := getenv("REPRISE_MASTER_KEY"); v != "" && c.src.fill(setMaster, "REPRISE_MASTER_KEY") {

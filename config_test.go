@@ -213,3 +213,31 @@ func TestStoreGivenInCodeIsNamedInTheLog(t *testing.T) {
 		t.Errorf("store named %q in the logs, want %q", got, want)
 	}
 }
+
+// TestMetricsSettings: REPRISE_METRICS turns the metrics off (an option wins over it), a bad
+// value names the variable, and REPRISE_METRICS_ADDR needs a port.
+func TestMetricsSettings(t *testing.T) {
+	resolve := func(env map[string]string, opts ...Option) (config, error) {
+		var c config
+		for _, o := range opts {
+			o(&c)
+		}
+		err := c.resolve(func(k string) string { return env[k] })
+		return c, err
+	}
+	if c, err := resolve(nil); err != nil || c.metricsOff || c.metricsAddr != "" {
+		t.Errorf("default: off %v, addr %q, err %v; want on, no listener", c.metricsOff, c.metricsAddr, err)
+	}
+	if c, err := resolve(map[string]string{"REPRISE_METRICS": "OFF", "REPRISE_METRICS_ADDR": "127.0.0.1:9464"}); err != nil ||
+		!c.metricsOff || c.metricsAddr != "127.0.0.1:9464" || c.src.from[setMetrics] != "REPRISE_METRICS" {
+		t.Errorf("REPRISE_METRICS=OFF: off %v, addr %q, from %q, err %v", c.metricsOff, c.metricsAddr, c.src.from[setMetrics], err)
+	}
+	if c, err := resolve(map[string]string{"REPRISE_METRICS": "on"}, WithoutMetrics()); err != nil || !c.metricsOff {
+		t.Errorf("WithoutMetrics with REPRISE_METRICS=on: off %v, err %v; want the option to win", c.metricsOff, err)
+	}
+	for env, name := range map[string]string{"REPRISE_METRICS": "maybe", "REPRISE_METRICS_ADDR": "9464"} {
+		if _, err := resolve(map[string]string{env: name}); err == nil || !strings.Contains(err.Error(), env) {
+			t.Errorf("%s=%s: %v, want an error naming it", env, name, err)
+		}
+	}
+}

@@ -91,6 +91,7 @@ func (a *App) newDashboard() http.Handler {
 		KeyHelp:     a.masterKeyHelp(),
 		NoMasterKey: len(keys.master) == 0,
 		Logger:      a.logger,
+		Live:        a.live,
 	})
 }
 

@@ -114,7 +114,7 @@ func (a *App) HandleFunc(pattern string, h func(http.ResponseWriter, *http.Reque
 // ListenAndServe does that for you. Under your server, /durabletask/ judges the caller by
 // Request.RemoteAddr (Serve records the connection's own address): do not rewrite it from
 // forwarding headers, and set the server's timeouts (see ServerTimeouts).
-func (a *App) Handler() http.Handler { return a.mux }
+func (a *App) Handler() http.Handler { return http.HandlerFunc(a.serveHTTP) }
 
 // ListenAndServe starts the App if it has not started, serves its Handler on the configured
 // address (127.0.0.1:7071 unless WithAddr or REPRISE_ADDR say otherwise) until ctx ends, then

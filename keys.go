@@ -1,6 +1,7 @@
 package reprise
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -85,6 +86,17 @@ func (a *App) logConfiguration() {
 		"masterKey", from(setMaster),
 		"systemKey", system,
 		"tracing", a.tracingSource,
+	}
+	metricsFrom := cmp.Or(from(setMetrics), fromDefault)
+	switch {
+	case c.metricsOff:
+		attrs = append(attrs, "metrics", "off ("+metricsFrom+")")
+	case c.meterProvider != nil:
+		attrs = append(attrs, "metrics", "to the MeterProvider given in code")
+	case c.metricsAddr != "":
+		attrs = append(attrs, "metrics", MetricsPath+" (master key) and http://"+c.metricsAddr+MetricsPath+" (no key; "+from(setMetAddr)+")")
+	default:
+		attrs = append(attrs, "metrics", MetricsPath+" (master key unless the management API is anonymous)")
 	}
 	for _, s := range []string{setHostKeys, setFuncKeys, setMaxAct, setMaxOrch, setMaxBody} {
 		if f := from(s); f != "" && f != fromDefault {

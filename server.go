@@ -71,7 +71,7 @@ func (c *config) resolveServer(getenv func(string) string) {
 func (a *App) newServer() *http.Server {
 	t := a.cfg.timeouts
 	return &http.Server{
-		Handler:           bodyDeadline(a.mux, t.Body),
+		Handler:           bodyDeadline(http.HandlerFunc(a.serveHTTP), t.Body),
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
 		ConnContext:       localguard.Peer, // the guard judges by the connection's address

@@ -34,6 +34,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -145,6 +146,15 @@ func Listen(ctx context.Context, app *reprise.App, opts Options) (*Server, error
 	signals := engine.NewSignals(st)
 	work := &grpcapi.Work{Store: st, Signals: signals, Logger: logger, LeaseDuration: opts.LeaseDuration,
 		TakenOrchestrators: orchestrators, TakenActivities: activities, TakenEntities: app.RegisteredEntities()}
+	if mp := app.MeterProvider(); mp != nil {
+		// The same instruments as the App's (a provider hands out one instrument per name), so
+		// the work of remote workers adds to the App's numbers on /metrics.
+		if work.Metrics, err = metrics.New(mp); err != nil {
+			ln.Close()
+			endCalls()
+			return nil, fmt.Errorf("sidecar: %w", err)
+		}
+	}
 	hub := st.Hub()
 	pb.RegisterTaskHubSidecarServiceServer(gs, grpcapi.NewService(grpcapi.Hub{
 		Name: hub, Plane: control.New(st, control.Options{Hub: hub}), Work: work}))

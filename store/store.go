@@ -375,6 +375,33 @@ type Unclaimed struct {
 	Oldest int64
 }
 
+// Backlog is the work waiting in a task hub, as Store.Backlog counts it: the numbers an
+// autoscaler and the metrics read.
+type Backlog struct {
+	// OrchestrationMessages and EntityMessages are the inbox messages visible now (not future
+	// timers or scheduled signals) of orchestrations and of entities, whether or not a node
+	// holds the instance.
+	OrchestrationMessages int
+	EntityMessages        int
+	// ActivityTasks are the activity tasks that no live lease holds: waiting for a worker.
+	ActivityTasks int
+}
+
+// Transaction describes one write transaction of a store: the writes (commits, claims, sends,
+// completions) that its writer grouped, and the time from the start of the transaction to its
+// durable commit (or failure).
+type Transaction struct {
+	Writes   int
+	Duration time.Duration
+}
+
+// TransactionObserver is implemented by stores that report their write transactions, for
+// metrics (both bundled stores do). ObserveTransactions sets the function called after each
+// transaction, on the store's writer: it must be quick and must not block. nil stops reporting.
+type TransactionObserver interface {
+	ObserveTransactions(fn func(Transaction))
+}
+
 // WorkKind names a kind of work for wake-up signals.
 type WorkKind int
 
@@ -481,6 +508,10 @@ type Store interface {
 	// reads the backlog of ready work, so callers run it now and then, not on every claim.
 	// Entities are not counted.
 	Unclaimed(ctx context.Context, orchestrators, activities Names) ([]Unclaimed, error)
+	// Backlog counts the work waiting in the task hub (see Backlog), of every name. Like
+	// Unclaimed it reads the whole backlog, so callers run it now and then (a metrics
+	// collection), not on every claim.
+	Backlog(ctx context.Context) (Backlog, error)
 	// NextVisibleAt returns the earliest visible time of the messages not yet visible (to
 	// instances of either kind), or the zero time when there are none. Dispatchers sleep until
 	// then (durable timers, scheduled signals).

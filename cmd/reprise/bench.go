@@ -48,6 +48,7 @@ Flags:
                      file per scenario); each scenario uses a task hub of its own there, and
                      purges its instances at the end
   --relaxed          SQLite: skip the fsync of each commit (default: durable)
+  --metrics=false    turn the App's metrics off (default on, as in a host)
   --timer-delay D    how long each timers instance waits (default 1s)
   --cache N          live executions cached (default 20000)
   --concurrency N    concurrent episodes and activities (default 1000)
@@ -76,6 +77,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.DurationVar(&cfg.Duration, "duration", 0, "bound of each run")
 	fs.StringVar(&cfg.Store, "store", "", "SQLite file")
 	fs.BoolVar(&cfg.Relaxed, "relaxed", false, "skip the fsync of each commit")
+	metricsOn := fs.Bool("metrics", true, "record metrics")
 	fs.DurationVar(&cfg.TimerDelay, "timer-delay", time.Second, "timer of the timers scenario")
 	fs.IntVar(&cfg.CacheSize, "cache", 20000, "live executions cached")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 1000, "concurrent episodes and activities")
@@ -88,6 +90,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprint(stdout, benchUsage)
 		return exitOK
 	}
+	cfg.NoMetrics = !*metricsOn
 	if err != nil {
 		return reportUsage(stderr, err.Error(), benchUsage)
 	}

@@ -32,6 +32,9 @@ type Config struct {
 	Store string
 	// Relaxed skips the fsync of each commit (see reprise.WithRelaxedDurability).
 	Relaxed bool
+	// NoMetrics turns the App's metrics off (reprise.WithoutMetrics); they are on by default,
+	// as in a host.
+	NoMetrics bool
 	// N is the size of the run (instances, activities or steps; see each scenario); 0 means the
 	// scenario's default.
 	N int
@@ -129,6 +132,7 @@ type Result struct {
 
 	Store      string `json:"store"`
 	Durability string `json:"durability"`
+	Metrics    bool   `json:"metrics"` // the App recorded metrics
 
 	// Traced runs emitted spans (Config.Traces); Spans is how many reached the exporter.
 	Traced bool  `json:"traced,omitempty"`
@@ -193,6 +197,7 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 	if cfg.Relaxed {
 		r.res.Durability = "relaxed (no fsync per commit)"
 	}
+	r.res.Metrics = !cfg.NoMetrics
 	path := cfg.Store
 	hub := "bench"
 	if path == "" {
@@ -311,6 +316,9 @@ func appOptions(cfg Config, hub string) []reprise.Option {
 	}
 	if cfg.tracer != nil {
 		opts = append(opts, reprise.WithTracerProvider(cfg.tracer))
+	}
+	if cfg.NoMetrics {
+		opts = append(opts, reprise.WithoutMetrics())
 	}
 	return opts
 }

@@ -13,8 +13,12 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 	if len(results) == 0 {
 		return nil
 	}
-	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; store: %s, %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
-		runtime.Version(), results[0].Store, results[0].Durability)
+	metrics := "metrics on"
+	if !results[0].Metrics {
+		metrics = "metrics off"
+	}
+	fmt.Fprintf(w, "%s/%s, %d CPUs, %s; store: %s, %s; %s\n\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(),
+		runtime.Version(), results[0].Store, results[0].Durability, metrics)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\thosts\tn\ttime\torch/s\tact/s\tp50\tp99\tCPU/orch\tCPU/act\tpeak mem\tmachine busy\t")
 	for _, r := range results {

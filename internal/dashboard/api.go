@@ -16,6 +16,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -44,6 +45,8 @@ func (h *handler) api(w http.ResponseWriter, r *http.Request, rest string) {
 		h.entities(w, r)
 	case rest == "entity":
 		h.entity(w, r)
+	case rest == "live":
+		h.live(w)
 	case strings.HasPrefix(rest, "instances/"):
 		id, err := url.PathUnescape(strings.TrimPrefix(rest, "instances/"))
 		if err != nil || id == "" || strings.Contains(id, "/") {
@@ -349,4 +352,22 @@ type message struct {
 
 func writeMessage(w http.ResponseWriter, code int, msg string) {
 	httpapi.WriteJSON(w, code, message{msg})
+}
+
+// Live is the answer of GET /dashboard/api/live: the recent samples of the host's metrics for the
+// instances page's chart (Off when the host records no metrics).
+type Live struct {
+	Off      bool             `json:"off"`
+	Interval float64          `json:"interval"` // seconds between samples
+	Samples  []metrics.Sample `json:"samples"`
+}
+
+func (h *handler) live(w http.ResponseWriter) {
+	out := Live{Off: true, Samples: []metrics.Sample{}}
+	if h.opts.Live != nil {
+		if samples, interval := h.opts.Live(); samples != nil {
+			out = Live{Interval: interval, Samples: samples}
+		}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, out)
 }

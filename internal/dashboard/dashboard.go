@@ -20,6 +20,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -85,6 +86,9 @@ type Options struct {
 	NoMasterKey bool
 	// Logger receives unexpected backend errors (answered with 500); default discards.
 	Logger *slog.Logger
+	// Live, when set, returns the recent samples of throughput, failures and backlog for the
+	// instances page's chart, and the seconds between them; nil means metrics are off.
+	Live func() (samples []metrics.Sample, intervalSeconds float64)
 }
 
 type handler struct {

@@ -15,6 +15,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/httpapi"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -447,5 +448,21 @@ func TestListShowsCustomStatus(t *testing.T) {
 		if _, ok := row["input"]; ok {
 			t.Errorf("a list row carries the input: %v", row)
 		}
+	}
+}
+
+func TestLive(t *testing.T) {
+	off := decode[Live](t, get(t, New(newFake(), Options{}), "/dashboard/api/live"))
+	if !off.Off || off.Samples == nil || len(off.Samples) != 0 {
+		t.Errorf("live without metrics = %+v, want off with an empty list", off)
+	}
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	samples := []metrics.Sample{{At: at, Completed: 10, Failed: 1, Backlog: 3}, {At: at.Add(5 * time.Second), Completed: 20}}
+	h := New(newFake(), Options{Live: func() ([]metrics.Sample, float64) { return samples, 5 }})
+	got := decode[Live](t, get(t, h, "/dashboard/api/live"))
+	if got.Off || got.Interval != 5 || !slices.EqualFunc(got.Samples, samples, func(a, b metrics.Sample) bool {
+		return a.At.Equal(b.At) && a.Completed == b.Completed && a.Failed == b.Failed && a.Backlog == b.Backlog
+	}) {
+		t.Errorf("live = %+v, want the samples given every 5 s", got)
 	}
 }

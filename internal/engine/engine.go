@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/control"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
@@ -54,6 +55,8 @@ type Options struct {
 	Logger   *slog.Logger // default: discards
 	// Tracer emits the spans of durable work; nil emits none.
 	Tracer *tracing.Tracer
+	// Metrics, when set, is told of episodes, activities, batches and lost leases.
+	Metrics *metrics.Metrics
 
 	MaxConcurrentOrchestrations int           // episodes in flight; default 256
 	MaxConcurrentActivities     int           // activities in flight; default 256

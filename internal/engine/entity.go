@@ -10,6 +10,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/entity"
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -60,7 +61,7 @@ func (e *Engine) runEntityBatch(w store.OrchestrationWork) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
 	defer cancel()
 	attrs := []any{"entity", w.Instance.ID}
-	ep, next, done, err := e.entityBatch(ctx, w)
+	ep, next, done, ops, err := e.entityBatch(ctx, w)
 	if done == nil {
 		done = func(error) {}
 	}
@@ -84,12 +85,17 @@ func (e *Engine) runEntityBatch(w store.OrchestrationWork) {
 		}
 		next.updatedAt = ep.Instance.UpdatedAt
 		e.entities.put(w.Instance.ID, next)
+		if ops.ok+ops.failed > 0 {
+			name, _, _ := store.ParseEntityInstanceID(w.Instance.ID)
+			e.opts.Metrics.EntityBatch(name, ops.ok, ops.failed)
+		}
 	} else {
 		e.entities.drop(w.Instance.ID)
 	}
 	switch {
 	case err == nil:
 	case errors.Is(err, store.ErrLeaseLost):
+		e.opts.Metrics.LeaseLost(metrics.KindEntity)
 		e.log.Warn("entity batch discarded: lease lost, or applied by an attempt whose reply was lost", attrs...)
 	case errors.Is(err, store.ErrClosed):
 	default:
@@ -104,7 +110,7 @@ func (e *Engine) entityLimits() entity.Limits {
 
 // entityBatch plans a batch, runs its operations and returns its commit, with the scheduler
 // state it leaves (for the cache, once committed).
-func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (store.Episode, cachedEntity, func(error), error) {
+func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (store.Episode, cachedEntity, func(error), batchOps, error) {
 	// Microseconds: the precision of every store's times, so that the cache recognises the
 	// update time it committed when it reads it back.
 	now := time.Now().UTC().Truncate(time.Microsecond)
@@ -113,10 +119,10 @@ func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (st
 	if !ok {
 		chunks, err := e.st.History(ctx, inst.ID)
 		if err != nil {
-			return store.Episode{}, cachedEntity{}, nil, fmt.Errorf("load entity scheduler state: %w", err)
+			return store.Episode{}, cachedEntity{}, nil, batchOps{}, fmt.Errorf("load entity scheduler state: %w", err)
 		}
 		if state, err = entity.Decode(chunks); err != nil {
-			return store.Episode{}, cachedEntity{}, nil, err
+			return store.Episode{}, cachedEntity{}, nil, batchOps{}, err
 		}
 		inst.HistoryLen = len(chunks)
 	}
@@ -143,13 +149,13 @@ func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (st
 		var err error
 		res, done, err = e.opts.Entities.RunEntityBatch(ctx, b)
 		if err != nil {
-			return store.Episode{}, cachedEntity{}, done, err
+			return store.Episode{}, cachedEntity{}, done, batchOps{}, err
 		}
 		switch n := len(res.Results); {
 		case n == 0:
-			return store.Episode{}, cachedEntity{}, done, fmt.Errorf("%w: the batch came back without results", ErrGivenBack)
+			return store.Episode{}, cachedEntity{}, done, batchOps{}, fmt.Errorf("%w: the batch came back without results", ErrGivenBack)
 		case n > len(plan.Requests):
-			return store.Episode{}, cachedEntity{}, done, fmt.Errorf("entity batch of %d operations came back with %d results", len(plan.Requests), n)
+			return store.Episode{}, cachedEntity{}, done, batchOps{}, fmt.Errorf("entity batch of %d operations came back with %d results", len(plan.Requests), n)
 		case n < len(plan.Requests):
 			// The same plan, cut after the operations that ran: the rest stays queued.
 			lim.Operations = n
@@ -158,11 +164,22 @@ func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (st
 	}
 	ep, err := e.entityCommit(w, inst.HistoryLen, &plan, res, now)
 	if err != nil {
-		return store.Episode{}, cachedEntity{}, done, err
+		return store.Episode{}, cachedEntity{}, done, batchOps{}, err
 	}
 	ep.Consumed = append(ep.Consumed, dropped...)
-	return ep, cachedEntity{state: plan.State}, done, nil
+	var ops batchOps
+	for _, r := range res.Results {
+		if r.Failure != nil {
+			ops.failed++
+		} else {
+			ops.ok++
+		}
+	}
+	return ep, cachedEntity{state: plan.State}, done, ops, nil
 }
+
+// batchOps counts the operations of a batch by outcome, for the metrics.
+type batchOps struct{ ok, failed int }
 
 // entityCommit builds the commit of a batch: the messages taken in, the new state and scheduler
 // state, the replies, the lock hand-offs and the operations' signals and starts.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/tracing"
 	"github.com/reprise-dev/reprise/store"
@@ -24,6 +25,7 @@ import (
 // again from the stored history once the lease expires: its caller stops renewing the lease when
 // it returns.
 func (e *Engine) runEpisode(w store.OrchestrationWork) {
+	claimed := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration)
 	defer cancel()
 	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
@@ -61,6 +63,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		}
 		switch {
 		case errors.Is(err, store.ErrLeaseLost):
+			e.opts.Metrics.LeaseLost(metrics.KindOrchestration)
 			e.log.Warn("orchestration episode discarded: lease lost, or applied by an attempt whose reply was lost", attrs...)
 		case errors.Is(err, store.ErrClosed):
 		default:
@@ -84,6 +87,28 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	}
 	e.logEpisode(w, ep, res, sp)
 	e.emitSpans(w, res, sp)
+	e.countEpisode(w, ep, res, claimed)
+}
+
+// countEpisode tells the metrics of a committed episode.
+func (e *Engine) countEpisode(w store.OrchestrationWork, ep store.Episode, res *replay.Result, claimed time.Time) {
+	m := e.opts.Metrics
+	if m == nil || res == nil {
+		return // no metrics, or late messages for a finished instance
+	}
+	name := w.Instance.Name
+	m.Episode(name, time.Since(claimed))
+	if w.Instance.Status == store.StatusPending {
+		m.OrchestrationStarted(name)
+	}
+	if ep.Instance.Status.Terminal() && !w.Instance.Status.Terminal() {
+		m.OrchestrationCompleted(name, ep.Instance.Status.String())
+	}
+	for _, a := range res.Actions {
+		if a.Type == history.TaskScheduled && a.Attempt > 1 {
+			m.Retry(a.Name)
+		}
+	}
 }
 
 // retry calls op until it succeeds or fails for good: ErrLeaseLost or ErrClosed (another attempt
@@ -172,6 +197,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 			}
 			continue
 		}
+		if ev.Type == history.TimerFired {
+			// Counted when delivered: an episode discarded for a lost lease delivers it again.
+			e.opts.Metrics.TimerFired(now.Sub(ev.FireAt))
+		}
 		events = append(events, ev)
 	}
 	// An execution's start goes first: events that reached the inbox before it (raised while the
@@ -219,6 +248,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		if old, err = history.DecodeAll(chunks); err != nil {
 			return ep, nil, nil, err
 		}
+		e.opts.Metrics.Replay(inst.Name, len(old))
 	}
 	if rewind != nil && !endedFailed(old) {
 		rewind = nil // the execution did not end in a failure (a rewind that came twice): nothing to rewind
@@ -679,6 +709,7 @@ func setFailed(inst *store.Instance, f *history.Failure) error {
 
 // runActivity runs one activity task and commits its result.
 func (e *Engine) runActivity(w store.ActivityWork) {
+	started := time.Now()
 	ev, err := history.DecodeEvent(w.Task.Data)
 	var result history.Event
 	done := func(error) {} // a Remote's, told how the completion went
@@ -713,6 +744,7 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 			return
 		}
 	}
+	ran := time.Since(started)
 	var m store.Message
 	m, err = control.Message(w.Task.InstanceID, w.Task.ExecutionID, result)
 	if err != nil {
@@ -724,8 +756,19 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 		return e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m)
 	})
 	switch {
-	case err == nil, errors.Is(err, store.ErrClosed):
+	case err == nil:
+		outcome := metrics.Completed
+		if result.Type == history.TaskFailed {
+			outcome = metrics.Failed
+		}
+		var wait time.Duration
+		if !ev.Time.IsZero() {
+			wait = started.Sub(ev.Time)
+		}
+		e.opts.Metrics.Activity(w.Task.Name, outcome, wait, ran)
+	case errors.Is(err, store.ErrClosed):
 	case errors.Is(err, store.ErrLeaseLost):
+		e.opts.Metrics.LeaseLost(metrics.KindActivity)
 		e.log.Warn("activity result discarded: lease lost (the task runs again), or applied by an attempt whose reply was lost", attrs...)
 	default:
 		e.log.Error("activity result not recorded, given up: the activity runs again when its lease expires", append(attrs, "err", err)...)

@@ -20,6 +20,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
 	"github.com/reprise-dev/reprise/internal/history"
+	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/store"
 )
@@ -58,6 +59,8 @@ type Work struct {
 	// default 256.
 	MaxConcurrent int
 	Logger        *slog.Logger // default: discards
+	// Metrics, when set, counts the connected streams and is given to the streams' engines.
+	Metrics *metrics.Metrics
 }
 
 func (w *Work) leaseDuration() time.Duration { return orDefault(w.LeaseDuration, 30*time.Second) }
@@ -193,6 +196,7 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 		Entities:                    ws,
 		Signals:                     h.Work.Signals,
 		Logger:                      ws.log,
+		Metrics:                     h.Work.Metrics,
 		MaxConcurrentOrchestrations: limit(r.GetMaxConcurrentOrchestrationWorkItems()),
 		MaxConcurrentActivities:     limit(r.GetMaxConcurrentActivityWorkItems()),
 		MaxConcurrentEntities:       limit(r.GetMaxConcurrentEntityWorkItems()),
@@ -202,6 +206,8 @@ func (s *Service) GetWorkItems(r *pb.GetWorkItemsRequest, stream grpc.ServerStre
 		DeadlockTimeout:             -1,
 		UnclaimedInterval:           -1,
 	})
+	h.Work.Metrics.StreamConnected(1)
+	defer h.Work.Metrics.StreamConnected(-1)
 	ws.log.Info("worker stream opened", "orchestrators", describeNames(orch), "activities", describeNames(act), "entities", describeNames(ent))
 	eng.Start()
 

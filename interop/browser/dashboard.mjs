@@ -138,6 +138,20 @@ await step('the counts per status match the instances', async () => {
   assert(await count('Running') === '1', `Running: ${await count('Running')}`);
 });
 
+await step('the chart of the last minutes shows throughput, backlog and failures from the host\'s metrics', async () => {
+  for (const k of ['throughput', 'backlog', 'failures']) {
+    const spark = page.locator(tid(`spark-${k}`));
+    await spark.waitFor(); // a flat line (no backlog) has no height, so the figure is what shows
+    assert(await spark.locator('svg polyline').count() === 1, `${k}: no line`);
+    assert(Number(await spark.getAttribute('data-points')) >= 1, `${k}: no sample`);
+  }
+  // The sample after the first holds the hello sequences and the failure that finished before.
+  await page.waitForFunction(() => {
+    const max = (k) => document.querySelector(`[data-testid="spark-${k}"] svg`)?.getAttribute('aria-label') ?? '';
+    return !/at most 0(\.0)?\/s$/.test(max('throughput')) && !/at most 0(\.0)?\/s$/.test(max('failures'));
+  }, null, { timeout: 20_000 });
+});
+
 await step('the filters fit on one line; filtering by status Failed shows only the failed instance, and the filter is in the URL', async () => {
   const box = await page.locator(tid('filters')).boundingBox();
   assert(box.height < 60, `the filter panel is ${box.height}px high at 1280px wide, want one line`);

@@ -72,6 +72,8 @@ type Store struct {
 	// the same name.
 	orchExceptTurn, entExceptTurn, taskExceptTurn atomic.Uint64
 
+	observer atomic.Pointer[func(store.Transaction)] // ObserveTransactions
+
 	ownersMu sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of
 	// its hosts row (0 until known, and again after ReleaseLeases). Its keys are the local owners

@@ -385,3 +385,22 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	}
 	return out, nil
 }
+
+// backlogSQL counts visible messages by instance kind and the tasks no live lease holds.
+var backlogSQL = `
+SELECT (SELECT count(*) FROM reprise.inbox WHERE hub = $1 AND kind = 0 AND visible_at <= now()),
+	(SELECT count(*) FROM reprise.inbox WHERE hub = $1 AND kind = 1 AND visible_at <= now()),
+	(SELECT count(*) FROM reprise.tasks t WHERE t.hub = $1 AND NOT ` + live("t") + `)`
+
+// Backlog counts the waiting work of every name.
+func (s *Store) Backlog(ctx context.Context) (store.Backlog, error) {
+	var b store.Backlog
+	if s.isClosed() {
+		return b, errClosed("backlog")
+	}
+	err := s.pool.QueryRow(ctx, backlogSQL, s.hub).Scan(&b.OrchestrationMessages, &b.EntityMessages, &b.ActivityTasks)
+	if err != nil {
+		return store.Backlog{}, s.dbErr("backlog", err)
+	}
+	return b, nil
+}

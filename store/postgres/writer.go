@@ -279,7 +279,11 @@ func execOnly(br pgx.BatchResults) error {
 
 // applyGroup runs ops in one transaction and sets each op's err (a per-operation refusal such as
 // ErrLeaseLost) and effects. It returns an error when the transaction as a whole failed.
-func (s *Store) applyGroup(ops []*writeOp) error {
+func (s *Store) applyGroup(ops []*writeOp) (err error) {
+	if fn := s.observer.Load(); fn != nil {
+		start := time.Now()
+		defer func() { (*fn)(store.Transaction{Writes: len(ops), Duration: time.Since(start)}) }()
+	}
 	g := &group{s: s}
 	// The commit ID of this transaction, which the later statements read with currval.
 	g.queue(`SELECT nextval('reprise.lease_tokens')`, execOnly)
@@ -945,3 +949,14 @@ func nonNil(b []byte) []byte {
 	}
 	return b
 }
+
+// ObserveTransactions sets the function told of each write transaction (store.TransactionObserver).
+func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
+}
+
+var _ store.TransactionObserver = (*Store)(nil)

@@ -309,3 +309,24 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 	}
 	return out, nil
 }
+
+// backlogSQL counts visible messages by instance kind (?2 is now) and unleased tasks; each count
+// walks an index that leads with the columns it tests.
+const backlogSQL = `
+SELECT (SELECT count(*) FROM inbox WHERE hub = ?1 AND kind = 0 AND visible_at <= ?2),
+	(SELECT count(*) FROM inbox WHERE hub = ?1 AND kind = 1 AND visible_at <= ?2),
+	(SELECT count(*) FROM tasks WHERE hub = ?1 AND lease_expires <= ?2)`
+
+// Backlog counts the waiting work of every name.
+func (s *Store) Backlog(ctx context.Context) (store.Backlog, error) {
+	var b store.Backlog
+	if s.isClosed() {
+		return b, fmt.Errorf("sqlite: backlog: %w", store.ErrClosed)
+	}
+	err := s.readDB.QueryRowContext(ctx, backlogSQL, s.hub, time.Now().UnixNano()).
+		Scan(&b.OrchestrationMessages, &b.EntityMessages, &b.ActivityTasks)
+	if err != nil {
+		return store.Backlog{}, s.readErr("backlog", err)
+	}
+	return b, nil
+}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/notify"
@@ -85,6 +86,8 @@ type Store struct {
 	done   chan struct{} // closed when the writer goroutine has exited
 
 	w *writer // owned by the writer goroutine
+
+	observer atomic.Pointer[func(store.Transaction)] // ObserveTransactions
 }
 
 // Open opens (creating if needed) the SQLite database at path, brings its schema up to date and

@@ -111,7 +111,11 @@ func (s *Store) writeLoop() {
 				break fill
 			}
 		}
+		start := time.Now()
 		s.runBatch(batch)
+		if fn := s.observer.Load(); fn != nil {
+			(*fn)(store.Transaction{Writes: len(batch), Duration: time.Since(start)})
+		}
 		for i := range batch {
 			batch[i] = nil // let finished ops be collected
 		}
@@ -452,3 +456,14 @@ func firstLine(s string) string {
 	}
 	return s
 }
+
+// ObserveTransactions sets the function told of each write transaction (store.TransactionObserver).
+func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
+	if fn == nil {
+		s.observer.Store(nil)
+		return
+	}
+	s.observer.Store(&fn)
+}
+
+var _ store.TransactionObserver = (*Store)(nil)

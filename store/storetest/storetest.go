@@ -95,6 +95,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"EntityQueries", s.testEntityQueries},
 		{"EntityRefusals", s.testEntityRefusals},
 		{"EntityWorkSignal", s.testEntityWorkSignal},
+		{"Backlog", s.testBacklog},
 		{"Closed", s.testClosed},
 	}
 	for _, tc := range tests {

@@ -956,6 +956,7 @@ func (s suite) testClosed(t *testing.T) {
 	_, checks["NextVisibleAt"] = st.NextVisibleAt(ctx)
 	_, checks["Setting"] = st.Setting(ctx, "s", []byte("v"))
 	_, checks["Unclaimed"] = st.Unclaimed(ctx, orchestrators, activities)
+	_, checks["Backlog"] = st.Backlog(ctx)
 	for name, err := range checks {
 		if !errors.Is(err, store.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)

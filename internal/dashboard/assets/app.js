@@ -559,12 +559,14 @@ async function loadList(tick = false) {
   const cq = filterQuery(f, false);
   const c = state.counts;
   const fresh = tick && c.query === cq && Date.now() - c.at < COUNTS_REFRESH_MS;
-  const [list, counts] = await Promise.all([
+  const [list, counts, live] = await Promise.all([
     apiGet(`instances?${q}`),
     fresh ? c.data : apiGet(`counts?${cq}`),
+    apiGet('live'),
   ]);
   if (!fresh) state.counts = { query: cq, at: Date.now(), data: counts };
   if (state.view.filters !== f) return; // navigated away meanwhile
+  renderLive(live);
   const data = JSON.stringify([list, counts]);
   if (data === state.lastData) {
     updateDurations();
@@ -604,6 +606,51 @@ function renderCounts(f, counts) {
   p.hidden = un.length === 0;
   p.textContent = un.length === 0 ? '' : 'Waiting for a host that registers it: ' +
     un.map((u) => `${u.kind === 'activity' ? 'activity' : 'orchestrator'} ${u.name} (${u.count})`).join(', ');
+}
+
+// renderLive draws the host's last minutes (api/live) as three sparklines: orchestrations
+// finished per second, work waiting, failures per second. Each has its own scale, from 0 to its
+// maximum, and shows its latest value.
+function renderLive(live) {
+  const section = $('#live-chart');
+  if (!section) return;
+  section.hidden = live.off;
+  if (live.off) return;
+  const samples = live.samples;
+  const per = (n) => n / (live.interval || 1);
+  const series = [
+    { key: 'throughput', label: 'Finished', unit: '/s', values: samples.map((x) => per(x.completed)) },
+    { key: 'backlog', label: 'Backlog', unit: '', values: samples.map((x) => Math.max(x.backlog, 0)) },
+    { key: 'failures', label: 'Failures', unit: '/s', values: samples.map((x) => per(x.failed)) },
+  ];
+  const minutes = Math.round((samples.length * (live.interval || 0)) / 60);
+  section.title = `The last ${minutes || 1} minute(s), a point every ${live.interval} s`;
+  $('#live-sparks').replaceChildren(...series.map((s) => spark(s, samples.length)));
+}
+
+function spark(s, n) {
+  const W = 100, H = 30;
+  const max = Math.max(...s.values, 0);
+  const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  svg.setAttribute('role', 'img');
+  const last = s.values.length ? s.values[s.values.length - 1] : 0;
+  const show = (v) => (s.unit === '/s' ? (v < 10 ? v.toFixed(1) : Math.round(v)) : Math.round(v)) + s.unit;
+  svg.setAttribute('aria-label', `${s.label}: now ${show(last)}, at most ${show(max)}`);
+  const base = document.createElementNS(svg.namespaceURI, 'line');
+  for (const [k, v] of Object.entries({ x1: 0, y1: H - 0.5, x2: W, y2: H - 0.5 })) base.setAttribute(k, v);
+  svg.append(base);
+  const line = document.createElementNS(svg.namespaceURI, 'polyline');
+  const step = n > 1 ? W / (n - 1) : 0;
+  const y = (v) => (max > 0 ? H - 1 - (v / max) * (H - 2) : H - 1);
+  const points = s.values.map((v, i) => `${(i * step).toFixed(2)},${y(v).toFixed(2)}`);
+  if (points.length === 1) points.push(`${W},${y(s.values[0]).toFixed(2)}`); // one sample: a flat line
+  line.setAttribute('points', points.join(' '));
+  svg.append(line);
+  return h('figure', { class: `spark spark-${s.key}`, dataset: { testid: `spark-${s.key}`, points: String(s.values.length), now: String(last) } },
+    h('figcaption', { class: 'spark-head' }, h('span', {}, s.label), h('span', { class: 'spark-now' }, show(last))),
+    svg);
 }
 
 function renderRows(instances) {
