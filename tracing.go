@@ -36,9 +36,6 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // fixed when their execution started.
 func TraceIDGenerator() sdktrace.IDGenerator { return tracing.IDs() }
 
-// propagator reads and writes the W3C traceparent and tracestate headers.
-var propagator = propagation.TraceContext{}
-
 // requestTraced returns the request with the span context of its W3C traceparent (and
 // tracestate) header as its context's remote parent, so that what the handler starts joins the
 // caller's trace; unchanged without the header, or when its context carries a span already
