@@ -410,6 +410,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
 	a.st = nil // the client now answers ErrNotStarted, not the store's "closed"
 	hm := a.metrics
+	a.metrics = nil // stopped once: Shutdown may be called again
 	a.mu.Unlock()
 	if hm != nil { // before the store closes: the backlog gauge reads it
 		a.instrumented.Store(nil)

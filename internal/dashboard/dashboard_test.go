@@ -175,6 +175,8 @@ func TestShellHasNoInlineCodeOrRemoteAssets(t *testing.T) {
 		t.Errorf("index.html has an inline event handler: %q", m)
 	}
 	js := string(get(t, New(newFake(), Options{}), "/dashboard/app.js").body)
+	// SVG's XML namespace is a name that createElementNS needs, never fetched.
+	js = strings.ReplaceAll(js, "'http://www.w3.org/2000/svg'", "")
 	for _, bad := range []string{"innerHTML", "eval(", "new Function", "http://", "https://"} {
 		if strings.Contains(js, bad) {
 			t.Errorf("app.js contains %q", bad)

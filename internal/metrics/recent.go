@@ -23,13 +23,14 @@ type Recent struct {
 	read     func(ctx context.Context) (Backlog, error)
 	interval time.Duration
 
-	mu      sync.Mutex
-	ring    []Sample
-	next    int // where the next sample goes
-	full    bool
-	last    Totals
-	stop    chan struct{}
-	stopped chan struct{}
+	mu       sync.Mutex
+	ring     []Sample
+	next     int // where the next sample goes
+	full     bool
+	last     Totals
+	stop     chan struct{}
+	stopped  chan struct{}
+	stopOnce sync.Once
 }
 
 // StartRecent samples every interval and keeps the last size samples, until Stop.
@@ -86,8 +87,8 @@ func (r *Recent) Samples() []Sample {
 	return append(append([]Sample(nil), r.ring[r.next:]...), r.ring[:r.next]...)
 }
 
-// Stop ends the sampling and waits for it.
+// Stop ends the sampling and waits for it. Calling it again does nothing.
 func (r *Recent) Stop() {
-	close(r.stop)
+	r.stopOnce.Do(func() { close(r.stop) })
 	<-r.stopped
 }
