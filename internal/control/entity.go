@@ -228,9 +228,9 @@ func (p *Plane) QueryEntities(ctx context.Context, q EntityQuery) ([]EntityRecor
 	sq := store.Query{Kind: store.KindEntity, IDPrefix: prefix, UpdatedFrom: q.LastModifiedFrom, UpdatedTo: q.LastModifiedTo,
 		SkipTransient: !q.IncludeTransient, PageSize: q.PageSize,
 		ContinuationToken: q.ContinuationToken, MaxBytes: q.MaxBytes}
-	page, next, err := p.List(ctx, sq)
+	page, next, err := p.list(ctx, "query entities", sq)
 	if err != nil {
-		return nil, "", fmt.Errorf("query entities: %w", errors.Unwrap(err))
+		return nil, "", err
 	}
 	out := make([]EntityRecord, 0, len(page))
 	for _, inst := range page {
@@ -268,10 +268,10 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 		idle = DefaultEntityIdle
 	}
 	// With payloads: the summary is the row's CustomStatus, which WithoutPayloads leaves out.
-	page, next, err := p.List(ctx, store.Query{Kind: store.KindEntity, PageSize: r.PageSize,
+	page, next, err := p.list(ctx, "clean entity storage", store.Query{Kind: store.KindEntity, PageSize: r.PageSize,
 		ContinuationToken: r.ContinuationToken})
 	if err != nil {
-		return CleanResult{}, fmt.Errorf("clean entity storage: %w", errors.Unwrap(err))
+		return CleanResult{}, err
 	}
 	res := CleanResult{ContinuationToken: next}
 	now := time.Now()

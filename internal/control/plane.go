@@ -215,15 +215,21 @@ func (p *Plane) History(ctx context.Context, id string) ([]history.Event, error)
 // List returns a page of the instances matching q and the next page's token ("" after the
 // last). q is checked first (store.Query.Check); a malformed token is ErrInvalidToken.
 func (p *Plane) List(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
+	return p.list(ctx, "list instances", q)
+}
+
+// list is List for the operation what (listing instances, querying entities), which its errors
+// name.
+func (p *Plane) list(ctx context.Context, what string, q store.Query) ([]store.Instance, string, error) {
 	if err := q.Check(); err != nil {
-		return nil, "", fmt.Errorf("list instances: %w", err)
+		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
 	page, next, err := p.st.ListInstances(ctx, q)
 	if errors.Is(err, store.ErrInvalidToken) {
-		return nil, "", fmt.Errorf("list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, q.ContinuationToken)
+		return nil, "", fmt.Errorf("%s: %w %q: pass back the token of a previous page unchanged", what, store.ErrInvalidToken, q.ContinuationToken)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("list instances: %w", err)
+		return nil, "", fmt.Errorf("%s: %w", what, err)
 	}
 	return page, next, nil
 }

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -136,24 +135,7 @@ func (f *fakeBackend) QueryEntities(_ context.Context, q control.EntityQuery) ([
 		rec.Ops = nil
 		all = append(all, rec)
 	}
-	start := 0
-	if q.ContinuationToken != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(q.ContinuationToken, "epos-"))
-		if err != nil || !strings.HasPrefix(q.ContinuationToken, "epos-") || n < 0 || n > len(all) {
-			return nil, "", errKind(KindInvalidInput, "invalid continuation token %q", q.ContinuationToken)
-		}
-		start = n
-	}
-	size := q.PageSize
-	if size == 0 {
-		size = 100
-	}
-	end := min(start+size, len(all))
-	next := ""
-	if end < len(all) {
-		next = "epos-" + strconv.Itoa(end)
-	}
-	return all[start:end], next, nil
+	return fakePage(all, "epos-", q.ContinuationToken, q.PageSize)
 }
 
 // CleanEntityStorage looks at two entities per call, after the ID in the token ("after-ID"). A

@@ -194,22 +194,27 @@ func (f *fakeBackend) ListInstances(_ context.Context, q store.Query) ([]store.I
 	if q.NewestFirst {
 		slices.Reverse(all)
 	}
+	return fakePage(all, "pos-", q.ContinuationToken, q.PageSize)
+}
+
+// fakePage is the page of all that token (prefix and a position, as fakePage hands them out)
+// names, of size items (0: 100), and the next page's token.
+func fakePage[T any](all []T, prefix, token string, size int) ([]T, string, error) {
 	start := 0
-	if q.ContinuationToken != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(q.ContinuationToken, "pos-"))
-		if err != nil || !strings.HasPrefix(q.ContinuationToken, "pos-") || n < 0 || n > len(all) {
-			return nil, "", errKind(KindInvalidInput, "invalid continuation token %q", q.ContinuationToken)
+	if token != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(token, prefix))
+		if err != nil || !strings.HasPrefix(token, prefix) || n < 0 || n > len(all) {
+			return nil, "", errKind(KindInvalidInput, "invalid continuation token %q", token)
 		}
 		start = n
 	}
-	size := q.PageSize
 	if size == 0 {
 		size = 100
 	}
 	end := min(start+size, len(all))
 	next := ""
 	if end < len(all) {
-		next = "pos-" + strconv.Itoa(end)
+		next = prefix + strconv.Itoa(end)
 	}
 	return all[start:end], next, nil
 }
