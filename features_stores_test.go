@@ -8,6 +8,7 @@ import (
 
 	"github.com/reprise-dev/reprise"
 	"github.com/reprise-dev/reprise/internal/pgtest"
+	"github.com/reprise-dev/reprise/store/memory"
 	"github.com/reprise-dev/reprise/store/postgres"
 )
 
@@ -24,9 +25,9 @@ func (s featureStore) start(t *testing.T, defs []reprise.Definition, opts ...rep
 	return startApp(t, defs, append(s.options(t), opts...)...)
 }
 
-// TestFeatures runs every feature test on SQLite and on PostgreSQL (skipped when the server is
-// unreachable, failed in CI when REPRISE_TEST_POSTGRES_DSN is set), in parallel: each test has a
-// store or a hub of its own.
+// TestFeatures runs every feature test on SQLite, on PostgreSQL (skipped when the server is
+// unreachable, failed in CI when REPRISE_TEST_POSTGRES_DSN is set) and on the in-memory store, in
+// parallel: each test has a store or a hub of its own.
 func TestFeatures(t *testing.T) {
 	stores := []struct {
 		name  string
@@ -46,6 +47,13 @@ func TestFeatures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				t.Cleanup(func() { st.Close() }) // after the App's shutdown, registered later
+				return []reprise.Option{reprise.WithStore(st)}
+			}}
+		}},
+		{"memory", func(t *testing.T) featureStore {
+			return featureStore{func(t *testing.T) []reprise.Option {
+				st := memory.New(memory.Options{})
 				t.Cleanup(func() { st.Close() }) // after the App's shutdown, registered later
 				return []reprise.Option{reprise.WithStore(st)}
 			}}
