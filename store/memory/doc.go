@@ -12,6 +12,10 @@
 // names matched with ASCII case folding, claims served from each name in turn and oldest
 // first within a name.
 //
+// The engine sleeps until the next timer by the wall clock (and is woken by commits). A test
+// that moves the virtual clock calls Store.Wake, so that the dispatchers claim at once what
+// became visible or whose lease ran out.
+//
 // # Locking
 //
 // One mutex (Store.mu) guards all data: every method takes it for its whole operation, so each

@@ -134,6 +134,16 @@ func (s *Store) WorkSignal(kind store.WorkKind) <-chan struct{} { return s.notif
 // WatchInstance returns a channel closed after the next committed change to the instance.
 func (s *Store) WatchInstance(id string) (<-chan struct{}, func()) { return s.notifier.Watch(id) }
 
+// Wake wakes the dispatchers of every kind of work, as a commit that added work would. The
+// engine sleeps until the next timer by the wall clock; a test that moves the store's virtual
+// clock (Options.Now) calls Wake so that the work which became visible, or whose lease ran out,
+// is claimed at once rather than at the engine's next poll.
+func (s *Store) Wake() {
+	for _, kind := range [...]store.WorkKind{store.OrchestrationWorkKind, store.ActivityWorkKind, store.EntityWorkKind} {
+		s.notifier.Notify(kind)
+	}
+}
+
 // ObserveTransactions sets the function told of each write (store.TransactionObserver): every
 // write is a transaction of one.
 func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
@@ -340,13 +350,14 @@ func (s *Store) expire(now time.Time) {
 			s.refreshTask(e.task, now)
 		}
 	}
-	s.compact()
+	s.compact(now)
 }
 
 // compact drops the stale entries of the lease and timer heaps once they have doubled since
 // the last compaction: leases released early and timers consumed early would otherwise pile up
-// until their time came, which a virtual clock may never bring.
-func (s *Store) compact() {
+// until their time came, which a virtual clock may never bring. Timers visible by now go too:
+// NextVisibleAt has no more use for them.
+func (s *Store) compact(now time.Time) {
 	const minCompact = 1024
 	if n := len(s.leases); n > minCompact && n > 2*s.leasesAt {
 		kept := s.leases[:0]
@@ -365,7 +376,7 @@ func (s *Store) compact() {
 	if n := len(s.timers); n > minCompact && n > 2*s.timersAt {
 		kept := s.timers[:0]
 		for _, m := range s.timers {
-			if !m.gone {
+			if !m.gone && m.m.VisibleAt.After(now) {
 				kept = append(kept, m)
 			}
 		}

@@ -377,3 +377,21 @@ func TestCloseWakesWatchers(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestWake: Wake sends a wake-up on every kind's signal.
+func TestWake(t *testing.T) {
+	s := open(t, Options{})
+	kinds := []store.WorkKind{store.OrchestrationWorkKind, store.ActivityWorkKind, store.EntityWorkKind}
+	var sigs []<-chan struct{}
+	for _, k := range kinds {
+		sigs = append(sigs, s.WorkSignal(k))
+	}
+	s.Wake()
+	for i, sig := range sigs {
+		select {
+		case <-sig:
+		default:
+			t.Fatalf("Wake sent nothing on the %s signal", kinds[i])
+		}
+	}
+}
