@@ -326,7 +326,7 @@ func (s *Store) refreshTask(t *task, now time.Time) {
 	heap.Push(q, t)
 }
 
-// setLease gives in a lease and records it in the lease heap.
+// leaseInstance gives in a lease and records it in the lease heap; leaseTask does so for a task.
 func (s *Store) leaseInstance(in *instance, l lease, now time.Time) {
 	in.lease = l
 	heap.Push(&s.leases, leaseEntry{at: l.expires, token: l.token, inst: in})

@@ -395,3 +395,53 @@ func TestWake(t *testing.T) {
 		}
 	}
 }
+
+// TestEarlierMessageMovesInstance: an instance waiting for a timer moves ahead in its queue when
+// a message visible now arrives, and one visible later leaves it where it is.
+func TestEarlierMessageMovesInstance(t *testing.T) {
+	c := newClock()
+	s := open(t, Options{Now: c.Now})
+	ctx := t.Context()
+	create(t, s, "later", store.Message{Data: []byte("timer"), VisibleAt: c.Now().Add(time.Hour)})
+	create(t, s, "soon", store.Message{Data: []byte("timer"), VisibleAt: c.Now().Add(time.Minute)})
+	if err := s.SendMessage(ctx, store.Message{InstanceID: "later", Data: []byte("much later"), VisibleAt: c.Now().Add(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if w := claim(t, s, "n", 10, time.Hour); len(w) != 0 {
+		t.Fatalf("claimed %d instances with only timers waiting", len(w))
+	}
+	if err := s.SendMessage(ctx, store.Message{InstanceID: "later", Data: []byte("now")}); err != nil {
+		t.Fatal(err)
+	}
+	w := claim(t, s, "n", 10, time.Hour)
+	if len(w) != 1 || w[0].Instance.ID != "later" || len(w[0].Messages) != 1 || string(w[0].Messages[0].Data) != "now" {
+		t.Fatalf("claim after a message visible now: %+v, want later with that message only", w)
+	}
+	c.Advance(time.Minute)
+	if w := claim(t, s, "n", 10, time.Hour); len(w) != 1 || w[0].Instance.ID != "soon" {
+		t.Fatalf("claim once soon's timer is due: %+v, want soon", w)
+	}
+}
+
+// TestEntityBacklog: an entity signalled thousands of times before anyone claims it gets them
+// all in one claim, in order.
+func TestEntityBacklog(t *testing.T) {
+	s := open(t, Options{})
+	ctx := t.Context()
+	id := store.EntityInstanceID("counter", "k")
+	const n = 5000
+	for i := range n {
+		if err := s.SendEntityMessages(ctx, []store.Message{{InstanceID: id, Data: fmt.Appendf(nil, "%d", i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w, err := s.ClaimEntities(ctx, "n", store.Names{"Counter"}, 10, time.Minute)
+	if err != nil || len(w) != 1 || len(w[0].Messages) != n {
+		t.Fatalf("entity claim: %d items, %v; want the entity with %d messages", len(w), err, n)
+	}
+	for i, m := range w[0].Messages {
+		if string(m.Data) != fmt.Sprint(i) {
+			t.Fatalf("message %d is %q, want %d", i, m.Data, i)
+		}
+	}
+}

@@ -119,7 +119,14 @@ func (s *Store) deliver(m store.Message, now time.Time) (store.Kind, bool) {
 	if !m.VisibleAt.IsZero() {
 		heap.Push(&s.timers, msg)
 	}
-	s.refresh(in, now)
+	if in.queue == nil {
+		s.refresh(in, now)
+	} else if m.VisibleAt.Before(in.readyAt) {
+		// Queued already: only an earlier message moves it (the new one has the highest ID), and
+		// an inbox of thousands of signals is not walked once per signal.
+		in.readyAt, in.readyID = m.VisibleAt, m.ID
+		heap.Fix(in.queue, in.index)
+	}
 	return in.inst.Kind, true
 }
 
