@@ -297,6 +297,13 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		if err != nil {
 			return ep, nil, nil, err
 		}
+		// Kept in the history (once, and again only when it changes) for the worker's next
+		// turns: no column of the store's for it.
+		if ws := res.WorkerSpan; ws != nil {
+			if last := history.LastWorkerSpan(old); last == nil || last.SpanID != ws.SpanID || !last.Start.Equal(ws.Start) {
+				newEvents[0].WorkerSpan = ws
+			}
+		}
 	} else {
 		res, err = exec.Run(old, newEvents)
 	}
