@@ -96,6 +96,18 @@ func spansNamed(spans tracetest.SpanStubs, name string) tracetest.SpanStubs {
 	return out
 }
 
+// ofKind returns the spans of one kind: a task's CLIENT span (seen from the orchestration) and
+// its SERVER span (its run) share a name.
+func ofKind(spans tracetest.SpanStubs, kind trace.SpanKind) tracetest.SpanStubs {
+	var out tracetest.SpanStubs
+	for _, s := range spans {
+		if s.SpanKind == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 func attr(s tracetest.SpanStub, key attribute.Key) attribute.Value {
 	for _, kv := range s.Attributes {
 		if kv.Key == key {
@@ -106,8 +118,9 @@ func attr(s tracetest.SpanStub, key attribute.Key) attribute.Value {
 }
 
 // checkHelloTree asserts the trace of one hello sequence started by the caller's span: one
-// create_orchestration span under the caller, one orchestration span under it, and a
-// successful activity span per step under that, each with a user span under it.
+// create_orchestration span under the caller, one orchestration span under it, a retroactive
+// CLIENT activity span per step under that, from its scheduling to its completion, and under
+// each a successful SERVER span of the activity's run, with a user span under it.
 func checkHelloTree(t *testing.T, spans tracetest.SpanStubs, id string) {
 	t.Helper()
 	for _, s := range spans {
@@ -123,7 +136,7 @@ func checkHelloTree(t *testing.T, spans tracetest.SpanStubs, id string) {
 	if create.Parent.SpanID().String() != callerSpan || create.SpanKind != trace.SpanKindProducer {
 		t.Errorf("create_orchestration: parent %s kind %v", create.Parent.SpanID(), create.SpanKind)
 	}
-	orchs := spansNamed(spans, "orchestration:HelloSequence")
+	orchs := ofKind(spansNamed(spans, "orchestration:HelloSequence"), trace.SpanKindServer)
 	if len(orchs) != 1 {
 		t.Fatalf("%d orchestration spans, want 1 (one per execution, not per episode)", len(orchs))
 	}
@@ -140,19 +153,37 @@ func checkHelloTree(t *testing.T, spans tracetest.SpanStubs, id string) {
 	if !orch.StartTime.Before(orch.EndTime) {
 		t.Errorf("orchestration span from %v to %v", orch.StartTime, orch.EndTime)
 	}
+	clients := map[int64]tracetest.SpanStub{} // by task ID
+	for _, c := range ofKind(spansNamed(spans, "activity:SayHello"), trace.SpanKindClient) {
+		taskID := attr(c, "durabletask.task.task_id").AsInt64()
+		if _, ok := clients[taskID]; ok {
+			t.Errorf("two CLIENT spans of task %d", taskID)
+		}
+		clients[taskID] = c
+		if c.Parent.SpanID() != orch.SpanContext.SpanID() || c.Status.Code == codes.Error ||
+			attr(c, "durabletask.type").AsString() != "activity" || attr(c, "durabletask.task.instance_id").AsString() != id {
+			t.Errorf("CLIENT span of task %d: parent %s (want the orchestration span %s), status %v, attributes %v",
+				taskID, c.Parent.SpanID(), orch.SpanContext.SpanID(), c.Status, c.Attributes)
+		}
+		if c.StartTime.Before(orch.StartTime) || c.EndTime.After(orch.EndTime) || c.EndTime.Before(c.StartTime) {
+			t.Errorf("CLIENT span of task %d from %v to %v, outside the orchestration's", taskID, c.StartTime, c.EndTime)
+		}
+	}
+	if len(clients) != 3 {
+		t.Errorf("CLIENT activity spans of tasks %v, want 3", clients)
+	}
 	taskIDs := map[int64]bool{}
-	for _, a := range spansNamed(spans, "activity:SayHello") {
+	for _, a := range ofKind(spansNamed(spans, "activity:SayHello"), trace.SpanKindServer) {
 		if a.Status.Code == codes.Error {
 			continue // an attempt interrupted by a shutdown
 		}
-		if a.Parent.SpanID() != orch.SpanContext.SpanID() || a.SpanKind != trace.SpanKindServer {
-			t.Errorf("activity task %d: parent %s, want the orchestration span %s", attr(a, "durabletask.task.task_id").AsInt64(),
-				a.Parent.SpanID(), orch.SpanContext.SpanID())
+		taskID := attr(a, "durabletask.task.task_id").AsInt64()
+		if c := clients[taskID]; a.Parent.SpanID() != c.SpanContext.SpanID() {
+			t.Errorf("activity task %d: parent %s, want its CLIENT span %s", taskID, a.Parent.SpanID(), c.SpanContext.SpanID())
 		}
 		if a.StartTime.Before(orch.StartTime) || a.EndTime.After(orch.EndTime) {
 			t.Errorf("activity span outside the orchestration's")
 		}
-		taskID := attr(a, "durabletask.task.task_id").AsInt64()
 		if taskIDs[taskID] {
 			t.Errorf("two successful activity spans of task %d", taskID)
 		}
@@ -355,6 +386,14 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 		t.Fatal(err)
 	}
 	spans := exp.GetSpans()
+	oneOf := func(name string, kind trace.SpanKind) tracetest.SpanStub {
+		t.Helper()
+		s := ofKind(spansNamed(spans, name), kind)
+		if len(s) != 1 {
+			t.Fatalf("%d %s spans of kind %v, want 1", len(s), name, kind)
+		}
+		return s[0]
+	}
 	one := func(name string) tracetest.SpanStub {
 		t.Helper()
 		s := spansNamed(spans, name)
@@ -363,14 +402,35 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 		}
 		return s[0]
 	}
-	p, child := one("orchestration:Parent"), one("orchestration:HelloSequence")
-	if child.Parent.SpanID() != p.SpanContext.SpanID() || child.SpanContext.TraceID() != p.SpanContext.TraceID() {
-		t.Errorf("sub-orchestration parent %s, want the parent's orchestration span %s", child.Parent.SpanID(), p.SpanContext.SpanID())
+	// Parent → CLIENT orchestration:HelloSequence (from its creation to its completion) →
+	// the sub-orchestration's own span → CLIENT activity spans → SERVER activity spans.
+	p := one("orchestration:Parent")
+	call, child := oneOf("orchestration:HelloSequence", trace.SpanKindClient), oneOf("orchestration:HelloSequence", trace.SpanKindServer)
+	if call.Parent.SpanID() != p.SpanContext.SpanID() || attr(call, "durabletask.type").AsString() != "orchestration" ||
+		attr(call, "durabletask.task.instance_id").AsString() != attr(child, "durabletask.task.instance_id").AsString() {
+		t.Errorf("sub-orchestration CLIENT span: parent %s (want the parent's span %s), attributes %v", call.Parent.SpanID(),
+			p.SpanContext.SpanID(), call.Attributes)
 	}
-	for _, a := range spansNamed(spans, "activity:SayHello") {
+	if child.Parent.SpanID() != call.SpanContext.SpanID() || child.SpanContext.TraceID() != p.SpanContext.TraceID() {
+		t.Errorf("sub-orchestration parent %s, want its CLIENT span %s", child.Parent.SpanID(), call.SpanContext.SpanID())
+	}
+	if call.StartTime.After(child.StartTime) || call.EndTime.Before(call.StartTime) {
+		t.Errorf("CLIENT span %v–%v starts after the sub-orchestration's %v", call.StartTime, call.EndTime, child.StartTime)
+	}
+	clients := map[trace.SpanID]bool{}
+	for _, a := range ofKind(spansNamed(spans, "activity:SayHello"), trace.SpanKindClient) {
+		clients[a.SpanContext.SpanID()] = true
 		if a.Parent.SpanID() != child.SpanContext.SpanID() {
-			t.Errorf("activity parent %s, want the sub-orchestration's span %s", a.Parent.SpanID(), child.SpanContext.SpanID())
+			t.Errorf("activity CLIENT span parent %s, want the sub-orchestration's span %s", a.Parent.SpanID(), child.SpanContext.SpanID())
 		}
+	}
+	for _, a := range ofKind(spansNamed(spans, "activity:SayHello"), trace.SpanKindServer) {
+		if !clients[a.Parent.SpanID()] {
+			t.Errorf("activity parent %s, want one of the CLIENT spans %v", a.Parent.SpanID(), clients)
+		}
+	}
+	if len(clients) != 3 {
+		t.Errorf("%d CLIENT activity spans, want 3", len(clients))
 	}
 	timer := one("orchestration:Parent:timer")
 	if timer.Parent.SpanID() != p.SpanContext.SpanID() || timer.SpanKind != trace.SpanKindInternal || attr(timer, "durabletask.fire_at").AsString() == "" {
@@ -386,8 +446,9 @@ func TestTracesOfSubOrchestrationsTimersAndTermination(t *testing.T) {
 	}
 }
 
-// With a provider that gives spans IDs of its own, activities name the orchestration's caller
-// (the create_orchestration span) as parent: a flatter tree, but no parent that is never emitted.
+// With a provider that gives spans IDs of its own, activities (their CLIENT and SERVER spans)
+// name the orchestration's caller (the create_orchestration span) as parent: a flatter tree,
+// but no parent that is never emitted.
 func TestTracesWithAProviderThatPicksItsOwnIDs(t *testing.T) {
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
@@ -409,8 +470,8 @@ func TestTracesWithAProviderThatPicksItsOwnIDs(t *testing.T) {
 		emitted[s.SpanContext.SpanID()] = true
 	}
 	acts := spansNamed(spans, "activity:SayHello")
-	if len(acts) != 3 {
-		t.Fatalf("%d activity spans, want 3", len(acts))
+	if len(acts) != 6 {
+		t.Fatalf("%d activity spans, want 3 CLIENT and 3 SERVER", len(acts))
 	}
 	for _, a := range acts {
 		if a.Parent.SpanID() != creates[0].SpanContext.SpanID() || !emitted[a.Parent.SpanID()] {

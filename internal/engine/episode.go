@@ -86,7 +86,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		}
 	}
 	e.logEpisode(w, ep, res, sp)
-	e.emitSpans(w, res, sp)
+	e.emitSpans(res, sp)
 	e.countEpisode(w, ep, res, claimed)
 }
 
@@ -297,6 +297,13 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		if err != nil {
 			return ep, nil, nil, err
 		}
+		// Kept in the history (once, and again only when it changes) for the worker's next
+		// turns: no column of the store's for it.
+		if ws := res.WorkerSpan; ws != nil {
+			if last := history.LastWorkerSpan(old); last == nil || last.SpanID != ws.SpanID || !last.Start.Equal(ws.Start) {
+				newEvents[0].WorkerSpan = ws
+			}
+		}
 	} else {
 		res, err = exec.Run(old, newEvents)
 	}
@@ -308,17 +315,31 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 	parent = started.Parent
 	if cached == nil {
 		sp.orch = e.orchSpanOf(started, inst)
+		sp.orch.rewound = rewind != nil || rewoundIn(old)
 	} else {
 		started.Trace = sp.orch.parent // kept with the execution, whose history is not loaded
 	}
 	sp.info = tracing.Info{Name: inst.Name, Version: inst.Version, InstanceID: inst.ID, ExecutionID: inst.ExecutionID}
 	sp.began = now
+	// The re-runs of a rewind are new tasks: spans of their own, under this execution's span
+	// (their copies carry the failed attempts' trace contexts, or none).
+	for i := range reruns {
+		reruns[i].Trace = sp.orch.children
+		if e.tracer.KeepsIDs() {
+			reruns[i].Trace = sp.orch.o.NewChild()
+		}
+		newEvents[2+i].Trace = reruns[i].Trace // after OrchestratorStarted and ExecutionRewound
+	}
 	if e.tracer.On() {
 		for _, ev := range newEvents {
 			if ev.Type == history.TimerFired {
 				sp.timers = append(sp.timers, ev)
 			}
 		}
+		if sp.orch.open == nil {
+			sp.fillOpen(old)
+		}
+		sp.track(newEvents, true)
 	}
 	// failWith fails the instance without running the orchestrator further: the episode records
 	// its new events and the failure, and none of the orchestrator's actions.
@@ -335,6 +356,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		if err := notifyParent(&ep, parent, inst.ID, store.StatusFailed, nil, f, now); err != nil {
 			return ep, nil, nil, err
 		}
+		sp.failed = f // for its span: the instance ended here, with no result
 		return ep, nil, nil, nil
 	}
 	if err != nil {
@@ -360,6 +382,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		return failWith(f)
 	}
 
+	if e.tracer.On() {
+		e.traceActions(sp, res.Actions)
+		sp.track(res.Actions, false)
+	}
 	chunk := append(newEvents, res.Actions...)
 	inst.Status = res.Status
 	inst.CustomStatus = res.CustomStatus

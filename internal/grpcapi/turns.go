@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/reprise-dev/reprise/internal/control"
@@ -35,13 +37,40 @@ func orchestratorRequest(t engine.Turn) (*pb.OrchestratorRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &pb.OrchestratorRequest{
+	req := &pb.OrchestratorRequest{
 		InstanceId:       t.Instance.ID,
 		ExecutionId:      wrapperspb.String(t.Instance.ExecutionID),
 		PastEvents:       past,
 		NewEvents:        news,
 		EntityParameters: &pb.OrchestratorEntityParameters{EntityMessageReorderWindow: durationpb.New(30 * time.Minute)},
-	}, nil
+	}
+	// The span the worker reported in an earlier turn of this execution: the JS and .NET SDKs
+	// keep one orchestration span (its ID and start) across the turns with it.
+	if ws := history.LastWorkerSpan(t.Past); ws != nil {
+		req.OrchestrationTraceContext = &pb.OrchestrationTraceContext{SpanID: wrapperspb.String(ws.SpanID)}
+		if !ws.Start.IsZero() {
+			req.OrchestrationTraceContext.SpanStartTime = timestamppb.New(ws.Start)
+		}
+	}
+	return req, nil
+}
+
+// workerSpan returns the orchestration span a worker's response reports, if it is a W3C span
+// ID (16 hex digits, not all zero) with a start that is a time: nil otherwise, so that a
+// worker cannot grow the history with junk. Telemetry only: a bad one fails nothing.
+func workerSpan(tc *pb.OrchestrationTraceContext) *history.WorkerSpan {
+	id := tc.GetSpanID().GetValue()
+	if len(id) != 16 || strings.Trim(id, "0") == "" || strings.Trim(id, "0123456789abcdefABCDEF") != "" {
+		return nil
+	}
+	ws := &history.WorkerSpan{SpanID: id}
+	if st := tc.GetSpanStartTime(); st != nil {
+		if st.CheckValid() != nil {
+			return nil
+		}
+		ws.Start = st.AsTime()
+	}
+	return ws
 }
 
 func protoEvents(evs []history.Event, skip map[int]bool, offset int) ([]*pb.HistoryEvent, error) {
@@ -79,7 +108,7 @@ func turnResult(t engine.Turn, r *pb.OrchestratorResponse) (*replay.Result, erro
 	if r.IsPartial {
 		return nil, errors.New("chunked completions (isPartial) are not supported by Reprise: send the turn's actions in one OrchestratorResponse")
 	}
-	res := &replay.Result{}
+	res := &replay.Result{WorkerSpan: workerSpan(r.OrchestrationTraceContext)}
 	res.CustomStatus = customStatus(r.CustomStatus)
 	used := map[int32]bool{}
 	for _, e := range append(append([]history.Event(nil), t.Past...), t.New...) {

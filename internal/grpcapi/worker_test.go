@@ -21,6 +21,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/control"
 	"github.com/reprise-dev/reprise/internal/engine"
 	"github.com/reprise-dev/reprise/internal/grpcapi/pb"
+	"github.com/reprise-dev/reprise/internal/history"
 	"github.com/reprise-dev/reprise/internal/pgtest"
 	"github.com/reprise-dev/reprise/internal/storefault"
 	"github.com/reprise-dev/reprise/store"
@@ -766,5 +767,85 @@ func TestWorkerGetsParentTraceContext(t *testing.T) {
 	}
 	if got[0] != caller || got[1] != workers {
 		t.Errorf("activity parentTraceContexts %v, want task 0 the caller's %s and task 1 the worker's %s", got, caller, workers)
+	}
+}
+
+// The orchestration span a worker reports (OrchestratorResponse.orchestrationTraceContext) is
+// kept in the history and handed back in the execution's later turns, so that a JS or .NET
+// worker keeps one span ID and start across them; a malformed one is not kept.
+func TestWorkerOrchestrationTraceContextEchoed(t *testing.T) {
+	h := serveWork(t, nil)
+	s, _ := h.openStream(t, filters([]string{"Seq"}, []string{"Act"}))
+	h.start(t, "Seq", "spans")
+	const spanID = "b7ad6b7169203331"
+	start := time.Date(2026, 12, 2, 13, 0, 0, 123456789, time.UTC)
+	good := &pb.OrchestrationTraceContext{SpanID: wrapperspb.String(spanID), SpanStartTime: timestamppb.New(start)}
+
+	// turn answers the next orchestrator request with actions and the trace context tc, and
+	// returns the request's trace context; the activity it schedules is completed at once.
+	turn := func(tc *pb.OrchestrationTraceContext, actions ...*pb.OrchestratorAction) *pb.OrchestrationTraceContext {
+		t.Helper()
+		item := next(t, s)
+		req := item.GetOrchestratorRequest()
+		if req == nil {
+			t.Fatalf("item %v, want an orchestrator request", item)
+		}
+		if _, err := h.client.CompleteOrchestratorTask(callContext(t), &pb.OrchestratorResponse{InstanceId: "spans",
+			CompletionToken: item.CompletionToken, Actions: actions, OrchestrationTraceContext: tc}); err != nil {
+			t.Fatalf("CompleteOrchestratorTask: %v", err)
+		}
+		if len(actions) > 0 && actions[0].GetScheduleTask() != nil {
+			act := next(t, s)
+			if _, err := h.client.CompleteActivityTask(callContext(t), &pb.ActivityResponse{InstanceId: "spans",
+				TaskId: act.GetActivityRequest().GetTaskId(), Result: wrapperspb.String(`"ok"`), CompletionToken: act.CompletionToken}); err != nil {
+				t.Fatalf("CompleteActivityTask: %v", err)
+			}
+		}
+		return req.OrchestrationTraceContext
+	}
+	for i, bad := range []*pb.OrchestrationTraceContext{
+		{SpanID: wrapperspb.String("not a span id!!!")},
+		{SpanID: wrapperspb.String(strings.Repeat("a", 1<<16))},
+		{SpanID: wrapperspb.String("0000000000000000")},
+		{SpanID: wrapperspb.String(spanID), SpanStartTime: &timestamppb.Timestamp{Seconds: 1 << 62}},
+	} {
+		if got := turn(bad, scheduleTask(int32(i), "Act", `"x"`)); got != nil {
+			t.Fatalf("turn %d got trace context %v before any valid one was reported", i, got)
+		}
+	}
+	if got := turn(good, scheduleTask(4, "Act", `"x"`)); got != nil {
+		t.Fatalf("got trace context %v before it was reported", got)
+	}
+	for i := range 2 { // reported again, unchanged: nothing new is stored
+		got := turn(good, scheduleTask(int32(5+i), "Act", `"x"`))
+		if got.GetSpanID().GetValue() != spanID || !got.GetSpanStartTime().AsTime().Equal(start) {
+			t.Fatalf("turn %d: trace context %v, want span %s started %v", 6+i, got, spanID, start)
+		}
+	}
+	if got := turn(nil, completeWith(7, pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED, `"done"`)); got.GetSpanID().GetValue() != spanID {
+		t.Fatalf("last turn: trace context %v, want span %s", got, spanID)
+	}
+	if st := h.wait(t, "spans"); st.OrchestrationStatus != pb.OrchestrationStatus_ORCHESTRATION_STATUS_COMPLETED {
+		t.Fatalf("final state %v", st)
+	}
+	chunks, err := h.st.History(callContext(t), "spans")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs, err := history.DecodeAll(chunks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept int
+	for _, ev := range evs {
+		if ev.WorkerSpan != nil {
+			kept++
+			if ev.Type != history.OrchestratorStarted || ev.WorkerSpan.SpanID != spanID {
+				t.Errorf("worker span kept on %v: %+v", ev.Type, ev.WorkerSpan)
+			}
+		}
+	}
+	if kept != 1 {
+		t.Errorf("the worker span is kept %d times in the history, want once", kept)
 	}
 }

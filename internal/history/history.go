@@ -182,6 +182,26 @@ type Event struct {
 	Version string            `json:"version,omitempty"` // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
 	Tags    map[string]string `json:"tags,omitempty"`    // ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
 	Trace   *TraceContext     `json:"trace,omitempty"`   // parent trace context: ExecutionStarted, TaskScheduled, SubOrchestrationInstanceCreated
+	// OrchestratorStarted of the turn in which a gRPC worker first reported (or changed) its
+	// orchestration span: handed back to it in the execution's later turns (LastWorkerSpan).
+	WorkerSpan *WorkerSpan `json:"workerSpan,omitempty"`
+}
+
+// WorkerSpan is the orchestration span a gRPC worker keeps across its turns of one execution
+// (the protocol's OrchestrationTraceContext): its span ID and start.
+type WorkerSpan struct {
+	SpanID string    `json:"spanId"`
+	Start  time.Time `json:"start,omitzero"`
+}
+
+// LastWorkerSpan returns the worker span last recorded in an execution's history; nil for none.
+func LastWorkerSpan(evs []Event) *WorkerSpan {
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].WorkerSpan != nil {
+			return evs[i].WorkerSpan
+		}
+	}
+	return nil
 }
 
 // TraceContext is a W3C trace context (traceparent, tracestate) and the span it names, as the

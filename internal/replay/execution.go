@@ -92,6 +92,8 @@ type Result struct {
 	OpenSubOrchestrations []string
 	// Recursive is set when the execution was terminated with the recursive flag.
 	Recursive bool
+	// WorkerSpan is the orchestration span a gRPC worker reported with the turn; nil for none.
+	WorkerSpan *history.WorkerSpan
 }
 
 // Execution is one live run of an orchestrator.

@@ -16,7 +16,7 @@ func (discard) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { ret
 func (discard) Shutdown(context.Context) error                             { return nil }
 
 // BenchmarkHelloSpans is the tracing work of one hello-sequence instance: its start, its
-// orchestration span and three activity spans, off and on (batch processor, discarding exporter).
+// orchestration span and three activities' CLIENT and SERVER spans, off and on (batch processor, discarding exporter).
 func BenchmarkHelloSpans(b *testing.B) {
 	caller := &history.TraceContext{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	run := func(b *testing.B, tr *Tracer) {
@@ -32,10 +32,16 @@ func BenchmarkHelloSpans(b *testing.B) {
 			start := history.Event{Type: history.ExecutionStarted, Trace: FromContext(c)}
 			End(span, nil)
 			o := OrchestrationOf(start, "execution")
-			parent := o.Trace()
+			info := Info{Name: "Hello", InstanceID: "instance", ExecutionID: "execution"}
 			for i := range 3 {
+				parent := o.Trace()
+				if tr.KeepsIDs() {
+					parent = o.NewChild() // the CLIENT span's, stored with the task
+				}
+				sched := history.Event{ID: int32(i), Type: history.TaskScheduled, Name: "SayHello", Time: now, Trace: parent}
 				_, span := tr.StartActivity(context.Background(), parent, "SayHello", "instance", int32(i))
 				End(span, nil)
+				tr.EmitTask(o, info, sched, history.Event{Type: history.TaskCompleted, TaskID: int32(i), Time: now})
 			}
 			tr.EmitOrchestration(o, Info{Name: "Hello", InstanceID: "instance", ExecutionID: "execution"}, "Completed", now, now, "")
 		}

@@ -346,3 +346,104 @@ func LogAttrs(sc trace.SpanContext) []any {
 	}
 	return []any{"trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String()}
 }
+
+// NewChild returns the trace context of a new span under the orchestration span: the CLIENT
+// span of an activity or sub-orchestration it schedules, fixed when the task is scheduled and
+// stored with it, so that the task's own span (the activity's SERVER span, the
+// sub-orchestration's span) names it as parent before it is emitted (EmitTask, at the task's
+// completion).
+func (o Orchestration) NewChild() *history.TraceContext {
+	if !o.Self.IsValid() {
+		return nil
+	}
+	var sid trace.SpanID
+	for !sid.IsValid() {
+		_, _ = rand.Read(sid[:])
+	}
+	return Format(trace.NewSpanContext(trace.SpanContextConfig{TraceID: o.Self.TraceID(), SpanID: sid,
+		TraceFlags: o.Self.TraceFlags(), TraceState: o.Self.TraceState()}))
+}
+
+// clientContext returns the context to start a retroactive span of the orchestration in: a
+// child of its span, with the span ID fixed when it was scheduled (fixed, from NewChild) when
+// the provider keeps IDs; a child of the orchestration's parent otherwise (see KeepsIDs).
+func (t *Tracer) clientContext(o Orchestration, fixed *history.TraceContext) context.Context {
+	ctx := context.Background()
+	if !t.keepsIDs {
+		if o.Parent.IsValid() {
+			ctx = trace.ContextWithRemoteSpanContext(ctx, o.Parent)
+		}
+		return ctx
+	}
+	if sc := Parse(fixed); sc.IsValid() && sc.TraceID() == o.Self.TraceID() {
+		ctx = context.WithValue(ctx, fixedIDsKey{}, fixedIDs{sc.TraceID(), sc.SpanID()})
+	}
+	return o.Context(ctx)
+}
+
+// EmitTask emits the retroactive CLIENT span of an activity (TaskScheduled) or sub-orchestration
+// (SubOrchestrationInstanceCreated) the orchestration scheduled, once its completion (done:
+// TaskCompleted/Failed, SubOrchestrationInstanceCompleted/Failed) is processed: from the
+// scheduling to the completion, Error with the failure's message when it failed.
+func (t *Tracer) EmitTask(o Orchestration, i Info, scheduled, done history.Event) {
+	if !t.On() {
+		return
+	}
+	typ, name := "activity", "activity:"+scheduled.Name
+	attrs := []attribute.KeyValue{KeyType.String(typ), KeyTaskName.String(scheduled.Name), KeyInstanceID.String(i.InstanceID),
+		KeyTaskID.Int64(int64(scheduled.ID))}
+	if scheduled.Type == history.SubOrchestrationInstanceCreated {
+		typ, name = "orchestration", "orchestration:"+scheduled.Name
+		attrs = []attribute.KeyValue{KeyType.String(typ), KeyTaskName.String(scheduled.Name), KeyInstanceID.String(scheduled.InstanceID),
+			KeyTaskID.Int64(int64(scheduled.ID))}
+	}
+	if scheduled.Version != "" {
+		attrs = append(attrs, KeyTaskVersion.String(scheduled.Version))
+	}
+	_, span := t.t.Start(t.clientContext(o, scheduled.Trace), name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(scheduled.Time), trace.WithAttributes(attrs...))
+	endFailed(span, done, endTime(scheduled.Time, done.Time))
+}
+
+// EmitEntityCall emits the CLIENT span of an entity call the orchestration made
+// (EntityOperationCalled), once its reply (EntityOperationCompleted/Failed) is processed.
+func (t *Tracer) EmitEntityCall(o Orchestration, i Info, called, reply history.Event) {
+	if !t.On() {
+		return
+	}
+	_, span := t.t.Start(t.clientContext(o, nil), "call_entity:"+called.Name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithTimestamp(called.Time), trace.WithAttributes(KeyType.String("call_entity"), KeyEntityOp.String(called.Name),
+			KeyEntityInstance.String(called.InstanceID), KeyTaskID.Int64(int64(called.ID)),
+			KeyInstanceID.String(i.InstanceID), KeyExecutionID.String(i.ExecutionID)))
+	endFailed(span, reply, endTime(called.Time, reply.Time))
+}
+
+// EmitLockRequest emits the INTERNAL span of a critical section's lock request
+// (EntityLockRequested), from the request to its grant (EntityLockGranted).
+func (t *Tracer) EmitLockRequest(o Orchestration, i Info, requested, granted history.Event) {
+	if !t.On() {
+		return
+	}
+	_, span := t.t.Start(t.clientContext(o, nil), "entity:lock_request", trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithTimestamp(requested.Time), trace.WithAttributes(KeyType.String("lock_request"),
+			KeyEntityInstance.StringSlice(requested.LockSet), KeyTaskID.Int64(int64(requested.ID)),
+			KeyInstanceID.String(i.InstanceID), KeyExecutionID.String(i.ExecutionID)))
+	span.End(trace.WithTimestamp(endTime(requested.Time, granted.Time)))
+}
+
+// endTime returns when a retroactive span ends: at its completion, never before its start
+// (clocks of two hosts may disagree).
+func endTime(start, done time.Time) time.Time {
+	if done.Before(start) {
+		return start
+	}
+	return done
+}
+
+// endFailed ends a retroactive span at end, Error with the failure of done if it has one.
+func endFailed(span trace.Span, done history.Event, end time.Time) {
+	if done.Failure != nil {
+		span.SetStatus(codes.Error, done.Failure.Message)
+	}
+	span.End(trace.WithTimestamp(end))
+}
