@@ -380,3 +380,45 @@ func TestMetricsRetention(t *testing.T) {
 		"reprise_retention_purged_total status Completed": 3,
 	})
 }
+
+// TestMetricsNonDeterministicFailure: an instance failed without running its orchestrator (its
+// code no longer matches its history) is counted as a completion with status Failed.
+func TestMetricsNonDeterministicFailure(t *testing.T) {
+	var changed atomic.Bool
+	release := make(chan struct{})
+	gate := reprise.NewActivity("gate", func(ctx context.Context, _ reprise.None) (string, error) {
+		select {
+		case <-release:
+			return "", nil
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	})
+	other := reprise.NewActivity("other", func(ctx context.Context, _ reprise.None) (string, error) { return "", nil })
+	fickle := reprise.NewOrchestrator("fickle", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		act := gate
+		if changed.Load() { // a replay schedules another activity than the history has
+			act = other
+		}
+		return act.Call(ctx, reprise.None{}).Await()
+	})
+	// No cache: the episode that delivers gate's result replays the history.
+	app := reprise.NewApp(append(hosttest.Options(t), reprise.WithAnonymousManagement(), reprise.WithCacheSize(-1))...)
+	app.Register(gate, other, fickle)
+	srv := hosttest.Serve(t, app)
+	ctx := testCtx(t)
+	id, err := fickle.Start(ctx, app.Client(), reprise.None{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForHistory(t, app.Client(), id, "TaskScheduled", 1)
+	changed.Store(true)
+	close(release)
+	if inst := waitDone(t, app.Client(), id); inst.Status != reprise.StatusFailed {
+		t.Fatalf("status %s, want Failed", inst.Status)
+	}
+	waitMetrics(t, func() scrape { return getMetrics(t, srv.URL+"/metrics") }, map[string]float64{
+		"reprise_orchestrations_completed_total name fickle status Failed": 1,
+		"reprise_orchestrations_started_total":                            1,
+	})
+}

@@ -93,16 +93,22 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 // countEpisode tells the metrics of a committed episode.
 func (e *Engine) countEpisode(w store.OrchestrationWork, ep store.Episode, res *replay.Result, claimed time.Time) {
 	m := e.opts.Metrics
-	if m == nil || res == nil {
-		return // no metrics, or late messages for a finished instance
+	ended := ep.Instance.Status.Terminal() && !w.Instance.Status.Terminal()
+	// No result and not ended: late messages for a finished instance. No result but ended: the
+	// instance failed without running its orchestrator (non-determinism, a panic in replay).
+	if m == nil || res == nil && !ended {
+		return
 	}
 	name := w.Instance.Name
 	m.Episode(name, time.Since(claimed))
 	if w.Instance.Status == store.StatusPending {
 		m.OrchestrationStarted(name)
 	}
-	if ep.Instance.Status.Terminal() && !w.Instance.Status.Terminal() {
+	if ended {
 		m.OrchestrationCompleted(name, ep.Instance.Status.String())
+	}
+	if res == nil {
+		return
 	}
 	for _, a := range res.Actions {
 		if a.Type == history.TaskScheduled && a.Attempt > 1 {
