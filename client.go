@@ -217,6 +217,11 @@ type Query struct {
 	ContinuationToken string // from the previous page; "" for the first
 	WithoutPayloads   bool
 	NewestFirst       bool // list newest first instead of oldest first
+
+	// Versions keeps the instances started with one of these versions (WithVersion): whole,
+	// case-sensitive matches, no ordering or ranges; "" matches the instances without a version.
+	// At most 100 versions.
+	Versions []string
 }
 
 // store returns q as the store takes it; the control plane checks it.
@@ -224,6 +229,7 @@ func (q Query) store() store.Query {
 	return store.Query{
 		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, IDPrefix: q.IDPrefix, Name: q.Name,
 		PageSize: q.PageSize, ContinuationToken: q.ContinuationToken, WithoutPayloads: q.WithoutPayloads, NewestFirst: q.NewestFirst,
+		Versions: q.Versions,
 	}
 }
 

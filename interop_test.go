@@ -21,7 +21,7 @@ import (
 
 // interopSteps is the number of steps interop/js/client.mjs runs in each mode. A script that
 // skipped steps, or gained some without this being updated, fails the test.
-const interopSteps = 40
+const interopSteps = 42
 
 const (
 	interopHub = "InteropHub"

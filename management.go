@@ -79,7 +79,7 @@ func (b backend) Hub() string { return b.a.cfg.hub }
 
 func (b backend) HasOrchestrator(name string) bool { return b.a.startable(name) }
 
-func (b backend) StartNew(ctx context.Context, name, instanceID string, input json.RawMessage) (string, error) {
+func (b backend) StartNew(ctx context.Context, name, instanceID, version string, input json.RawMessage) (string, error) {
 	p, err := b.a.plane()
 	if err != nil {
 		return "", err
@@ -87,7 +87,7 @@ func (b backend) StartNew(ctx context.Context, name, instanceID string, input js
 	if len(input) == 0 {
 		input = json.RawMessage("null")
 	}
-	return b.a.start(ctx, p, control.StartRequest{Name: name, InstanceID: instanceID, Input: input})
+	return b.a.start(ctx, p, control.StartRequest{Name: name, InstanceID: instanceID, Input: input, Version: version})
 }
 
 func (b backend) GetInstance(ctx context.Context, id string) (store.Instance, error) {

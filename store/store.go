@@ -294,7 +294,14 @@ type Query struct {
 	CreatedTo   time.Time // inclusive
 	IDPrefix    string
 	Name        string // the orchestrator's name, case-insensitively, as names are matched
-	PageSize    int    // 0 means 100
+	// Versions, when not empty, keeps the instances whose Version equals one of them: whole,
+	// case-sensitive (bytewise) matches, as a version is stamped, with no ranges, prefixes or
+	// version ordering; "" among them matches the instances without a version. It is an OR
+	// within the list, ANDed with the other filters, and holds at most MaxQueryVersions
+	// versions, each as CheckVersion takes it. Stores need no index for it: it narrows what the
+	// other filters (status, creation time) walk.
+	Versions []string
+	PageSize int // 0 means 100
 	// NewestFirst lists by creation time then ID descending, instead of ascending.
 	NewestFirst bool
 

@@ -97,6 +97,15 @@ func (q Query) Check() error {
 	if err := CheckText("orchestrator name", q.Name, MaxKeyBytes); err != nil {
 		return err
 	}
+	if len(q.Versions) > MaxQueryVersions {
+		return fmt.Errorf("%w: the query lists %d versions, the limit is %d; list fewer, or leave the version filter out",
+			ErrInvalidArgument, len(q.Versions), MaxQueryVersions)
+	}
+	for _, v := range q.Versions {
+		if err := CheckText("orchestration version filter", v, MaxKeyBytes); err != nil {
+			return err
+		}
+	}
 	// Tokens are ASCII; anything else is not one a store handed out.
 	if CheckText("", q.ContinuationToken, 4*MaxKeyBytes) != nil {
 		return fmt.Errorf("%w %q: pass back the token of a previous page unchanged", ErrInvalidToken, q.ContinuationToken)
@@ -149,6 +158,10 @@ func TagsSize(tags map[string]string) int {
 	}
 	return n
 }
+
+// MaxQueryVersions bounds the versions of one Query: each is a bound parameter of the store's
+// statement, and a filter of that many versions is a listing of (nearly) everything anyway.
+const MaxQueryVersions = 100
 
 // CheckVersion checks an orchestration version as stores take it: CheckText with MaxKeyBytes.
 func CheckVersion(version string) error {

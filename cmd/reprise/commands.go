@@ -46,8 +46,8 @@ var listCommand = &command{
 	name: "instances list",
 	usage: `Usage: reprise instances list [flags]
 
-List instances as a table (INSTANCE ID, NAME, STATUS, CREATED, UPDATED), newest first, one page
-unless --all.
+List instances as a table (INSTANCE ID, NAME, STATUS, CREATED, UPDATED, and VERSION when a listed
+instance has one), newest first, one page unless --all.
 
 Flags:
   --status S,...         only these runtime statuses (Pending, Running, Completed, ContinuedAsNew,
@@ -55,6 +55,9 @@ Flags:
   --prefix ID            only instance IDs starting with this
   --created-from T       only instances created at or after T (RFC 3339, a date, or -24h)
   --created-to T         only instances created at or before T
+  --version V            only instances started with version V, exactly (case-sensitive);
+                         repeat for several; --version "" for the instances without one.
+                         Reprise hosts only: others ignore it and list every version
   --top N                page size (the host's default is 100)
   --order O              newest (the default) or oldest first, by creation time; hosts other
                          than Reprise ignore it and list in their own order
@@ -72,9 +75,19 @@ Flags:
 		token := fs.String("continuation", "", "")
 		showInput := fs.Bool("show-input", false, "")
 		order := fs.String("order", "newest", "")
+		var versions stringsFlag
+		fs.Var(&versions, "version", "")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 0 {
 				return usagef("instances list takes no arguments, got %q", args)
+			}
+			if len(versions) > store.MaxQueryVersions {
+				return usagef("--version is given %d times; at most %d versions can be listed at once", len(versions), store.MaxQueryVersions)
+			}
+			for _, v := range versions {
+				if err := checkText("--version", v, store.MaxKeyBytes); err != nil {
+					return err
+				}
 			}
 			if *order != "newest" && *order != "oldest" {
 				return usagef("unknown --order %q: use newest or oldest", *order)
@@ -103,6 +116,11 @@ Flags:
 			}
 			if *top > 0 {
 				q.Set("top", strconv.Itoa(*top))
+			}
+			if len(versions) > 0 {
+				// A Reprise host's own parameter, repeated for several versions; an empty value
+				// selects the instances without a version.
+				q["version"] = versions
 			}
 			// Inputs can be large; the table does not show them unless asked.
 			q.Set("showInput", strconv.FormatBool(*showInput))
@@ -196,11 +214,18 @@ func (e *env) listPages(ctx context.Context, l listing) error {
 	return nil
 }
 
+// stringsFlag is a flag that may be repeated: each use adds a value, "" included.
+type stringsFlag []string
+
+func (f *stringsFlag) String() string     { return strings.Join(*f, ",") }
+func (f *stringsFlag) Set(v string) error { *f = append(*f, v); return nil }
+
 var showCommand = &command{
 	name: "instances show",
 	usage: `Usage: reprise instances show ID [flags]
 
-Show an instance's status: name, runtime status, times, input, output and custom status.
+Show an instance's status: name, version (when it has one), runtime status, times, input, output
+and custom status.
 
 Flags:
   --history          also show its history as a table
@@ -544,12 +569,14 @@ func instancesDeleted(body []byte) (int, error) {
 
 var startNewCommand = &command{
 	name: "start-new",
-	usage: `Usage: reprise start-new NAME [--id ID] [--input JSON | --input-file F] [--wait [--timeout D]]
+	usage: `Usage: reprise start-new NAME [--id ID] [--version V] [--input JSON | --input-file F] [--wait [--timeout D]]
 
 Start a new instance of the orchestrator NAME and print its instance ID.
 
 Flags:
   --id ID          the instance ID (default: the host picks a random one)
+  --version V      the orchestration version to stamp on the instance (default: none, or the
+                   host's default version)
   --input JSON     the orchestrator's input, as JSON (default null)
   --input-file F   read the input from file F
   --wait           wait for the instance to finish and print its output; the exit code is 0 if
@@ -561,6 +588,7 @@ Flags:
 		input := fs.String("input", "", "")
 		inputFile := fs.String("input-file", "", "")
 		wait := fs.Bool("wait", false, "")
+		version := fs.String("version", "", "")
 		return func(ctx context.Context, e *env, args []string) error {
 			if len(args) != 1 || args[0] == "" {
 				return usagef("start-new needs the orchestrator's name, got %d arguments", len(args))
@@ -568,6 +596,13 @@ Flags:
 			name := args[0]
 			if err := checkText("orchestrator name", name, store.MaxKeyBytes); err != nil {
 				return err
+			}
+			if err := checkText("--version", *version, store.MaxKeyBytes); err != nil {
+				return err
+			}
+			var q url.Values
+			if *version != "" {
+				q = url.Values{"version": {*version}}
 			}
 			if *id != "" {
 				if err := reprise.ValidateInstanceID(*id); err != nil {
@@ -581,13 +616,13 @@ Flags:
 				return err
 			}
 			if *wait {
-				return e.startAndWait(ctx, name, *id, body)
+				return e.startAndWait(ctx, name, *id, q, body)
 			}
 			path := "/orchestrators/" + url.PathEscape(name)
 			if *id != "" {
 				path += "/" + url.PathEscape(*id)
 			}
-			resp, err := e.api.do(ctx, request{method: http.MethodPost, path: path, body: body, ok: []int{http.StatusAccepted, http.StatusOK}})
+			resp, err := e.api.do(ctx, request{method: http.MethodPost, path: path, query: q, body: body, ok: []int{http.StatusAccepted, http.StatusOK}})
 			if err != nil {
 				return e.startFailure(err, name, *id)
 			}
@@ -614,7 +649,7 @@ const waitPollInterval = time.Second
 // startAndWait starts the instance with the host's wait semantics (?timeout=&pollingInterval=):
 // 200 with the output if it completed, 200 with the status payload if it failed or was
 // terminated, 202 if it still runs when the timeout passes.
-func (e *env) startAndWait(ctx context.Context, name, id string, body []byte) error {
+func (e *env) startAndWait(ctx context.Context, name, id string, q url.Values, body []byte) error {
 	if id == "" {
 		// A completed wait answers with the output alone, so the ID must be known beforehand
 		// to tell the user which instance it was.
@@ -623,7 +658,11 @@ func (e *env) startAndWait(ctx context.Context, name, id string, body []byte) er
 	wait := e.g.timeout
 	deadline := time.Now().Add(wait)
 	poll := min(waitPollInterval, wait)
-	q := url.Values{"timeout": {seconds(wait)}, "pollingInterval": {seconds(poll)}}
+	if q == nil {
+		q = url.Values{}
+	}
+	q.Set("timeout", seconds(wait))
+	q.Set("pollingInterval", seconds(poll))
 	path := "/orchestrators/" + url.PathEscape(name) + "/" + url.PathEscape(id)
 	resp, err := e.api.do(ctx, request{method: http.MethodPost, path: path, query: q, body: body,
 		timeout: wait + waitGrace, ok: []int{http.StatusOK, http.StatusAccepted}})

@@ -359,8 +359,8 @@ Usage:
 
 Commands:
   instances list      [--status S,...] [--prefix ID] [--created-from T] [--created-to T]
-                      [--top N] [--order newest|oldest] [--all] [--continuation TOKEN]
-                      [--show-input]
+                      [--version V ...] [--top N] [--order newest|oldest] [--all]
+                      [--continuation TOKEN] [--show-input]
   instances show      ID [--history] [--history-output] [--no-input]
   instances history   ID [--output]
   instances raise     ID EVENT [DATA-JSON | --data-file F]
@@ -371,7 +371,7 @@ Commands:
   instances rewind    ID [--reason R]
   instances purge     ID
   instances purge     --created-from T [--created-to T] [--status S,...]
-  start-new           NAME [--id ID] [--input JSON | --input-file F] [--wait]
+  start-new           NAME [--id ID] [--version V] [--input JSON | --input-file F] [--wait]
   entities list       [--name NAME] [--from T] [--to T] [--top N] [--state] [--all]
                       [--continuation TOKEN]
   entities show       NAME KEY

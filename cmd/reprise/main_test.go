@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -266,6 +267,9 @@ func TestList(t *testing.T) {
 		out := h.mustSucceed(t, "instances", "list")
 		if !strings.HasPrefix(out, "INSTANCE ID") || !strings.Contains(strings.SplitN(out, "\n", 2)[0], "STATUS") {
 			t.Errorf("no table header:\n%s", out)
+		}
+		if strings.Contains(out, "VERSION") {
+			t.Errorf("a VERSION column, but no instance has a version:\n%s", out)
 		}
 		for _, id := range append(ids, "other-running") {
 			if !strings.Contains(out, id) {
@@ -827,9 +831,75 @@ func TestHostileArguments(t *testing.T) {
 		{[]string{"start-new", "hello", "--id", ".."}, []string{"--id", "URLs would lead elsewhere"}},
 		{[]string{"start-new", "hello", "--id", "."}, []string{"--id", "URLs would lead elsewhere"}},
 		{[]string{"start-new", "hello", "--input", "\"\xff\""}, []string{"input is not valid UTF-8"}},
+		{[]string{"start-new", "hello", "--version", "1.\xff"}, []string{"--version", "not valid UTF-8"}},
+		{[]string{"start-new", "hello", "--version", "1\x00", "--wait"}, []string{"--version", "NUL"}},
+		{[]string{"start-new", "hello", "--version", long}, []string{"--version is 2049 bytes long"}},
+		{[]string{"instances", "list", "--version", "1.0", "--version", "\xe2\x82"}, []string{"--version", "not valid UTF-8"}},
+		{[]string{"instances", "list", "--version", "\x00"}, []string{"--version", "NUL"}},
+		{[]string{"instances", "list", "--version", long}, []string{"--version is 2049 bytes long"}},
+		{append([]string{"instances", "list"}, slices.Repeat([]string{"--version", "v"}, 101)...), []string{"--version is given 101 times", "at most 100"}},
 	}
 	for _, c := range cases {
 		r := runCLI(t, env, c.args...)
 		checkExit(t, r, exitUsage, c.msgs, c.args)
+	}
+}
+
+// TestVersions: start-new stamps a version, instances list shows it in a VERSION column and
+// filters by it (exactly; "" for none), instances show prints it.
+func TestVersions(t *testing.T) {
+	t.Parallel()
+	h := startHost(t)
+	h.mustSucceed(t, "start-new", "hello_sequence", "--id", "ver-1", "--version", "1.0 beta+1", "--input", cities)
+	h.mustSucceed(t, "start-new", "hello_sequence", "--id", "ver-2", "--version", "2.0", "--input", cities, "--wait")
+	h.startSequence(t, "ver-none")
+	h.waitDone(t, "ver-1")
+	if inst, err := h.app.Client().GetInstance(testCtx(t), "ver-1"); err != nil || inst.Version != "1.0 beta+1" {
+		t.Fatalf("start-new --version: instance %+v, %v; want version 1.0 beta+1", inst, err)
+	}
+
+	listed := func(args ...string) []string {
+		t.Helper()
+		out := h.mustSucceed(t, append([]string{"--json", "instances", "list"}, args...)...)
+		var page []struct{ InstanceID, Version string }
+		if err := json.Unmarshal([]byte(out), &page); err != nil {
+			t.Fatalf("not a JSON array: %v\n%s", err, out)
+		}
+		var got []string
+		for _, s := range page {
+			got = append(got, s.InstanceID+"@"+s.Version)
+		}
+		slices.Sort(got)
+		return got
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--version", "1.0 beta+1"}, []string{"ver-1@1.0 beta+1"}},
+		{[]string{"--version", "2.0", "--version=1.0 beta+1"}, []string{"ver-1@1.0 beta+1", "ver-2@2.0"}},
+		{[]string{"--version", ""}, []string{"ver-none@"}},
+		{[]string{"--version", "2.0", "--status", "Running"}, nil},
+		{[]string{"--version", "1.0"}, nil},
+	} {
+		if got := listed(c.args...); !slices.Equal(got, c.want) {
+			t.Errorf("instances list %q = %v, want %v", c.args, got, c.want)
+		}
+	}
+
+	out := h.mustSucceed(t, "instances", "list", "--order", "oldest")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !regexp.MustCompile(`^INSTANCE ID\s+NAME\s+STATUS\s+CREATED\s+UPDATED\s+VERSION$`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^ver-1\s+hello_sequence\s+Completed\s+\S+\s+\S+\s+1\.0 beta\+1$`).MatchString(lines[1]) ||
+		!regexp.MustCompile(`^ver-none\s+hello_sequence\s+Completed\s+\S+\s+\S+$`).MatchString(lines[3]) {
+		t.Errorf("want a VERSION column, empty for ver-none:\n%s", out)
+	}
+
+	show := h.mustSucceed(t, "instances", "show", "ver-1")
+	if !regexp.MustCompile(`(?m)^name:\s+hello_sequence\nversion:\s+1\.0 beta\+1\nruntimeStatus:`).MatchString(show) {
+		t.Errorf("instances show: no plain version line after the name:\n%s", show)
+	}
+	if show := h.mustSucceed(t, "instances", "show", "ver-none"); strings.Contains(show, "version") {
+		t.Errorf("instances show of an instance without a version shows one:\n%s", show)
 	}
 }

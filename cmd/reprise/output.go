@@ -148,7 +148,13 @@ func (t *table) Flush() {
 // printInstanceTable prints status payloads as an aligned table.
 func printInstanceTable(w io.Writer, instances []object, showInput bool) {
 	tw := newTable(w)
+	// A VERSION column only when an instance has a version (a key of Reprise hosts): apps that
+	// do not version their orchestrations keep the table they know.
+	withVersion := slices.ContainsFunc(instances, func(o object) bool { return o.str("version") != "" })
 	header := "INSTANCE ID\tNAME\tSTATUS\tCREATED\tUPDATED"
+	if withVersion {
+		header += "\tVERSION"
+	}
 	if showInput {
 		header += "\tINPUT"
 	}
@@ -161,6 +167,9 @@ func printInstanceTable(w io.Writer, instances []object, showInput bool) {
 			displayTime(inst.str("createdTime"), secondLayout),
 			displayTime(inst.str("lastUpdatedTime"), secondLayout),
 		}
+		if withVersion {
+			row = append(row, truncate(sanitize(inst.str("version")), inputCellWidth))
+		}
 		if showInput {
 			in, _ := lookupKey(inst, "input")
 			row = append(row, truncate(compactJSON(in), inputCellWidth))
@@ -172,9 +181,9 @@ func printInstanceTable(w io.Writer, instances []object, showInput bool) {
 
 // statusFields are the status payload's keys in reading order; the values of the first five are
 // plain text, the rest JSON.
-var statusFields = []string{"instanceId", "name", "runtimeStatus", "createdTime", "lastUpdatedTime", "input", "output", "customStatus"}
+var statusFields = []string{"instanceId", "name", "version", "runtimeStatus", "createdTime", "lastUpdatedTime", "input", "output", "customStatus"}
 
-const plainStatusFields = 5
+const plainStatusFields = 6
 
 // printStatus prints a status payload as a "key: value" block under the host's own key names, so
 // what the user reads is what --json and the HTTP API documentation call it. JSON values that

@@ -103,6 +103,8 @@ type Summary struct {
 	CreatedAt string `json:"createdAt"`
 	UpdatedAt string `json:"updatedAt"`
 	ParentID  string `json:"parentId,omitempty"`
+	// Version is the orchestration version the instance was started with; "" (left out) for none.
+	Version string `json:"version,omitempty"`
 	// CustomStatusPreview is the custom status as compact JSON cut to 200 bytes, for the list's
 	// column; "" when there is none.
 	CustomStatusPreview string `json:"customStatusPreview,omitempty"`
@@ -112,7 +114,7 @@ func summary(inst store.Instance) Summary {
 	return Summary{
 		ID: inst.ID, Name: inst.Name, Status: inst.Status.String(),
 		CreatedAt: timeText(inst.CreatedAt), UpdatedAt: timeText(inst.UpdatedAt), ParentID: inst.ParentID,
-		CustomStatusPreview: preview(inst.CustomStatus),
+		Version: inst.Version, CustomStatusPreview: preview(inst.CustomStatus),
 	}
 }
 
@@ -186,7 +188,7 @@ func (h *handler) counts(w http.ResponseWriter, r *http.Request) {
 
 // queryParams are the parameters the listing understands; any other is refused, so that a typo
 // in a shared URL does not silently show everything.
-var queryParams = []string{"status", "name", "createdFrom", "createdTo", "prefix", "top", "token", "order"}
+var queryParams = []string{"status", "name", "version", "createdFrom", "createdTo", "prefix", "top", "token", "order"}
 
 // ignoredParams may come with any request: the key, which the host has already checked.
 var ignoredParams = []string{"code"}
@@ -216,6 +218,19 @@ func parseQuery(v url.Values, paging bool) (store.Query, error) {
 	}
 	q.Name = strings.TrimSpace(v.Get("name"))
 	q.IDPrefix = v.Get("prefix")
+	// Versions are matched whole and exactly, so they are not trimmed; version= (empty) selects
+	// the instances without a version, and the parameter may be repeated.
+	if vs, ok := v["version"]; ok {
+		if len(vs) > store.MaxQueryVersions {
+			return q, fmt.Errorf("invalid version filter: %d versions, at most %d may be given", len(vs), store.MaxQueryVersions)
+		}
+		for _, s := range vs {
+			if err := store.CheckVersion(s); err != nil {
+				return q, fmt.Errorf("invalid version filter: %s", strings.TrimPrefix(err.Error(), store.ErrInvalidArgument.Error()+": "))
+			}
+		}
+		q.Versions = slices.Clone(vs)
+	}
 	var err error
 	if q.CreatedFrom, err = parseTime(v, "createdFrom"); err != nil {
 		return q, err

@@ -319,6 +319,10 @@ func TestBadInputIs400(t *testing.T) {
 		"/dashboard/api/instances?createdFrom=2026-03-01T10:00:00Z&createdTo=garbage": "invalid createdTo",
 		"/dashboard/api/instances?createdFrom=0001-01-01":                             "want a time from 1678-01-01 to 2261-12-31",
 		"/dashboard/api/counts?createdTo=9999-01-01":                                  "invalid createdTo",
+		"/dashboard/api/instances?version=1.%FF":                                      "invalid version filter: the orchestration version",
+		"/dashboard/api/counts?version=1.0&version=%00":                               "contains a NUL character",
+		"/dashboard/api/instances?version=" + strings.Repeat("9", 2049):               "is 2049 bytes long, the limit is 2048",
+		"/dashboard/api/instances?" + strings.Repeat("version=v&", 101):               "101 versions, at most 100",
 	} {
 		r := get(t, h, target)
 		if r.code != http.StatusBadRequest {
@@ -466,5 +470,49 @@ func TestLive(t *testing.T) {
 		return a.At.Equal(b.At) && a.Completed == b.Completed && a.Failed == b.Failed && a.Backlog == b.Backlog
 	}) {
 		t.Errorf("live = %+v, want the samples given every 5 s", got)
+	}
+}
+
+// TestVersions: rows and the detail carry the instance's version (none: no key), and the listing
+// and the counts filter by it: exactly, repeated for several, empty for the instances without.
+func TestVersions(t *testing.T) {
+	f := newFake()
+	a1 := f.instances["a1"]
+	a1.Version = "2.0 beta+1"
+	f.instances["a1"] = a1
+	h := New(f, Options{})
+
+	r := get(t, h, "/dashboard/api/instances?version=2.0+beta%2B1&version=&version=%20padded%20")
+	if r.code != http.StatusOK {
+		t.Fatalf("%d %s", r.code, r.body)
+	}
+	if want := []string{"2.0 beta+1", "", " padded "}; !slices.Equal(f.lastQuery.Versions, want) {
+		t.Errorf("versions %q, want %q (whole, untrimmed)", f.lastQuery.Versions, want)
+	}
+	var raw struct{ Instances []map[string]any }
+	if err := json.Unmarshal(r.body, &raw); err != nil || len(raw.Instances) != 2 {
+		t.Fatalf("page %s: %v", r.body, err)
+	}
+	if v := raw.Instances[0]["version"]; v != "2.0 beta+1" {
+		t.Errorf("row a1: version %v, want 2.0 beta+1", v)
+	}
+	if v, ok := raw.Instances[1]["version"]; ok {
+		t.Errorf("row b2 has no version, but the row carries %v", v)
+	}
+
+	get(t, h, "/dashboard/api/counts?version=1.0&status=Running")
+	if !slices.Equal(f.lastQuery.Versions, []string{"1.0"}) || f.lastQuery.Statuses != nil {
+		t.Errorf("counts query %+v: want the version filter kept, the status dropped", f.lastQuery)
+	}
+	get(t, h, "/dashboard/api/instances")
+	if f.lastQuery.Versions != nil {
+		t.Errorf("versions %q without a version parameter", f.lastQuery.Versions)
+	}
+
+	if d := decode[Detail](t, get(t, h, "/dashboard/api/instances/a1")); d.Version != "2.0 beta+1" {
+		t.Errorf("detail version %q", d.Version)
+	}
+	if body := get(t, h, "/dashboard/api/instances/b2").body; strings.Contains(string(body), `"version"`) {
+		t.Errorf("detail of an instance without a version carries one: %s", body)
 	}
 }

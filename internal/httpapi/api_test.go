@@ -283,7 +283,34 @@ func TestStart(t *testing.T) {
 			code: 400, contains: []string{"polling interval"}, check: notStarted},
 		{name: "bad returnInternalServerErrorOnFailure", req: request{method: "POST", target: wh + "/orchestrators/hello?returnInternalServerErrorOnFailure=1"},
 			code: 400, contains: []string{"'returnInternalServerErrorOnFailure'"}},
+		// version is the npm client's startNew(name, {version}): URLSearchParams on the RPC base
+		// (spaces as '+'), encodeURIComponent on the webhook URL.
+		{name: "version", req: request{method: "POST", target: wh + "/orchestrators/hello/v-1?version=1.0"},
+			code: 202, check: startedVersion("v-1", "1.0")},
+		{name: "version escaped", req: request{method: "POST", target: wh + "/orchestrators/hello/v-2?version=2.0%2Bbuild%207&timeout=30"},
+			code: 202, check: startedVersion("v-2", "2.0+build 7")},
+		{name: "version with plus for space", req: request{method: "POST", target: RPCBase + "/orchestrators/hello/v-3?version=v+3", remote: "127.0.0.1:5000"},
+			code: 202, check: startedVersion("v-3", "v 3")},
+		{name: "version name in any case, repeated alike", req: request{method: "POST", target: wh + "/orchestrators/hello/v-4?Version=4&VERSION=4"},
+			code: 202, check: startedVersion("v-4", "4")},
+		{name: "empty version is none", req: request{method: "POST", target: wh + "/orchestrators/hello/v-5?version="},
+			code: 202, check: startedVersion("v-5", "")},
+		{name: "two versions", req: request{method: "POST", target: wh + "/orchestrators/hello/v-6?version=1&version=2"},
+			code: 400, contains: []string{`invalid value \"2\" for query parameter 'version'`, `also given as \"1\"`}, check: notStarted},
 	})
+}
+
+// startedVersion checks that the start created instance id with the version.
+func startedVersion(id, version string) func(*testing.T, *fakeBackend, *httptest.ResponseRecorder) {
+	return func(t *testing.T, f *fakeBackend, w *httptest.ResponseRecorder) {
+		t.Helper()
+		if b := decodeCheckStatus(t, w); b.ID != id {
+			t.Fatalf("started %q, want %q", b.ID, id)
+		}
+		if inst, ok := f.get(id); !ok || inst.Version != version {
+			t.Fatalf("instance %q: %+v (found %v), want version %q", id, inst, ok, version)
+		}
+	}
 }
 
 func TestStatus(t *testing.T) {
@@ -305,6 +332,9 @@ func TestStatus(t *testing.T) {
 				}
 			}},
 		{name: "terminated", req: request{target: wh + "/instances/term1"}, code: 200, contains: []string{`"output":"stopped"`}},
+		{name: "version shown", setup: func(f *fakeBackend) { setVersion(f, "done1", `2.0 "beta"`) }, req: request{target: wh + "/instances/done1"}, code: 200,
+			body: `{"name":"hello","instanceId":"done1","runtimeStatus":"Completed","input":{"city":"Tokyo"},"customStatus":null,
+				"output":["Hello Tokyo!"],"createdTime":"2024-03-01T10:00:03Z","lastUpdatedTime":"2024-03-01T10:00:04Z","version":"2.0 \"beta\""}`},
 		{name: "canceled", req: request{target: wh + "/instances/can1"}, code: 200},
 		{name: "failed", req: request{target: wh + "/instances/fail1"}, code: 200, contains: []string{`"output":"boom"`}},
 		{name: "failed as 500", req: request{target: wh + "/instances/fail1?returnInternalServerErrorOnFailure=True"}, code: 500,
@@ -404,6 +434,33 @@ func TestList(t *testing.T) {
 					t.Errorf("page size %d, want 100", f.lastQuery.PageSize)
 				}
 			}},
+		{name: "version", setup: versions, req: request{target: wh + "/instances?version=1.0"}, code: 200, check: ids("run1", "fail1"),
+			contains: []string{`"instanceId":"run1","runtimeStatus":"Running"`, `"version":"1.0"`}},
+		{name: "versions repeated", setup: versions, req: request{target: wh + "/instances?version=1.0&Version=1.0%2C2"}, code: 200, check: ids("run1", "done1", "fail1")},
+		{name: "version, comma not a separator", setup: versions, req: request{target: wh + "/instances?version=1.0,2"}, code: 200, check: ids("done1")},
+		{name: "version case-sensitive", setup: versions, req: request{target: wh + "/instances?version=V1.0"}, code: 200, body: `[]`},
+		{name: "empty version is none", setup: versions, req: request{target: wh + "/instances?version=&runtimeStatus=Pending,Terminated"}, code: 200,
+			check: ids("pend1", "term1")},
+		{name: "version and status", setup: versions, req: request{target: wh + "/instances?version=1.0&runtimeStatus=Failed"}, code: 200, check: ids("fail1")},
+		{name: "no version filter", setup: versions, req: request{target: wh + "/instances?top=2"}, code: 200,
+			check: func(t *testing.T, f *fakeBackend, _ *httptest.ResponseRecorder) {
+				if f.lastQuery.Versions != nil {
+					t.Errorf("versions %q without a version parameter", f.lastQuery.Versions)
+				}
+			}},
+		{name: "too many versions", req: request{target: wh + "/instances?" + strings.Repeat("version=v&", 101)}, code: 400,
+			contains: []string{"'version'", "at most 100 versions"},
+			check: func(t *testing.T, f *fakeBackend, _ *httptest.ResponseRecorder) {
+				if f.lastQuery.Versions != nil {
+					t.Errorf("the backend was asked for %d versions", len(f.lastQuery.Versions))
+				}
+			}},
+		{name: "as many versions as allowed", req: request{target: wh + "/instances?" + strings.Repeat("version=v&", 100)}, code: 200,
+			check: func(t *testing.T, f *fakeBackend, _ *httptest.ResponseRecorder) {
+				if len(f.lastQuery.Versions) != 100 {
+					t.Errorf("the backend was asked for %d versions, want 100", len(f.lastQuery.Versions))
+				}
+			}},
 		{name: "showInput false keeps output", req: request{target: wh + "/instances?instanceIdPrefix=done&showInput=false"}, code: 200,
 			contains: []string{`"input":null`, `"output":["Hello Tokyo!"]`}},
 		{name: "no history in lists", setup: func(f *fakeBackend) { f.histories["done1"] = goldenHistory() },
@@ -414,6 +471,25 @@ func TestList(t *testing.T) {
 				}
 			}},
 	})
+}
+
+// setVersion stamps a version on a seeded instance.
+func setVersion(f *fakeBackend, id, version string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	inst := f.instances[id]
+	inst.Version = version
+	f.instances[id] = inst
+}
+
+// versions gives some seeded instances versions: run1 and fail1 1.0, done1 "1.0,2", the others
+// none but can1 and susp1, which have 2.0.
+func versions(f *fakeBackend) {
+	setVersion(f, "run1", "1.0")
+	setVersion(f, "fail1", "1.0")
+	setVersion(f, "done1", "1.0,2")
+	setVersion(f, "can1", "2.0")
+	setVersion(f, "susp1", "2.0")
 }
 
 func TestPurge(t *testing.T) {

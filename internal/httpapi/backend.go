@@ -25,9 +25,9 @@ type Backend interface {
 	// HasOrchestrator reports whether an orchestrator with the name is registered.
 	HasOrchestrator(name string) bool
 
-	// StartNew starts the orchestrator; instanceID "" means a new random ID. input is JSON
-	// ("null" when there is none).
-	StartNew(ctx context.Context, name, instanceID string, input json.RawMessage) (string, error)
+	// StartNew starts the orchestrator; instanceID "" means a new random ID, version "" none.
+	// input is JSON ("null" when there is none).
+	StartNew(ctx context.Context, name, instanceID, version string, input json.RawMessage) (string, error)
 	// GetInstance returns the stored instance.
 	GetInstance(ctx context.Context, id string) (store.Instance, error)
 	// History returns the events of the instance's current execution.

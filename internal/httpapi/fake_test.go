@@ -120,10 +120,16 @@ func validID(id string) error {
 	return nil
 }
 
-func (f *fakeBackend) StartNew(_ context.Context, name, id string, input json.RawMessage) (string, error) {
+func (f *fakeBackend) StartNew(_ context.Context, name, id, version string, input json.RawMessage) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.startLocked(name, id, input)
+	id, err := f.startLocked(name, id, input)
+	if err == nil {
+		inst := f.instances[id]
+		inst.Version = version
+		f.instances[id] = inst
+	}
+	return id, err
 }
 
 func (f *fakeBackend) startLocked(name, id string, input json.RawMessage) (string, error) {
@@ -180,7 +186,8 @@ func (f *fakeBackend) ListInstances(_ context.Context, q store.Query) ([]store.I
 		if len(q.Statuses) > 0 && !slices.Contains(q.Statuses, inst.Status) ||
 			!q.CreatedFrom.IsZero() && inst.CreatedAt.Before(q.CreatedFrom) ||
 			!q.CreatedTo.IsZero() && inst.CreatedAt.After(q.CreatedTo) ||
-			!strings.HasPrefix(inst.ID, q.IDPrefix) {
+			!strings.HasPrefix(inst.ID, q.IDPrefix) ||
+			len(q.Versions) > 0 && !slices.Contains(q.Versions, inst.Version) {
 			continue
 		}
 		all = append(all, inst)

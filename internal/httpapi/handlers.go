@@ -22,6 +22,9 @@ import (
 // start handles POST orchestrators/{functionName}[/{instanceId}] (route row 1).
 func (a *API) start(w http.ResponseWriter, r *http.Request, q query, name, id string) {
 	wait, err := waitParams(q)
+	if err == nil {
+		err = q.single("version")
+	}
 	if err != nil {
 		badRequest(w, err)
 		return
@@ -38,7 +41,8 @@ func (a *API) start(w http.ResponseWriter, r *http.Request, q query, name, id st
 		})
 		return
 	}
-	started, err := a.backend.StartNew(r.Context(), name, id, input)
+	// version is the npm client's startNew(name, {version}) (3.5+), checked by checkRequestText.
+	started, err := a.backend.StartNew(r.Context(), name, id, q.first("version"), input)
 	if err != nil {
 		a.fail(w, r, id, err)
 		return
@@ -217,6 +221,9 @@ func (a *API) list(w http.ResponseWriter, r *http.Request, q query) {
 	}
 	if err == nil {
 		sq.NewestFirst, err = q.newestFirst("order")
+	}
+	if err == nil {
+		sq.Versions, err = q.versions("version")
 	}
 	if err != nil {
 		badRequest(w, err)

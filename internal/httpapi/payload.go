@@ -20,6 +20,10 @@ type InstanceStatus struct {
 	Output          json.RawMessage `json:"output"`
 	CreatedTime     string          `json:"createdTime"`
 	LastUpdatedTime string          `json:"lastUpdatedTime"`
+	// Version is the orchestration version the instance was started with, a field of Reprise's
+	// own, left out when there is none so that unversioned instances look as in the extension.
+	// The JavaScript and Python clients ignore keys they do not know.
+	Version string `json:"version,omitempty"`
 	// HistoryEvents is present (possibly empty) only when history was asked for.
 	HistoryEvents []HistoryEvent `json:"historyEvents,omitzero"`
 }
@@ -44,6 +48,7 @@ func StatusPayload(inst store.Instance, events []history.Event, opts StatusOptio
 		Output:          rawJSON(inst.Output),
 		CreatedTime:     inst.CreatedAt.UTC().Format(statusTimeLayout),
 		LastUpdatedTime: inst.UpdatedAt.UTC().Format(statusTimeLayout),
+		Version:         inst.Version,
 	}
 	if opts.ShowInput {
 		s.Input = rawJSON(inst.Input)

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -12,8 +13,12 @@ import (
 
 // query holds the query parameters of a request under lower-cased names, without empty values:
 // the extension matches names case-insensitively and ignores empty values, and clients rely on it
-// (Python sends showHistory=True, JavaScript appends flags only when they are set).
+// (Python sends showHistory=True, JavaScript appends flags only when they are set). version keeps
+// its empty values: in a listing, version= selects the instances without a version.
 type query map[string][]string
+
+// keepsEmpty names the parameters whose empty values parseQuery keeps.
+func keepsEmpty(key string) bool { return key == "version" }
 
 // parseQuery parses a raw query string leniently. Unlike url.ParseQuery it keeps pairs with a ';'
 // and keeps a malformed %-escape as written, so that a free-text reason never turns a command
@@ -23,10 +28,10 @@ func parseQuery(raw string) query {
 	for pair := range strings.SplitSeq(raw, "&") {
 		name, value, _ := strings.Cut(pair, "=")
 		name, value = unescapeQuery(name), unescapeQuery(value)
-		if name == "" || value == "" {
+		key := strings.ToLower(name)
+		if name == "" || value == "" && !keepsEmpty(key) {
 			continue
 		}
-		key := strings.ToLower(name)
 		q[key] = append(q[key], value)
 	}
 	return q
@@ -182,6 +187,29 @@ func (q query) newestFirst(name string) (bool, error) {
 	default:
 		return false, &paramError{name, v, "want newest or oldest"}
 	}
+}
+
+// single refuses a parameter given more than once with different values, where only one can
+// apply (the version of a start): picking one would be a guess.
+func (q query) single(name string) error {
+	vs := q[strings.ToLower(name)]
+	for _, v := range vs[min(1, len(vs)):] {
+		if v != vs[0] {
+			return &paramError{name, v, fmt.Sprintf("the parameter is also given as %q; give it once", vs[0])}
+		}
+	}
+	return nil
+}
+
+// versions parses version, a filter of Reprise's own (the extension has no version filter):
+// each value, repeated for several, is a whole version, matched exactly; an empty value selects
+// the instances without a version. Commas are not separators: a version may hold one.
+func (q query) versions(name string) ([]string, error) {
+	vs := q[strings.ToLower(name)]
+	if len(vs) > store.MaxQueryVersions {
+		return nil, &paramError{name, vs[store.MaxQueryVersions], fmt.Sprintf("at most %d versions may be given; this is one more", store.MaxQueryVersions)}
+	}
+	return slices.Clone(vs), nil
 }
 
 // statuses parses runtimeStatus: comma-separated and/or repeated names (any case) or numbers.

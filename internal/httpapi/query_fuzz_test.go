@@ -9,7 +9,8 @@ import (
 )
 
 // FuzzQuery drives the query parsing that FuzzRoute reaches through the handler directly, with
-// the invariants of each accessor: names are case-insensitive and never empty, what
+// the invariants of each accessor: names are case-insensitive and never empty, values are
+// never empty but version's, what
 // url.QueryEscape escaped is unescaped back, and every accessor either refuses a value with a
 // *paramError or returns one in its range.
 func FuzzQuery(f *testing.F) {
@@ -21,6 +22,7 @@ func FuzzQuery(f *testing.F) {
 		"reason=%zz;+x&reason=%41%4&=novalue&noname=&&",
 		"top=99999999999999999999&timeout=1e308&runtimeStatus=,,bogus",
 		"SHOWINPUT=tRuE&instanceIdPrefix=%FF%00",
+		"version=&Version=1.0&VERSION=1.0,2&version=%FF",
 	} {
 		f.Add(s, "free text & more = 100%")
 	}
@@ -31,7 +33,7 @@ func FuzzQuery(f *testing.F) {
 				t.Fatalf("key %q with values %q", k, vs)
 			}
 			for _, v := range vs {
-				if v == "" {
+				if v == "" && !keepsEmpty(k) {
 					t.Fatalf("empty value kept for %q", k)
 				}
 			}
@@ -64,6 +66,12 @@ func FuzzQuery(f *testing.F) {
 		if err == nil && (n < 1 || n > 1000) {
 			t.Fatalf("integer %d outside [1, 1000]", n)
 		}
+		vs, err := q.versions("version")
+		check("versions", err)
+		if err == nil && (len(vs) > store.MaxQueryVersions || len(vs) != len(q["version"])) {
+			t.Fatalf("versions %q from %q", vs, q["version"])
+		}
+		check("single", q.single("version"))
 		sts, err := q.statuses("runtimeStatus")
 		check("statuses", err)
 		for _, s := range sts {

@@ -25,7 +25,7 @@ func checkRequestText(segs []string, q query, token string) error {
 	for _, p := range [...]struct {
 		name string
 		max  int
-	}{{"reason", maxReasonBytes}, {"instanceIdPrefix", store.MaxKeyBytes}, {"taskHub", store.MaxKeyBytes}} {
+	}{{"reason", maxReasonBytes}, {"instanceIdPrefix", store.MaxKeyBytes}, {"taskHub", store.MaxKeyBytes}, {"version", store.MaxKeyBytes}} {
 		for _, v := range q[strings.ToLower(p.name)] {
 			if err := store.CheckText("query parameter '"+p.name+"'", v, p.max); err != nil {
 				return err

@@ -16,7 +16,7 @@ func TestHostileInput(t *testing.T) {
 	untouched := func(t *testing.T, f *fakeBackend, _ *httptest.ResponseRecorder) {
 		t.Helper()
 		if len(f.instances) != 8 || len(f.callLog()) != 0 || !f.lastPurge.CreatedFrom.IsZero() || !f.lastQuery.CreatedFrom.IsZero() ||
-			f.lastQuery.IDPrefix != "" || f.lastQuery.ContinuationToken != "" || len(f.signalLog()) != 0 || f.lastEntityQ != (control.EntityQuery{}) {
+			f.lastQuery.IDPrefix != "" || f.lastQuery.Versions != nil || f.lastQuery.ContinuationToken != "" || len(f.signalLog()) != 0 || f.lastEntityQ != (control.EntityQuery{}) {
 			t.Errorf("the backend was reached: %d instances, calls %q, purge %+v, query %+v, signals %+v, entity query %+v",
 				len(f.instances), f.callLog(), f.lastPurge, f.lastQuery, f.signalLog(), f.lastEntityQ)
 		}
@@ -58,6 +58,13 @@ func TestHostileInput(t *testing.T) {
 		{name: "list, prefix with NUL", req: request{target: wh + "/instances?instanceIdPrefix=%00"}, contains: []string{"'instanceIdPrefix'", "NUL"}},
 		{name: "list, token not UTF-8", req: request{target: wh + "/instances", header: map[string]string{"x-ms-continuation-token": "pos-\xff"}}, contains: []string{"continuation token", "not valid UTF-8"}},
 		{name: "list, huge token", req: request{target: wh + "/instances", header: map[string]string{"x-ms-continuation-token": strings.Repeat("t", 8193)}}, contains: []string{"continuation token", "limit is 8192"}},
+		{name: "start, version not UTF-8", req: request{method: "POST", target: wh + "/orchestrators/hello/v?version=1.%FF"}, contains: []string{"'version'", "not valid UTF-8"}},
+		{name: "start, version with NUL", req: request{method: "POST", target: wh + "/orchestrators/hello?version=1%00"}, contains: []string{"'version'", "NUL"}},
+		{name: "start, huge version", req: request{method: "POST", target: RPCBase + "/orchestrators/hello?version=" + long, remote: "127.0.0.1:5000"},
+			contains: []string{"'version'", "2049 bytes long, the limit is 2048"}},
+		{name: "list, version not UTF-8", req: request{target: wh + "/instances?version=1.0&version=%E2%82"}, contains: []string{"'version'", "not valid UTF-8"}},
+		{name: "list, version with NUL", req: request{target: wh + "/instances?version=%00"}, contains: []string{"'version'", "NUL"}},
+		{name: "list, huge version", req: request{target: wh + "/instances?version=" + long}, contains: []string{"'version'", "limit is 2048"}},
 		{name: "task hub not UTF-8", req: request{target: wh + "/instances/run1?taskHub=%FF"}, contains: []string{"'taskHub'"}},
 		// Bodies: JSON text must be UTF-8 (encoding/json would pass it on).
 		{name: "start, input not UTF-8", req: request{method: "POST", target: wh + "/orchestrators/hello", body: "\"\xff\""}, contains: []string{"Invalid JSON content", "not valid UTF-8"}},

@@ -613,6 +613,37 @@ await step("an entity is not an instance: getStatus of its instance ID rejects w
     assert.ok(!all.some((s) => s.instanceId.startsWith("@")), "getStatusAll lists no entity");
 });
 
+// --- versions (startNew's version option, client 3.5+)
+
+// A space, a plus and non-ASCII text: the RPC path encodes the version with URLSearchParams
+// (space as '+'), the webhook path with encodeURIComponent (space as %20); both must arrive whole.
+const VERSION = "2.0 beta+1 ✓";
+const versionId = `version-${MODE}-1`;
+await step("startNew with a version: the instance runs and its status JSON shows the version", async () => {
+    const id = await client.startNew("echo", { instanceId: versionId, input: 7, version: VERSION });
+    assert.equal(id, versionId);
+    track(id);
+    const st = await waitFor(versionId, hasStatus("Completed"), "Completed");
+    assert.equal(st.output, 7);
+    const res = await raw(mgmt(versionId).statusQueryGetUri);
+    assert.equal(res.status, 200, `GET status => ${res.status} ${res.text}`);
+    assert.equal(res.json.version, VERSION, `version in ${res.text}`);
+    // An instance started without a version has no version key, as in the extension.
+    const plain = await raw(mgmt(noInputId).statusQueryGetUri);
+    assert.equal(plain.status, 200, `GET status => ${plain.status} ${plain.text}`);
+    assert.ok(!("version" in plain.json), `no version key in ${plain.text}`);
+});
+
+await step("GET instances?version= lists exactly the instances of that version", async () => {
+    const list = (v) => raw(`${WEBHOOK_BASE}/instances/?version=${encodeURIComponent(v)}&${QS}`);
+    const res = await list(VERSION);
+    assert.equal(res.status, 200, `list => ${res.status} ${res.text}`);
+    assert.deepEqual(res.json.map((s) => [s.instanceId, s.version]), [[versionId, VERSION]]);
+    const other = await list("2.0");
+    assert.equal(other.status, 200, `list => ${other.status} ${other.text}`);
+    assert.deepEqual(other.json, [], "another version lists nothing");
+});
+
 // ---------------------------------------------------------------------------------------------
 
 if (failed > 0) {

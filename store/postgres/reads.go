@@ -217,6 +217,10 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 	if q.Name != "" {
 		sb.WriteString(` AND lower(i.name) = lower(` + arg(q.Name) + `::text)`) // names are case-insensitive
 	}
+	if len(q.Versions) > 0 {
+		// Equality under a deterministic collation is bytewise: versions match exactly.
+		sb.WriteString(` AND i.version = ANY(` + arg(q.Versions) + `::text[])`)
+	}
 	if !q.CreatedFrom.IsZero() {
 		sb.WriteString(` AND i.created_at >= ` + arg(lowerBound(q.CreatedFrom)))
 	}

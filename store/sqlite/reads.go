@@ -79,33 +79,11 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 	if size <= 0 {
 		size = 100
 	}
-	cols := instanceColumns
-	if q.WithoutPayloads {
-		cols = strings.NewReplacer("input,", "NULL,", "output,", "NULL,", "custom_status,", "NULL,").Replace(cols)
+	query, args, err := s.listSQL(q, size+1) // one extra row tells whether another page follows
+	if err != nil {
+		return nil, "", err
 	}
-	var sb strings.Builder
-	sb.WriteString(`SELECT ` + cols + ` FROM instances WHERE hub = ?`)
-	args := s.filter(&sb, q)
-	if q.ContinuationToken != "" {
-		created, id, err := parseToken(q.ContinuationToken)
-		if err != nil {
-			return nil, "", err
-		}
-		if q.NewestFirst {
-			sb.WriteString(` AND (created_at < ? OR (created_at = ? AND id < ?))`)
-		} else {
-			sb.WriteString(` AND (created_at > ? OR (created_at = ? AND id > ?))`)
-		}
-		args = append(args, created, created, id)
-	}
-	if q.NewestFirst {
-		sb.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
-	} else {
-		sb.WriteString(` ORDER BY created_at, id LIMIT ?`)
-	}
-	args = append(args, size+1) // one extra row tells whether another page follows
-
-	rows, err := s.readDB.QueryContext(ctx, sb.String(), args...)
+	rows, err := s.readDB.QueryContext(ctx, query, args...)
 	if err != nil {
 		return nil, "", s.readErr("list instances", err)
 	}
@@ -136,6 +114,36 @@ func (s *Store) ListInstances(ctx context.Context, q store.Query) ([]store.Insta
 	return page, makeToken(toNanos(last.CreatedAt), last.ID), nil
 }
 
+// listSQL returns the statement of a listing of at most limit rows and its arguments.
+func (s *Store) listSQL(q store.Query, limit int) (string, []any, error) {
+	cols := instanceColumns
+	if q.WithoutPayloads {
+		cols = strings.NewReplacer("input,", "NULL,", "output,", "NULL,", "custom_status,", "NULL,").Replace(cols)
+	}
+	var sb strings.Builder
+	sb.WriteString(`SELECT ` + cols + ` FROM instances WHERE hub = ?`)
+	args := s.filter(&sb, q)
+	if q.ContinuationToken != "" {
+		created, id, err := parseToken(q.ContinuationToken)
+		if err != nil {
+			return "", nil, err
+		}
+		if q.NewestFirst {
+			sb.WriteString(` AND (created_at < ? OR (created_at = ? AND id < ?))`)
+		} else {
+			sb.WriteString(` AND (created_at > ? OR (created_at = ? AND id > ?))`)
+		}
+		args = append(args, created, created, id)
+	}
+	if q.NewestFirst {
+		sb.WriteString(` ORDER BY created_at DESC, id DESC LIMIT ?`)
+	} else {
+		sb.WriteString(` ORDER BY created_at, id LIMIT ?`)
+	}
+	args = append(args, limit)
+	return sb.String(), args, nil
+}
+
 // filter appends the conditions of q (all but its continuation token) to a WHERE clause that
 // already holds hub = ?, and returns the arguments, the hub's first.
 func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
@@ -151,6 +159,14 @@ func (s *Store) filter(sb *strings.Builder, q store.Query) []any {
 	if q.Name != "" {
 		sb.WriteString(` AND name = ? COLLATE NOCASE`) // names are case-insensitive, as in the registry
 		args = append(args, q.Name)
+	}
+	if len(q.Versions) > 0 {
+		// BINARY, the column's collation: versions match exactly. Not indexed (see
+		// store.Query.Versions): the listing still walks instances_by_created in order.
+		sb.WriteString(` AND version IN (?` + strings.Repeat(`, ?`, len(q.Versions)-1) + `)`)
+		for _, v := range q.Versions {
+			args = append(args, v)
+		}
 	}
 	if !q.CreatedFrom.IsZero() {
 		sb.WriteString(` AND created_at >= ?`)

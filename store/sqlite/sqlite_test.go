@@ -484,3 +484,55 @@ func TestClaimAllExceptPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestListByVersionPlans checks the plans of listings filtered by version, which no index covers
+// (store.Query.Versions): they walk instances_by_created in the listing's order and stop at the
+// page, never sorting the hub's instances in a temporary B-tree nor scanning the table.
+func TestListByVersionPlans(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t, filepath.Join(t.TempDir(), "reprise.db"), Options{})
+	for i := range 20 {
+		inst := store.Instance{ID: fmt.Sprint("i-", i), Name: "o", Status: store.StatusPending, Version: fmt.Sprint("v", i%3)}
+		if err := s.CreateInstance(ctx, inst, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page, tok, err := s.ListInstances(ctx, store.Query{PageSize: 1})
+	if err != nil || len(page) != 1 || tok == "" {
+		t.Fatalf("first page: %v, %q, %v", page, tok, err)
+	}
+	for _, q := range []store.Query{
+		{Versions: []string{"v1"}},
+		{Versions: []string{"v1", "v2", ""}, NewestFirst: true},
+		{Versions: []string{"v1"}, Statuses: []store.Status{store.StatusRunning, store.StatusCompleted}},
+		{Versions: []string{"v1"}, Name: "o", IDPrefix: "i-", ContinuationToken: tok},
+	} {
+		query, args, err := s.listSQL(q, 101)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows, err := s.readDB.QueryContext(ctx, "EXPLAIN QUERY PLAN "+query, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		if err := rows.Close(); err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(plan, "\n")
+		if !strings.Contains(all, "USING INDEX instances_by_created (hub=?") {
+			t.Errorf("plan of %+v does not walk instances_by_created:\n%s", q, all)
+		}
+		if strings.Contains(all, "TEMP B-TREE") || strings.Contains(all, "SCAN instances") {
+			t.Errorf("plan of %+v sorts or scans:\n%s", q, all)
+		}
+	}
+}

@@ -82,6 +82,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"TimeBounds", s.testTimeBounds},
 		{"VersionAndTags", s.testVersionAndTags},
 		{"InvalidVersionAndTags", s.testInvalidVersionAndTags},
+		{"ListByVersion", s.testListByVersion},
+		{"InvalidVersionFilter", s.testInvalidVersionFilter},
 		{"ConcurrentOrchestrationClaims", s.testConcurrentOrchestrationClaims},
 		{"ConcurrentActivityClaims", s.testConcurrentActivityClaims},
 		{"EntityCreatedByMessage", s.testEntityCreatedByMessage},

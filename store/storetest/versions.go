@@ -1,7 +1,9 @@
 package storetest
 
 import (
+	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 
@@ -182,4 +184,133 @@ func (s suite) testInvalidVersionAndTags(t *testing.T) {
 		t.Fatalf("CreateInstance with tags of MaxTagsBytes: %v", err)
 	}
 	wantVersionTags(t, "tags at the bound", mustGet(t, st, "at-bound"), "", inst.Tags)
+}
+
+// testListByVersion checks Query.Versions: whole, case-sensitive matches of the stamped version
+// (no prefix, no ordering), "" for the instances without one, several versions as an OR, ANDed
+// with the other filters, across pages and in counts, following a version a commit changed.
+func (s suite) testListByVersion(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	create := func(id, version string) {
+		t.Helper()
+		inst := newInstance(id)
+		inst.Version = version
+		if err := st.CreateInstance(ctx, inst, startMessage(id), store.ReuseNever); err != nil {
+			t.Fatalf("CreateInstance(%q, version %q): %v", id, version, err)
+		}
+	}
+	for i, version := range hostileVersions {
+		create("h-"+string(rune('a'+i)), version)
+	}
+	create("one", "1.0")
+	create("one-b", "1.0")
+	create("one-long", "1.0.1")
+	create("one-upper", "V1.0")
+	create("one-lower", "v1.0")
+	create("two", "2.0")
+	create("none", "")
+	finish(t, st, "one-b", store.StatusCompleted)
+
+	list := func(q store.Query) []string {
+		t.Helper()
+		all, _ := listAll(t, st, q)
+		got := ids(all)
+		slices.Sort(got)
+		return got
+	}
+	for _, tc := range []struct {
+		name string
+		q    store.Query
+		want []string
+	}{
+		{"exact", store.Query{Versions: []string{"1.0"}}, []string{"one", "one-b"}},
+		{"case-sensitive", store.Query{Versions: []string{"v1.0"}}, []string{"one-lower"}},
+		{"not a prefix", store.Query{Versions: []string{"1"}}, nil},
+		{"not a pattern", store.Query{Versions: []string{"1.%"}}, nil},
+		{"several", store.Query{Versions: []string{"2.0", "1.0.1", "absent"}}, []string{"one-long", "two"}},
+		{"duplicates", store.Query{Versions: []string{"2.0", "2.0"}}, []string{"two"}},
+		{"none", store.Query{Versions: []string{""}}, []string{"h-b", "none"}},
+		{"none or 2.0", store.Query{Versions: []string{"", "2.0"}}, []string{"h-b", "none", "two"}},
+		{"with status", store.Query{Versions: []string{"1.0"}, Statuses: []store.Status{store.StatusPending}}, []string{"one"}},
+		{"with name", store.Query{Versions: []string{"1.0"}, Name: "other"}, nil},
+		{"with prefix", store.Query{Versions: []string{"1.0", "2.0"}, IDPrefix: "t"}, []string{"two"}},
+		{"paged", store.Query{Versions: []string{"1.0", "1.0.1", "V1.0"}, PageSize: 1}, []string{"one", "one-b", "one-long", "one-upper"}},
+		{"newest first", store.Query{Versions: []string{"1.0"}, NewestFirst: true, PageSize: 1, WithoutPayloads: true}, []string{"one", "one-b"}},
+		{"entities have none", store.Query{Kind: store.KindEntity, Versions: []string{"1.0"}}, nil},
+	} {
+		if got := list(tc.q); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: ListInstances(Versions %q) = %v, want %v", tc.name, tc.q.Versions, got, tc.want)
+		}
+	}
+	// Each hostile version (SQL and JSON syntax, non-ASCII, the longest allowed) finds itself.
+	for i, version := range hostileVersions {
+		want := []string{"h-" + string(rune('a'+i))}
+		if version == "" {
+			want = []string{"h-b", "none"}
+		}
+		if got := list(store.Query{Versions: []string{version}}); !slices.Equal(got, want) {
+			t.Errorf("ListInstances(Versions [%.40q]) = %v, want %v", version, got, want)
+		}
+	}
+	// No filter, with a nil or an empty list.
+	for _, versions := range [][]string{nil, {}} {
+		if got := list(store.Query{Versions: versions}); len(got) != len(hostileVersions)+7 {
+			t.Errorf("ListInstances(Versions %#v) = %d instances, want all %d", versions, len(got), len(hostileVersions)+7)
+		}
+	}
+
+	counts, err := st.CountInstances(ctx, store.Query{Versions: []string{"1.0", "2.0"}})
+	if err != nil || !maps.Equal(counts, map[store.Status]int{store.StatusPending: 2, store.StatusCompleted: 1}) {
+		t.Fatalf("CountInstances(Versions 1.0, 2.0) = %v, %v; want Pending 2, Completed 1", counts, err)
+	}
+	counts, err = st.CountInstances(ctx, store.Query{Versions: []string{"absent"}})
+	if err != nil || len(counts) != 0 {
+		t.Fatalf("CountInstances(Versions absent) = %v, %v; want none", counts, err)
+	}
+
+	// A continue-as-new that stamps a new version moves the instance to it.
+	w := claimID(t, st, "n", "two")
+	e := consumeAll(w)
+	e.ResetHistory = true
+	e.Instance.ExecutionID = "exec-two-2"
+	e.Instance.Version = "3.0"
+	mustCommit(t, st, e)
+	if got := list(store.Query{Versions: []string{"2.0"}}); len(got) != 0 {
+		t.Errorf("after a commit to version 3.0, Versions [2.0] lists %v, want none", got)
+	}
+	if got := list(store.Query{Versions: []string{"3.0"}}); !slices.Equal(got, []string{"two"}) {
+		t.Errorf("after a commit to version 3.0, Versions [3.0] lists %v, want [two]", got)
+	}
+}
+
+// testInvalidVersionFilter checks that a version filter a store could not match as given is
+// refused, by listings and counts alike, instead of matching nothing (or everything).
+func (s suite) testInvalidVersionFilter(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	mustCreate(t, st, "ok")
+	tooMany := make([]string, store.MaxQueryVersions+1)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprint("v", i)
+	}
+	for _, tc := range []struct {
+		name     string
+		versions []string
+	}{
+		{"not UTF-8", []string{"1.0", "1.\xff"}},
+		{"NUL", []string{"1\x00"}},
+		{"too long", []string{strings.Repeat("1", store.MaxKeyBytes+1)}},
+		{"too many", tooMany},
+	} {
+		_, _, err := st.ListInstances(ctx, store.Query{Versions: tc.versions})
+		wantErr(t, "ListInstances(Versions "+tc.name+")", err, store.ErrInvalidArgument)
+		_, err = st.CountInstances(ctx, store.Query{Versions: tc.versions})
+		wantErr(t, "CountInstances(Versions "+tc.name+")", err, store.ErrInvalidArgument)
+	}
+	// At the bounds exactly is fine.
+	atBound := append(tooMany[:store.MaxQueryVersions-1:store.MaxQueryVersions-1], strings.Repeat("1", store.MaxKeyBytes))
+	if _, _, err := st.ListInstances(ctx, store.Query{Versions: atBound}); err != nil {
+		t.Fatalf("ListInstances(%d versions, one of MaxKeyBytes): %v", len(atBound), err)
+	}
 }

@@ -290,6 +290,7 @@ function parseHash() {
     filters: {
       status: (p.get('status') || '').split(',').filter((s) => STATUSES.includes(s)),
       name: p.get('name') || '',
+      version: p.get('version') || '',
       createdFrom: p.get('createdFrom') || '',
       createdTo: p.get('createdTo') || '',
       prefix: p.get('prefix') || '',
@@ -319,6 +320,7 @@ function filterQuery(f, withStatus = true) {
   const p = new URLSearchParams();
   if (withStatus && f.status.length) p.set('status', f.status.join(','));
   if (f.name) p.set('name', f.name);
+  if (f.version) p.set('version', f.version);
   if (f.createdFrom) p.set('createdFrom', f.createdFrom);
   if (f.createdTo) p.set('createdTo', f.createdTo);
   if (f.prefix) p.set('prefix', f.prefix);
@@ -468,6 +470,7 @@ function mountList(view) {
     const next = {
       status: [...form.querySelectorAll('input[name=status]:checked')].map((c) => c.value),
       name: sel.value,
+      version: $('#f-version').value.trim(),
       createdFrom: fromLocalInput($('#f-from').value),
       createdTo: fromLocalInput($('#f-to').value),
       prefix: $('#f-prefix').value.trim(),
@@ -478,7 +481,8 @@ function mountList(view) {
     if (hash !== location.hash && !(hash === '#/' && location.hash === '')) location.hash = hash;
   };
   form.addEventListener('submit', apply);
-  // Every control applies on change; the prefix on Enter (submit) or when it loses the focus.
+  // Every control applies on change; the version and the prefix on Enter (submit) or when they
+  // lose the focus.
   form.addEventListener('change', () => apply());
   // The page size and order sit beside the counts, outside the form.
   $('#f-top').addEventListener('change', () => apply());
@@ -527,6 +531,7 @@ function syncFilters(f) {
   sel.value = f.name;
   $('#f-from').value = toLocalInput(f.createdFrom);
   $('#f-to').value = toLocalInput(f.createdTo);
+  $('#f-version').value = f.version;
   $('#f-prefix').value = f.prefix;
   const top = $('#f-top');
   if (![...top.options].some((o) => o.value === String(f.top))) top.append(h('option', { value: String(f.top) }, String(f.top)));
@@ -662,6 +667,7 @@ function renderRows(instances) {
     h('td', { class: 'sel' }, h('input', { type: 'checkbox', checked: state.selected.has(i.id), 'aria-label': `Select ${i.id}`, dataset: { testid: 'select-row' } })),
     h('td', { 'data-label': 'Instance ID', class: 'id' }, h('a', { href: instanceHash(i.id), dataset: { testid: 'instance-link' } }, i.id)),
     h('td', { 'data-label': 'Orchestrator' }, i.name),
+    h('td', { 'data-label': 'Version', class: 'version', dataset: { testid: 'version-cell' } }, i.version ? h('code', {}, i.version) : null),
     h('td', { 'data-label': 'Status' }, badge(i.status)),
     h('td', { 'data-label': 'Custom status', class: 'custom' },
       i.customStatusPreview ? h('code', { title: i.customStatusPreview, dataset: { testid: 'custom-status-cell' } }, i.customStatusPreview) : null),
@@ -669,6 +675,9 @@ function renderRows(instances) {
     h('td', { 'data-label': `Updated (${zoneName()})` }, timeEl(i.updatedAt)),
     h('td', { 'data-label': 'Duration', class: 'num dur', dataset: { testid: 'duration-cell' } }, rowDuration(i))));
   $('#rows').replaceChildren(...rows);
+  // The version column shows only when a row has a version: apps that do not version their
+  // orchestrations keep the table they know.
+  $('table[data-testid=instances]').classList.toggle('no-version', !instances.some((i) => i.version));
   $('#empty').hidden = instances.length > 0;
   syncSelection();
 }
@@ -748,6 +757,8 @@ async function loadInstance() {
   $('#i-updated').replaceChildren(timeEl(d.updatedAt, true));
   renderDuration(d);
   $('#i-exec').textContent = d.executionId || '';
+  $('#i-version-row').hidden = !d.version;
+  $('#i-version').textContent = d.version || '';
   const parent = $('#i-parent');
   $('#i-parent-row').hidden = !d.parentId;
   if (d.parentId) {
