@@ -71,6 +71,7 @@ func (s *Store) matching(q store.Query) []*instance {
 			!q.UpdatedFrom.IsZero() && x.UpdatedAt.Before(q.UpdatedFrom),
 			!q.UpdatedTo.IsZero() && !x.UpdatedAt.Before(q.UpdatedTo),
 			q.SkipTransient && x.Output == nil,
+			len(q.Versions) > 0 && !slices.Contains(q.Versions, x.Version),
 			!strings.HasPrefix(x.ID, q.IDPrefix):
 			continue
 		}
