@@ -1,0 +1,203 @@
+package reprisetest_test
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/reprisetest"
+)
+
+// recorder is a testing.TB whose Fatal and Log are recorded instead of failing the test, so
+// that the harness's own failures can be tested. Everything else goes to the real test.
+type recorder struct {
+	testing.TB
+	mu    sync.Mutex
+	fatal string
+	logs  []string
+}
+
+func (r *recorder) Helper() {}
+
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.mu.Lock()
+	r.fatal = fmt.Sprintf(format, args...)
+	r.mu.Unlock()
+	runtime.Goexit()
+}
+
+func (r *recorder) Fatal(args ...any) { r.Fatalf("%s", fmt.Sprint(args...)) }
+
+func (r *recorder) Log(args ...any) {
+	r.mu.Lock()
+	r.logs = append(r.logs, fmt.Sprint(args...))
+	r.mu.Unlock()
+}
+
+// failure runs fn on a goroutine of its own (Fatal ends it) and returns what it failed with.
+func failure(t *testing.T, fn func(tb testing.TB)) (fatal string, logs string) {
+	t.Helper()
+	rec := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(rec)
+	}()
+	<-done
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return rec.fatal, strings.Join(rec.logs, "\n")
+}
+
+func TestRequireStatusLogsTheHistory(t *testing.T) {
+	t.Parallel()
+	fatal, logs := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, greet, longWait)
+		h.Run(longWait, "Lima").RequireStatus(reprise.StatusFailed)
+	})
+	if !strings.Contains(fatal, "want status Failed, got Completed") {
+		t.Errorf("fatal %q", fatal)
+	}
+	for _, want := range []string{"(long_wait): Completed", "+720h0m0s", "TimerFired", `TaskCompleted`, `result "Hello Lima!"`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("the dump lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+func TestOutputOfTheWrongType(t *testing.T) {
+	t.Parallel()
+	fatal, logs := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, greet, longWait)
+		reprisetest.Output[int](h.Run(longWait, "Oslo"))
+	})
+	if !strings.Contains(fatal, "decode output") || !strings.Contains(logs, "history (") {
+		t.Errorf("fatal %q, logs %q", fatal, logs)
+	}
+}
+
+func TestOutputOfAnUnfinishedInstance(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, waitsForever)
+		reprisetest.Output[string](h.Run(waitsForever, nil))
+	})
+	if !strings.Contains(fatal, "want status Completed, got Running") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestMockAfterStartIsRefused(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, greet, longWait)
+		h.Client()
+		reprisetest.MockActivity(h, greet)
+	})
+	if !strings.Contains(fatal, "declared after the App started") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestMockedTwiceIsRefused(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, greet)
+		reprisetest.MockActivity(h, greet)
+		reprisetest.MockActivityNamed[string, string](h, "GREET")
+	})
+	if !strings.Contains(fatal, "mocked twice") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestAStalledActivityFailsTheTest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	stuck := reprise.NewActivity("stuck", func(ctx context.Context, _ reprise.None) (reprise.None, error) {
+		select {
+		case <-release:
+		case <-ctx.Done():
+		}
+		return reprise.None{}, nil
+	})
+	calls := reprise.NewOrchestrator("calls_stuck", func(ctx *reprise.OrchestrationContext, _ reprise.None) (reprise.None, error) {
+		return stuck.Call(ctx, reprise.None{}).Await()
+	})
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.NewWithOptions(tb, reprisetest.Options{StallTimeout: 300 * time.Millisecond}, stuck, calls)
+		h.Run(calls, nil)
+	})
+	close(release)
+	if !strings.Contains(fatal, "no progress for 300ms") || !strings.Contains(fatal, "1 claimed items unfinished") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestAnEternalOrchestrationIsBounded(t *testing.T) {
+	t.Parallel()
+	eternal := reprise.NewOrchestrator("eternal", func(ctx *reprise.OrchestrationContext, n int) (int, error) {
+		if _, err := ctx.CreateTimer(time.Minute).Await(); err != nil {
+			return 0, err
+		}
+		return 0, ctx.ContinueAsNew(n+1, false)
+	})
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.NewWithOptions(tb, reprisetest.Options{MaxSteps: 5}, eternal)
+		h.Run(eternal, 0)
+	})
+	if !strings.Contains(fatal, "still running after 5 moves of the clock") {
+		t.Errorf("fatal %q", fatal)
+	}
+	// Advance runs such an orchestration for a while instead.
+	h := reprisetest.New(t, eternal)
+	id := h.Start(eternal, 0)
+	h.Advance(10 * time.Minute)
+	var n int
+	if err := h.Result(id).DecodeOutput(&n); err == nil {
+		t.Errorf("an eternal orchestration has an output: %d", n)
+	}
+	if got := string(h.Result(id).Instance.Input); got != "10" {
+		t.Errorf("after 10 minutes the input is %s, want 10", got)
+	}
+}
+
+func TestTheClockCannotGoBack(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		reprisetest.New(tb).Advance(-time.Second)
+	})
+	if !strings.Contains(fatal, "cannot go back") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+// TestNoGoroutineLeft is not parallel: it counts the process's goroutines, which parallel
+// tests would change. A harness with a parked execution, a stuck instance and finished work
+// leaves none behind once its test has ended.
+func TestNoGoroutineLeft(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("harness", func(t *testing.T) {
+		h := reprisetest.New(t, greet, fanOut, waitsForever, ticker)
+		h.Run(fanOut, 5).RequireStatus(reprise.StatusCompleted)
+		h.Run(waitsForever, nil).RequireStuck()
+		id := h.Start(ticker, nil)
+		h.Advance(90 * time.Minute)
+		if h.Result(id).Status != reprise.StatusRunning {
+			t.Fatal("the ticker is not running")
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond) // polling the count: goroutines that end signal nobody
+	}
+}
