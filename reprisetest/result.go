@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/reprise-dev/reprise"
@@ -151,21 +150,32 @@ func (r *Result) Dump() string {
 		fmt.Fprintf(&b, "  failure:       %s: %s\n", f.Type, f.Message)
 	}
 	fmt.Fprintf(&b, "  history (%d events):\n", len(inst.History))
-	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	// Columns padded by hand: text/tabwriter would leave trailing spaces on lines without a
+	// description.
+	wOff, wType := 0, 0
 	for _, e := range inst.History {
-		fmt.Fprintf(tw, "  \t%s\t%s\t%s\n", offset(e.Timestamp.Sub(r.start)), e.Type, describe(e))
+		wOff = max(wOff, len(offset(e.Timestamp.Sub(r.start))))
+		wType = max(wType, len(e.Type))
 	}
-	_ = tw.Flush()
+	for _, e := range inst.History {
+		line := fmt.Sprintf("    %-*s  %-*s  %s", wOff, offset(e.Timestamp.Sub(r.start)), wType, e.Type, describe(e))
+		b.WriteString(strings.TrimRight(line, " "))
+		b.WriteString("\n")
+	}
 	return b.String()
 }
 
 // describe returns what matters of an event, briefly.
 func describe(e reprise.HistoryEvent) string {
 	var parts []string
+	if e.Status != "" {
+		parts = append(parts, e.Status)
+	}
 	if e.EventID >= 0 && e.Type != "ExecutionStarted" {
 		parts = append(parts, fmt.Sprintf("#%d", e.EventID))
 	}
-	if e.TaskID > 0 {
+	switch e.Type {
+	case "TaskCompleted", "TaskFailed", "TimerFired", "SubOrchestrationInstanceCompleted", "SubOrchestrationInstanceFailed":
 		parts = append(parts, fmt.Sprintf("of #%d", e.TaskID))
 	}
 	if e.Name != "" {
@@ -185,9 +195,6 @@ func describe(e reprise.HistoryEvent) string {
 	}
 	if e.Failure != nil {
 		parts = append(parts, "failure "+e.Failure.Message)
-	}
-	if e.Status != "" {
-		parts = append(parts, e.Status)
 	}
 	return strings.Join(parts, " ")
 }
