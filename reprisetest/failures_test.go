@@ -201,3 +201,35 @@ func TestNoGoroutineLeft(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // polling the count: goroutines that end signal nobody
 	}
 }
+
+func TestDrivingTheClockFromACallbackIsRefused(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, hourly)
+		h.After(time.Minute, func(context.Context, *reprise.Client) { h.Advance(time.Hour) })
+		h.Run(hourly, nil)
+	})
+	if !strings.Contains(fatal, "called from a callback") {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestCallbacksRunInTimeOrder(t *testing.T) {
+	t.Parallel()
+	h := reprisetest.New(t, hourly)
+	var order []string
+	at := func(name string) func(context.Context, *reprise.Client) {
+		return func(context.Context, *reprise.Client) {
+			order = append(order, fmt.Sprintf("%s@%v", name, h.Now().Sub(reprisetest.DefaultStart)))
+		}
+	}
+	h.After(2*time.Hour, at("c"))
+	h.After(time.Minute, at("a"))
+	h.After(time.Minute, at("b")) // same time: in the order added
+	h.After(-time.Hour, at("past"))
+	h.Advance(3 * time.Hour)
+	want := "[past@0s a@1m0s b@1m0s c@2h0m0s]"
+	if got := fmt.Sprint(order); got != want {
+		t.Errorf("callbacks ran %s, want %s", got, want)
+	}
+}

@@ -30,6 +30,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,7 +81,8 @@ type Harness struct {
 	callbacks []callback
 	seq       int
 
-	driving sync.Mutex // one caller moves the clock at a time
+	driving    sync.Mutex  // one caller moves the clock at a time
+	inCallback atomic.Bool // a callback runs: driving the clock from it would deadlock
 }
 
 type callback struct {
@@ -260,6 +262,7 @@ func (h *Harness) Result(id string) *Result {
 func (h *Harness) Settle() {
 	h.t.Helper()
 	h.ensureStarted()
+	h.refuseInCallback()
 	h.driving.Lock()
 	defer h.driving.Unlock()
 	for {
@@ -294,6 +297,8 @@ func (h *Harness) AdvanceTo(t time.Time) {
 // At schedules fn at the virtual instant t: when the clock gets there, fn runs (on the
 // goroutine that moves the clock) with the App's client, to raise events, terminate, suspend,
 // resume or start instances. A t that has passed runs at the next Run, Wait, Settle or Advance.
+// fn may call At, After, Start and Result, but not what moves the clock (Run, Wait, Settle,
+// Advance): the clock moves on when it returns.
 func (h *Harness) At(t time.Time, fn func(ctx context.Context, c *reprise.Client)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -310,6 +315,7 @@ func (h *Harness) After(d time.Duration, fn func(ctx context.Context, c *reprise
 // can happen any more before limit (zero: ever), where the clock is left at limit.
 func (h *Harness) drive(done func() bool, limit time.Time) bool {
 	h.t.Helper()
+	h.refuseInCallback()
 	h.driving.Lock()
 	defer h.driving.Unlock()
 	for step := 0; ; step++ {
@@ -376,10 +382,22 @@ func (h *Harness) runDue() bool {
 		}
 		return a.seq - b.seq
 	})
+	h.inCallback.Store(true)
+	defer h.inCallback.Store(false)
 	for _, c := range due {
 		c.fn(h.ctx(), h.app.Client())
 	}
 	return len(due) > 0
+}
+
+// refuseInCallback fails the test when a callback calls what moves the clock: the clock is
+// being moved already, by the call that runs the callback.
+func (h *Harness) refuseInCallback() {
+	h.t.Helper()
+	if h.inCallback.Load() {
+		h.t.Fatalf("reprisetest: Run, Wait, Settle or Advance called from a callback (At, After); " +
+			"callbacks use the client they are given, and the clock moves on when they return")
+	}
 }
 
 // quiesce returns once nothing can happen without the clock moving: no claim, commit or send
