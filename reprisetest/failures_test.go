@@ -233,3 +233,27 @@ func TestCallbacksRunInTimeOrder(t *testing.T) {
 		t.Errorf("callbacks ran %s, want %s", got, want)
 	}
 }
+
+func TestUnregisteredActivityIsReported(t *testing.T) {
+	t.Parallel()
+	callsMissing := reprise.NewOrchestrator("calls_missing", func(ctx *reprise.OrchestrationContext, _ reprise.None) (string, error) {
+		return reprise.CallActivity[string](ctx, "not_registered", nil).Await()
+	})
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.New(tb, greet, callsMissing)
+		h.Run(callsMissing, nil)
+	})
+	if !strings.Contains(fatal, `work that nothing registered: activity "not_registered" (1 waiting)`) {
+		t.Errorf("fatal %q", fatal)
+	}
+}
+
+func TestStartOfAnUnregisteredOrchestratorFails(t *testing.T) {
+	t.Parallel()
+	fatal, _ := failure(t, func(tb testing.TB) {
+		reprisetest.New(tb, greet, hourly).Run(reprisetest.ByName("nowhere"), nil)
+	})
+	if !strings.Contains(fatal, `start "nowhere"`) || !strings.Contains(fatal, "register") {
+		t.Errorf("fatal %q", fatal)
+	}
+}

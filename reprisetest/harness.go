@@ -26,6 +26,7 @@ package reprisetest
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -409,6 +410,7 @@ func (h *Harness) quiesce() {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	lastGen, lastProgress := uint64(0), time.Now()
+	checkedUnclaimed := false // at this generation
 	for {
 		select {
 		case <-h.st.changed: // what is about to be read is newer than this nudge
@@ -416,7 +418,7 @@ func (h *Harness) quiesce() {
 		}
 		busy, gen := h.st.busy()
 		if gen != lastGen {
-			lastGen, lastProgress = gen, time.Now()
+			lastGen, lastProgress, checkedUnclaimed = gen, time.Now(), false
 		}
 		var backlog store.Backlog
 		if !busy {
@@ -431,17 +433,42 @@ func (h *Harness) quiesce() {
 				}
 				continue
 			}
+			// Ready work that nobody claims for a while may be work of a name that nothing
+			// registered: say so at once rather than at the stall timeout.
+			if !checkedUnclaimed && time.Since(lastProgress) > 200*time.Millisecond {
+				checkedUnclaimed = true
+				h.failOnUnclaimed()
+			}
 		}
 		select {
 		case <-h.st.changed:
 		case <-tick.C:
 			if time.Since(lastProgress) > h.opts.StallTimeout {
 				h.t.Fatalf("reprisetest: no progress for %v with work in progress (%d claimed items unfinished, backlog %+v): "+
-					"an orchestrator that blocks outside Await, an activity that does not return, or work of a name "+
-					"nothing registered. Recent log:\n%s", h.opts.StallTimeout, h.st.inflightCount(), backlog, h.log.String())
+					"an orchestrator that blocks outside Await, or an activity that does not return. Recent log:\n%s",
+					h.opts.StallTimeout, h.st.inflightCount(), backlog, h.log.String())
 			}
 		}
 	}
+}
+
+// failOnUnclaimed fails the test if ready work has a name that the App did not register.
+func (h *Harness) failOnUnclaimed() {
+	h.t.Helper()
+	orchs, acts := h.app.Registered()
+	un, err := h.st.Store.Unclaimed(h.ctx(), orchs, acts)
+	if err != nil {
+		h.t.Fatalf("reprisetest: look for work of unregistered names: %v", err)
+	}
+	if len(un) == 0 {
+		return
+	}
+	var names []string
+	for _, u := range un {
+		names = append(names, fmt.Sprintf("%s %q (%d waiting)", u.Kind, u.Name, u.Count))
+	}
+	h.t.Fatalf("reprisetest: work that nothing registered: %s; pass its definition to reprisetest.New, or mock it",
+		strings.Join(names, ", "))
 }
 
 // logRing keeps the last lines the App logged, for failure reports.
