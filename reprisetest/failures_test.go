@@ -257,3 +257,26 @@ func TestStartOfAnUnregisteredOrchestratorFails(t *testing.T) {
 		t.Errorf("fatal %q", fatal)
 	}
 }
+
+func TestADeadlockedOrchestratorFailsTheTest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	blocks := reprise.NewOrchestrator("blocks", func(ctx *reprise.OrchestrationContext, _ reprise.None) (reprise.None, error) {
+		if !ctx.IsReplaying() {
+			<-release // outside Await: the engine gives the episode up as deadlocked
+		}
+		return reprise.None{}, nil
+	})
+	fatal, _ := failure(t, func(tb testing.TB) {
+		h := reprisetest.NewWithOptions(tb, reprisetest.Options{
+			StallTimeout: time.Second,
+			AppOptions:   []reprise.Option{reprise.WithDeadlockTimeout(100 * time.Millisecond), reprise.WithPollInterval(50 * time.Millisecond)},
+		}, blocks)
+		h.Run(blocks, nil)
+	})
+	close(release)
+	// The engine's polls in the meantime find nothing to claim, which is no progress.
+	if !strings.Contains(fatal, "no progress for 1s") || !strings.Contains(fatal, "does not yield") {
+		t.Errorf("fatal %q", fatal)
+	}
+}

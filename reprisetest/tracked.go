@@ -14,9 +14,11 @@ import (
 // guessed time.
 //
 // Work is in progress while a call that claims or adds work runs (pending), and from a claim
-// until the commit or completion that ends it (inflight, by lease token). Every such call that
-// returns adds one to gen and nudges changed, so that an idle check that read the store around
-// a change sees gen move and looks again.
+// until the commit or completion that ends it (inflight, by item and lease token). Every such
+// call that changed the store (it succeeded; a claim handed something out) adds one to gen and
+// nudges changed, so that an idle check that read the store around a change sees gen move and
+// looks again. Calls that changed nothing (a poll's empty claim, a failed commit) leave gen
+// alone, so that polling is never mistaken for progress.
 type tracked struct {
 	store.Store
 
@@ -45,16 +47,19 @@ func (s *tracked) enter() {
 	s.mu.Unlock()
 }
 
-// leave ends a call that entered, after update (if any) changed the claims in flight.
-func (s *tracked) leave(update func()) {
+// leave ends a call that entered, after update (if any) changed the claims in flight; changed
+// says whether the call changed the store.
+func (s *tracked) leave(changed bool, update func()) {
 	s.mu.Lock()
 	if update != nil {
 		update()
 	}
 	s.pending--
-	s.gen++
+	if changed {
+		s.gen++
+	}
 	s.mu.Unlock()
-	select {
+	select { // also when nothing changed: pending did
 	case s.changed <- struct{}{}:
 	default:
 	}
@@ -75,32 +80,36 @@ func ended(err error) bool {
 
 func (s *tracked) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
 	s.enter()
-	defer s.leave(nil)
-	return s.Store.CreateInstance(ctx, inst, start, policy)
+	err := s.Store.CreateInstance(ctx, inst, start, policy)
+	s.leave(err == nil, nil)
+	return err
 }
 
 func (s *tracked) SendMessage(ctx context.Context, m store.Message) error {
 	s.enter()
-	defer s.leave(nil)
-	return s.Store.SendMessage(ctx, m)
+	err := s.Store.SendMessage(ctx, m)
+	s.leave(err == nil, nil)
+	return err
 }
 
 func (s *tracked) SendEntityMessages(ctx context.Context, msgs []store.Message) error {
 	s.enter()
-	defer s.leave(nil)
-	return s.Store.SendEntityMessages(ctx, msgs)
+	err := s.Store.SendEntityMessages(ctx, msgs)
+	s.leave(err == nil, nil)
+	return err
 }
 
 func (s *tracked) RewindInstance(ctx context.Context, id string, m store.Message) error {
 	s.enter()
-	defer s.leave(nil)
-	return s.Store.RewindInstance(ctx, id, m)
+	err := s.Store.RewindInstance(ctx, id, m)
+	s.leave(err == nil, nil)
+	return err
 }
 
 func (s *tracked) ClaimOrchestrations(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	s.enter()
 	work, err := s.Store.ClaimOrchestrations(ctx, owner, names, max, leaseFor)
-	s.leave(func() {
+	s.leave(len(work) > 0, func() {
 		for _, w := range work {
 			s.inflight[claimKey{instance: w.Instance.ID, token: w.Lease.Token}] = struct{}{}
 		}
@@ -111,7 +120,7 @@ func (s *tracked) ClaimOrchestrations(ctx context.Context, owner string, names s
 func (s *tracked) ClaimEntities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.OrchestrationWork, error) {
 	s.enter()
 	work, err := s.Store.ClaimEntities(ctx, owner, names, max, leaseFor)
-	s.leave(func() {
+	s.leave(len(work) > 0, func() {
 		for _, w := range work {
 			s.inflight[claimKey{instance: w.Instance.ID, token: w.Lease.Token}] = struct{}{}
 		}
@@ -122,7 +131,7 @@ func (s *tracked) ClaimEntities(ctx context.Context, owner string, names store.N
 func (s *tracked) ClaimActivities(ctx context.Context, owner string, names store.Names, max int, leaseFor time.Duration) ([]store.ActivityWork, error) {
 	s.enter()
 	work, err := s.Store.ClaimActivities(ctx, owner, names, max, leaseFor)
-	s.leave(func() {
+	s.leave(len(work) > 0, func() {
 		for _, w := range work {
 			s.inflight[claimKey{task: w.Task.ID, token: w.Lease.Token}] = struct{}{}
 		}
@@ -133,7 +142,7 @@ func (s *tracked) ClaimActivities(ctx context.Context, owner string, names store
 func (s *tracked) CommitEpisode(ctx context.Context, e store.Episode) error {
 	s.enter()
 	err := s.Store.CommitEpisode(ctx, e)
-	s.leave(func() {
+	s.leave(ended(err), func() {
 		if ended(err) {
 			delete(s.inflight, claimKey{instance: e.Instance.ID, token: e.Lease.Token})
 		}
@@ -144,7 +153,7 @@ func (s *tracked) CommitEpisode(ctx context.Context, e store.Episode) error {
 func (s *tracked) CompleteActivity(ctx context.Context, taskID int64, lease store.Lease, result store.Message) error {
 	s.enter()
 	err := s.Store.CompleteActivity(ctx, taskID, lease, result)
-	s.leave(func() {
+	s.leave(ended(err), func() {
 		if ended(err) {
 			delete(s.inflight, claimKey{task: taskID, token: lease.Token})
 		}
@@ -155,7 +164,7 @@ func (s *tracked) CompleteActivity(ctx context.Context, taskID int64, lease stor
 func (s *tracked) ReleaseLeases(ctx context.Context, owner string) error {
 	s.enter()
 	err := s.Store.ReleaseLeases(ctx, owner)
-	s.leave(func() { clear(s.inflight) })
+	s.leave(true, func() { clear(s.inflight) })
 	return err
 }
 

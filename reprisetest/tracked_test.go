@@ -60,13 +60,25 @@ func TestTrackedCountsClaimsUntilTheyEnd(t *testing.T) {
 	if n := s.inflightCount(); n != 3 {
 		t.Errorf("after a failed commit %d claims in flight, want 3", n)
 	}
-	if _, gen2 := s.busy(); gen2 == gen {
-		t.Error("a commit that returned did not move the generation")
+	if _, gen2 := s.busy(); gen2 != gen {
+		t.Error("a commit that changed nothing moved the generation")
 	}
+	claimed := inner.work
+	inner.work = nil
+	_, _ = s.ClaimOrchestrations(ctx, "o", nil, 10, time.Minute) // a poll that finds nothing
+	if _, gen3 := s.busy(); gen3 != gen {
+		t.Error("an empty claim moved the generation: polling would look like progress")
+	}
+	inner.work = claimed
 
-	// Applied, or refused for good: ended.
+	// Applied: the generation moves.
 	inner.commitErr = nil
 	_ = s.CommitEpisode(ctx, store.Episode{Lease: lease, Instance: store.Instance{ID: "a"}})
+	if _, gen4 := s.busy(); gen4 == gen {
+		t.Error("an applied commit did not move the generation")
+	}
+
+	// Refused for good: ended too.
 	inner.commitErr = fmt.Errorf("sqlite: commit: %w", store.ErrLeaseLost)
 	_ = s.CommitEpisode(ctx, store.Episode{Lease: lease, Instance: store.Instance{ID: "b"}})
 	if n := s.inflightCount(); n != 1 {
