@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// DefaultStart is the instant a Harness's virtual clock starts at unless Options.Start says
-// otherwise: fixed, so that histories and outputs that hold times are the same on every run.
-var DefaultStart = time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC)
+// DefaultStart returns the instant a Harness's virtual clock starts at unless Options.Start
+// says otherwise, 2030-01-01T00:00:00Z: fixed, so that histories and outputs that hold times
+// are the same on every run.
+func DefaultStart() time.Time { return time.Date(2030, time.January, 1, 0, 0, 0, 0, time.UTC) }
 
 // virtualClock is a reprise.Clock that moves only when the harness moves it. Waits for an
 // instant end when the clock is set to it or past it.

@@ -6,7 +6,7 @@ import (
 )
 
 func TestVirtualClock(t *testing.T) {
-	start := DefaultStart
+	start := DefaultStart()
 	c := newVirtualClock(start)
 	passed, _ := c.WaitUntil(start)
 	select {

@@ -80,7 +80,7 @@ func ExampleHarness_Advance() {
 	mail := reprisetest.MockActivity(h, sendReminder).Returns("sent")
 	id := h.Start(reminder, "ada@example.com")
 	h.Advance(50 * time.Hour)
-	fmt.Println(h.Result(id).Status, "after", h.Now().Sub(reprisetest.DefaultStart), "with", mail.Count(), "reminders sent")
+	fmt.Println(h.Result(id).Status, "after", h.Now().Sub(reprisetest.DefaultStart()), "with", mail.Count(), "reminders sent")
 	// Output:
 	// Running after 50h0m0s with 2 reminders sent
 }

@@ -220,7 +220,7 @@ func TestCallbacksRunInTimeOrder(t *testing.T) {
 	var order []string
 	at := func(name string) func(context.Context, *reprise.Client) {
 		return func(context.Context, *reprise.Client) {
-			order = append(order, fmt.Sprintf("%s@%v", name, h.Now().Sub(reprisetest.DefaultStart)))
+			order = append(order, fmt.Sprintf("%s@%v", name, h.Now().Sub(reprisetest.DefaultStart())))
 		}
 	}
 	h.After(2*time.Hour, at("c"))

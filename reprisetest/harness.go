@@ -41,7 +41,7 @@ import (
 
 // Options configure a Harness. The zero value is a good default.
 type Options struct {
-	// Start is where the virtual clock starts; zero means DefaultStart.
+	// Start is where the virtual clock starts; zero means DefaultStart().
 	Start time.Time
 	// AppOptions are passed to reprise.NewApp after the harness's own (the store, the clock, a
 	// logger that keeps the log for failure reports), so they may override the logger or the
@@ -104,7 +104,7 @@ func New(t testing.TB, defs ...reprise.Definition) *Harness {
 func NewWithOptions(t testing.TB, opts Options, defs ...reprise.Definition) *Harness {
 	t.Helper()
 	if opts.Start.IsZero() {
-		opts.Start = DefaultStart
+		opts.Start = DefaultStart()
 	}
 	if opts.StallTimeout <= 0 {
 		opts.StallTimeout = 30 * time.Second

@@ -37,7 +37,7 @@ func TestThirtyDayTimer(t *testing.T) {
 	if got, want := reprisetest.Output[string](r), "Hello Tokyo! after 720h0m0s"; got != want {
 		t.Fatalf("output %q, want %q", got, want)
 	}
-	if got, want := h.Now(), reprisetest.DefaultStart.Add(30*24*time.Hour); !got.Equal(want) {
+	if got, want := h.Now(), reprisetest.DefaultStart().Add(30*24*time.Hour); !got.Equal(want) {
 		t.Errorf("clock reads %v, want %v", got, want)
 	}
 	want := []string{"OrchestratorStarted", "ExecutionStarted", "TimerCreated",
@@ -78,7 +78,7 @@ func TestRetriesWithBackoff(t *testing.T) {
 		t.Errorf("calls %v, want three of 42", got)
 	}
 	// Waits of 1h then 2h between the attempts.
-	if got, want := h.Now().Sub(reprisetest.DefaultStart), 3*time.Hour; got != want {
+	if got, want := h.Now().Sub(reprisetest.DefaultStart()), 3*time.Hour; got != want {
 		t.Errorf("virtual time passed %v, want %v", got, want)
 	}
 }
@@ -92,7 +92,7 @@ func TestRetriesExhausted(t *testing.T) {
 	if m.Count() != 4 {
 		t.Errorf("%d attempts, want 4", m.Count())
 	}
-	if got, want := h.Now().Sub(reprisetest.DefaultStart), 7*time.Hour; got != want { // 1h + 2h + 4h
+	if got, want := h.Now().Sub(reprisetest.DefaultStart()), 7*time.Hour; got != want { // 1h + 2h + 4h
 		t.Errorf("virtual time passed %v, want %v", got, want)
 	}
 }
@@ -133,7 +133,7 @@ func TestEventRaisedByCallback(t *testing.T) {
 		t.Errorf("output %q, want %q", got, want)
 	}
 	// The 72-hour timeout timer is still in the store, but Wait stops once the instance is done.
-	if got := h.Now(); !got.Equal(reprisetest.DefaultStart.Add(5 * time.Hour)) {
+	if got := h.Now(); !got.Equal(reprisetest.DefaultStart().Add(5 * time.Hour)) {
 		t.Errorf("clock at %v, want start+5h", got)
 	}
 }
@@ -192,7 +192,7 @@ func TestSubOrchestrationReal(t *testing.T) {
 	if got := reprisetest.Output[[]string](r); !slices.Equal(got, []string{"Hello book!", "Hello pen!"}) {
 		t.Errorf("output %v", got)
 	}
-	if got := h.Now().Sub(reprisetest.DefaultStart); got != 48*time.Hour {
+	if got := h.Now().Sub(reprisetest.DefaultStart()); got != 48*time.Hour {
 		t.Errorf("virtual time passed %v, want 48h (the two shipments wait side by side)", got)
 	}
 }
@@ -213,7 +213,7 @@ func TestSubOrchestrationMocked(t *testing.T) {
 	if got := m.Calls(); len(got) != 2 || !slices.Contains(got, "book") || !slices.Contains(got, "pen") {
 		t.Errorf("calls %v, want book and pen", got)
 	}
-	if !h.Now().Equal(reprisetest.DefaultStart) {
+	if !h.Now().Equal(reprisetest.DefaultStart()) {
 		t.Errorf("the clock moved to %v: the mock has no timer", h.Now())
 	}
 	r = h.Run(order, []string{"bomb"})
@@ -276,14 +276,14 @@ func TestTerminateByCallback(t *testing.T) {
 	t.Parallel()
 	h := reprisetest.New(t, ticker)
 	id := h.Start(ticker, nil)
-	h.At(reprisetest.DefaultStart.Add(90*time.Minute), func(ctx context.Context, c *reprise.Client) {
+	h.At(reprisetest.DefaultStart().Add(90*time.Minute), func(ctx context.Context, c *reprise.Client) {
 		if err := c.Terminate(ctx, id, "enough"); err != nil {
 			t.Errorf("terminate: %v", err)
 		}
 	})
 	r := h.Wait(id)[0]
 	r.RequireStatus(reprise.StatusTerminated)
-	if !h.Now().Equal(reprisetest.DefaultStart.Add(90 * time.Minute)) {
+	if !h.Now().Equal(reprisetest.DefaultStart().Add(90 * time.Minute)) {
 		t.Errorf("clock at %v, want start+90m", h.Now())
 	}
 }
@@ -305,7 +305,7 @@ func TestContinueAsNew(t *testing.T) {
 	if got := reprisetest.Output[string](r); got != "lift-off" {
 		t.Errorf("output %q", got)
 	}
-	if got := h.Now().Sub(reprisetest.DefaultStart); got != 5*24*time.Hour {
+	if got := h.Now().Sub(reprisetest.DefaultStart()); got != 5*24*time.Hour {
 		t.Errorf("virtual time passed %v, want 120h", got)
 	}
 	if got := string(r.Instance.Input); got != "0" {
@@ -344,11 +344,11 @@ func TestAdvanceByHand(t *testing.T) {
 	h.Advance(time.Minute)
 	r := h.Result(id)
 	r.RequireStatus(reprise.StatusCompleted)
-	if !h.Now().Equal(reprisetest.DefaultStart.Add(time.Hour)) {
+	if !h.Now().Equal(reprisetest.DefaultStart().Add(time.Hour)) {
 		t.Errorf("clock at %v, want start+1h", h.Now())
 	}
 	h.Advance(0) // nothing due: the clock stays
-	if !h.Now().Equal(reprisetest.DefaultStart.Add(time.Hour)) {
+	if !h.Now().Equal(reprisetest.DefaultStart().Add(time.Hour)) {
 		t.Errorf("clock at %v after Advance(0)", h.Now())
 	}
 }

@@ -119,7 +119,7 @@ func TestSameAsTheApp(t *testing.T) {
 		t.Errorf("output %s, want %s", virtual.Instance.Output, want)
 	}
 	// Virtual time: the timer, one retry wait and the event timeout, exactly.
-	if got := h.Now().Sub(reprisetest.DefaultStart); got != 3*wait {
+	if got := h.Now().Sub(reprisetest.DefaultStart()); got != 3*wait {
 		t.Errorf("virtual time passed %v, want %v", got, 3*wait)
 	}
 }
