@@ -157,7 +157,7 @@ func (h *Harness) ensureStarted() *reprise.App {
 		reprise.WithClock(h.clock),
 		reprise.WithLogger(logger),
 		reprise.WithoutMetrics(),
-		reprise.WithHub("reprisetest"),
+		reprise.WithHub(hub),
 	}, h.opts.AppOptions...)
 	app := reprise.NewApp(opts...)
 	for _, d := range h.defs {
