@@ -366,3 +366,24 @@ func TestSeveralInstancesAndStartAt(t *testing.T) {
 		t.Errorf("the scheduled instance finished at %v, want start+10d+1h", got)
 	}
 }
+
+// Without the execution cache every episode replays the history: the orchestrator mock counts
+// each instance once all the same, and a stand-in with a timer replays deterministically.
+func TestOrchestratorMockUnderReplay(t *testing.T) {
+	t.Parallel()
+	h := reprisetest.NewWithOptions(t, reprisetest.Options{AppOptions: []reprise.Option{reprise.WithCacheSize(0)}},
+		greet, shipping, order)
+	m := reprisetest.MockOrchestrator(h, shipping).Do(func(ctx *reprise.OrchestrationContext, item string) (string, error) {
+		if _, err := ctx.CreateTimer(time.Hour).Await(); err != nil {
+			return "", err
+		}
+		return greet.Call(ctx, item).Await()
+	})
+	r := h.Run(order, []string{"cup", "mug", "jar"})
+	if got := reprisetest.Output[[]string](r); !slices.Equal(got, []string{"Hello cup!", "Hello mug!", "Hello jar!"}) {
+		t.Errorf("output %v", got)
+	}
+	if m.Count() != 3 {
+		t.Errorf("the mock counted %d instances, want 3 (replays are not calls)", m.Count())
+	}
+}
