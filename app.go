@@ -77,6 +77,8 @@ type config struct {
 	pollInterval  time.Duration
 	deadlock      time.Duration
 	logger        *slog.Logger
+	clock         Clock            // WithClock; nil for real time
+	now           func() time.Time // clock.Now, or nil: the control plane's clock
 
 	tracerProvider trace.TracerProvider // WithTracerProvider
 
@@ -181,6 +183,34 @@ func WithMaxRequestBody(n int64) Option { return func(c *config) { c.maxBody = n
 // WithShutdownTimeout bounds how long ListenAndServe waits, once its context ends, for requests
 // and running work to finish (default 30s).
 func WithShutdownTimeout(d time.Duration) Option { return func(c *config) { c.shutdownTimeout = d } }
+
+// Clock is a source of time for an App: the times of history events (and so
+// OrchestrationContext.Now), when timers, retry back-offs and event timeouts are due, and
+// when scheduled starts and signals become visible. It is for test harnesses with a virtual
+// clock (package reprisetest); production leaves it unset, and the App runs on real time.
+//
+// Leases, the retries of store errors, the deadlock timeout and polling keep real time
+// whatever the clock, so that a clock that stands still never stalls the engine.
+type Clock interface {
+	// Now returns the current time.
+	Now() time.Time
+	// WaitUntil returns a channel that is ready (receives or is closed) once Now has reached
+	// t, at once if it has, and a function that releases the wait when the caller stops
+	// waiting first. A virtual clock makes the channel ready when it is moved past t.
+	WaitUntil(t time.Time) (reached <-chan struct{}, stop func())
+}
+
+// WithClock runs the App on the clock c instead of real time (see Clock): for test harnesses;
+// production leaves it unset. The SQLite store the App opens uses it too; a store given with
+// WithStore must be opened on the same clock (sqlite.Options.Now).
+func WithClock(c Clock) Option {
+	return func(cfg *config) {
+		cfg.clock, cfg.now = c, nil
+		if c != nil {
+			cfg.now = c.Now
+		}
+	}
+}
 
 // NewApp returns an App. Nothing is opened until Start.
 func NewApp(opts ...Option) *App {
@@ -292,6 +322,7 @@ func (a *App) Start(ctx context.Context) error {
 		Logger:                      a.logger,
 		Tracer:                      a.tracer,
 		Metrics:                     meters,
+		Clock:                       a.cfg.clock,
 		MaxConcurrentOrchestrations: a.cfg.maxOrch,
 		MaxConcurrentActivities:     a.cfg.maxAct,
 		CacheSize:                   a.cfg.cacheSize,
@@ -375,7 +406,7 @@ func openStore(ctx context.Context, cfg *config) (st store.Store, owns bool, err
 		}
 		return s, true, nil
 	}
-	opts := sqlite.Options{Hub: cfg.hub}
+	opts := sqlite.Options{Hub: cfg.hub, Now: cfg.now}
 	if cfg.relaxed {
 		opts.Durability = sqlite.DurabilityRelaxed
 	}
@@ -446,4 +477,12 @@ func (a *App) store() (store.Store, error) {
 		return nil, ErrNotStarted
 	}
 	return a.st, nil
+}
+
+// now returns the time on the App's clock (WithClock), UTC.
+func (a *App) now() time.Time {
+	if a.cfg.now != nil {
+		return a.cfg.now().UTC()
+	}
+	return time.Now().UTC()
 }

@@ -82,7 +82,7 @@ func (a *App) plane() (*control.Plane, error) {
 	if err != nil {
 		return nil, err
 	}
-	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: a.startable, HasEntity: a.hasEntity}), nil
+	return control.New(st, control.Options{Hub: a.cfg.hub, Registered: a.startable, HasEntity: a.hasEntity, Now: a.cfg.now}), nil
 }
 
 // startable reports whether the App starts instances of the orchestrator: one it registered. An

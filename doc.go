@@ -104,6 +104,18 @@
 // (recursively), suspends, resumes, restarts, rewinds and purges them, and waits for their start
 // or completion without polling.
 //
+// # Testing orchestrators
+//
+// Package reprisetest runs orchestrators in unit tests on this engine, in the test's process,
+// with a virtual clock (WithClock) that jumps to the next timer as soon as nothing else can
+// happen, so that a 30-day timer completes in milliseconds; it mocks activities and
+// sub-orchestrators and schedules callbacks at virtual times:
+//
+//	h := reprisetest.New(t, SayHello, HelloSequence)
+//	r := h.Run(HelloSequence, reprise.None{})
+//	r.RequireStatus(reprise.StatusCompleted)
+//	greetings := reprisetest.Output[[]string](r)
+//
 // # Function apps over HTTP
 //
 // An App is also a function app. HandleFunc adds HTTP starters (with the Functions auth levels

@@ -229,7 +229,7 @@ func (r *registry) RunEntityBatch(ctx context.Context, b entity.Batch) (entity.R
 	fn := r.entities[strings.ToLower(b.Name)]
 	res := entity.Result{State: b.State, Results: make([]entity.OpResult, 0, len(b.Requests))}
 	for _, req := range b.Requests {
-		start := time.Now().UTC()
+		start := r.app.now()
 		var out entity.OpResult
 		switch {
 		case req.IsDelete():
@@ -246,7 +246,7 @@ func (r *registry) RunEntityBatch(ctx context.Context, b entity.Batch) (entity.R
 				res.Actions = append(res.Actions, o.actions...)
 			}
 		}
-		out.Start, out.End = start, time.Now().UTC()
+		out.Start, out.End = start, r.app.now()
 		res.Results = append(res.Results, out)
 	}
 	return res, nil, nil

@@ -95,7 +95,7 @@ func (p *Plane) SignalEntity(ctx context.Context, r SignalRequest) error {
 	if err := store.CheckTime("signal time", r.At); err != nil {
 		return fmt.Errorf("signal entity %q: %w", id, err)
 	}
-	now := time.Now().UTC()
+	now := p.now()
 	ev := history.New(history.EntityOperationSignaled, now)
 	ev.RequestID, ev.Name, ev.Input, ev.Trace = r.RequestID, r.Operation, r.Input, r.Trace
 	if ev.RequestID == "" {
@@ -274,7 +274,7 @@ func (p *Plane) CleanEntityStorage(ctx context.Context, r CleanRequest) (CleanRe
 		return CleanResult{}, err
 	}
 	res := CleanResult{ContinuationToken: next}
-	now := time.Now()
+	now := p.now()
 	for _, inst := range page {
 		sum := entity.DecodeSummary(inst.CustomStatus)
 		if r.ReleaseOrphanedLocks && sum.LockedBy != "" {
@@ -319,7 +319,7 @@ func (p *Plane) releaseOrphan(ctx context.Context, inst store.Instance) (bool, e
 	case holder.Kind == store.KindOrchestration && holder.Status.Active() && holder.ExecutionID == s.Lock.Execution:
 		return false, nil // still running the execution that holds it
 	}
-	ev := history.New(history.EntityUnlockSent, time.Now().UTC())
+	ev := history.New(history.EntityUnlockSent, p.now())
 	ev.RequestID = s.Lock.Section
 	ev.Parent = &history.Parent{InstanceID: s.Lock.Holder, ExecutionID: s.Lock.Execution}
 	m, err := Message(inst.ID, "", ev)

@@ -29,6 +29,9 @@ type Options struct {
 	// HasEntity is Registered for entity names, which SignalEntity checks: a signal to an entity
 	// that nothing runs would wait for ever. Nil accepts every name.
 	HasEntity func(name string) bool
+	// Now stamps the events the plane writes (starts, raised events, commands); nil means
+	// time.Now. A test harness with a virtual clock sets it.
+	Now func() time.Time
 }
 
 // Plane runs the control operations on a store. It holds no state of its own: one may be made
@@ -40,6 +43,14 @@ type Plane struct {
 
 // New returns a Plane on st.
 func New(st store.Store, opts Options) *Plane { return &Plane{st: st, opts: opts} }
+
+// now returns the current time, UTC, on the plane's clock.
+func (p *Plane) now() time.Time {
+	if p.opts.Now != nil {
+		return p.opts.Now().UTC()
+	}
+	return time.Now().UTC()
+}
 
 // fail reports a store error of an operation on one instance. The store's errors wrap the
 // sentinels in text that names the store ("sqlite: purge ..."); a caller acts on the sentinel,
@@ -105,7 +116,7 @@ func (p *Plane) Start(ctx context.Context, r StartRequest) (string, error) {
 	if err := CheckStartLabels(r.Version, r.Tags, r.Trace); err != nil {
 		return "", fmt.Errorf("start orchestrator %q: %w", name, err)
 	}
-	ev := StartEvent(id, NewID(), name, data, nil, time.Now().UTC())
+	ev := StartEvent(id, NewID(), name, data, nil, p.now())
 	ev.Version, ev.Tags, ev.Trace = r.Version, maps.Clone(r.Tags), cloneTrace(r.Trace)
 	if len(ev.Tags) == 0 {
 		ev.Tags = nil
@@ -293,7 +304,7 @@ func (p *Plane) Raise(ctx context.Context, id, name string, data any) error {
 	if err := CheckPayload("event data", raw); err != nil {
 		return fmt.Errorf("raise event %q on %q: %w", name, id, err)
 	}
-	ev := history.New(history.EventRaised, time.Now().UTC())
+	ev := history.New(history.EventRaised, p.now())
 	ev.Name, ev.Input = name, raw
 	return p.send(ctx, fmt.Sprintf("raise event %q on", name), OpRaise, id, ev)
 }
@@ -315,7 +326,7 @@ func (p *Plane) Terminate(ctx context.Context, id, reason string, recursive bool
 	if err != nil {
 		return err
 	}
-	return p.send(ctx, "terminate", OpTerminate, id, Terminated(r, recursive, time.Now().UTC()))
+	return p.send(ctx, "terminate", OpTerminate, id, Terminated(r, recursive, p.now()))
 }
 
 // Suspend pauses an instance that has not finished.
@@ -356,7 +367,7 @@ func (p *Plane) Rewind(ctx context.Context, id, reason string) error {
 		return fmt.Errorf("rewind %q: %w: it failed inside a critical section (entities %v), whose locks were released when it failed; restart it instead",
 			id, ErrInvalidArgument, open[0].Entities)
 	}
-	m, err := Message(id, "", Command(history.ExecutionRewound, r, time.Now().UTC()))
+	m, err := Message(id, "", Command(history.ExecutionRewound, r, p.now()))
 	if err != nil {
 		return err
 	}
@@ -371,7 +382,7 @@ func (p *Plane) command(ctx context.Context, what string, op Op, typ history.Typ
 	if err != nil {
 		return err
 	}
-	return p.send(ctx, what, op, id, Command(typ, r, time.Now().UTC()))
+	return p.send(ctx, what, op, id, Command(typ, r, p.now()))
 }
 
 // Purge deletes a finished instance and its history: ErrInstanceNotFound, or ErrInstanceActive

@@ -57,6 +57,10 @@ type Options struct {
 	Tracer *tracing.Tracer
 	// Metrics, when set, is told of episodes, activities, batches and lost leases.
 	Metrics *metrics.Metrics
+	// Clock, when set, is the time of the events the engine records and of the timers it
+	// waits for (a test harness's virtual clock); nil means real time. Leases, retries of
+	// store errors, the deadlock timeout and polling keep real time whatever it is.
+	Clock Clock
 
 	MaxConcurrentOrchestrations int           // episodes in flight; default 256
 	MaxConcurrentActivities     int           // activities in flight; default 256
@@ -74,6 +78,23 @@ type Options struct {
 	// intervals; <0 disables it. Work is reported once the same oldest item is seen waiting at
 	// two looks.
 	UnclaimedInterval time.Duration
+}
+
+// Clock is a time source for the engine: what the times of events are, and a wait for the
+// time of the next timer that ends when the clock gets there (at once if it has).
+type Clock interface {
+	Now() time.Time
+	// WaitUntil returns a channel that is ready once Now has reached t, and a function that
+	// releases the wait when the caller stops waiting first.
+	WaitUntil(t time.Time) (reached <-chan struct{}, stop func())
+}
+
+// now returns the time on the engine's clock, UTC.
+func (e *Engine) now() time.Time {
+	if e.opts.Clock != nil {
+		return e.opts.Clock.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // Engine runs work from one store.
@@ -301,9 +322,15 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 			}
 		}
 		wait := e.opts.PollInterval
+		var reached <-chan struct{} // the clock got to the next timer (a Clock's wait)
+		stopWait := func() {}
 		if nextTimer && free > 0 {
 			if next, err := e.st.NextVisibleAt(ctx); err == nil && !next.IsZero() {
-				wait = min(wait, max(time.Until(next), time.Millisecond))
+				if e.opts.Clock == nil {
+					wait = min(wait, max(time.Until(next), time.Millisecond))
+				} else {
+					reached, stopWait = e.opts.Clock.WaitUntil(next)
+				}
 			}
 		}
 		timer := time.NewTimer(wait)
@@ -311,9 +338,11 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 		case <-signal:
 		case <-poke: // a slot was freed, or a commit may have left work behind
 		case <-timer.C:
+		case <-reached:
 		case <-e.stop:
 		}
 		timer.Stop()
+		stopWait()
 	}
 }
 

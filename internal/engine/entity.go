@@ -113,7 +113,7 @@ func (e *Engine) entityLimits() entity.Limits {
 func (e *Engine) entityBatch(ctx context.Context, w store.OrchestrationWork) (store.Episode, cachedEntity, func(error), batchOps, error) {
 	// Microseconds: the precision of every store's times, so that the cache recognises the
 	// update time it committed when it reads it back.
-	now := time.Now().UTC().Truncate(time.Microsecond)
+	now := e.now().Truncate(time.Microsecond)
 	inst := w.Instance
 	state, ok := e.entities.get(inst)
 	if !ok {

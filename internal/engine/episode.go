@@ -179,7 +179,7 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 // With a Remote, the turn runs in the worker instead (there is no execution to cache), and done
 // is set to the function that tells the worker how the commit went.
 func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *func(error), sp *episodeSpans) (store.Episode, *replay.Execution, *replay.Result, error) {
-	now := time.Now().UTC()
+	now := e.now()
 	inst := w.Instance
 	ep := store.Episode{Lease: w.Lease}
 	var events []history.Event
@@ -544,7 +544,7 @@ func (e *Engine) rerun(ctx context.Context, ep *store.Episode, inst store.Instan
 			}
 			ep.Tasks = append(ep.Tasks, store.Task{InstanceID: inst.ID, ExecutionID: inst.ExecutionID, Name: s.Name, Data: data})
 		case history.SubOrchestrationInstanceCreated:
-			m, err := control.Message(s.InstanceID, "", control.Command(history.ExecutionRewound, reason, time.Now().UTC()))
+			m, err := control.Message(s.InstanceID, "", control.Command(history.ExecutionRewound, reason, e.now()))
 			if err != nil {
 				return err
 			}
@@ -747,7 +747,7 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 	done := func(error) {} // a Remote's, told how the completion went
 	defer func() { done(err) }()
 	if err != nil {
-		result = history.New(history.TaskFailed, time.Now().UTC())
+		result = history.New(history.TaskFailed, e.now())
 		result.Failure = &history.Failure{Type: "CorruptTask", Message: err.Error()}
 	} else if e.opts.Remote != nil {
 		var rerr error
@@ -823,7 +823,7 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 	e.log.Info("activity started", attrs...)
 	defer func() {
 		if r := recover(); r != nil {
-			result = history.New(history.TaskFailed, time.Now().UTC())
+			result = history.New(history.TaskFailed, e.now())
 			result.Failure = &history.Failure{
 				Type:       "panic",
 				Message:    fmt.Sprintf("activity %q panicked: %v", ev.Name, r),
@@ -841,11 +841,11 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 	}()
 	out, err := fn(ctx, ev.Input)
 	if err != nil {
-		result = history.New(history.TaskFailed, time.Now().UTC())
+		result = history.New(history.TaskFailed, e.now())
 		result.Failure = replay.FailureFromError(err)
 		return result
 	}
-	result = history.New(history.TaskCompleted, time.Now().UTC())
+	result = history.New(history.TaskCompleted, e.now())
 	result.Result = out
 	return result
 }

@@ -254,7 +254,7 @@ func (s *Store) NextVisibleAt(ctx context.Context) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("sqlite: next visible time: %w", store.ErrClosed)
 	}
 	var next sql.NullInt64
-	err := s.nextVisible.QueryRowContext(ctx, s.hub, time.Now().UnixNano()).Scan(&next)
+	err := s.nextVisible.QueryRowContext(ctx, s.hub, s.now().UnixNano()).Scan(&next)
 	if err != nil {
 		return time.Time{}, s.readErr("next visible time", err)
 	}
@@ -301,7 +301,7 @@ func (s *Store) Unclaimed(ctx context.Context, orchestrators, activities store.N
 			return nil, fmt.Errorf("sqlite: unclaimed work: %w", err)
 		}
 	}
-	rows, err := s.readDB.QueryContext(ctx, unclaimedSQL, s.hub, time.Now().UnixNano(),
+	rows, err := s.readDB.QueryContext(ctx, unclaimedSQL, s.hub, s.now().UnixNano(),
 		args[0].names, args[1].names, args[0].except, args[1].except)
 	if err != nil {
 		return nil, s.readErr("unclaimed work", err)
@@ -339,7 +339,7 @@ func (s *Store) Backlog(ctx context.Context) (store.Backlog, error) {
 	if s.isClosed() {
 		return b, fmt.Errorf("sqlite: backlog: %w", store.ErrClosed)
 	}
-	err := s.readDB.QueryRowContext(ctx, backlogSQL, s.hub, time.Now().UnixNano()).
+	err := s.readDB.QueryRowContext(ctx, backlogSQL, s.hub, s.now().UnixNano()).
 		Scan(&b.OrchestrationMessages, &b.EntityMessages, &b.ActivityTasks)
 	if err != nil {
 		return store.Backlog{}, s.readErr("backlog", err)

@@ -65,6 +65,11 @@ type Options struct {
 	MaxBatch int
 	// ReadConns is the size of the read connection pool; 0 means 4.
 	ReadConns int
+	// Now is the clock that decides when messages become visible and leases expire, and the
+	// times the store stamps; nil means time.Now. It is for test harnesses with a virtual clock
+	// (package reprisetest); production leaves it unset. Lease tokens always come from real
+	// time, so that they keep growing across restarts.
+	Now func() time.Time
 }
 
 // Store is a task hub in an SQLite file. It is safe for concurrent use.
@@ -78,6 +83,7 @@ type Store struct {
 	history     *sql.Stmt
 	notifier    *notify.Notifier
 	maxBatch    int
+	now         func() time.Time // Options.Now, or time.Now
 
 	mu     sync.RWMutex // guards closed against sends on ops
 	closed bool
@@ -107,6 +113,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = 4
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	syncPragma, err := opts.Durability.pragma()
 	if err != nil {
@@ -192,6 +201,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		history:     history,
 		notifier:    notify.New(),
 		maxBatch:    opts.MaxBatch,
+		now:         opts.Now,
 		ops:         make(chan *op, 4*opts.MaxBatch),
 		quit:        make(chan struct{}),
 		done:        make(chan struct{}),

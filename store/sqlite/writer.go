@@ -126,7 +126,7 @@ func (s *Store) writeLoop() {
 // the ops that succeeded and answers every caller.
 func (s *Store) runBatch(batch []*op) {
 	w := s.w
-	w.now = time.Now().UnixNano()
+	w.now = s.now().UnixNano()
 	failAll := func(err error) {
 		for _, o := range batch {
 			o.done <- fmt.Errorf("sqlite: write transaction: %w", err)
