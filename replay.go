@@ -13,7 +13,9 @@ import (
 
 // ExportHistory returns the history of an instance's current execution in its stored, lossless
 // JSON form: the input of ReplayHistory. Keep exported histories next to your tests to check that
-// changed orchestrator code still replays the instances already running in production.
+// changed orchestrator code still replays the instances already running in production
+// (reprisetest.CheckReplay). The management API's GET instances/{id}/history and the command
+// `reprise instances export` give out the same document.
 func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
 	p, err := c.app.plane()
 	if err != nil {
@@ -23,7 +25,7 @@ func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export history: %w", err)
 	}
-	return json.MarshalIndent(events, "", "  ")
+	return history.Export(events)
 }
 
 // ErrNonDeterminism is returned (wrapped) by ReplayHistory when the orchestrator's code does not
