@@ -37,7 +37,9 @@ var ErrNonDeterminism = replay.ErrNonDeterminism
 // without any store or activity: it checks that the code makes the same durable calls, in the same
 // order, as the history recorded. It returns nil when the code matches, an error wrapping
 // ErrNonDeterminism, naming the expected and the actual call, when it does not, and an error
-// with the panic's value and stack when the code panics during the replay.
+// with the panic's value and stack when the code panics during the replay. All of the history is
+// replayed, so ctx.IsPatched answers as on a host that replays it: true where the history
+// recorded the patch, false where it did not. reprisetest.CheckReplay runs it on files.
 func ReplayHistory(orchestrator Definition, exported []byte) error {
 	var events []history.Event
 	if err := json.Unmarshal(exported, &events); err != nil {
