@@ -41,6 +41,38 @@ func (c *OrchestrationContext) Now() time.Time { return c.rc.Now() }
 // IsReplaying reports whether the orchestrator is re-running code that ran before (replay).
 func (c *OrchestrationContext) IsReplaying() bool { return c.rc.IsReplaying() }
 
+// IsPatched guards a change to an orchestrator's code that running instances must not see: it
+// reports whether this execution takes the new (patched) path at the patch name. Executions that
+// reach the call as new work, after the code with the call was deployed, get true, and the
+// answer is recorded in the history (a PatchApplied event); an execution that ran past that point
+// before the deploy gets false when it replays, and keeps making the calls its history recorded:
+//
+//	if ctx.IsPatched("send-receipt") {
+//		if _, err := SendReceipt.Call(ctx, order).Await(); err != nil {
+//			return nil, err
+//		}
+//	}
+//
+// "Replaying" is as IsReplaying tells it: re-running code to catch up with the history stored
+// by earlier steps. The first answer for a name holds for the rest of the execution; a new
+// execution (continue-as-new) starts afresh and gets true. Names are compared exactly; one name
+// may guard several places that change together.
+//
+// To remove a patch once every execution that could answer false has finished, delete the call
+// and the old path and keep the new path: a PatchApplied event that the code no longer asks for
+// does not disturb replay (docs/patching.md). The name must be non-empty UTF-8 without NUL, at
+// most 2048 bytes; any other name is a programming error and panics, failing the orchestration.
+func (c *OrchestrationContext) IsPatched(name string) bool {
+	if name == "" {
+		panic("reprise: IsPatched with an empty patch name; name the change, for example \"send-receipt\"")
+	}
+	if err := store.CheckText("patch name", name, control.MaxNameBytes); err != nil {
+		panic(fmt.Sprintf("reprise: IsPatched: %v; use a name of valid UTF-8 without NUL, at most %d bytes",
+			err, control.MaxNameBytes))
+	}
+	return c.rc.IsPatched(name)
+}
+
 // NewUUID returns a replay-safe UUID: the same on every replay, different for every call.
 func (c *OrchestrationContext) NewUUID() string { return c.rc.NewUUID() }
 

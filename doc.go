@@ -35,8 +35,10 @@
 // must not do I/O, read the clock (use ctx.Now), draw random numbers (use ctx.NewUUID), start
 // goroutines or let map iteration order decide what it calls. When code changes under running
 // instances in a way that breaks this, the instance fails with a non-determinism error naming
-// the recorded call and the new one; deploy matching code and Client.Rewind it. ReplayHistory
-// checks new code against recorded histories in your tests. Nor may it block except in Await: an
+// the recorded call and the new one; deploy matching code and Client.Rewind it. Guard a change
+// that running instances must not see with ctx.IsPatched, and check new code against histories
+// exported from production with ReplayHistory or reprisetest.CheckReplay in your tests
+// (docs/patching.md). Nor may it block except in Await: an
 // orchestrator that runs for more than a second (WithDeadlockTimeout) without yielding is logged
 // as deadlocked, and its episode is given up and tried again later.
 //

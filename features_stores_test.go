@@ -63,7 +63,7 @@ func TestFeatures(t *testing.T) {
 		t.Run(kind.name, func(t *testing.T) {
 			t.Parallel()
 			s := kind.setup(t)
-			for _, f := range append(features, entityFeatures...) {
+			for _, f := range append(append(features, entityFeatures...), patchFeatures...) {
 				t.Run(f.name, func(t *testing.T) {
 					t.Parallel()
 					f.test(t, s)

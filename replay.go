@@ -13,7 +13,9 @@ import (
 
 // ExportHistory returns the history of an instance's current execution in its stored, lossless
 // JSON form: the input of ReplayHistory. Keep exported histories next to your tests to check that
-// changed orchestrator code still replays the instances already running in production.
+// changed orchestrator code still replays the instances already running in production
+// (reprisetest.CheckReplay). The management API's GET instances/{id}/history and the command
+// `reprise instances export` give out the same document.
 func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
 	p, err := c.app.plane()
 	if err != nil {
@@ -23,7 +25,7 @@ func (c *Client) ExportHistory(ctx context.Context, id string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export history: %w", err)
 	}
-	return json.MarshalIndent(events, "", "  ")
+	return history.Export(events)
 }
 
 // ErrNonDeterminism is returned (wrapped) by ReplayHistory when the orchestrator's code does not
@@ -35,7 +37,9 @@ var ErrNonDeterminism = replay.ErrNonDeterminism
 // without any store or activity: it checks that the code makes the same durable calls, in the same
 // order, as the history recorded. It returns nil when the code matches, an error wrapping
 // ErrNonDeterminism, naming the expected and the actual call, when it does not, and an error
-// with the panic's value and stack when the code panics during the replay.
+// with the panic's value and stack when the code panics during the replay. All of the history is
+// replayed, so ctx.IsPatched answers as on a host that replays it: true where the history
+// recorded the patch, false where it did not. reprisetest.CheckReplay runs it on files.
 func ReplayHistory(orchestrator Definition, exported []byte) error {
 	var events []history.Event
 	if err := json.Unmarshal(exported, &events); err != nil {

@@ -33,6 +33,7 @@ var instanceCommands = map[string]*command{
 	"list":      listCommand,
 	"show":      showCommand,
 	"history":   historyCommand,
+	"export":    exportCommand,
 	"raise":     raiseCommand,
 	"terminate": stateCommand("terminate", "terminated", "Terminate a running, pending or suspended instance. It ends with status Terminated\nand the reason as its output."),
 	"suspend":   stateCommand("suspend", "suspended", "Suspend an instance: it keeps its state and queues what arrives until resumed."),

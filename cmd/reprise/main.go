@@ -420,6 +420,7 @@ Commands:
   list       list instances, filtered and paged
   show       show an instance's status, input, output and custom status
   history    show an instance's history as a table
+  export     export stored histories as JSON, for replay checks in CI
   raise      raise an external event on an instance
   terminate  terminate an instance
   suspend    suspend an instance

@@ -100,6 +100,8 @@ func HistoryRows(events []history.Event) []HistoryRow {
 		case history.EventSent:
 			r.Name, r.InstanceID = e.Name, e.InstanceID
 			r.Data, r.DataCut = data(e.Input)
+		case history.PatchApplied:
+			r.Name = e.Name
 		}
 		rows = append(rows, r)
 	}

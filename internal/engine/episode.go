@@ -392,7 +392,9 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		e.traceActions(sp, res.Actions)
 		sp.track(res.Actions, false)
 	}
-	chunk := append(newEvents, res.Actions...)
+	// The episode's patch markers go before its actions: the code that asked for them ran before
+	// it scheduled what follows (and replay looks them up by name, wherever they are).
+	chunk := append(append(newEvents, res.Markers...), res.Actions...)
 	inst.Status = res.Status
 	inst.CustomStatus = res.CustomStatus
 	inst.UpdatedAt = now

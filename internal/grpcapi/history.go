@@ -105,7 +105,7 @@ func traceToProto(tc *history.TraceContext) *pb.TraceContext {
 }
 
 // historyEvent returns the proto's form of a stored event; nil for the bookkeeping events the
-// proto has no place for (HistoryState).
+// proto has no place for (HistoryState) and for Reprise's own (PatchApplied).
 func historyEvent(ev history.Event) (*pb.HistoryEvent, error) {
 	h := &pb.HistoryEvent{EventId: ev.ID, Timestamp: timestamppb.New(ev.Time)}
 	switch ev.Type {
@@ -162,7 +162,9 @@ func historyEvent(ev history.Event) (*pb.HistoryEvent, error) {
 		h.EventType = &pb.HistoryEvent_ContinueAsNew{ContinueAsNew: &pb.ContinueAsNewEvent{Input: text(ev.Input)}}
 	case history.GenericEvent:
 		h.EventType = &pb.HistoryEvent_GenericEvent{GenericEvent: &pb.GenericEvent{Data: text(ev.Input)}}
-	case history.HistoryState:
+	case history.HistoryState, history.PatchApplied:
+		// PatchApplied is Reprise's own (a Go orchestrator's ctx.IsPatched): no SDK would know
+		// it, and no SDK's orchestrator asks for it.
 		return nil, nil
 	// The entity events of an orchestration's history: its own messages (with their targets, as
 	// histories carry them) and the replies and grants it received.

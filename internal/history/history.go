@@ -51,6 +51,13 @@ const (
 	EntityLockRequested      Type = 27 // a critical section's request: RequestID (section), LockSet, Position
 	EntityLockGranted        Type = 28 // every entity of the section is locked: RequestID (section)
 	EntityUnlockSent         Type = 29 // the section releases InstanceID: RequestID (section)
+
+	// Reprise's own events, numbered from 100 so that no Durable Task type can take their
+	// numbers. No Durable Task SDK knows them: the gRPC service leaves them out.
+
+	// PatchApplied records that the execution reached ctx.IsPatched(Name) as new work and took
+	// the patched path; replay answers true for the name because of it (docs/patching.md).
+	PatchApplied Type = 100
 )
 
 var typeNames = [...]string{
@@ -65,6 +72,9 @@ var typeNames = [...]string{
 }
 
 func (t Type) String() string {
+	if t == PatchApplied {
+		return "PatchApplied"
+	}
 	if t >= 0 && int(t) < len(typeNames) {
 		return typeNames[t]
 	}
@@ -225,6 +235,16 @@ func Decode(data []byte) ([]Event, error) {
 		return nil, fmt.Errorf("decode history chunk: %w", err)
 	}
 	return events, nil
+}
+
+// Export encodes the events of an execution as ExportHistory, the management API's
+// GET instances/{id}/history and `reprise instances export` give them out: one indented JSON
+// array, every field kept, the input of ReplayHistory.
+func Export(events []Event) ([]byte, error) {
+	if events == nil {
+		events = []Event{}
+	}
+	return json.MarshalIndent(events, "", "  ")
 }
 
 // EncodeEvent encodes a single event (an inbox message).

@@ -220,6 +220,9 @@ func (a *API) route(w http.ResponseWriter, r *http.Request, base string, segs []
 		case len(segs) == 2 && m == http.MethodDelete:
 			a.purgeOne(w, r, segs[1])
 			return
+		case len(segs) == 3 && m == http.MethodGet && strings.EqualFold(segs[2], "history"):
+			a.exportHistory(w, r, segs[1])
+			return
 		case len(segs) == 3 && m == http.MethodPost:
 			if a.operation(w, r, q, segs[1], segs[2]) {
 				return

@@ -176,6 +176,31 @@ func (a *API) status(w http.ResponseWriter, r *http.Request, q query, id string)
 	a.writeStatus(w, r, inst, events, opts, iseOnFailure)
 }
 
+// exportHistory handles GET instances/{id}/history, Reprise's own route: the stored history of
+// the instance's current execution with every field (history.Export), the document
+// Client.ExportHistory returns and reprise.ReplayHistory takes. showHistory gives a view of it
+// for people, in the extension's shape, which drops what replay needs (sequence numbers, the
+// bookkeeping events). An instance that has not started yet has an empty history: [].
+func (a *API) exportHistory(w http.ResponseWriter, r *http.Request, id string) {
+	if _, err := a.backend.GetInstance(r.Context(), id); err != nil {
+		a.fail(w, r, id, err)
+		return
+	}
+	events, err := a.backend.History(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, id, err)
+		return
+	}
+	data, err := history.Export(events)
+	if err != nil {
+		a.fail(w, r, id, err)
+		return
+	}
+	w.Header().Set("Content-Type", jsonContentType)
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(append(data, '\n'))
+}
+
 // writeStatus writes the status JSON of inst with the code the extension gives its runtime status.
 func (a *API) writeStatus(w http.ResponseWriter, r *http.Request, inst store.Instance, events []history.Event, opts StatusOptions, iseOnFailure bool) {
 	code := http.StatusOK

@@ -102,6 +102,8 @@ func transformHistory(events []history.Event, opts StatusOptions) []HistoryEvent
 		case history.EventSent:
 			h.Name, h.InstanceID = e.Name, e.InstanceID
 			input(e.Input)
+		case history.PatchApplied:
+			h.Name = e.Name // Reprise's own: the patch the execution took (ctx.IsPatched)
 		}
 		if j, ok := merged.scheduledOf[i]; ok {
 			s := events[j]

@@ -94,6 +94,9 @@ type Result struct {
 	Recursive bool
 	// WorkerSpan is the orchestration span a gRPC worker reported with the turn; nil for none.
 	WorkerSpan *history.WorkerSpan
+	// Markers are the PatchApplied events of this episode (see Context.IsPatched), in call
+	// order: history to record with the episode, not actions to carry out.
+	Markers []history.Event
 }
 
 // Execution is one live run of an orchestrator.
@@ -153,6 +156,7 @@ func (x *Execution) Context() *Context { return x.c }
 func (x *Execution) Run(old, new []history.Event) (res *Result, err error) {
 	defer recoverDeadlock(&err)
 	skip := voided(old, new)
+	x.c.notePatches(old)
 	x.c.replaying = true
 	for i, e := range old {
 		if skip[i] {
@@ -264,11 +268,12 @@ func (x *Execution) pendingIDs() []int32 {
 }
 
 func (x *Execution) collect() *Result {
-	r := &Result{CustomStatus: x.c.customStatus, Recursive: x.recursive}
+	r := &Result{CustomStatus: x.c.customStatus, Recursive: x.recursive, Markers: x.c.markers}
 	for _, id := range x.pendingIDs() {
 		r.Actions = append(r.Actions, x.c.pending[id])
 	}
 	clear(x.c.pending)
+	x.c.markers = nil
 	if x.done {
 		r.Done, r.Status, r.Output, r.Failure = true, x.status, x.output, x.failure
 		if x.status == store.StatusContinuedAsNew && x.c.can != nil {
@@ -627,6 +632,10 @@ type Context struct {
 	customStatus []byte
 	uuids        int
 	can          *canRequest
+
+	patches map[string]bool // IsPatched's answers, by name: the first answer holds for the execution
+	marked  map[string]bool // the names of the PatchApplied events in the history replayed
+	markers []history.Event // PatchApplied events recorded in this episode, not yet collected
 }
 
 type canRequest struct {
