@@ -113,6 +113,7 @@ type ActivityInfo struct {
 	InstanceID string
 	TaskID     int32
 	Name       string
+	Version    string // the version the call was scheduled with (TaskScheduled.Version)
 	Attempt    int
 }
 

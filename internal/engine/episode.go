@@ -777,7 +777,7 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 
 func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn ActivityFunc) (result history.Event) {
 	start := time.Now()
-	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
+	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Version: ev.Version, Attempt: max(ev.Attempt, 1)}
 	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
 	attrs := []any{"instanceId", info.InstanceID, "name", info.Name, "taskId", info.TaskID, "attempt", info.Attempt}
 	if sc := tracing.Parse(ev.Trace); sc.IsValid() && !e.tracer.On() {
