@@ -24,6 +24,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/tracing"
+	"github.com/reprise-dev/reprise/internal/versioning"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -74,6 +75,13 @@ type Options struct {
 	// intervals; <0 disables it. Work is reported once the same oldest item is seen waiting at
 	// two looks.
 	UnclaimedInterval time.Duration
+	// Versioning decides which orchestration versions the engine runs and what it does with the
+	// others (see versioning.go); the zero Policy runs every version.
+	Versioning versioning.Policy
+	// VersionRejectDelay is how long an instance given back for its version (Reject) waits
+	// before any host may claim it again, the first time; it doubles each time this engine gets
+	// the same instance again, up to 5s and a third of LeaseDuration. Default 250ms.
+	VersionRejectDelay time.Duration
 }
 
 // Engine runs work from one store.
@@ -106,6 +114,8 @@ type Engine struct {
 	entities            entityCache
 	orchNames, actNames store.Names // the registry's, read at Start
 	unclaimed           unclaimedWatch
+	rejects             rejects                 // instances given back for their version, for the backoff
+	onReject            func(instanceID string) // tests: called after an instance was given back
 }
 
 // ActivityInfo describes the activity invocation an activity's context carries.
@@ -159,6 +169,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.DeadlockTimeout == 0 {
 		opts.DeadlockTimeout = time.Second
+	}
+	if opts.VersionRejectDelay <= 0 {
+		opts.VersionRejectDelay = 250 * time.Millisecond
 	}
 	actCtx, actCancel := context.WithCancel(context.Background())
 	e := &Engine{
