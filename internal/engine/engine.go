@@ -114,8 +114,7 @@ type Engine struct {
 	entities            entityCache
 	orchNames, actNames store.Names // the registry's, read at Start
 	unclaimed           unclaimedWatch
-	rejects             rejects                 // instances given back for their version, for the backoff
-	onReject            func(instanceID string) // tests: called after an instance was given back
+	rejects             rejects // instances given back for their version, for the backoff
 }
 
 // ActivityInfo describes the activity invocation an activity's context carries.
