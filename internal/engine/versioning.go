@@ -100,6 +100,10 @@ func (e *Engine) reject(w store.OrchestrationWork, rej *rejectedError) {
 	} else {
 		e.log.Debug("orchestration left for a host that runs its version, again", attrs...)
 	}
+	// No longer renewed from here on: the renewer would lengthen the lease again. (A renewal
+	// already under way may still land after the shortening; then the instance waits for its
+	// full lease, once.)
+	e.held.remove(w.Claim())
 	ctx, cancel := context.WithTimeout(context.Background(), e.opts.LeaseDuration/3)
 	defer cancel()
 	if err := e.st.RenewLeases(ctx, e.opts.Owner, []store.Claim{w.Claim()}, delay); err != nil {
