@@ -330,3 +330,44 @@ func TestDefaultVersionFromHostJSON(t *testing.T) {
 		t.Fatalf("started over the management API: version %q, want the default 1.5", inst.Version)
 	}
 }
+
+// TestVersionIsKept: continue-as-new, rewind and restart keep the instance's version, and the
+// orchestrator sees it in every execution.
+func TestVersionIsKept(t *testing.T) {
+	var failOnce sync.Once
+	flaky := reprise.NewActivity("flaky_once", func(ctx context.Context, _ reprise.None) (string, error) {
+		var err error
+		failOnce.Do(func() { err = fmt.Errorf("the first call fails") })
+		info, _ := reprise.ActivityInfoFrom(ctx)
+		return info.Version, err
+	})
+	orch := reprise.NewOrchestrator("kept", func(ctx *reprise.OrchestrationContext, round int) (string, error) {
+		if round == 0 {
+			return "", ctx.ContinueAsNew(1, false)
+		}
+		seen, err := flaky.Call(ctx, reprise.None{}).Await()
+		return ctx.Version() + "/" + seen, err
+	})
+	app := startApp(t, []reprise.Definition{flaky, orch}, reprise.WithVersioning(reprise.Versioning{DefaultVersion: "9.0"}))
+	c := app.Client()
+	id, err := orch.Start(testCtx(t), c, 0, reprise.WithVersion("1.2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, id); inst.Status != reprise.StatusFailed || inst.Version != "1.2" {
+		t.Fatalf("after continue-as-new, the first attempt: %s, version %q; want Failed, 1.2", inst.Status, inst.Version)
+	}
+	if err := c.Rewind(testCtx(t), id, "try again"); err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, id); inst.Status != reprise.StatusCompleted || inst.Version != "1.2" || string(inst.Output) != `"1.2/1.2"` {
+		t.Fatalf("after the rewind: %s, version %q, output %s; want Completed, 1.2, the version seen by both", inst.Status, inst.Version, inst.Output)
+	}
+	again, err := c.Restart(testCtx(t), id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inst := waitDone(t, c, again); inst.Version != "1.2" || string(inst.Output) != `"1.2/1.2"` {
+		t.Fatalf("restarted under a new ID: version %q, output %s; want 1.2, not the default 9.0", inst.Version, inst.Output)
+	}
+}
