@@ -61,8 +61,8 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		return e.st.CommitEpisode(ctx, ep)
 	})
 	done(err)
-	if err == nil {
-		e.rejects.forget(w.Instance.ID)
+	if err == nil && e.opts.Versioning.Active() {
+		e.rejects.forget(w.Instance.ID) // it ran here: a later rejection starts the backoff over
 	}
 	if err != nil {
 		if exec != nil {
