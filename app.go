@@ -21,6 +21,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/retention"
 	"github.com/reprise-dev/reprise/internal/tracing"
+	"github.com/reprise-dev/reprise/internal/versioning"
 	"github.com/reprise-dev/reprise/store"
 	"github.com/reprise-dev/reprise/store/postgres"
 	"github.com/reprise-dev/reprise/store/sqlite"
@@ -88,10 +89,12 @@ type config struct {
 	anonymousSet        bool // WithAnonymousManagement was given
 	maxBody             int64
 	shutdownTimeout     time.Duration
-	allowedHosts        []string        // besides the loopback names, for the keyless routes
-	timeouts            ServerTimeouts  // of the http.Server of Serve
-	retentionOpt        Retention       // WithRetention
-	retention           retentionConfig // resolved by resolve
+	allowedHosts        []string          // besides the loopback names, for the keyless routes
+	timeouts            ServerTimeouts    // of the http.Server of Serve
+	retentionOpt        Retention         // WithRetention
+	retention           retentionConfig   // resolved by resolve
+	versioningOpt       Versioning        // WithVersioning
+	versioning          versioning.Policy // resolved by resolve
 	// onPurge, when set, is called after each retention batch with what it purged of a status:
 	// the hook for a metric of it (and for tests).
 	onPurge       func(status store.Status, n int)
@@ -329,6 +332,7 @@ func (a *App) Start(ctx context.Context) error {
 		LeaseDuration:               a.cfg.leaseDuration,
 		PollInterval:                a.cfg.pollInterval,
 		DeadlockTimeout:             a.cfg.deadlock,
+		Versioning:                  a.cfg.versioning,
 	})
 	a.eng.Start()
 	if p := a.cfg.retention.policy(); p.Enabled() {

@@ -66,10 +66,23 @@ func WithReusePolicy(p ReusePolicy) StartOption {
 	return startFunc(func(c *startConfig) { c.reuse = p })
 }
 
-// WithVersion stamps the instance with an orchestration version (at most 2048 bytes of UTF-8
-// without NUL). The instance keeps it, and a restart too; remote workers of the Durable Task
-// SDKs read it to pick a compatible orchestrator.
-func WithVersion(v string) StartOption { return startFunc(func(c *startConfig) { c.version = v }) }
+// VersionOption sets an orchestration version: for Start, or for a sub-orchestration or activity
+// call.
+type VersionOption string
+
+func (o VersionOption) applyStart(c *startConfig) { c.version = string(o) }
+func (o VersionOption) applyCall(c *callConfig)   { c.version = string(o) }
+
+// WithVersion stamps a new instance with an orchestration version (at most 2048 bytes of UTF-8
+// without NUL), instead of the App's default version (Versioning.DefaultVersion). The instance
+// keeps it for its whole life, through continue-as-new, restarts and rewinds; hosts with a
+// version match strategy run it only if it matches theirs (see Versioning), and remote workers of
+// the Durable Task SDKs read it to pick a compatible orchestrator.
+//
+// As a CallOption it sets the version of a sub-orchestration, which otherwise inherits its
+// parent's, or the version an activity call is scheduled with (ActivityInfo.Version), which
+// otherwise is the calling orchestration's.
+func WithVersion(v string) VersionOption { return VersionOption(v) }
 
 // ValidateInstanceID checks an instance ID chosen for a new instance against the Durable Functions
 // rules, and against what would make its management URLs lead elsewhere ("." and "..").

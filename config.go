@@ -47,6 +47,9 @@ import (
 //	REPRISE_RETENTION_INTERVAL           how often retention looks once it has caught up (default 1m)
 //	REPRISE_METRICS                      "on" (default) or "off" (see WithoutMetrics)
 //	REPRISE_METRICS_ADDR                 also serve /metrics without a key on this address (see WithMetricsListener)
+//	REPRISE_DEFAULT_VERSION              the orchestration version stamped on new instances, and this host's (see Versioning)
+//	REPRISE_VERSION_MATCH_STRATEGY       "None", "Strict" or "CurrentOrOlder" (default)
+//	REPRISE_VERSION_FAILURE_STRATEGY     "Reject" (default) or "Fail"
 //
 // host.json, as Durable Functions users know it:
 //
@@ -57,6 +60,8 @@ import (
 //	      "hubName": "MyHub",
 //	      "maxConcurrentActivityFunctions": 64,
 //	      "maxConcurrentOrchestratorFunctions": 64,
+//	      "defaultVersion": "2.0", "versionMatchStrategy": "CurrentOrOlder", "versionFailureStrategy": "Reject",
+//	      (see Versioning and docs/versioning.md)
 //	      "retention": { "completed": "7.00:00:00", "failed": "30.00:00:00" },
 //	      (finished instances are purged that long after they finished; see Retention and
 //	      docs/retention.md for "default", "terminated", "canceled", "batchSize",
@@ -89,6 +94,7 @@ type hostJSON struct {
 			MaxConcurrentOrchestratorFunctions *json.Number    `json:"maxConcurrentOrchestratorFunctions"`
 			StorageProvider                    json.RawMessage `json:"storageProvider"`
 			Retention                          json.RawMessage `json:"retention"`
+			versioningJSON
 		} `json:"durableTask"`
 	} `json:"extensions"`
 }
@@ -185,6 +191,7 @@ func (c *config) resolve(getenv func(string) string) error {
 		}
 	}
 	c.markRetentionOptions()
+	c.markVersioningOptions()
 	if err := c.applyEnv(getenv); err != nil {
 		return err
 	}
@@ -209,6 +216,9 @@ func (c *config) resolve(getenv func(string) string) error {
 	}
 	c.src.fill(setMgmtAuth, fromDefault)
 	c.resolveRetentionDefaults()
+	if err := c.resolveVersioning(); err != nil {
+		return err
+	}
 	if c.shutdownTimeout <= 0 {
 		c.shutdownTimeout = 30 * time.Second
 	}
@@ -261,6 +271,9 @@ func (c *config) applyHostJSON(path string, getenv func(string) string) error {
 		}
 	}
 	if err := c.applyRetentionHostJSON(dt.Retention, where); err != nil {
+		return err
+	}
+	if err := c.applyVersioningHostJSON(dt.versioningJSON, where); err != nil {
 		return err
 	}
 	if len(dt.StorageProvider) == 0 || string(dt.StorageProvider) == "null" {
@@ -410,6 +423,9 @@ func (c *config) applyEnv(getenv func(string) string) error {
 		}
 	}
 	if err := c.applyRetentionEnv(getenv); err != nil {
+		return err
+	}
+	if err := c.applyVersioningEnv(getenv); err != nil {
 		return err
 	}
 	if c.logger == nil {

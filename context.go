@@ -38,6 +38,11 @@ func (c *OrchestrationContext) Name() string { return c.rc.Name() }
 // instead of time.Now.
 func (c *OrchestrationContext) Now() time.Time { return c.rc.Now() }
 
+// Version returns the orchestration version the instance was started with (see WithVersion and
+// WithVersioning), "" for an instance started without one. It is fixed for the instance's life:
+// restarts, rewinds and continue-as-new keep it.
+func (c *OrchestrationContext) Version() string { return c.rc.Version() }
+
 // IsReplaying reports whether the orchestrator is re-running code that ran before (replay).
 func (c *OrchestrationContext) IsReplaying() bool { return c.rc.IsReplaying() }
 
@@ -211,6 +216,7 @@ type CallOption interface{ applyCall(*callConfig) }
 type callConfig struct {
 	retry      *RetryPolicy
 	instanceID string
+	version    string
 }
 
 type retryOption struct{ p RetryPolicy }
@@ -248,7 +254,10 @@ func CallActivity[O any](ctx *OrchestrationContext, name string, input any, opts
 		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: %w", name, err))}
 	}
 	cfg := callConfigOf(opts)
-	return &Task[O]{t: ctx.rc.CallActivity(name, data, cfg.retry.internal())}
+	if err := store.CheckVersion(cfg.version); err != nil {
+		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("activity %q: %w", name, err))}
+	}
+	return &Task[O]{t: ctx.rc.CallActivity(name, cfg.version, data, cfg.retry.internal())}
 }
 
 // CallSubOrchestrator starts a sub-orchestration by name and returns a task for its output (prefer
@@ -267,7 +276,10 @@ func CallSubOrchestrator[O any](ctx *OrchestrationContext, name string, input an
 			return &Task[O]{t: ctx.rc.Failed(err)}
 		}
 	}
-	return &Task[O]{t: ctx.rc.CallSubOrchestrator(name, cfg.instanceID, data, cfg.retry.internal())}
+	if err := store.CheckVersion(cfg.version); err != nil {
+		return &Task[O]{t: ctx.rc.Failed(fmt.Errorf("sub-orchestrator %q: %w", name, err))}
+	}
+	return &Task[O]{t: ctx.rc.CallSubOrchestrator(name, cfg.instanceID, cfg.version, data, cfg.retry.internal())}
 }
 
 // WaitForEvent returns a task completed by the next external event with the name (names are

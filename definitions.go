@@ -108,7 +108,12 @@ type ActivityInfo struct {
 	InstanceID string // the calling orchestration
 	TaskID     int    // the call's sequence number in the orchestration
 	Name       string // the activity's name
-	Attempt    int    // 1 for the first attempt, n for the n-th under a RetryPolicy
+	// Version is the version the call was scheduled with: the calling orchestration's version,
+	// unless the call gave one (WithVersion); "" for none. Activities are not matched against a
+	// host's version (see Versioning): an activity whose behaviour changed between versions can
+	// tell here which one called it.
+	Version string
+	Attempt int // 1 for the first attempt, n for the n-th under a RetryPolicy
 }
 
 // ActivityInfoFrom returns the invocation an activity's context belongs to; ok is false for
@@ -118,7 +123,7 @@ func ActivityInfoFrom(ctx context.Context) (info ActivityInfo, ok bool) {
 	if !ok {
 		return ActivityInfo{}, false
 	}
-	return ActivityInfo{InstanceID: i.InstanceID, TaskID: int(i.TaskID), Name: i.Name, Attempt: i.Attempt}, true
+	return ActivityInfo{InstanceID: i.InstanceID, TaskID: int(i.TaskID), Name: i.Name, Version: i.Version, Attempt: i.Attempt}, true
 }
 
 // registry holds an App's definitions. Names are case-insensitive, as in Durable Functions.

@@ -118,6 +118,15 @@
 //	r.RequireStatus(reprise.StatusCompleted)
 //	greetings := reprisetest.Output[[]string](r)
 //
+// # Versions
+//
+// Each instance carries the orchestration version it was started with (WithVersion, or the App's
+// default from WithVersioning or host.json's defaultVersion), for its whole life; orchestrators
+// read it with OrchestrationContext.Version and sub-orchestrations inherit it. A host with a
+// default version runs only the instances its match strategy allows (CurrentOrOlder by default)
+// and leaves the others for a host of their version (Reject) or fails them (Fail), so that two
+// builds of an app can share a task hub during a rolling deploy. See docs/versioning.md.
+//
 // # Function apps over HTTP
 //
 // An App is also a function app. HandleFunc adds HTTP starters (with the Functions auth levels

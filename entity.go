@@ -50,7 +50,7 @@ func (e *Entity[S]) ID(key string) EntityID { return EntityID{Name: e.name, Key:
 
 func (e *Entity[S]) register(r *registry) {
 	r.addEntity(e.name, func(ctx context.Context, b entity.Batch, state json.RawMessage, req entity.Request, log *slog.Logger) (opResult, error) {
-		ec := &EntityContext[S]{ctx: ctx, id: EntityID{Name: b.Name, Key: b.Key}, req: req, log: log}
+		ec := &EntityContext[S]{ctx: ctx, id: EntityID{Name: b.Name, Key: b.Key}, req: req, log: log, app: r.app}
 		if state != nil {
 			if err := json.Unmarshal(state, &ec.state); err != nil {
 				return opResult{}, &Error{Type: "InvalidState", NonRetriable: true,
@@ -90,6 +90,7 @@ type EntityContext[S any] struct {
 	has     bool
 	actions []entity.Action
 	log     *slog.Logger
+	app     *App // for the default version of the orchestrations it starts
 }
 
 // Context returns the context of the operation, cancelled when the app shuts down.
@@ -153,7 +154,8 @@ func (c *EntityContext[S]) SignalEntity(id EntityID, op string, input any, opts 
 
 // StartNewOrchestration starts an orchestration when the operation succeeds, and returns its
 // instance ID (WithInstanceID chooses it; an active instance with that ID is left alone).
-// WithStartTime and WithVersion apply; other start options are ignored.
+// WithStartTime and WithVersion apply (without WithVersion, the App's default version, as for the
+// Client); other start options are ignored.
 func (c *EntityContext[S]) StartNewOrchestration(name string, input any, opts ...StartOption) (string, error) {
 	var cfg startConfig
 	for _, o := range opts {
@@ -171,6 +173,9 @@ func (c *EntityContext[S]) StartNewOrchestration(name string, input any, opts ..
 	}
 	if raw == nil {
 		raw = json.RawMessage("null")
+	}
+	if cfg.version == "" && c.app != nil {
+		cfg.version = c.app.defaultVersion()
 	}
 	c.actions = append(c.actions, entity.Action{Start: &entity.StartAction{InstanceID: id, Name: name,
 		Version: cfg.version, Input: raw, At: cfg.startAt}})

@@ -103,7 +103,7 @@ func (a *App) logConfiguration() {
 			attrs = append(attrs, s, f)
 		}
 	}
-	attrs = append(attrs, "retention", c.describeRetention())
+	attrs = append(attrs, "retention", c.describeRetention(), "versioning", c.describeVersioning())
 	if len(c.src.ignored) > 0 {
 		attrs = append(attrs, "overriddenByOptions", strings.Join(c.src.ignored, ", "))
 	}

@@ -95,6 +95,9 @@ func tracerFromEnv(ctx context.Context, getenv func(string) string) (trace.Trace
 // with the instance: its orchestration span joins the caller's trace. With tracing off the
 // caller's span context itself is stored, for activities' own spans to join.
 func (a *App) start(ctx context.Context, p *control.Plane, r control.StartRequest) (string, error) {
+	if r.Version == "" {
+		r.Version = a.defaultVersion() // every new instance the App starts, by whatever route
+	}
 	if !a.tracer.On() {
 		r.Trace = tracing.FromContext(ctx)
 		return p.Start(ctx, r)

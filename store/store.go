@@ -500,7 +500,9 @@ type Store interface {
 	// still held (else ErrLeaseLost).
 	CompleteActivity(ctx context.Context, taskID int64, lease Lease, result Message) error
 	// RenewLeases extends to now+leaseFor the leases of the claims (all of owner) that still
-	// hold; a claim whose lease was lost, committed or released is skipped. Leases of owner that
+	// hold; a claim whose lease was lost, committed or released is skipped. now+leaseFor may be
+	// sooner than a lease's expiry: a short renewal gives the item back after that delay (the
+	// engine gives back so an instance of a version it does not run). Leases of owner that
 	// are not listed are left to expire: a lease is live until its expiry, whether or not its
 	// owner is alive, and once expired the item can be claimed again (by the owner too).
 	// A call with no claims is valid: it announces owner as a live host (see store/postgres).

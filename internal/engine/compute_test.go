@@ -53,8 +53,8 @@ func TestEpisode(t *testing.T) {
 	}
 	reg := staticRegistry{
 		"fanout": func(c *replay.Context) ([]byte, error) {
-			a := c.CallActivity("a", []byte(`1`), nil)
-			b := c.CallSubOrchestrator("child", "", nil, nil)
+			a := c.CallActivity("a", "", []byte(`1`), nil)
+			b := c.CallSubOrchestrator("child", "", "", nil, nil)
 			c.CreateTimer(c.Now().Add(time.Hour))
 			c.SendEvent("other", "ping", []byte(`{}`))
 			_, err := c.All(a, b).Await()

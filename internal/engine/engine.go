@@ -24,6 +24,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/tracing"
+	"github.com/reprise-dev/reprise/internal/versioning"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -78,6 +79,13 @@ type Options struct {
 	// intervals; <0 disables it. Work is reported once the same oldest item is seen waiting at
 	// two looks.
 	UnclaimedInterval time.Duration
+	// Versioning decides which orchestration versions the engine runs and what it does with the
+	// others (see versioning.go); the zero Policy runs every version.
+	Versioning versioning.Policy
+	// VersionRejectDelay is how long an instance given back for its version (Reject) waits
+	// before any host may claim it again, the first time; it doubles each time this engine gets
+	// the same instance again, up to 5s and a third of LeaseDuration. Default 250ms.
+	VersionRejectDelay time.Duration
 }
 
 // Clock is a time source for the engine: what the times of events are, and a wait for the
@@ -127,6 +135,7 @@ type Engine struct {
 	entities            entityCache
 	orchNames, actNames store.Names // the registry's, read at Start
 	unclaimed           unclaimedWatch
+	rejects             rejects // instances given back for their version, for the backoff
 }
 
 // ActivityInfo describes the activity invocation an activity's context carries.
@@ -134,6 +143,7 @@ type ActivityInfo struct {
 	InstanceID string
 	TaskID     int32
 	Name       string
+	Version    string // the version the call was scheduled with (TaskScheduled.Version)
 	Attempt    int
 }
 
@@ -179,6 +189,9 @@ func New(opts Options) *Engine {
 	}
 	if opts.DeadlockTimeout == 0 {
 		opts.DeadlockTimeout = time.Second
+	}
+	if opts.VersionRejectDelay <= 0 {
+		opts.VersionRejectDelay = 250 * time.Millisecond
 	}
 	actCtx, actCancel := context.WithCancel(context.Background())
 	e := &Engine{

@@ -18,6 +18,7 @@ import (
 	"github.com/reprise-dev/reprise/internal/metrics"
 	"github.com/reprise-dev/reprise/internal/replay"
 	"github.com/reprise-dev/reprise/internal/tracing"
+	"github.com/reprise-dev/reprise/internal/versioning"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -40,7 +41,10 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		// Nothing was changed. Not released at once: whatever failed (a stuck orchestrator, a
 		// store that cannot load the history) would most likely fail again straight away.
 		var dl *replay.DeadlockError
-		if errors.Is(err, ErrGivenBack) {
+		var rej *rejectedError
+		if errors.As(err, &rej) {
+			e.reject(w, rej)
+		} else if errors.Is(err, ErrGivenBack) {
 			e.log.Info("orchestration turn given back by its worker; it runs again", append(attrs, "reason", err)...)
 		} else if errors.As(err, &dl) {
 			e.log.Error("orchestration episode abandoned: the orchestrator does not yield; it is tried again when its lease expires",
@@ -57,6 +61,9 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		return e.st.CommitEpisode(ctx, ep)
 	})
 	done(err)
+	if err == nil && e.opts.Versioning.Active() {
+		e.rejects.forget(w.Instance.ID) // it ran here: a later rejection starts the backoff over
+	}
 	if err != nil {
 		if exec != nil {
 			e.closeExec(exec) // its state is not what the store has
@@ -226,6 +233,13 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 		return ep, nil, nil, nil
 	}
 
+	// The version check needs only the instance row: an instance left for another host costs
+	// this one no history read.
+	mismatch := e.opts.Versioning.Check(inst.Version)
+	if mismatch != nil && e.opts.Versioning.Failure != versioning.Fail {
+		return ep, nil, nil, &rejectedError{mismatch: mismatch}
+	}
+
 	remote := e.opts.Remote
 	var fn replay.Func
 	if remote == nil {
@@ -240,7 +254,7 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 
 	var exec, cached *replay.Execution
 	var old []history.Event
-	if remote == nil && rewind == nil {
+	if remote == nil && rewind == nil && mismatch == nil {
 		exec, sp.orch = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
 		cached = exec
 	} else if remote == nil {
@@ -262,6 +276,9 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 			ep.Instance = inst
 			return ep, nil, nil, nil
 		}
+	}
+	if mismatch != nil {
+		return e.failVersion(ctx, ep, inst, old, events, mismatch, now)
 	}
 	if exec == nil && remote == nil {
 		exec = e.newExecution(fn)
@@ -811,7 +828,7 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 
 func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn ActivityFunc) (result history.Event) {
 	start := time.Now()
-	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Attempt: max(ev.Attempt, 1)}
+	info := ActivityInfo{InstanceID: w.Task.InstanceID, TaskID: ev.ID, Name: ev.Name, Version: ev.Version, Attempt: max(ev.Attempt, 1)}
 	ctx := context.WithValue(e.actCtx, activityInfoKey{}, info)
 	attrs := []any{"instanceId", info.InstanceID, "name", info.Name, "taskId", info.TaskID, "attempt", info.Attempt}
 	if sc := tracing.Parse(ev.Trace); sc.IsValid() && !e.tracer.On() {

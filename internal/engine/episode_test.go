@@ -155,7 +155,7 @@ func panicsWhenReplayed(c *replay.Context) ([]byte, error) {
 		var none []int
 		_ = none[len(c.Name())] // index out of range
 	}
-	return c.CallActivity("echo", []byte(`"a"`), nil).Await()
+	return c.CallActivity("echo", "", []byte(`"a"`), nil).Await()
 }
 
 // A panic while the engine replays history fails the instance as a panic, with its stack, and
@@ -164,7 +164,7 @@ func TestPanicDuringReplayIsAPanic(t *testing.T) {
 	h := newEpisodeHost(t, -1, map[string]replay.Func{
 		"panicky": panicsWhenReplayed,
 		"parent": func(c *replay.Context) ([]byte, error) {
-			_, err := c.CallSubOrchestrator("panicky", "child", nil, nil).Await()
+			_, err := c.CallSubOrchestrator("panicky", "child", "", nil, nil).Await()
 			if err == nil {
 				return nil, nil
 			}
@@ -199,10 +199,10 @@ func TestRewindRecordsReruns(t *testing.T) {
 	broken <- struct{}{} // the first call fails
 	h := newEpisodeHost(t, -1, map[string]replay.Func{
 		"rewindable": func(c *replay.Context) ([]byte, error) {
-			if _, err := c.CallActivity("flaky", []byte(`"x"`), nil).Await(); err != nil {
+			if _, err := c.CallActivity("flaky", "", []byte(`"x"`), nil).Await(); err != nil {
 				return nil, err
 			}
-			return c.CallActivity("echo", []byte(`"after"`), nil).Await()
+			return c.CallActivity("echo", "", []byte(`"after"`), nil).Await()
 		},
 	}, map[string]ActivityFunc{
 		"echo": echoActivity,

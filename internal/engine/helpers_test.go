@@ -70,7 +70,7 @@ func (r *runs) of(instanceID string, taskID int32) int {
 func chain(c *replay.Context) ([]byte, error) {
 	v := c.Input()
 	for range 3 {
-		out, err := c.CallActivity("inc", v, nil).Await()
+		out, err := c.CallActivity("inc", "", v, nil).Await()
 		if err != nil {
 			return nil, err
 		}

@@ -248,7 +248,7 @@ func TestEpisodeEndReleasesLocks(t *testing.T) {
 		"continues": locksThen(func(c *replay.Context) ([]byte, error) { c.ContinueAsNew([]byte(`2`), false); return nil, nil }),
 		"waits":     locksAndWaits,
 		// What "waits" became in a deployment that changed it: it calls an activity instead.
-		"changed": func(c *replay.Context) ([]byte, error) { return c.CallActivity("a", nil, nil).Await() },
+		"changed": func(c *replay.Context) ([]byte, error) { return c.CallActivity("a", "", nil, nil).Await() },
 	}
 	for _, tc := range []struct {
 		name   string
@@ -336,7 +336,7 @@ func TestEpisodeInvalidEntityID(t *testing.T) {
 			if _, err := lock.Await(); err != nil {
 				return nil, err
 			}
-			a := c.CallActivity("a", nil, nil)
+			a := c.CallActivity("a", "", nil, nil)
 			if err := c.SignalEntity("@Counter@a", "add", nil, time.Time{}); err != nil { // a name in upper case
 				return nil, err
 			}

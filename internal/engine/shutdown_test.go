@@ -24,7 +24,7 @@ func TestShutdownReturnsAtDeadline(t *testing.T) {
 	var finished atomic.Bool
 	reg := registry{
 		orchestrators: map[string]replay.Func{"one": func(c *replay.Context) ([]byte, error) {
-			return c.CallActivity("stubborn", nil, nil).Await()
+			return c.CallActivity("stubborn", "", nil, nil).Await()
 		}},
 		activities: map[string]engine.ActivityFunc{"stubborn": func(ctx context.Context, _ []byte) ([]byte, error) {
 			close(running)
@@ -77,10 +77,10 @@ func TestDeadlockedOrchestrator(t *testing.T) {
 				if !c.IsReplaying() && attempts.Add(1) == 1 {
 					<-unblock // blocks outside Await: a channel, as a sleep or a lock would
 				}
-				return c.CallActivity("echo", []byte(`"ok"`), nil).Await()
+				return c.CallActivity("echo", "", []byte(`"ok"`), nil).Await()
 			},
 			"quick": func(c *replay.Context) ([]byte, error) {
-				return c.CallActivity("echo", []byte(`"quick"`), nil).Await()
+				return c.CallActivity("echo", "", []byte(`"quick"`), nil).Await()
 			},
 		},
 		activities: map[string]engine.ActivityFunc{"echo": func(_ context.Context, in []byte) ([]byte, error) { return in, nil }},

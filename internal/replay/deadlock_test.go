@@ -42,7 +42,7 @@ func TestYieldTimeout(t *testing.T) {
 	x.Close() // must return although the orchestrator's goroutine is stuck
 
 	y := replay.New(func(c *replay.Context) ([]byte, error) {
-		return c.CallActivity("a", nil, nil).Await()
+		return c.CallActivity("a", "", nil, nil).Await()
 	})
 	y.SetYieldTimeout(time.Minute)
 	res, err = y.Run(nil, started("fine", "i2"))
@@ -132,7 +132,7 @@ func TestYieldTimeoutCostsNoAllocationPerYield(t *testing.T) {
 func sequenceOf(n int) (replay.Func, []history.Event) {
 	fn := func(c *replay.Context) ([]byte, error) {
 		for range n {
-			if _, err := c.CallActivity("a", nil, nil).Await(); err != nil {
+			if _, err := c.CallActivity("a", "", nil, nil).Await(); err != nil {
 				return nil, err
 			}
 		}

@@ -200,7 +200,7 @@ func locksAndCalls(rules *[]string) Func {
 		}
 		_, err = c.CallEntity("@c@1", "get", nil).Await()
 		note("call outside the lock set", err)
-		_, err = c.CallSubOrchestrator("child", "", nil, nil).Await()
+		_, err = c.CallSubOrchestrator("child", "", "", nil, nil).Await()
 		note("sub-orchestration", err)
 		first := c.CallEntity("@a@1", "get", nil)
 		_, err = c.CallEntity("@a@1", "get", nil).Await()

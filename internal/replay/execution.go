@@ -332,7 +332,7 @@ func (x *Execution) apply(e history.Event, replaying bool) error {
 		if x.started {
 			return nil // a duplicate start of a running execution: ignore
 		}
-		c.name, c.input, c.parent = e.Name, e.Input, e.Parent
+		c.name, c.input, c.parent, c.version = e.Name, e.Input, e.Parent, e.Version
 		c.instanceID = e.InstanceID
 		if c.now.IsZero() {
 			c.now = e.Time
@@ -614,6 +614,7 @@ type Context struct {
 
 	instanceID string
 	name       string
+	version    string // the execution's, from its ExecutionStarted
 	input      []byte
 	parent     *history.Parent
 	now        time.Time
@@ -660,6 +661,9 @@ func (c *Context) ParentInstanceID() string {
 // Input returns the orchestration's JSON input.
 func (c *Context) Input() []byte { return c.input }
 
+// Version returns the orchestration version the execution was started with, "" for none.
+func (c *Context) Version() string { return c.version }
+
 // Now returns the replay-safe current time: the start time of the current episode.
 func (c *Context) Now() time.Time { return c.now }
 
@@ -703,16 +707,21 @@ func (c *Context) schedule(e history.Event) int32 {
 func (c *Context) newTask() *Task { return &Task{x: c.x} }
 
 // CallActivity schedules an activity. With a retry policy, failed attempts are retried after
-// durable timers.
-func (c *Context) CallActivity(name string, input []byte, retry *RetryPolicy) *Task {
-	if retry != nil {
-		return c.withRetry(retry, func(attempt int) *Task { return c.callActivity(name, input, attempt) })
+// durable timers. The call is scheduled with version, or the orchestration's version when it is
+// "" (what the activity's worker is told: see ActivityRequest.version of the Durable Task
+// protocol).
+func (c *Context) CallActivity(name, version string, input []byte, retry *RetryPolicy) *Task {
+	if version == "" {
+		version = c.version
 	}
-	return c.callActivity(name, input, 1)
+	if retry != nil {
+		return c.withRetry(retry, func(attempt int) *Task { return c.callActivity(name, version, input, attempt) })
+	}
+	return c.callActivity(name, version, input, 1)
 }
 
-func (c *Context) callActivity(name string, input []byte, attempt int) *Task {
-	id := c.schedule(history.Event{Type: history.TaskScheduled, Name: name, Input: input, Attempt: attempt})
+func (c *Context) callActivity(name, version string, input []byte, attempt int) *Task {
+	id := c.schedule(history.Event{Type: history.TaskScheduled, Name: name, Version: version, Input: input, Attempt: attempt})
 	return c.track(id, name)
 }
 
@@ -727,9 +736,14 @@ func (c *Context) track(id int32, name string) *Task {
 }
 
 // CallSubOrchestrator starts a sub-orchestration and returns a task for its output. An empty
-// instanceID derives one from the parent's ID and the sequence number. In a critical section
-// the task fails at once (ErrCriticalSection): a section cannot start sub-orchestrations.
-func (c *Context) CallSubOrchestrator(name, instanceID string, input []byte, retry *RetryPolicy) *Task {
+// instanceID derives one from the parent's ID and the sequence number. The child is started with
+// version, or with the parent's version when it is "": the version is recorded in the history,
+// so the child gets the same one on every replay and whichever host ran the call. In a critical
+// section the task fails at once (ErrCriticalSection): a section cannot start sub-orchestrations.
+func (c *Context) CallSubOrchestrator(name, instanceID, version string, input []byte, retry *RetryPolicy) *Task {
+	if version == "" {
+		version = c.version
+	}
 	if s := c.entities.section; s != nil {
 		return c.Failed(fmt.Errorf("%w: call sub-orchestrator %q: a critical section (of %v) cannot start sub-orchestrations; release it first",
 			ErrCriticalSection, name, s.entities))
@@ -739,7 +753,7 @@ func (c *Context) CallSubOrchestrator(name, instanceID string, input []byte, ret
 		if id == "" {
 			id = fmt.Sprintf("%s:%d", c.instanceID, c.seq)
 		}
-		seq := c.schedule(history.Event{Type: history.SubOrchestrationInstanceCreated, Name: name, InstanceID: id, Input: input})
+		seq := c.schedule(history.Event{Type: history.SubOrchestrationInstanceCreated, Name: name, InstanceID: id, Version: version, Input: input})
 		c.subs[seq] = id
 		return c.track(seq, name)
 	}

@@ -100,16 +100,16 @@ func subFailed(id int32) history.Event {
 }
 
 func callsChild(c *Context) ([]byte, error) {
-	return c.CallSubOrchestrator("child", "", nil, nil).Await()
+	return c.CallSubOrchestrator("child", "", "", nil, nil).Await()
 }
 
 // Orchestrators of the table.
 func sequence(c *Context) ([]byte, error) {
-	a, err := c.CallActivity("a", nil, nil).Await()
+	a, err := c.CallActivity("a", "", nil, nil).Await()
 	if err != nil {
 		return nil, err
 	}
-	return c.CallActivity("b", a, nil).Await()
+	return c.CallActivity("b", "", a, nil).Await()
 }
 
 func waitsForEvent(c *Context) ([]byte, error) {
@@ -133,7 +133,7 @@ func panicsLive(c *Context) ([]byte, error) {
 }
 
 func panicsAfterA(c *Context) ([]byte, error) {
-	if _, err := c.CallActivity("a", nil, nil).Await(); err != nil {
+	if _, err := c.CallActivity("a", "", nil, nil).Await(); err != nil {
 		return nil, err
 	}
 	var none []int
@@ -142,7 +142,7 @@ func panicsAfterA(c *Context) ([]byte, error) {
 }
 
 func retriesA(c *Context) ([]byte, error) {
-	return c.CallActivity("a", nil, &RetryPolicy{FirstInterval: time.Second, MaxAttempts: 3}).Await()
+	return c.CallActivity("a", "", nil, &RetryPolicy{FirstInterval: time.Second, MaxAttempts: 3}).Await()
 }
 
 func continuesAsNew(c *Context) ([]byte, error) {

@@ -29,9 +29,9 @@ func FuzzRun(f *testing.F) {
 	}
 	fns := []Func{sequence, waitsForEvent, sleeps, retriesA, continuesAsNew, panicsAfterA,
 		func(c *Context) ([]byte, error) { // a bit of everything
-			a := c.CallActivity("a", nil, &RetryPolicy{FirstInterval: 1, MaxAttempts: 2})
+			a := c.CallActivity("a", "", nil, &RetryPolicy{FirstInterval: 1, MaxAttempts: 2})
 			w := c.WaitForEvent("approve", 5)
-			s := c.CallSubOrchestrator("child", "", nil, nil)
+			s := c.CallSubOrchestrator("child", "", "", nil, nil)
 			any := c.Any(a, w, s)
 			if _, err := any.Await(); err != nil {
 				return nil, err

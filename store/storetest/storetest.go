@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store, opts ...Options) {
 		{"Activities", s.testActivities},
 		{"ActivityLeaseExpiry", s.testActivityLeaseExpiry},
 		{"RenewLeases", s.testRenewLeases},
+		{"RenewShortens", s.testRenewShortens},
 		{"RenewOnlyListed", s.testRenewOnlyListed},
 		{"ReleaseLeases", s.testReleaseLeases},
 		{"WorkSignal", s.testWorkSignal},

@@ -508,6 +508,37 @@ func (s suite) testRenewLeases(t *testing.T) {
 	}
 }
 
+// testRenewShortens: RenewLeases sets a lease to now+leaseFor even when that is sooner than its
+// expiry: a short renewal gives an item back after a delay (the engine does so with an instance
+// of a version it does not run), and a full one afterwards for no claims leaves it so.
+func (s suite) testRenewShortens(t *testing.T) {
+	st := s.open(t)
+	ctx := ctxOf(t)
+	mustCreate(t, st, "given-back")
+	a := claim(t, st, "a", 1, longLease)
+	if len(a) != 1 {
+		t.Fatalf("claimed %d, want 1", len(a))
+	}
+	if err := st.RenewLeases(ctx, "a", []store.Claim{a[0].Claim()}, shortLease); err != nil {
+		t.Fatalf("RenewLeases (shorter): %v", err)
+	}
+	if err := st.RenewLeases(ctx, "a", nil, longLease); err != nil {
+		t.Fatalf("RenewLeases (no claims): %v", err)
+	}
+	var b []store.OrchestrationWork
+	Eventually(t, "an instance whose lease was shortened to be claimable", func() bool {
+		b = claim(t, st, "b", 1, longLease)
+		return len(b) == 1
+	})
+	if b[0].Instance.ID != "given-back" || len(b[0].Messages) != 1 || b[0].Instance.Status != store.StatusPending {
+		t.Fatalf("claimed after the short renewal: %+v", b[0])
+	}
+	mustCommit(t, st, consumeAll(b[0]))
+	if err := st.CommitEpisode(ctx, consumeAll(a[0])); !errors.Is(err, store.ErrLeaseLost) {
+		t.Fatalf("commit under the shortened, expired and retaken lease: %v, want ErrLeaseLost", err)
+	}
+}
+
 // testRenewOnlyListed: RenewLeases extends only the claims it is given. The owner's other leases
 // expire while the owner lives on and renews (a node that gave up on an item), and are then
 // claimable by others; renewing a claim that was taken over does not take it back.
