@@ -37,6 +37,22 @@ func (c *calls[I]) record(in I) {
 	c.mu.Unlock()
 }
 
+// Calls returns the inputs of the calls so far, in the order they ran: for an activity mock each
+// attempt of a retried call is a call; for an orchestrator mock each instance is one, however
+// often it is replayed.
+func (c *calls[I]) Calls() []I {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.inputs)
+}
+
+// Count returns the number of calls so far.
+func (c *calls[I]) Count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.inputs)
+}
+
 // addMock registers m under k, before the App starts.
 func (h *Harness) addMock(k mockKey, m mock) {
 	h.t.Helper()
@@ -56,7 +72,7 @@ func (h *Harness) addMock(k mockKey, m mock) {
 // the behaviour may be changed while the harness runs.
 type ActivityMock[I, O any] struct {
 	name  string
-	calls calls[I]
+	calls[I] // Calls and Count
 	mu    sync.Mutex
 	fn    func(ctx context.Context, in I) (O, error)
 }
@@ -97,24 +113,9 @@ func (m *ActivityMock[I, O]) Do(fn func(ctx context.Context, in I) (O, error)) *
 	return m
 }
 
-// Calls returns the inputs of the calls so far (each attempt of a retried call is a call), in
-// the order they ran.
-func (m *ActivityMock[I, O]) Calls() []I {
-	m.calls.mu.Lock()
-	defer m.calls.mu.Unlock()
-	return slices.Clone(m.calls.inputs)
-}
-
-// Count returns the number of calls so far.
-func (m *ActivityMock[I, O]) Count() int {
-	m.calls.mu.Lock()
-	defer m.calls.mu.Unlock()
-	return len(m.calls.inputs)
-}
-
 func (m *ActivityMock[I, O]) definition() reprise.Definition {
 	return reprise.NewActivity(m.name, func(ctx context.Context, in I) (O, error) {
-		m.calls.record(in)
+		m.record(in)
 		m.mu.Lock()
 		fn := m.fn
 		m.mu.Unlock()
@@ -131,7 +132,7 @@ func (m *ActivityMock[I, O]) definition() reprise.Definition {
 // orchestration of the same name, and is recorded once (not again when replayed).
 type OrchestratorMock[I, O any] struct {
 	name  string
-	calls calls[I]
+	calls[I] // Calls and Count
 	mu    sync.Mutex
 	fn    func(ctx *reprise.OrchestrationContext, in I) (O, error)
 }
@@ -171,24 +172,10 @@ func (m *OrchestratorMock[I, O]) Do(fn func(ctx *reprise.OrchestrationContext, i
 	return m
 }
 
-// Calls returns the inputs of the instances started so far, in the order they first ran.
-func (m *OrchestratorMock[I, O]) Calls() []I {
-	m.calls.mu.Lock()
-	defer m.calls.mu.Unlock()
-	return slices.Clone(m.calls.inputs)
-}
-
-// Count returns the number of instances started so far.
-func (m *OrchestratorMock[I, O]) Count() int {
-	m.calls.mu.Lock()
-	defer m.calls.mu.Unlock()
-	return len(m.calls.inputs)
-}
-
 func (m *OrchestratorMock[I, O]) definition() reprise.Definition {
 	return reprise.NewOrchestrator(m.name, func(ctx *reprise.OrchestrationContext, in I) (O, error) {
 		if !ctx.IsReplaying() {
-			m.calls.record(in)
+			m.record(in)
 		}
 		m.mu.Lock()
 		fn := m.fn

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strconv"
@@ -209,4 +210,44 @@ func (inst Instance) Check() error {
 		return fmt.Errorf("instance %q: %w", inst.ID, err)
 	}
 	return CheckTime("update time", inst.UpdatedAt)
+}
+
+// CheckCreate checks the arguments of CreateInstance as every store takes them: the instance
+// (Instance.Check), its kind (orchestrations only) and the reuse policy.
+func CheckCreate(inst Instance, policy ReusePolicy) error {
+	if err := inst.Check(); err != nil {
+		return err
+	}
+	if inst.Kind != KindOrchestration {
+		return fmt.Errorf("instance %q: %w: CreateInstance creates orchestrations only, not a %s; an entity comes into being with its first message (SendEntityMessages)", inst.ID, ErrInvalidArgument, inst.Kind)
+	}
+	if policy < ReuseIfFinished || policy > ReuseAlways {
+		return fmt.Errorf("instance %q: unknown reuse policy %d", inst.ID, int(policy))
+	}
+	return nil
+}
+
+// PositionToken is the continuation token of a listing ordered by creation time, then ID: the
+// position after a page's last instance, as its creation time (a number in the store's own
+// unit) and its ID. ParsePositionToken reads it back.
+func PositionToken(created int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(created, 10) + ":" + id))
+}
+
+// ParsePositionToken reads a PositionToken; anything else is ErrInvalidToken.
+func ParsePositionToken(tok string) (created int64, id string, err error) {
+	bad := fmt.Errorf("%w %q: pass back the token of a previous page unchanged", ErrInvalidToken, tok)
+	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	if err != nil {
+		return 0, "", bad
+	}
+	num, id, ok := strings.Cut(string(raw), ":")
+	if !ok {
+		return 0, "", bad
+	}
+	created, err = strconv.ParseInt(num, 10, 64)
+	if err != nil || CheckText("", id, 0) != nil {
+		return 0, "", bad
+	}
+	return created, id, nil
 }

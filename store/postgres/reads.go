@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -279,22 +278,13 @@ func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.St
 // A continuation token is the position after the last row returned: its creation time (unix
 // microseconds, the database's resolution) and ID.
 func makeToken(created time.Time, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(created.UnixMicro(), 10) + ":" + id))
+	return store.PositionToken(created.UnixMicro(), id)
 }
 
 func parseToken(tok string) (time.Time, string, error) {
-	bad := fmt.Errorf("postgres: list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, tok)
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	created, id, err := store.ParsePositionToken(tok)
 	if err != nil {
-		return time.Time{}, "", bad
-	}
-	us, id, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return time.Time{}, "", bad
-	}
-	created, err := strconv.ParseInt(us, 10, 64)
-	if err != nil || store.CheckText("", id, 0) != nil {
-		return time.Time{}, "", bad
+		return time.Time{}, "", fmt.Errorf("postgres: list instances: %w", err)
 	}
 	return time.UnixMicro(created), id, nil
 }

@@ -16,14 +16,8 @@ import (
 
 // CreateInstance creates an instance with its start message, applying the reuse policy.
 func (s *Store) CreateInstance(ctx context.Context, inst store.Instance, start store.Message, policy store.ReusePolicy) error {
-	if err := inst.Check(); err != nil {
+	if err := store.CheckCreate(inst, policy); err != nil {
 		return fmt.Errorf("sqlite: create instance: %w", err)
-	}
-	if inst.Kind != store.KindOrchestration {
-		return fmt.Errorf("sqlite: create instance %q: %w: CreateInstance creates orchestrations only, not a %s; an entity comes into being with its first message (SendEntityMessages)", inst.ID, store.ErrInvalidArgument, inst.Kind)
-	}
-	if policy < store.ReuseIfFinished || policy > store.ReuseAlways {
-		return fmt.Errorf("sqlite: create instance %q: unknown reuse policy %d", inst.ID, int(policy))
 	}
 	return s.do(ctx, func(w *writer, eff *effects) error {
 		status, kind, exists, err := w.status(inst.ID)

@@ -3,10 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/base64"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -227,23 +225,12 @@ func (s *Store) CountInstances(ctx context.Context, q store.Query) (map[store.St
 }
 
 // A continuation token is the position after the last row returned: its creation time and ID.
-func makeToken(created int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(created, 10) + ":" + id))
-}
+func makeToken(created int64, id string) string { return store.PositionToken(created, id) }
 
 func parseToken(tok string) (int64, string, error) {
-	bad := fmt.Errorf("sqlite: list instances: %w %q: pass back the token of a previous page unchanged", store.ErrInvalidToken, tok)
-	raw, err := base64.RawURLEncoding.DecodeString(tok)
+	created, id, err := store.ParsePositionToken(tok)
 	if err != nil {
-		return 0, "", bad
-	}
-	ns, id, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return 0, "", bad
-	}
-	created, err := strconv.ParseInt(ns, 10, 64)
-	if err != nil || store.CheckText("", id, 0) != nil {
-		return 0, "", bad
+		return 0, "", fmt.Errorf("sqlite: list instances: %w", err)
 	}
 	return created, id, nil
 }
