@@ -419,6 +419,6 @@ func TestMetricsNonDeterministicFailure(t *testing.T) {
 	}
 	waitMetrics(t, func() scrape { return getMetrics(t, srv.URL+"/metrics") }, map[string]float64{
 		"reprise_orchestrations_completed_total name fickle status Failed": 1,
-		"reprise_orchestrations_started_total":                            1,
+		"reprise_orchestrations_started_total":                             1,
 	})
 }

@@ -71,10 +71,10 @@ func (h *Harness) addMock(k mockKey, m mock) {
 // by default the zero output) and is recorded. Its methods are safe for concurrent use, and
 // the behaviour may be changed while the harness runs.
 type ActivityMock[I, O any] struct {
-	name  string
+	name     string
 	calls[I] // Calls and Count
-	mu    sync.Mutex
-	fn    func(ctx context.Context, in I) (O, error)
+	mu       sync.Mutex
+	fn       func(ctx context.Context, in I) (O, error)
 }
 
 // MockActivity replaces the activity a in the harness h with a mock of the same name and types.
@@ -131,10 +131,10 @@ func (m *ActivityMock[I, O]) definition() reprise.Definition {
 // each instance runs its behaviour (Returns, Fails or Do; by default the zero output) as an
 // orchestration of the same name, and is recorded once (not again when replayed).
 type OrchestratorMock[I, O any] struct {
-	name  string
+	name     string
 	calls[I] // Calls and Count
-	mu    sync.Mutex
-	fn    func(ctx *reprise.OrchestrationContext, in I) (O, error)
+	mu       sync.Mutex
+	fn       func(ctx *reprise.OrchestrationContext, in I) (O, error)
 }
 
 // MockOrchestrator replaces the orchestrator o in the harness h with a stand-in orchestrator of
