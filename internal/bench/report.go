@@ -100,20 +100,30 @@ func writeTransactions(w io.Writer, results []Result) error {
 		if r.Hosts > 1 {
 			label += " (first host)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label, t.Count, t.Syncs, ratio(t.WritesPerTransaction),
-			ratio(t.PerOrchestration), ratio(t.SyncsPerOrchestration), ratio(t.EmptyClaimsPerOrchestration),
-			ratio(t.PerStep), ratio(t.SyncsPerStep), ratio(t.EmptyClaimsPerStep))
+		// Any transaction at all makes the per-orchestration count positive when there were
+		// orchestrations to divide by; then a zero (no fsyncs, no empty claims) is a figure.
+		orch, step := t.PerOrchestration > 0, t.StepUnit != ""
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label, t.Count, t.Syncs, ratio(t.WritesPerTransaction, t.Count > 0),
+			ratio(t.PerOrchestration, orch), ratio(t.SyncsPerOrchestration, orch), ratio(t.EmptyClaimsPerOrchestration, orch),
+			ratio(t.PerStep, step), ratio(t.SyncsPerStep, step), ratio(t.EmptyClaimsPerStep, step))
 	}
 	return tw.Flush()
 }
 
-// ratio is a per-orchestration or per-step figure, "-" when there was nothing to divide by (or
-// the count was 0).
-func ratio(v float64) string {
-	if v == 0 {
+// ratio is a per-orchestration or per-step figure, "-" when there was nothing to divide by
+// (defined false).
+func ratio(v float64, defined bool) string {
+	switch {
+	case !defined:
 		return "-"
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
 	}
-	return fmt.Sprintf("%.2f", v)
+	return fmt.Sprintf("%.3f", v) // group commit: far below one per orchestration
 }
 
 // countCell is n, or "completed of n" for a run that did not complete them all.
