@@ -30,9 +30,9 @@ type Options struct {
 
 // Store is a task hub held in memory. It is safe for concurrent use.
 type Store struct {
-	hub      string
-	clock    func() time.Time
-	notifier *notify.Notifier
+	hub       string
+	clock     func() time.Time
+	notifier  *notify.Notifier
 	observers txobserve.Set
 
 	mu        sync.Mutex // guards everything below; see the package doc
