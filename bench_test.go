@@ -32,6 +32,13 @@ func runScenario(b *testing.B, name string) {
 			b.ReportMetric(res.Latency.P99, "p99-ms")
 		}
 		b.ReportMetric(res.CPUMsPerOrchestration, "cpu-ms/orchestration")
+		if tx := res.Transactions; tx != nil {
+			b.ReportMetric(tx.PerOrchestration, "tx/orchestration")
+			b.ReportMetric(tx.SyncsPerOrchestration, "fsyncs/orchestration")
+			if tx.StepUnit != "" {
+				b.ReportMetric(tx.SyncsPerStep, "fsyncs/step")
+			}
+		}
 	}
 }
 

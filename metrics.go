@@ -98,8 +98,8 @@ func (a *App) startMetrics(cfg *config, st store.Store) (*hostMetrics, error) {
 	h.stop = append(h.stop, func() error { h.recent.Stop(); return nil })
 	if obs, ok := st.(store.TransactionObserver); ok {
 		m := h.m
-		obs.ObserveTransactions(func(t store.Transaction) { m.Transaction(t.Writes, t.Duration) })
-		h.stop = append(h.stop, func() error { obs.ObserveTransactions(nil); return nil })
+		remove := obs.ObserveTransactions(func(t store.Transaction) { m.Transaction(t.Writes, t.Duration) })
+		h.stop = append(h.stop, func() error { remove(); return nil })
 	}
 	// Metrics only: the request spans, if any, are the tracing's business.
 	h.http = otelhttp.NewHandler(a.mux, "reprise", otelhttp.WithMeterProvider(h.provider),

@@ -400,13 +400,22 @@ type Backlog struct {
 type Transaction struct {
 	Writes   int
 	Duration time.Duration
+	// Synced says the commit waited for its log to reach the disk: one fsync (SQLite at full
+	// durability, except a transaction of leases alone) or one WAL flush (PostgreSQL with
+	// synchronous_commit on, for any transaction that changed a row). A store in memory never
+	// syncs, nor does a failed transaction.
+	Synced bool
+	// Claims is how many of Writes were claims of work (ClaimOrchestrations, ClaimEntities,
+	// ClaimActivities), and EmptyClaims how many of those leased nothing.
+	Claims, EmptyClaims int
 }
 
 // TransactionObserver is implemented by stores that report their write transactions, for
-// metrics (both bundled stores do). ObserveTransactions sets the function called after each
-// transaction, on the store's writer: it must be quick and must not block. nil stops reporting.
+// metrics and `reprise bench` (the bundled stores do). ObserveTransactions adds fn, called
+// after each transaction on the store's writer (so it must be quick and must not block), and
+// returns the function that removes it. Any number of observers may watch one store.
 type TransactionObserver interface {
-	ObserveTransactions(fn func(Transaction))
+	ObserveTransactions(fn func(Transaction)) (remove func())
 }
 
 // WorkKind names a kind of work for wake-up signals.

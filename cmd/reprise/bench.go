@@ -18,8 +18,10 @@ import (
 const benchUsage = `Usage: reprise bench [scenario ...] [flags]
 
 Runs the standard workloads on a store, inside this process, and reports throughput, latency
-percentiles, CPU time per orchestration and peak memory. Every output is checked: a wrong one
-fails the run (exit 1). Without scenarios, all of them run, in this order:
+percentiles, CPU time per orchestration and peak memory, and the store's write transactions,
+fsyncs and empty claims per orchestration and per step (activity or entity operation). Every
+output is checked: a wrong one fails the run (exit 1). Without scenarios, all of them run, in
+this order:
 
   hello-sequence  N instances of the 3-activity hello sequence, all started at once (N 10000)
   fan-out         one orchestration with N parallel activities, then fan-in (N 10000)

@@ -23,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // Config configures a run. Zero values take the defaults documented on each field.
@@ -133,6 +134,10 @@ type Result struct {
 	Store      string `json:"store"`
 	Durability string `json:"durability"`
 	Metrics    bool   `json:"metrics"` // the App recorded metrics
+
+	// Transactions counts the store's write transactions and fsyncs in the measured phase; nil
+	// when the store does not report them.
+	Transactions *Transactions `json:"transactions,omitempty"`
 
 	// Traced runs emitted spans (Config.Traces); Spans is how many reached the exporter.
 	Traced bool  `json:"traced,omitempty"`
@@ -248,10 +253,21 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		defer func() { _, _ = stopWorkers(workers) }() // on early returns; stopping twice is harmless
 	}
 
+	st, err := r.app.Store()
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %w", err)
+	}
+	obs, counted := st.(store.TransactionObserver)
+
 	runtime.GC()
 	mem := startMemorySampler()
 	cpu0 := cpuTime()
 	busy0 := machineCPU()
+	if counted {
+		remove := obs.ObserveTransactions(r.tx.observe)
+		defer remove() // on early returns; removing twice is harmless
+		r.stopCounting = remove
+	}
 	r.start = time.Now()
 	runCtx := ctx
 	if cfg.Duration > 0 {
@@ -259,7 +275,10 @@ func Run(ctx context.Context, name string, cfg Config) (Result, error) {
 		runCtx, cancel = context.WithTimeout(ctx, cfg.Duration)
 		defer cancel()
 	}
-	err := sc.run(runCtx, r)
+	err = sc.run(runCtx, r)
+	if r.stopCounting != nil {
+		r.stopCounting()
+	}
 	if r.res.Seconds == 0 {
 		r.res.Seconds = time.Since(r.start).Seconds()
 	}
@@ -357,6 +376,9 @@ type runner struct {
 	latencies []time.Duration
 
 	activities atomic.Int64 // activity invocations this host ran
+
+	tx           txCounter // the store's write transactions in the measured phase
+	stopCounting func()    // nil when the store does not report its transactions
 }
 
 func (r *runner) progress(done int) {
@@ -382,4 +404,11 @@ func (r *runner) finish() {
 		res.CPUMsPerEntityOperation = res.CPUSeconds * 1000 / float64(r.opsDone)
 	}
 	res.Latency = percentiles(r.latencies)
+	if r.stopCounting != nil {
+		unit, steps := "activity", r.actsDone
+		if steps == 0 && r.opsDone > 0 {
+			unit, steps = "entity operation", r.opsDone
+		}
+		res.Transactions = r.tx.result(r.orchDone, unit, steps)
+	}
 }

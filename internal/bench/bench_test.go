@@ -49,6 +49,9 @@ func TestEveryScenario(t *testing.T) {
 				(res.Latency == nil || res.Latency.P99 < res.Latency.P50) {
 				t.Errorf("latency percentiles missing or out of order: %+v", res.Latency)
 			}
+			if res.Transactions == nil || res.Transactions.Count == 0 || res.Transactions.PerOrchestration+res.Transactions.PerStep == 0 {
+				t.Errorf("no write transactions counted: %+v", res.Transactions)
+			}
 			var out bytes.Buffer
 			if err := WriteText(&out, []Result{res}, cfg); err != nil || !strings.Contains(out.String(), sc.Name) {
 				t.Errorf("report %q, %v", out.String(), err)

@@ -35,6 +35,9 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeTransactions(w, results); err != nil {
+		return err
+	}
 	notes := []string{"machine busy: the share of all CPU time (every process, every core) that was busy during the run"}
 	for _, r := range results {
 		if r.Traced {
@@ -70,6 +73,57 @@ func WriteText(w io.Writer, results []Result, cfg Config) error {
 		fmt.Fprintf(w, "\n%s\n", strings.Join(notes, "\n"))
 	}
 	return nil
+}
+
+// writeTransactions writes the table of write transactions and fsyncs of the runs that counted
+// them: the figure one durable commit per step is measured by.
+func writeTransactions(w io.Writer, results []Result) error {
+	counted := false
+	for _, r := range results {
+		counted = counted || r.Transactions != nil
+	}
+	if !counted {
+		return nil
+	}
+	fmt.Fprintf(w, "\nwrite transactions (tx) and fsyncs of the measured phase; a step is an activity, or an entity operation\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\ttx\tfsyncs\twrites/tx\ttx/orch\tfsyncs/orch\tempty claims/orch\ttx/step\tfsyncs/step\tempty claims/step\t")
+	for _, r := range results {
+		t := r.Transactions
+		if t == nil {
+			continue
+		}
+		label := r.Scenario
+		if r.Traced {
+			label += " +traces"
+		}
+		if r.Hosts > 1 {
+			label += " (first host)"
+		}
+		// Any transaction at all makes the per-orchestration count positive when there were
+		// orchestrations to divide by; then a zero (no fsyncs, no empty claims) is a figure.
+		orch, step := t.PerOrchestration > 0, t.StepUnit != ""
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", label, t.Count, t.Syncs, ratio(t.WritesPerTransaction, t.Count > 0),
+			ratio(t.PerOrchestration, orch), ratio(t.SyncsPerOrchestration, orch), ratio(t.EmptyClaimsPerOrchestration, orch),
+			ratio(t.PerStep, step), ratio(t.SyncsPerStep, step), ratio(t.EmptyClaimsPerStep, step))
+	}
+	return tw.Flush()
+}
+
+// ratio is a per-orchestration or per-step figure, "-" when there was nothing to divide by
+// (defined false).
+func ratio(v float64, defined bool) string {
+	switch {
+	case !defined:
+		return "-"
+	case v == 0:
+		return "0"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 1:
+		return fmt.Sprintf("%.2f", v)
+	}
+	return fmt.Sprintf("%.3f", v) // group commit: far below one per orchestration
 }
 
 // countCell is n, or "completed of n" for a run that did not complete them all.

@@ -222,6 +222,7 @@ func idle(ctx context.Context, r *runner) error {
 	}
 
 	release := time.Now()
+	r.tx.reset() // the release is what is measured
 	raised := make([]time.Time, len(ids))
 	err = inParallel(len(ids), func(i int) error {
 		raised[i] = time.Now()

@@ -7,10 +7,10 @@ import (
 	"fmt"
 	"maps"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/notify"
+	"github.com/reprise-dev/reprise/internal/txobserve"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -30,10 +30,10 @@ type Options struct {
 
 // Store is a task hub held in memory. It is safe for concurrent use.
 type Store struct {
-	hub      string
-	clock    func() time.Time
-	notifier *notify.Notifier
-	observer atomic.Pointer[func(store.Transaction)]
+	hub       string
+	clock     func() time.Time
+	notifier  *notify.Notifier
+	observers txobserve.Set
 
 	mu        sync.Mutex // guards everything below; see the package doc
 	closed    bool
@@ -144,14 +144,10 @@ func (s *Store) Wake() {
 	}
 }
 
-// ObserveTransactions sets the function told of each write (store.TransactionObserver): every
-// write is a transaction of one.
-func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
-	if fn == nil {
-		s.observer.Store(nil)
-		return
-	}
-	s.observer.Store(&fn)
+// ObserveTransactions adds a function told of each write (store.TransactionObserver): every
+// write is a transaction of one, and none is synced.
+func (s *Store) ObserveTransactions(fn func(store.Transaction)) (remove func()) {
+	return s.observers.Add(fn)
 }
 
 // Close drops the data and fails later calls with store.ErrClosed. It is safe to call more than
@@ -177,6 +173,7 @@ func (s *Store) now() time.Time { return s.clock().Round(0) }
 type effects struct {
 	orchestration, activity, entity bool
 	changed                         []string
+	claim, took                     bool // the write is a claim of work; it leased something
 }
 
 func (e *effects) work(kind store.Kind) {
@@ -203,6 +200,7 @@ func (s *Store) write(ctx context.Context, what string, fn func(now time.Time, e
 	}
 	err := fn(s.now(), &eff)
 	s.mu.Unlock()
+	claim, took := eff.claim, eff.took && err == nil
 	if err != nil {
 		eff = effects{}
 	}
@@ -218,8 +216,15 @@ func (s *Store) write(ctx context.Context, what string, fn func(now time.Time, e
 	if eff.entity {
 		s.notifier.Notify(store.EntityWorkKind)
 	}
-	if fn := s.observer.Load(); fn != nil {
-		(*fn)(store.Transaction{Writes: 1, Duration: time.Since(start)})
+	if s.observers.Active() {
+		tx := store.Transaction{Writes: 1, Duration: time.Since(start)}
+		if claim {
+			tx.Claims = 1
+			if !took {
+				tx.EmptyClaims = 1
+			}
+		}
+		s.observers.Tell(tx)
 	}
 	return err
 }

@@ -321,28 +321,57 @@ func TestStaleEntriesCompacted(t *testing.T) {
 	}
 }
 
-// TestObserveTransactions: each write is reported as a transaction of one, and nil stops it.
+// TestObserveTransactions: each write is reported to every observer as an unsynced transaction
+// of one, claims are counted with those that leased nothing, and a removed observer hears no more.
 func TestObserveTransactions(t *testing.T) {
 	s := open(t, Options{})
 	var mu sync.Mutex
-	var seen []store.Transaction
-	s.ObserveTransactions(func(tx store.Transaction) {
+	var seen, other []store.Transaction
+	remove := s.ObserveTransactions(func(tx store.Transaction) {
 		mu.Lock()
 		seen = append(seen, tx)
 		mu.Unlock()
 	})
-	create(t, s, "a", store.Message{})
+	removeOther := s.ObserveTransactions(func(tx store.Transaction) {
+		mu.Lock()
+		other = append(other, tx)
+		mu.Unlock()
+	})
+	create(t, s, "a", store.Message{Data: []byte("start")})
+	if w := claim(t, s, "n", 1, time.Hour); len(w) != 1 {
+		t.Fatalf("claimed %d instances, want 1", len(w))
+	}
+	if w := claim(t, s, "n", 1, time.Hour); len(w) != 0 {
+		t.Fatalf("claimed %d instances under a live lease, want 0", len(w))
+	}
 	mu.Lock()
-	if len(seen) != 1 || seen[0].Writes != 1 {
-		t.Fatalf("observed %+v after one create, want one transaction of one write", seen)
+	want := []store.Transaction{{Writes: 1}, {Writes: 1, Claims: 1}, {Writes: 1, Claims: 1, EmptyClaims: 1}}
+	for i, got := range [][]store.Transaction{seen, other} {
+		if len(got) != len(want) {
+			t.Fatalf("observer %d saw %d transactions, want %d", i, len(got), len(want))
+		}
+		for j := range want {
+			got[j].Duration = 0
+			if got[j] != want[j] {
+				t.Fatalf("observer %d, transaction %d = %+v, want %+v", i, j, got[j], want[j])
+			}
+		}
 	}
 	mu.Unlock()
-	s.ObserveTransactions(nil)
+	remove()
+	remove() // twice is harmless
 	create(t, s, "b", store.Message{})
 	mu.Lock()
+	if len(seen) != 3 || len(other) != 4 {
+		t.Fatalf("after removing the first observer: %d and %d transactions, want 3 and 4", len(seen), len(other))
+	}
+	mu.Unlock()
+	removeOther()
+	create(t, s, "c", store.Message{})
+	mu.Lock()
 	defer mu.Unlock()
-	if len(seen) != 1 {
-		t.Fatalf("observed %d transactions after ObserveTransactions(nil), want still 1", len(seen))
+	if len(other) != 4 {
+		t.Fatalf("observed %d transactions after removing every observer, want still 4", len(other))
 	}
 }
 

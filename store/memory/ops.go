@@ -318,6 +318,8 @@ func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner s
 	var work []store.OrchestrationWork
 	err := s.write(ctx, "claim "+kind.String()+" work", func(now time.Time, eff *effects) error {
 		s.expire(now)
+		eff.claim = true
+		defer func() { eff.took = len(work) > 0 }()
 		order := s.claimOrder(kind, names, func(name string) bool {
 			q := s.ready[readyKey{instKind, name}]
 			return q != nil && q.next(now) != nil
@@ -545,6 +547,8 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.write(ctx, "claim activities", func(now time.Time, eff *effects) error {
 		s.expire(now)
+		eff.claim = true
+		defer func() { eff.took = len(work) > 0 }()
 		order := s.claimOrder(store.ActivityWorkKind, names, func(name string) bool {
 			q := s.readyTask[name]
 			return q != nil && q.next(now) != nil

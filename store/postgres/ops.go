@@ -299,6 +299,7 @@ func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner s
 	}
 	var work []store.OrchestrationWork
 	var token int64
+	start := time.Now()
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
 		if excluded, ok := names.Except(); ok {
@@ -322,6 +323,7 @@ func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner s
 			return rows.Err()
 		}
 	})
+	s.observeClaim(start, len(work), err)
 	if err != nil {
 		return nil, s.dbErr(what, err)
 	}
@@ -433,6 +435,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 		return nil, errClosed("claim activities")
 	}
 	var work []store.ActivityWork
+	start := time.Now()
 	err := s.claim(ctx, owner, func(b *pgx.Batch, epoch int64) func(pgx.BatchResults) error {
 		work = work[:0]
 		if excluded, ok := names.Except(); ok {
@@ -457,6 +460,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 			return rows.Err()
 		}
 	})
+	s.observeClaim(start, len(work), err)
 	if err != nil {
 		return nil, s.dbErr("claim activities", err)
 	}
@@ -486,6 +490,21 @@ func (s *Store) recoverTasks() bool {
 	now := time.Now().UnixNano()
 	next := s.recoverAfter.Load()
 	return now >= next && s.recoverAfter.CompareAndSwap(next, now+int64(recoveryInterval))
+}
+
+// observeClaim tells the transaction observers of a claim transaction that began at start and
+// leased n items. Only a claim that leased something changed a row, and so waits for its WAL
+// flush at commit (synchronous_commit); an empty one has no transaction ID and commits without
+// (except the one in 32 or so whose nextval logs the sequence ahead, which is not counted).
+func (s *Store) observeClaim(start time.Time, n int, err error) {
+	if !s.observers.Active() {
+		return
+	}
+	tx := store.Transaction{Writes: 1, Duration: time.Since(start), Claims: 1, Synced: err == nil && n > 0}
+	if err != nil || n == 0 {
+		tx.EmptyClaims = 1
+	}
+	s.observers.Tell(tx)
 }
 
 // claim runs a claim statement (queued by queue, for the owner's epoch) after claimTokenSQL, in

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/reprise-dev/reprise/internal/notify"
+	"github.com/reprise-dev/reprise/internal/txobserve"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -72,7 +73,7 @@ type Store struct {
 	// the same name.
 	orchExceptTurn, entExceptTurn, taskExceptTurn atomic.Uint64
 
-	observer atomic.Pointer[func(store.Transaction)] // ObserveTransactions
+	observers txobserve.Set // ObserveTransactions
 
 	ownersMu sync.Mutex
 	// owners maps each lease owner that claimed or renewed through this store to the epoch of

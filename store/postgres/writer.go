@@ -280,9 +280,12 @@ func execOnly(br pgx.BatchResults) error {
 // applyGroup runs ops in one transaction and sets each op's err (a per-operation refusal such as
 // ErrLeaseLost) and effects. It returns an error when the transaction as a whole failed.
 func (s *Store) applyGroup(ops []*writeOp) (err error) {
-	if fn := s.observer.Load(); fn != nil {
+	if s.observers.Active() {
 		start := time.Now()
-		defer func() { (*fn)(store.Transaction{Writes: len(ops), Duration: time.Since(start)}) }()
+		// synchronous_commit is on: a committed group waited for its WAL flush.
+		defer func() {
+			s.observers.Tell(store.Transaction{Writes: len(ops), Duration: time.Since(start), Synced: err == nil})
+		}()
 	}
 	g := &group{s: s}
 	// The commit ID of this transaction, which the later statements read with currval.
@@ -950,13 +953,11 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-// ObserveTransactions sets the function told of each write transaction (store.TransactionObserver).
-func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
-	if fn == nil {
-		s.observer.Store(nil)
-		return
-	}
-	s.observer.Store(&fn)
+// ObserveTransactions adds a function told of each write transaction (store.TransactionObserver):
+// the groups of the writers and the claims, which are transactions of their own. Renewals and
+// releases of leases are not reported.
+func (s *Store) ObserveTransactions(fn func(store.Transaction)) (remove func()) {
+	return s.observers.Add(fn)
 }
 
 var _ store.TransactionObserver = (*Store)(nil)

@@ -298,6 +298,7 @@ func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner s
 	var work []store.OrchestrationWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
+		defer func() { eff.took = len(work) > 0 }()
 		namesJSON, found, err := w.claimNames(kind, names)
 		if err != nil || !found {
 			return err
@@ -510,6 +511,7 @@ func (s *Store) ClaimActivities(ctx context.Context, owner string, names store.N
 	var work []store.ActivityWork
 	err := s.doLeases(ctx, true, func(w *writer, eff *effects) error {
 		work = work[:0]
+		defer func() { eff.took = len(work) > 0 }()
 		namesJSON, found, err := w.claimNames(store.ActivityWorkKind, names)
 		if err != nil || !found {
 			return err

@@ -19,10 +19,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/notify"
+	"github.com/reprise-dev/reprise/internal/txobserve"
 	"github.com/reprise-dev/reprise/store"
 )
 
@@ -93,7 +93,7 @@ type Store struct {
 
 	w *writer // owned by the writer goroutine
 
-	observer atomic.Pointer[func(store.Transaction)] // ObserveTransactions
+	observers txobserve.Set // ObserveTransactions
 }
 
 // Open opens (creating if needed) the SQLite database at path, brings its schema up to date and

@@ -536,3 +536,70 @@ func TestListByVersionPlans(t *testing.T) {
 		}
 	}
 }
+
+// TestObservedTransactions: the observers hear of each transaction, synced exactly when the
+// commit synced the log (a durable store's commits of anything but leases) and with its claims
+// counted, the empty ones apart; a relaxed store never syncs.
+func TestObservedTransactions(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name    string
+		opts    Options
+		durable bool
+	}{{"full", Options{}, true}, {"relaxed", Options{Durability: DurabilityRelaxed}, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			s := openTemp(t, filepath.Join(dir, c.name+".db"), c.opts)
+			// The writer tells the observers after it answers the caller: wait for each.
+			seen := make(chan store.Transaction, 16)
+			remove := s.ObserveTransactions(func(tx store.Transaction) { seen <- tx })
+			defer remove()
+			next := func(what string, want store.Transaction) {
+				t.Helper()
+				got := <-seen
+				if got.Duration <= 0 {
+					t.Fatalf("%s: duration %v, want > 0", what, got.Duration)
+				}
+				got.Duration = 0
+				if got != want {
+					t.Fatalf("%s: observed %+v, want %+v", what, got, want)
+				}
+			}
+			ctx := context.Background()
+			if err := s.CreateInstance(ctx, store.Instance{ID: "i", Name: "o", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+				t.Fatal(err)
+			}
+			next("create", store.Transaction{Writes: 1, Synced: c.durable})
+			work, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute)
+			if err != nil || len(work) != 1 {
+				t.Fatalf("claim: %d, %v", len(work), err)
+			}
+			next("claim", store.Transaction{Writes: 1, Claims: 1})
+			if again, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute); err != nil || len(again) != 0 {
+				t.Fatalf("second claim: %d, %v; want nothing", len(again), err)
+			}
+			next("empty claim", store.Transaction{Writes: 1, Claims: 1, EmptyClaims: 1})
+			if tasks, err := s.ClaimActivities(ctx, "n", store.Names{"act"}, 10, time.Minute); err != nil || len(tasks) != 0 {
+				t.Fatalf("activity claim: %d, %v; want nothing", len(tasks), err)
+			}
+			next("empty activity claim", store.Transaction{Writes: 1, Claims: 1, EmptyClaims: 1})
+			if err := s.CommitEpisode(ctx, store.Episode{Lease: work[0].Lease, Instance: work[0].Instance, Consumed: []int64{work[0].Messages[0].ID}}); err != nil {
+				t.Fatal(err)
+			}
+			next("commit", store.Transaction{Writes: 1, Synced: c.durable})
+			remove()
+			if err := s.CreateInstance(ctx, store.Instance{ID: "j", Name: "o", Status: store.StatusPending}, store.Message{Data: []byte("start")}, store.ReuseNever); err != nil {
+				t.Fatal(err)
+			}
+			// The writer tells of a transaction before it takes up the next: once the claim
+			// has answered, the create would have been told.
+			if _, err := s.ClaimOrchestrations(ctx, "n", store.Names{"o"}, 10, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case tx := <-seen:
+				t.Fatalf("observed %+v after the observer was removed", tx)
+			default:
+			}
+		})
+	}
+}

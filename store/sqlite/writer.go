@@ -21,6 +21,7 @@ type op struct {
 	// leasesOnly ops change nothing but leases (claims, renewals, releases). A transaction of
 	// such ops alone need not be synced to disk at commit (see runBatch).
 	leasesOnly bool
+	claim      bool // a claim of work: the observers count those that leased nothing (eff.took)
 	err        error
 	eff        effects
 	done       chan error // buffered, so the writer never blocks on a caller that gave up
@@ -32,6 +33,7 @@ type effects struct {
 	activity      bool
 	entity        bool
 	changed       []string
+	took          bool // a claim leased something
 }
 
 // work records a wake-up for the work of an instance of kind.
@@ -56,7 +58,7 @@ func (s *Store) doFenced(ctx context.Context, fn func(w *writer, eff *effects) e
 
 // doLeases is do for an op that writes only leases; claim says it is also fenced (see op).
 func (s *Store) doLeases(ctx context.Context, claim bool, fn func(w *writer, eff *effects) error) error {
-	return s.enqueue(ctx, &op{ctx: ctx, fn: fn, fenced: claim, leasesOnly: true, done: make(chan error, 1)})
+	return s.enqueue(ctx, &op{ctx: ctx, fn: fn, fenced: claim, leasesOnly: true, claim: claim, done: make(chan error, 1)})
 }
 
 func (s *Store) enqueue(ctx context.Context, o *op) error {
@@ -111,10 +113,22 @@ func (s *Store) writeLoop() {
 				break fill
 			}
 		}
-		start := time.Now()
-		s.runBatch(batch)
-		if fn := s.observer.Load(); fn != nil {
-			(*fn)(store.Transaction{Writes: len(batch), Duration: time.Since(start)})
+		if !s.observers.Active() {
+			s.runBatch(batch)
+		} else {
+			start := time.Now()
+			tx := store.Transaction{Writes: len(batch)}
+			tx.Synced = s.runBatch(batch)
+			tx.Duration = time.Since(start)
+			for _, o := range batch {
+				if o.claim {
+					tx.Claims++
+					if !o.eff.took {
+						tx.EmptyClaims++
+					}
+				}
+			}
+			s.observers.Tell(tx)
 		}
 		for i := range batch {
 			batch[i] = nil // let finished ops be collected
@@ -123,8 +137,9 @@ func (s *Store) writeLoop() {
 }
 
 // runBatch applies the ops in one transaction, each inside a savepoint, then fires the effects of
-// the ops that succeeded and answers every caller.
-func (s *Store) runBatch(batch []*op) {
+// the ops that succeeded and answers every caller. It reports whether the commit synced the
+// write-ahead log to disk (false for a failed transaction).
+func (s *Store) runBatch(batch []*op) (synced bool) {
 	w := s.w
 	w.now = s.now().UnixNano()
 	failAll := func(err error) {
@@ -134,11 +149,11 @@ func (s *Store) runBatch(batch []*op) {
 	}
 	if err := w.setSync(batch); err != nil {
 		failAll(err)
-		return
+		return false
 	}
 	if _, err := w.begin.ExecContext(w.ctx); err != nil {
 		failAll(err)
-		return
+		return false
 	}
 	for _, o := range batch {
 		if err := o.ctx.Err(); err != nil {
@@ -152,7 +167,7 @@ func (s *Store) runBatch(batch []*op) {
 				if !errors.Is(o.err, store.ErrLeaseLost) {
 					w.rollback()
 					failAll(o.err)
-					return
+					return false
 				}
 			}
 			continue
@@ -160,7 +175,7 @@ func (s *Store) runBatch(batch []*op) {
 		if _, err := w.savepoint.ExecContext(w.ctx); err != nil {
 			w.rollback()
 			failAll(err)
-			return
+			return false
 		}
 		o.err = o.fn(w, &o.eff)
 		if o.err != nil {
@@ -168,19 +183,19 @@ func (s *Store) runBatch(batch []*op) {
 			if _, err := w.rollbackTo.ExecContext(w.ctx); err != nil {
 				w.rollback()
 				failAll(err)
-				return
+				return false
 			}
 		}
 		if _, err := w.release.ExecContext(w.ctx); err != nil {
 			w.rollback()
 			failAll(err)
-			return
+			return false
 		}
 	}
 	if _, err := w.commit.ExecContext(w.ctx); err != nil {
 		w.rollback()
 		failAll(err)
-		return
+		return false
 	}
 	// Durable now: wake dispatchers and watchers, then answer.
 	var orch, act, ent bool
@@ -204,6 +219,7 @@ func (s *Store) runBatch(batch []*op) {
 	for _, o := range batch {
 		o.done <- o.err
 	}
+	return s.w.synced // setSync left it as this commit ran: true only when durable
 }
 
 // writer owns the write connection and its prepared statements; only the writer goroutine uses it.
@@ -457,13 +473,9 @@ func firstLine(s string) string {
 	return s
 }
 
-// ObserveTransactions sets the function told of each write transaction (store.TransactionObserver).
-func (s *Store) ObserveTransactions(fn func(store.Transaction)) {
-	if fn == nil {
-		s.observer.Store(nil)
-		return
-	}
-	s.observer.Store(&fn)
+// ObserveTransactions adds a function told of each write transaction (store.TransactionObserver).
+func (s *Store) ObserveTransactions(fn func(store.Transaction)) (remove func()) {
+	return s.observers.Add(fn)
 }
 
 var _ store.TransactionObserver = (*Store)(nil)
