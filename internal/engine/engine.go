@@ -82,6 +82,12 @@ type Options struct {
 	// Versioning decides which orchestration versions the engine runs and what it does with the
 	// others (see versioning.go); the zero Policy runs every version.
 	Versioning versioning.Policy
+	// DisableLocalDispatch turns local dispatch off: an episode's activity tasks are then
+	// committed unleased and claimed by whichever activity worker gets to them first, this
+	// engine's included. By default, an engine that runs activities from its Registry commits
+	// the tasks it can run, as many as it has free activity slots, already leased to itself and
+	// runs them at once, without claiming them (see localdispatch.go).
+	DisableLocalDispatch bool
 	// VersionRejectDelay is how long an instance given back for its version (Reject) waits
 	// before any host may claim it again, the first time; it doubles each time this engine gets
 	// the same instance again, up to 5s and a third of LeaseDuration. Default 250ms.
