@@ -268,18 +268,18 @@ type Episode struct {
 }
 
 // TaskLease asks CommitEpisode to insert the tasks Tasks (indexes into Episode.Tasks) leased to
-// Owner until For from the commit, as ClaimActivities would have leased them: one lease for all
-// of them, renewed, completed and released like a claim's. The other tasks are inserted unleased,
-// as without a TaskLease. Leased tasks wake no activity dispatcher: they are nobody else's work
-// until the lease expires, and then anyone's.
+// the committer (the owner of the episode's lease) until For from the commit, as
+// ClaimActivities would have leased them: renewed, completed and released like a claim's. The
+// other tasks are inserted unleased, as without a TaskLease. Leased tasks wake no activity
+// dispatcher: they are nobody else's work until their lease expires, and then anyone's.
 //
 // The store sets Leased when the commit succeeds (and only then): the leased tasks, with their
-// IDs, in the order of Tasks. A commit that fails (ErrLeaseLost among others) inserts no task,
-// leased or not; one whose reply was lost may have inserted them, leased, and they are claimable
-// once the lease expires. A store that does not know the field ignores it and leaves Leased nil,
-// and its tasks are claimed as usual, so a caller must not count on Leased being set.
+// IDs and leases, in the order of Tasks. A commit that fails (ErrLeaseLost among others)
+// inserts no task, leased or not; one whose reply was lost may have inserted them, leased, and
+// they are claimable once the lease expires. A store that does not know the field ignores it
+// and leaves Leased nil, its tasks inserted unleased and claimed as usual: a caller must not
+// count on Leased being set.
 type TaskLease struct {
-	Owner string
 	For   time.Duration
 	Tasks []int
 	// Leased is the store's answer; a caller leaves it nil.
@@ -288,10 +288,7 @@ type TaskLease struct {
 
 // Check reports whether the task lease is valid for an episode of n tasks.
 func (l *TaskLease) Check(n int) error {
-	switch {
-	case l.Owner == "":
-		return fmt.Errorf("%w: task lease: empty owner", ErrInvalidArgument)
-	case l.For <= 0:
+	if l.For <= 0 {
 		return fmt.Errorf("%w: task lease: duration %v is not positive", ErrInvalidArgument, l.For)
 	}
 	seen := make(map[int]bool, len(l.Tasks))

@@ -36,7 +36,7 @@ func (e *Engine) reserveLocal(ep *store.Episode) int {
 	if len(leased) == 0 {
 		return 0
 	}
-	ep.LeaseTasks = &store.TaskLease{Owner: e.opts.Owner, For: e.opts.LeaseDuration, Tasks: leased}
+	ep.LeaseTasks = &store.TaskLease{For: e.opts.LeaseDuration, Tasks: leased}
 	return len(leased)
 }
 

@@ -494,7 +494,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		var l lease
 		if len(leasedAt) > 0 {
 			s.lastToken++
-			l = lease{owner: tl.Owner, token: s.lastToken, expires: now.Add(tl.For)}
+			l = lease{owner: e.Lease.Owner, token: s.lastToken, expires: now.Add(tl.For)}
 			leased = make([]store.ActivityWork, len(leasedAt))
 		}
 		for i, t := range e.Tasks {

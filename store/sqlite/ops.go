@@ -449,7 +449,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		var taskLease store.Lease
 		if tl != nil && len(tl.Tasks) > 0 {
-			taskLease = store.Lease{Owner: tl.Owner, Token: w.token()}
+			taskLease = store.Lease{Owner: e.Lease.Owner, Token: w.token()}
 			leased = make([]store.ActivityWork, len(tl.Tasks))
 		}
 		for i, t := range e.Tasks {

@@ -12,14 +12,15 @@ import (
 // the committer's as if it had claimed them, with every guarantee of a claim.
 
 // commitLeased commits the episode of w with the tasks names, leasing those at the indexes
-// leased to owner for leaseFor, and returns what the store leased.
-func commitLeased(t *testing.T, st store.Store, w store.OrchestrationWork, names []string, leased []int, owner string, leaseFor time.Duration) []store.ActivityWork {
+// leased to w's owner for leaseFor, and returns what the store leased.
+func commitLeased(t *testing.T, st store.Store, w store.OrchestrationWork, names []string, leased []int, leaseFor time.Duration) []store.ActivityWork {
 	t.Helper()
 	e := consumeAll(w)
 	for _, n := range names {
 		e.Tasks = append(e.Tasks, store.Task{InstanceID: w.Instance.ID, ExecutionID: w.Instance.ExecutionID, Name: n, Data: []byte("in:" + n)})
 	}
-	e.LeaseTasks = &store.TaskLease{Owner: owner, For: leaseFor, Tasks: leased}
+	e.LeaseTasks = &store.TaskLease{For: leaseFor, Tasks: leased}
+	owner := w.Lease.Owner
 	if err := st.CommitEpisode(ctxOf(t), e); err != nil {
 		t.Fatalf("CommitEpisode with leased tasks: %v", err)
 	}
@@ -55,7 +56,7 @@ func (s suite) testLeasedTasks(t *testing.T) {
 	st := s.open(t)
 	ctx := ctxOf(t)
 	mustCreate(t, st, "o")
-	leased := commitLeased(t, st, claimID(t, st, "n", "o"), []string{"act0", "act1", "act2"}, []int{2, 0}, "a", longLease)
+	leased := commitLeased(t, st, claimID(t, st, "a", "o"), []string{"act0", "act1", "act2"}, []int{2, 0}, longLease)
 	if leased[0].Task.Name != "act2" || leased[1].Task.Name != "act0" {
 		t.Fatalf("leased %s and %s, want act2 and act0, in the order asked", leased[0].Task.Name, leased[1].Task.Name)
 	}
@@ -80,7 +81,7 @@ func (s suite) testLeasedTasks(t *testing.T) {
 	}
 	err = st.CompleteActivity(ctx, leased[1].Task.ID, leased[1].Lease, store.Message{InstanceID: "o", Data: []byte("again")})
 	wantErr(t, "completing a leased task twice", err, store.ErrLeaseLost)
-	w := claimID(t, st, "n", "o")
+	w := claimID(t, st, "a", "o")
 	var results []string
 	for _, m := range w.Messages {
 		results = append(results, string(m.Data))
@@ -91,7 +92,7 @@ func (s suite) testLeasedTasks(t *testing.T) {
 	}
 
 	// An empty list leases nothing and inserts the tasks as without a TaskLease.
-	none := commitLeased(t, st, w, []string{"t"}, nil, "a", longLease)
+	none := commitLeased(t, st, w, []string{"t"}, nil, longLease)
 	if len(none) != 0 {
 		t.Fatalf("leased %d tasks when asked for none", len(none))
 	}
@@ -104,7 +105,7 @@ func (s suite) testLeasedTasksExpire(t *testing.T) {
 	st := s.open(t)
 	ctx := ctxOf(t)
 	mustCreate(t, st, "o")
-	leased := commitLeased(t, st, claimID(t, st, "n", "o"), []string{"slow", "t"}, []int{0, 1}, "a", shortLease)
+	leased := commitLeased(t, st, claimID(t, st, "a", "o"), []string{"slow", "t"}, []int{0, 1}, shortLease)
 	// The committer died before running them: once the lease has expired they are anyone's.
 	var b []store.ActivityWork
 	Eventually(t, "the expired leases of committed tasks to be claimable", func() bool {
@@ -133,7 +134,7 @@ func (s suite) testLeasedTasksRenew(t *testing.T) {
 	mustCreate(t, st, "o")
 	const lease = 200 * time.Millisecond
 	start := time.Now()
-	leased := commitLeased(t, st, claimID(t, st, "n", "o"), []string{"t"}, []int{0}, "a", lease)
+	leased := commitLeased(t, st, claimID(t, st, "a", "o"), []string{"t"}, []int{0}, lease)
 	if err := st.RenewLeases(ctx, "a", []store.Claim{leased[0].Claim()}, longLease); err != nil {
 		t.Fatalf("RenewLeases: %v", err)
 	}
@@ -149,7 +150,7 @@ func (s suite) testLeasedTasksRenew(t *testing.T) {
 func (s suite) testLeasedTasksRelease(t *testing.T) {
 	st := s.open(t)
 	mustCreate(t, st, "o")
-	leased := commitLeased(t, st, claimID(t, st, "n", "o"), []string{"t", "slow"}, []int{1}, "a", longLease)
+	leased := commitLeased(t, st, claimID(t, st, "a", "o"), []string{"t", "slow"}, []int{1}, longLease)
 	if err := st.ReleaseLeases(ctxOf(t), "a"); err != nil {
 		t.Fatalf("ReleaseLeases: %v", err)
 	}
@@ -175,7 +176,7 @@ func (s suite) testLeasedTasksLostLease(t *testing.T) {
 	})
 	e := consumeAll(old[0])
 	e.Tasks = []store.Task{{InstanceID: "o", Name: "t", Data: []byte("stale")}}
-	e.LeaseTasks = &store.TaskLease{Owner: "a", For: longLease, Tasks: []int{0}}
+	e.LeaseTasks = &store.TaskLease{For: longLease, Tasks: []int{0}}
 	wantErr(t, "CommitEpisode with leased tasks after the episode's lease was lost", st.CommitEpisode(ctxOf(t), e), store.ErrLeaseLost)
 	if e.LeaseTasks.Leased != nil {
 		t.Fatalf("a refused commit reported leased tasks %+v", e.LeaseTasks.Leased)
@@ -195,11 +196,10 @@ func (s suite) testLeasedTasksInvalid(t *testing.T) {
 	mustCreate(t, st, "o")
 	w := claimID(t, st, "n", "o")
 	for _, tl := range []store.TaskLease{
-		{Owner: "a", For: longLease, Tasks: []int{1}},
-		{Owner: "a", For: longLease, Tasks: []int{-1}},
-		{Owner: "a", For: longLease, Tasks: []int{0, 0}},
-		{Owner: "", For: longLease, Tasks: []int{0}},
-		{Owner: "a", For: 0, Tasks: []int{0}},
+		{For: longLease, Tasks: []int{1}},
+		{For: longLease, Tasks: []int{-1}},
+		{For: longLease, Tasks: []int{0, 0}},
+		{For: 0, Tasks: []int{0}},
 	} {
 		e := consumeAll(w)
 		e.Tasks = []store.Task{{InstanceID: "o", Name: "t", Data: []byte("x")}}
