@@ -424,8 +424,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 	}
 	tl := e.LeaseTasks
-	leasedAt := map[int]int{} // index in e.Tasks -> place in tl.Leased
+	var leasedAt map[int]int // index in e.Tasks -> place in tl.Leased
 	if tl != nil {
+		leasedAt = make(map[int]int, len(tl.Tasks))
 		tl.Leased = nil
 		if err := tl.Check(len(e.Tasks)); err != nil {
 			return fmt.Errorf("memory: commit episode of %q: %w", id, err)
