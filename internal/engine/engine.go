@@ -1,7 +1,9 @@
 // Package engine runs orchestration episodes, activities and entity batches from a store: three
 // dispatchers that claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
 //
-// Lock and lease model: every work item is claimed with a lease (owner + token). The engine keeps
+// Lock and lease model: every work item is claimed with a lease (owner + token), or, for the
+// activity tasks an episode schedules and this engine runs, committed already leased to it
+// (local dispatch, localdispatch.go), which is the same lease without the claim. The engine keeps
 // the set of claims it still works on (an episode running or committing, an activity running or
 // completing) and the renewer extends those leases and no others, so that an item the engine gave
 // up on (a commit that kept failing, an orchestrator that does not yield) expires and is claimed
