@@ -146,6 +146,13 @@ func (s *tracked) CommitEpisode(ctx context.Context, e store.Episode) error {
 		if ended(err) {
 			delete(s.inflight, claimKey{instance: e.Instance.ID, token: e.Lease.Token})
 		}
+		if err == nil && e.LeaseTasks != nil {
+			// Tasks the commit leased to the engine (local dispatch) are claimed by it, as a
+			// ClaimActivities would have claimed them.
+			for _, w := range e.LeaseTasks.Leased {
+				s.inflight[claimKey{task: w.Task.ID, token: w.Lease.Token}] = struct{}{}
+			}
+		}
 	})
 	return err
 }

@@ -261,6 +261,44 @@ type Episode struct {
 	// EntityMessages are messages to entities, delivered after Messages as SendEntityMessages
 	// delivers them: an entity that does not exist is created first.
 	EntityMessages []Message
+
+	// LeaseTasks, when not nil, asks for some of Tasks to be inserted already leased (local
+	// dispatch: the committing node runs them without claiming them). See TaskLease.
+	LeaseTasks *TaskLease
+}
+
+// TaskLease asks CommitEpisode to insert the tasks Tasks (indexes into Episode.Tasks) leased to
+// the committer (the owner of the episode's lease) until For from the commit, as
+// ClaimActivities would have leased them: renewed, completed and released like a claim's. The
+// other tasks are inserted unleased, as without a TaskLease. Leased tasks wake no activity
+// dispatcher: they are nobody else's work until their lease expires, and then anyone's.
+//
+// The store sets Leased when the commit succeeds (and only then): the leased tasks, with their
+// IDs and leases, in the order of Tasks. A commit that fails (ErrLeaseLost among others)
+// inserts no task, leased or not; one whose reply was lost may have inserted them, leased, and
+// they are claimable once the lease expires. A store that does not know the field ignores it
+// and leaves Leased nil, its tasks inserted unleased and claimed as usual: a caller must not
+// count on Leased being set.
+type TaskLease struct {
+	For   time.Duration
+	Tasks []int
+	// Leased is the store's answer; a caller leaves it nil.
+	Leased []ActivityWork
+}
+
+// Check reports whether the task lease is valid for an episode of n tasks.
+func (l *TaskLease) Check(n int) error {
+	if l.For <= 0 {
+		return fmt.Errorf("%w: task lease: duration %v is not positive", ErrInvalidArgument, l.For)
+	}
+	seen := make(map[int]bool, len(l.Tasks))
+	for _, i := range l.Tasks {
+		if i < 0 || i >= n || seen[i] {
+			return fmt.Errorf("%w: task lease: index %d is not that of one of the episode's %d tasks, once", ErrInvalidArgument, i, n)
+		}
+		seen[i] = true
+	}
+	return nil
 }
 
 // ReusePolicy says what CreateInstance does when an instance with the ID already exists.
@@ -496,7 +534,8 @@ type Store interface {
 	// the same guarantees.
 	ClaimOrchestrations(ctx context.Context, owner string, names Names, max int, leaseFor time.Duration) ([]OrchestrationWork, error)
 	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
-	// releases the lease. It commits an entity's batch too (a claim of ClaimEntities).
+	// releases the lease. It commits an entity's batch too (a claim of ClaimEntities). With
+	// e.LeaseTasks, it inserts the tasks named there leased and reports them (see TaskLease).
 	CommitEpisode(ctx context.Context, e Episode) error
 	// ClaimEntities is ClaimOrchestrations for entities: it leases up to max entities of the
 	// names (entity names) with visible messages and no live lease, with those messages. Entity

@@ -1,7 +1,9 @@
 // Package engine runs orchestration episodes, activities and entity batches from a store: three
 // dispatchers that claim work under leases, a lease renewer, the cache of live executions, and graceful shutdown.
 //
-// Lock and lease model: every work item is claimed with a lease (owner + token). The engine keeps
+// Lock and lease model: every work item is claimed with a lease (owner + token), or, for the
+// activity tasks an episode schedules and this engine runs, committed already leased to it
+// (local dispatch, localdispatch.go), which is the same lease without the claim. The engine keeps
 // the set of claims it still works on (an episode running or committing, an activity running or
 // completing) and the renewer extends those leases and no others, so that an item the engine gave
 // up on (a commit that kept failing, an orchestrator that does not yield) expires and is claimed
@@ -82,6 +84,12 @@ type Options struct {
 	// Versioning decides which orchestration versions the engine runs and what it does with the
 	// others (see versioning.go); the zero Policy runs every version.
 	Versioning versioning.Policy
+	// DisableLocalDispatch turns local dispatch off: an episode's activity tasks are then
+	// committed unleased and claimed by whichever activity worker gets to them first, this
+	// engine's included. By default, an engine that runs activities from its Registry commits
+	// the tasks it can run, as many as it has free activity slots, already leased to itself and
+	// runs them at once, without claiming them (see localdispatch.go).
+	DisableLocalDispatch bool
 	// VersionRejectDelay is how long an instance given back for its version (Reject) waits
 	// before any host may claim it again, the first time; it doubles each time this engine gets
 	// the same instance again, up to 5s and a third of LeaseDuration. Default 250ms.

@@ -57,9 +57,11 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		}
 		return
 	}
+	reserved := e.reserveLocal(&ep)
 	err = e.retry("committing orchestration episode", attrs, func(ctx context.Context) error {
 		return e.st.CommitEpisode(ctx, ep)
 	})
+	e.runLocal(ep.LeaseTasks, reserved, err)
 	done(err)
 	if err == nil && e.opts.Versioning.Active() {
 		e.rejects.forget(w.Instance.ID) // it ran here: a later rejection starts the backoff over
@@ -876,9 +878,11 @@ func (e *Engine) activityLoop() {
 			return 0, err
 		}
 		for _, w := range work {
+			// Renewed from here on: the slot may be slow to come when local dispatch took the
+			// free slots between the claim and now.
+			e.held.add(w.Claim())
 			e.actSlots <- struct{}{}
 			e.acts.Add(1)
-			e.held.add(w.Claim())
 			go func() {
 				defer func() {
 					e.held.remove(w.Claim())

@@ -425,7 +425,21 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			return fmt.Errorf("memory: commit episode of %q: entity message: %w", id, err)
 		}
 	}
-	return s.write(ctx, "commit episode", func(now time.Time, eff *effects) error {
+	tl := e.LeaseTasks
+	var leasedAt map[int]int // index in e.Tasks -> place in tl.Leased
+	if tl != nil {
+		leasedAt = make(map[int]int, len(tl.Tasks))
+		tl.Leased = nil
+		if err := tl.Check(len(e.Tasks)); err != nil {
+			return fmt.Errorf("memory: commit episode of %q: %w", id, err)
+		}
+		for j, i := range tl.Tasks {
+			leasedAt[i] = j
+		}
+	}
+	var leased []store.ActivityWork
+	err := s.write(ctx, "commit episode", func(now time.Time, eff *effects) error {
+		leased = nil
 		if e.Lease.Token == 0 || e.Lease.Owner == "" {
 			return fmt.Errorf("memory: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
 		}
@@ -480,12 +494,27 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			}
 		}
 		s.sendEntityMessages(e.EntityMessages, now, eff)
-		for _, t := range e.Tasks {
+		var l lease
+		if len(leasedAt) > 0 {
+			s.lastToken++
+			l = lease{owner: e.Lease.Owner, token: s.lastToken, expires: now.Add(tl.For)}
+			leased = make([]store.ActivityWork, len(leasedAt))
+		}
+		for i, t := range e.Tasks {
 			if t.InstanceID == "" {
 				t.InstanceID = id
 			}
-			s.addTask(t, now)
-			eff.activity = true
+			x := s.addTask(t, now)
+			j, ok := leasedAt[i]
+			if !ok {
+				eff.activity = true
+				continue
+			}
+			// Leased to the committer, which runs it: no wake-up, nobody else may take it.
+			s.leaseTask(x, l, now)
+			out := x.t
+			out.Data = bytes.Clone(out.Data)
+			leased[j] = store.ActivityWork{Task: out, Lease: store.Lease{Owner: l.owner, Token: l.token}}
 		}
 		s.refresh(in, now)
 		// Messages that arrived during the episode make the instance claimable again now that
@@ -495,6 +524,10 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		return nil
 	})
+	if err == nil && tl != nil {
+		tl.Leased = leased
+	}
+	return err
 }
 
 // start creates a sub-orchestration, or delivers OnConflict when an active instance (or an
@@ -518,7 +551,7 @@ func (s *Store) start(st store.Start, now time.Time, eff *effects) {
 }
 
 // addTask adds an activity task.
-func (s *Store) addTask(t store.Task, now time.Time) {
+func (s *Store) addTask(t store.Task, now time.Time) *task {
 	s.lastTask++
 	t.ID = s.lastTask
 	t.Data = bytes.Clone(t.Data)
@@ -534,6 +567,7 @@ func (s *Store) addTask(t store.Task, now time.Time) {
 	}
 	set[t.ID] = x
 	s.refreshTask(x, now)
+	return x
 }
 
 // ClaimActivities leases up to max activity tasks without a live lease.

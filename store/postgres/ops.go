@@ -121,7 +121,20 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if e.Lease.Token == 0 || e.Lease.Owner == "" {
 		return fmt.Errorf("postgres: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
 	}
-	return s.do(ctx, &writeOp{kind: opEpisode, ep: &e})
+	if tl := e.LeaseTasks; tl != nil {
+		tl.Leased = nil
+		if err := tl.Check(len(e.Tasks)); err != nil {
+			return fmt.Errorf("postgres: commit episode of %q: %w", id, err)
+		}
+	}
+	o := &writeOp{kind: opEpisode, ep: &e}
+	if err := s.do(ctx, o); err != nil {
+		return err
+	}
+	if e.LeaseTasks != nil {
+		e.LeaseTasks.Leased = o.leased // read once the writer has answered
+	}
+	return nil
 }
 
 // CompleteActivity deletes the task and delivers its result, if the lease still holds.

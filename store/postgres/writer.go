@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -50,13 +51,14 @@ const (
 type writeOp struct {
 	ctx    context.Context
 	kind   opKind
-	inst   store.Instance    // opCreate
-	msg    store.Message     // opCreate: the start message; opSend: the message; opComplete: the result
-	policy store.ReusePolicy // opCreate
-	ep     *store.Episode    // opEpisode
-	taskID int64             // opComplete
-	lease  store.Lease       // opComplete
-	msgs   []store.Message   // opSendEntities
+	inst   store.Instance       // opCreate
+	msg    store.Message        // opCreate: the start message; opSend: the message; opComplete: the result
+	policy store.ReusePolicy    // opCreate
+	ep     *store.Episode       // opEpisode
+	leased []store.ActivityWork // opEpisode: the tasks it leased (Episode.LeaseTasks)
+	taskID int64                // opComplete
+	lease  store.Lease          // opComplete
+	msgs   []store.Message      // opSendEntities
 
 	err  error
 	eff  effects
@@ -536,7 +538,7 @@ u AS (
 	FROM e JOIN reprise.instances o ON o.hub = $1 AND o.id = e.id
 	WHERE i.hub = $1 AND i.id = e.id AND i.lease_token = e.token AND i.lease_owner = e.owner
 	RETURNING i.id, i.kind, i.history_next, e.reset, e.appended, (o.status <> e.status OR o.output IS DISTINCT FROM e.output
-		OR o.custom_status IS DISTINCT FROM e.custom_status) AS changed
+		OR o.custom_status IS DISTINCT FROM e.custom_status) AS changed, e.owner, o.lease_epoch AS epoch
 ),
 old_history AS (
 	DELETE FROM reprise.history h USING u
@@ -552,19 +554,27 @@ consumed AS (
 	WHERE m.id = c.msg AND m.hub = $1 AND m.instance_id = c.id
 ),
 tasks AS (
-	INSERT INTO reprise.tasks (hub, instance_id, execution_id, name, data)
-	SELECT $1, t.instance_id, t.execution_id, t.name, t.data
-	FROM unnest($22::text[], $23::text[], $24::text[], $25::bytea[], $26::text[])
-		WITH ORDINALITY AS t(instance_id, execution_id, name, data, src_id, ord)
+	INSERT INTO reprise.tasks (hub, instance_id, execution_id, name, data, lease_owner, lease_epoch, lease_token, lease_expires)
+	SELECT $1, t.instance_id, t.execution_id, t.name, t.data,
+		CASE WHEN t.lease_for > 0 THEN u.owner END,
+		CASE WHEN t.lease_for > 0 THEN u.epoch ELSE 0 END,
+		CASE WHEN t.lease_for > 0 THEN currval('reprise.lease_tokens') ELSE 0 END,
+		CASE WHEN t.lease_for > 0 THEN now() + t.lease_for * interval '1 microsecond' ELSE '-infinity' END
+	FROM unnest($22::text[], $23::text[], $24::text[], $25::bytea[], $26::text[], $28::bigint[])
+		WITH ORDINALITY AS t(instance_id, execution_id, name, data, src_id, lease_for, ord)
 		JOIN u ON u.id = t.src_id
 	ORDER BY t.ord
-	RETURNING 1
+	RETURNING id, instance_id, lease_owner IS NOT NULL AS leased, lease_token
 )
-SELECT u.id, u.kind, u.changed, (SELECT count(*) FROM tasks),
+SELECT u.id, u.kind, u.changed, (SELECT count(*) FROM tasks WHERE NOT leased),
 	EXISTS (SELECT 1 FROM reprise.inbox p WHERE p.hub = $1 AND p.instance_id = u.id AND p.visible_at <= now()
 		AND p.id <> ALL($21::bigint[])),
 	` + changedSQL("$16", "SELECT id FROM u WHERE changed") + `
-	+ (SELECT count(pg_notify($16, 'a')) WHERE EXISTS (SELECT 1 FROM tasks))
+	+ (SELECT count(pg_notify($16, 'a')) WHERE EXISTS (SELECT 1 FROM tasks WHERE NOT leased)),
+	-- The tasks leased to the committer, in ID order, which is the order of insertion (ord):
+	-- a leased task is always its own instance's (see queueEpisodes).
+	(SELECT coalesce(array_agg(x.id ORDER BY x.id), '{}') FROM tasks x WHERE x.leased AND x.instance_id = u.id),
+	(SELECT coalesce(array_agg(x.lease_token ORDER BY x.id), '{}') FROM tasks x WHERE x.leased AND x.instance_id = u.id)
 FROM u`
 
 func (g *group) queueEpisodes(ops []*writeOp) {
@@ -589,6 +599,7 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		consumedMsgs                                = []int64{}
 		taskTargets, taskExecs, taskNames, taskSrcs = []string{}, []string{}, []string{}, []string{}
 		taskData                                    = [][]byte{}
+		taskLeaseFor                                = []int64{}
 		byID                                        = make(map[string]*writeOp, n)
 		hasStarts                                   bool
 	)
@@ -611,10 +622,23 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 			consumedIDs = append(consumedIDs, in.ID)
 			consumedMsgs = append(consumedMsgs, mid)
 		}
-		for _, t := range e.Tasks {
+		o.leased = nil
+		var leaseFor []int64 // per task: microseconds of its lease, 0 for none
+		if tl := e.LeaseTasks; tl != nil && len(tl.Tasks) > 0 {
+			leaseFor = make([]int64, len(e.Tasks))
+			for _, k := range tl.Tasks {
+				leaseFor[k] = max(micros(tl.For), 1)
+			}
+		}
+		for k, t := range e.Tasks {
 			if t.InstanceID == "" {
 				t.InstanceID = in.ID
 			}
+			var lf int64
+			if leaseFor != nil && t.InstanceID == in.ID { // another instance's task is inserted unleased
+				lf = leaseFor[k]
+			}
+			taskLeaseFor = append(taskLeaseFor, lf)
 			taskTargets = append(taskTargets, t.InstanceID)
 			taskExecs = append(taskExecs, t.ExecutionID)
 			taskNames = append(taskNames, t.Name)
@@ -637,11 +661,13 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 			var changed, pending bool
 			var tasks int64
 			var notified *int64
-			if err := rows.Scan(&id, &kind, &changed, &tasks, &pending, &notified); err != nil {
+			var leasedIDs, leasedTokens []int64
+			if err := rows.Scan(&id, &kind, &changed, &tasks, &pending, &notified, &leasedIDs, &leasedTokens); err != nil {
 				return err
 			}
 			o := byID[id]
 			o.err = nil
+			o.leased = leasedWork(o.ep, leasedIDs, leasedTokens)
 			if changed {
 				o.eff.changed = append(o.eff.changed, id)
 			}
@@ -653,7 +679,7 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		return rows.Err()
 	}, g.s.hub, ids, owners, tokens, names, execs, parents, statuses, inputs, outputs, customs, failures,
 		updated, resets, appended, g.s.channel, histIDs, histBack, histData, consumedIDs, consumedMsgs,
-		taskTargets, taskExecs, taskNames, taskData, taskSrcs, versions)
+		taskTargets, taskExecs, taskNames, taskData, taskSrcs, versions, taskLeaseFor)
 
 	if hasStarts {
 		// Before the episodes' messages, so that messages to the new instances find them.
@@ -961,3 +987,33 @@ func (s *Store) ObserveTransactions(fn func(store.Transaction)) (remove func()) 
 }
 
 var _ store.TransactionObserver = (*Store)(nil)
+
+// leasedWork pairs the IDs and tokens of the tasks an episode's commit leased (in ID order, the
+// order of insertion) with its tasks, and returns them in the order of its TaskLease.
+func leasedWork(e *store.Episode, ids, tokens []int64) []store.ActivityWork {
+	tl := e.LeaseTasks
+	if tl == nil || len(ids) == 0 {
+		return nil
+	}
+	byIndex := make(map[int]store.ActivityWork, len(ids))
+	next := 0
+	for k, t := range e.Tasks {
+		if !slices.Contains(tl.Tasks, k) || (t.InstanceID != "" && t.InstanceID != e.Instance.ID) {
+			continue
+		}
+		if next == len(ids) {
+			break
+		}
+		t.ID, t.InstanceID = ids[next], e.Instance.ID
+		t.Data = nonNil(t.Data)
+		byIndex[k] = store.ActivityWork{Task: t, Lease: store.Lease{Owner: e.Lease.Owner, Token: tokens[next]}}
+		next++
+	}
+	out := make([]store.ActivityWork, 0, len(byIndex))
+	for _, k := range tl.Tasks {
+		if w, ok := byIndex[k]; ok {
+			out = append(out, w)
+		}
+	}
+	return out
+}

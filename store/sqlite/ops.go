@@ -370,7 +370,24 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 			return fmt.Errorf("sqlite: commit episode of %q: entity message: %w", id, err)
 		}
 	}
-	return s.doFenced(ctx, func(w *writer, eff *effects) error {
+	tl := e.LeaseTasks
+	var leasedAt []int // leasedAt[i] is the place in tl.Leased of e.Tasks[i], or -1
+	if tl != nil {
+		tl.Leased = nil
+		if err := tl.Check(len(e.Tasks)); err != nil {
+			return fmt.Errorf("sqlite: commit episode of %q: %w", id, err)
+		}
+		leasedAt = make([]int, len(e.Tasks))
+		for i := range leasedAt {
+			leasedAt[i] = -1
+		}
+		for j, i := range tl.Tasks {
+			leasedAt[i] = j
+		}
+	}
+	var leased []store.ActivityWork // set by the writer; read only once it reported success
+	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
+		leased = nil
 		if e.Lease.Token == 0 || e.Lease.Owner == "" {
 			return fmt.Errorf("sqlite: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
 		}
@@ -431,17 +448,35 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		if err := w.sendEntityMessages(e.EntityMessages, eff); err != nil {
 			return err
 		}
-		for _, t := range e.Tasks {
+		var taskLease store.Lease
+		if tl != nil && len(tl.Tasks) > 0 {
+			taskLease = store.Lease{Owner: e.Lease.Owner, Token: w.token()}
+			leased = make([]store.ActivityWork, len(tl.Tasks))
+		}
+		for i, t := range e.Tasks {
 			if t.InstanceID == "" {
 				t.InstanceID = id
 			}
 			if t.Data == nil {
 				t.Data = []byte{}
 			}
-			if _, err := w.insertTask.ExecContext(w.ctx, w.hub, t.InstanceID, t.ExecutionID, t.Name, t.Data); err != nil {
+			if leasedAt == nil || leasedAt[i] < 0 {
+				if _, err := w.insertTask.ExecContext(w.ctx, w.hub, t.InstanceID, t.ExecutionID, t.Name, t.Data); err != nil {
+					return err
+				}
+				eff.activity = true
+				continue
+			}
+			// Leased to the committer, which runs it: no wake-up, nobody else may take it.
+			r, err := w.insertLeasedTask.ExecContext(w.ctx, w.hub, t.InstanceID, t.ExecutionID, t.Name, t.Data,
+				taskLease.Owner, taskLease.Token, w.now+int64(tl.For))
+			if err != nil {
 				return err
 			}
-			eff.activity = true
+			if t.ID, err = r.LastInsertId(); err != nil {
+				return err
+			}
+			leased[leasedAt[i]] = store.ActivityWork{Task: t, Lease: taskLease}
 		}
 		woken := eff.orchestration
 		if in.Kind == store.KindEntity {
@@ -462,6 +497,10 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		return nil
 	})
+	if err == nil && tl != nil {
+		tl.Leased = leased
+	}
+	return err
 }
 
 // start creates a sub-orchestration, or delivers OnConflict when an active instance holds the ID.

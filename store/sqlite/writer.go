@@ -247,7 +247,7 @@ type writer struct {
 	claimStatements int
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
-	insertMessage, insertHistory, insertTask, deleteMessage                            *sql.Stmt
+	insertMessage, insertHistory, insertTask, insertLeasedTask, deleteMessage          *sql.Stmt
 	commitInstance, hasVisible, insertEntity, deleteEntity                             *sql.Stmt
 	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
 	readyNames, readyTaskNames                                                         *sql.Stmt
@@ -330,6 +330,8 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 		{&w.insertHistory, `INSERT INTO history (hub, instance_id, idx, data)
 			VALUES (?1, ?2, (SELECT history_len FROM instances WHERE hub = ?1 AND id = ?2) - ?3, ?4)`},
 		{&w.insertTask, `INSERT INTO tasks (hub, instance_id, execution_id, name, data) VALUES (?1, ?2, ?3, ?4, ?5)`},
+		{&w.insertLeasedTask, `INSERT INTO tasks (hub, instance_id, execution_id, name, data, lease_owner, lease_token, lease_expires)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)`},
 		{&w.deleteMessage, `DELETE FROM inbox WHERE id = ?1 AND hub = ?2 AND instance_id = ?3`},
 		// The fencing check is the WHERE clause: the row must still carry this claim's token.
 		// No RETURNING history_len: SQLite runs RETURNING as a trigger, which turns this one-row
