@@ -531,8 +531,8 @@ function syncFilters(f) {
   sel.value = f.name;
   $('#f-from').value = toLocalInput(f.createdFrom);
   $('#f-to').value = toLocalInput(f.createdTo);
-  $('#f-version').value = f.version;
-  $('#f-prefix').value = f.prefix;
+  syncText($('#f-version'), f.version);
+  syncText($('#f-prefix'), f.prefix);
   const top = $('#f-top');
   if (![...top.options].some((o) => o.value === String(f.top))) top.append(h('option', { value: String(f.top) }, String(f.top)));
   top.value = String(f.top);
@@ -913,10 +913,17 @@ function mountEntities(view) {
   $('#e-next').addEventListener('click', () => entityPage(+1));
 }
 
+// syncText shows a filter's value in its text field, unless the field has the focus: leaving
+// one field applies the filters, and the navigation that follows must not wipe what is being
+// typed into the next one.
+function syncText(el, value) {
+  if (document.activeElement !== el) el.value = value;
+}
+
 function syncEntityFilters(f) {
   document.title = 'Entities · Reprise dashboard';
-  $('#e-name').value = f.name;
-  $('#e-key').value = f.key;
+  syncText($('#e-name'), f.name);
+  syncText($('#e-key'), f.key);
   $('#e-from').value = toLocalInput(f.modifiedFrom);
   $('#e-to').value = toLocalInput(f.modifiedTo);
   $('#e-transient').checked = f.transient;
