@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/reprise-dev/reprise/internal/control"
@@ -135,10 +136,13 @@ type Engine struct {
 	actSlots  chan struct{}
 	entSlots  chan struct{}
 	poke      chan struct{} // re-check for orchestration work after an episode
-	actPoke   chan struct{} // an activity slot was freed
-	entPoke   chan struct{} // an entity slot was freed
-	startOnce sync.Once
-	stopOnce  sync.Once
+	actPoke   chan struct{} // an activity slot was freed while the activity dispatcher was starved
+	// actStarved says the activity dispatcher may have work it left for want of a slot; only
+	// then does a freed slot poke it (see dispatch).
+	actStarved atomic.Bool
+	entPoke    chan struct{} // an entity slot was freed
+	startOnce  sync.Once
+	stopOnce   sync.Once
 
 	entities            entityCache
 	orchNames, actNames store.Names // the registry's, read at Start
@@ -306,7 +310,21 @@ func (e *Engine) stopping() bool {
 
 // dispatch is the loop shared by both dispatchers: claim while there are free slots, run each
 // item, and sleep until a wake-up, a timer, a freed slot or the poll interval.
-func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan struct{},
+//
+// No empty claims (decision 0023, amended): the dispatcher claims again at once only when its
+// claim filled every free slot, since a claim that took fewer than it could found all there was
+// at that moment, and work that becomes claimable later sends a wake-up (the store's WorkSignal
+// after the commit that made it; a timer's or an expired lease's time through NextVisibleAt or
+// the poll interval). When starved is given (activities), it is set while the dispatcher may
+// have left work for want of a slot (from before it counts the free slots until a claim that
+// did not fill them), and the goroutines that free a slot poke only then, so that a freed slot
+// after a claim that found everything costs no claim. Set before the count, it cannot miss a
+// slot freed meanwhile: either the count sees the slot, or the freeing goroutine sees the flag.
+// The orchestration and entity dispatchers are poked after every episode or batch all the
+// same: a PostgreSQL claim counts one instance once per visible message against max, so it may
+// take fewer than max and leave claimable instances, which the poke after the first episode
+// catches at once instead of at the next poll.
+func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan struct{}, starved *atomic.Bool,
 	claim func(ctx context.Context, max int) (int, error), nextTimer bool) {
 	defer e.loops.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -321,6 +339,9 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 	}
 	backoff := 10 * time.Millisecond
 	for !e.stopping() {
+		if starved != nil {
+			starved.Store(true)
+		}
 		free := cap(slots) - len(slots)
 		if free > 0 {
 			n, err := claim(ctx, free)
@@ -338,8 +359,11 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 				continue
 			}
 			backoff = 10 * time.Millisecond
-			if n > 0 {
-				continue
+			if n >= free {
+				continue // every free slot filled: there may be more
+			}
+			if starved != nil {
+				starved.Store(false)
 			}
 		}
 		wait := e.opts.PollInterval
@@ -368,7 +392,7 @@ func (e *Engine) dispatch(kind store.WorkKind, slots chan struct{}, poke <-chan 
 }
 
 func (e *Engine) orchestrationLoop() {
-	e.dispatch(store.OrchestrationWorkKind, e.orchSlots, e.poke, func(ctx context.Context, max int) (int, error) {
+	e.dispatch(store.OrchestrationWorkKind, e.orchSlots, e.poke, nil, func(ctx context.Context, max int) (int, error) {
 		work, err := e.st.ClaimOrchestrations(ctx, e.opts.Owner, e.claimNames(store.OrchestrationWorkKind), max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err

@@ -31,7 +31,7 @@ type EntityRunner interface {
 // entityLoop is the dispatcher of entity batches. It has slots of its own, so a burst of entity
 // traffic never takes an orchestration's.
 func (e *Engine) entityLoop() {
-	e.dispatch(store.EntityWorkKind, e.entSlots, e.entPoke, func(ctx context.Context, max int) (int, error) {
+	e.dispatch(store.EntityWorkKind, e.entSlots, e.entPoke, nil, func(ctx context.Context, max int) (int, error) {
 		work, err := e.st.ClaimEntities(ctx, e.opts.Owner, e.opts.Entities.EntityNames(), max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err

@@ -872,7 +872,7 @@ func (e *Engine) callActivity(w store.ActivityWork, ev history.Event, fn Activit
 }
 
 func (e *Engine) activityLoop() {
-	e.dispatch(store.ActivityWorkKind, e.actSlots, e.actPoke, func(ctx context.Context, max int) (int, error) {
+	e.dispatch(store.ActivityWorkKind, e.actSlots, e.actPoke, &e.actStarved, func(ctx context.Context, max int) (int, error) {
 		work, err := e.st.ClaimActivities(ctx, e.opts.Owner, e.claimNames(store.ActivityWorkKind), max, e.opts.LeaseDuration)
 		if err != nil {
 			return 0, err
@@ -882,17 +882,31 @@ func (e *Engine) activityLoop() {
 			// free slots between the claim and now.
 			e.held.add(w.Claim())
 			e.actSlots <- struct{}{}
-			e.acts.Add(1)
-			go func() {
-				defer func() {
-					e.held.remove(w.Claim())
-					<-e.actSlots
-					e.acts.Done()
-					nudge(e.actPoke)
-				}()
-				e.runActivity(w)
-			}()
+			e.startActivity(w)
 		}
 		return len(work), nil
 	}, false)
+}
+
+// startActivity runs w, already held (renewed) and in a slot it took, in a goroutine that
+// gives both back when it ends.
+func (e *Engine) startActivity(w store.ActivityWork) {
+	e.acts.Add(1)
+	go func() {
+		defer func() {
+			e.held.remove(w.Claim())
+			<-e.actSlots
+			e.acts.Done()
+			e.slotFreed()
+		}()
+		e.runActivity(w)
+	}()
+}
+
+// slotFreed pokes the activity dispatcher after activity slots were given back, if it may have
+// left work for want of one (see dispatch).
+func (e *Engine) slotFreed() {
+	if e.actStarved.Load() {
+		nudge(e.actPoke)
+	}
 }

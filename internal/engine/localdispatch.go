@@ -55,21 +55,12 @@ func (e *Engine) runLocal(tl *store.TaskLease, reserved int, commitErr error) {
 	work = work[:min(len(work), reserved)] // a store answers no more than asked; never run more than reserved
 	for _, w := range work {
 		e.held.add(w.Claim())
-		e.acts.Add(1)
-		go func() {
-			defer func() {
-				e.held.remove(w.Claim())
-				<-e.actSlots
-				e.acts.Done()
-				nudge(e.actPoke)
-			}()
-			e.runActivity(w)
-		}()
+		e.startActivity(w)
 	}
 	if unused := reserved - len(work); unused > 0 {
 		for range unused {
 			<-e.actSlots
 		}
-		nudge(e.actPoke)
+		e.slotFreed()
 	}
 }
