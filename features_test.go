@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/hosttest"
 )
 
 func output[T any](t *testing.T, inst *reprise.Instance) T {
@@ -195,26 +196,7 @@ func testEventsRaisedBeforeAndAfterTheWait(t *testing.T, s featureStore) {
 // waitForHistory waits until the instance's history has n events of the type.
 func waitForHistory(t *testing.T, c *reprise.Client, id, eventType string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		inst, err := c.GetInstance(context.Background(), id, reprise.WithHistory())
-		if err != nil {
-			t.Fatal(err)
-		}
-		count := 0
-		for _, e := range inst.History {
-			if e.Type == eventType {
-				count++
-			}
-		}
-		if count >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("instance %s: %d %s events, want %d", id, count, eventType, n)
-		}
-		time.Sleep(5 * time.Millisecond) // polling the store: there is no signal for history growth
-	}
+	hosttest.WaitForHistory(t, c, id, eventType, n)
 }
 
 func testEventTimeout(t *testing.T, s featureStore) {

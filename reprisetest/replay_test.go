@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/reprise-dev/reprise"
+	"github.com/reprise-dev/reprise/internal/hosttest"
 	"github.com/reprise-dev/reprise/reprisetest"
 )
 
@@ -105,7 +106,7 @@ func recordReplayShipOrders(t *testing.T, orch *reprise.Orchestrator[string, str
 	// Both parked at the wait, everything before it in the history; only then is one paid, so
 	// that the event comes where the code waits for it.
 	for _, id := range []string{waiting, done} {
-		replayAwaitEvent(t, c, id, "TaskCompleted", replayStepsBeforeTheWait(version))
+		hosttest.WaitForHistory(t, c, id, "TaskCompleted", replayStepsBeforeTheWait(version))
 	}
 	if err := c.RaiseEvent(ctx, done, "Paid", nil); err != nil {
 		t.Fatal(err)
@@ -131,32 +132,6 @@ func replayStepsBeforeTheWait(version string) int {
 		return 1
 	}
 	return 2
-}
-
-// replayAwaitEvent waits until the instance's history has at least n events of the type. It polls:
-// nothing signals history growth.
-func replayAwaitEvent(t *testing.T, c *reprise.Client, id, typ string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		inst, err := c.GetInstance(context.Background(), id, reprise.WithHistory())
-		if err != nil {
-			t.Fatal(err)
-		}
-		count := 0
-		for _, e := range inst.History {
-			if e.Type == typ {
-				count++
-			}
-		}
-		if count >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %d %s events, want %d", id, count, typ, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // recordReplayVersions writes fresh recordings of every version: v1 and v2 into pass (the current code must

@@ -251,3 +251,33 @@ func ParsePositionToken(tok string) (created int64, id string, err error) {
 	}
 	return created, id, nil
 }
+
+// CheckEpisode checks the arguments of CommitEpisode as every store takes them: the instance's
+// ID and version, the sub-orchestrations it starts, its entity messages and its task lease (see
+// TaskLease.Check). It clears the lease's Leased, which the store fills in once the commit holds.
+func CheckEpisode(e Episode) error {
+	id := e.Instance.ID
+	if id == "" {
+		return errors.New("empty instance ID")
+	}
+	if err := CheckVersion(e.Instance.Version); err != nil {
+		return fmt.Errorf("instance %q: %w", id, err)
+	}
+	for _, st := range e.Starts {
+		if err := st.Instance.Check(); err != nil {
+			return fmt.Errorf("instance %q: start of a sub-orchestration: %w", id, err)
+		}
+	}
+	for _, m := range e.EntityMessages {
+		if err := CheckEntityMessage(m); err != nil {
+			return fmt.Errorf("instance %q: entity message: %w", id, err)
+		}
+	}
+	if tl := e.LeaseTasks; tl != nil {
+		tl.Leased = nil
+		if err := tl.Check(len(e.Tasks)); err != nil {
+			return fmt.Errorf("instance %q: %w", id, err)
+		}
+	}
+	return nil
+}

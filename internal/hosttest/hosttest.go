@@ -94,3 +94,29 @@ func WaitDone(t testing.TB, app *reprise.App, id string) *reprise.Instance {
 	}
 	return inst
 }
+
+// WaitForHistory waits until the instance's history holds at least n events of the type,
+// failing the test after 30 seconds. It polls the store: nothing signals history growth.
+func WaitForHistory(t testing.TB, c *reprise.Client, id, eventType string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		inst, err := c.GetInstance(context.Background(), id, reprise.WithHistory())
+		if err != nil {
+			t.Fatal(err)
+		}
+		count := 0
+		for _, e := range inst.History {
+			if e.Type == eventType {
+				count++
+			}
+		}
+		if count >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("instance %s: %d %s events, want %d", id, count, eventType, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

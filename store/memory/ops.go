@@ -408,31 +408,14 @@ func (s *Store) claimOrder(kind store.WorkKind, names store.Names, hasWork func(
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
+	if err := store.CheckEpisode(e); err != nil {
+		return fmt.Errorf("memory: commit episode: %w", err)
+	}
 	id := e.Instance.ID
-	if id == "" {
-		return errors.New("memory: commit episode: empty instance ID")
-	}
-	if err := store.CheckVersion(e.Instance.Version); err != nil {
-		return fmt.Errorf("memory: commit episode of %q: %w", id, err)
-	}
-	for _, st := range e.Starts {
-		if err := st.Instance.Check(); err != nil {
-			return fmt.Errorf("memory: commit episode of %q: start of a sub-orchestration: %w", id, err)
-		}
-	}
-	for _, m := range e.EntityMessages {
-		if err := store.CheckEntityMessage(m); err != nil {
-			return fmt.Errorf("memory: commit episode of %q: entity message: %w", id, err)
-		}
-	}
 	tl := e.LeaseTasks
 	var leasedAt map[int]int // index in e.Tasks -> place in tl.Leased
 	if tl != nil {
 		leasedAt = make(map[int]int, len(tl.Tasks))
-		tl.Leased = nil
-		if err := tl.Check(len(e.Tasks)); err != nil {
-			return fmt.Errorf("memory: commit episode of %q: %w", id, err)
-		}
 		for j, i := range tl.Tasks {
 			leasedAt[i] = j
 		}

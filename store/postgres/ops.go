@@ -98,34 +98,15 @@ func (s *Store) DeleteEntity(ctx context.Context, id string, updatedAt time.Time
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
+	if err := store.CheckEpisode(e); err != nil {
+		return fmt.Errorf("postgres: commit episode: %w", err)
+	}
 	id := e.Instance.ID
-	if id == "" {
-		return errors.New("postgres: commit episode: empty instance ID")
-	}
-	if err := store.CheckVersion(e.Instance.Version); err != nil {
-		return fmt.Errorf("postgres: commit episode of %q: %w", id, err)
-	}
-	for _, st := range e.Starts {
-		if err := st.Instance.Check(); err != nil {
-			return fmt.Errorf("postgres: commit episode of %q: start of a sub-orchestration: %w", id, err)
-		}
-	}
-	for _, m := range e.EntityMessages {
-		if err := store.CheckEntityMessage(m); err != nil {
-			return fmt.Errorf("postgres: commit episode of %q: entity message: %w", id, err)
-		}
-	}
 	if s.isClosed() {
 		return errClosed("commit episode")
 	}
 	if e.Lease.Token == 0 || e.Lease.Owner == "" {
 		return fmt.Errorf("postgres: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
-	}
-	if tl := e.LeaseTasks; tl != nil {
-		tl.Leased = nil
-		if err := tl.Check(len(e.Tasks)); err != nil {
-			return fmt.Errorf("postgres: commit episode of %q: %w", id, err)
-		}
 	}
 	o := &writeOp{kind: opEpisode, ep: &e}
 	if err := s.do(ctx, o); err != nil {

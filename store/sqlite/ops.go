@@ -353,30 +353,13 @@ func (s *Store) claimInstances(ctx context.Context, kind store.WorkKind, owner s
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
+	if err := store.CheckEpisode(e); err != nil {
+		return fmt.Errorf("sqlite: commit episode: %w", err)
+	}
 	id := e.Instance.ID
-	if id == "" {
-		return errors.New("sqlite: commit episode: empty instance ID")
-	}
-	if err := store.CheckVersion(e.Instance.Version); err != nil {
-		return fmt.Errorf("sqlite: commit episode of %q: %w", id, err)
-	}
-	for _, st := range e.Starts {
-		if err := st.Instance.Check(); err != nil {
-			return fmt.Errorf("sqlite: commit episode of %q: start of a sub-orchestration: %w", id, err)
-		}
-	}
-	for _, m := range e.EntityMessages {
-		if err := store.CheckEntityMessage(m); err != nil {
-			return fmt.Errorf("sqlite: commit episode of %q: entity message: %w", id, err)
-		}
-	}
 	tl := e.LeaseTasks
 	var leasedAt []int // leasedAt[i] is the place in tl.Leased of e.Tasks[i], or -1
 	if tl != nil {
-		tl.Leased = nil
-		if err := tl.Check(len(e.Tasks)); err != nil {
-			return fmt.Errorf("sqlite: commit episode of %q: %w", id, err)
-		}
 		leasedAt = make([]int, len(e.Tasks))
 		for i := range leasedAt {
 			leasedAt[i] = -1
