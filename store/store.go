@@ -43,6 +43,10 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrNotFailed means the operation needs a Failed instance (RewindInstance).
 	ErrNotFailed = errors.New("instance has not failed")
+	// ErrInstanceBusy means a merged completion (Episode.Completes) found its instance leased,
+	// moved on from the execution the episode was computed on, or with messages waiting; the
+	// commit was not applied, and the caller completes the task with CompleteActivity instead.
+	ErrInstanceBusy = errors.New("instance busy")
 )
 
 // Status is the runtime status of an orchestration instance. The numeric values are those of
@@ -265,6 +269,46 @@ type Episode struct {
 	// LeaseTasks, when not nil, asks for some of Tasks to be inserted already leased (local
 	// dispatch: the committing node runs them without claiming them). See TaskLease.
 	LeaseTasks *TaskLease
+
+	// Completes, when not nil, makes the episode one with the completion of an activity task:
+	// the episode that processes the task's result, computed without a claim of the instance
+	// (a merged completion). Lease is then the zero Lease. See Completion.
+	Completes *Completion
+}
+
+// Completion names the activity task an episode completes (Episode.Completes): a node that ran
+// the task under Lease, and holds the instance's live execution as of ExecutionID and
+// HistoryLen, applied the task's result to that execution and computed the next episode from
+// it, without claiming the instance. CommitEpisode then, in one transaction:
+//
+//   - deletes the task if Lease still holds it (else ErrLeaseLost); a task of another
+//     instance than the episode's is refused (ErrInvalidArgument);
+//   - takes the instance if it is an orchestration with no live lease, its ExecutionID and
+//     HistoryLen are the ones given, and it has no visible inbox message (else
+//     ErrInstanceBusy): as if the node had claimed it, the result being its only message;
+//   - applies the episode as under a claim (the result is in its History: it is never
+//     delivered as a message), inserting the tasks of LeaseTasks leased to Lease.Owner, and
+//     leaves the instance unleased.
+//
+// A refused commit applies nothing: the task stays leased and the caller completes it with
+// CompleteActivity. A commit whose reply was lost may have been applied: then the task is gone,
+// and a retry, or a CompleteActivity, gets ErrLeaseLost. A store that does not know the field
+// sees an episode without a lease and refuses it (ErrLeaseLost), so callers fall back to
+// CompleteActivity on any error.
+type Completion struct {
+	TaskID      int64
+	Lease       Lease // the task's
+	ExecutionID string
+	HistoryLen  int
+}
+
+// Check reports whether the completion is valid.
+func (c *Completion) Check() error {
+	if c.TaskID <= 0 || c.Lease.Owner == "" || c.Lease.Token == 0 || c.ExecutionID == "" || c.HistoryLen < 0 {
+		return fmt.Errorf("%w: completion: task %d, lease %+v, execution %q, history length %d: want a task, its lease, and the execution as seen",
+			ErrInvalidArgument, c.TaskID, c.Lease, c.ExecutionID, c.HistoryLen)
+	}
+	return nil
 }
 
 // TaskLease asks CommitEpisode to insert the tasks Tasks (indexes into Episode.Tasks) leased to
@@ -536,6 +580,8 @@ type Store interface {
 	// CommitEpisode applies an episode atomically if the lease is still held (else ErrLeaseLost) and
 	// releases the lease. It commits an entity's batch too (a claim of ClaimEntities). With
 	// e.LeaseTasks, it inserts the tasks named there leased and reports them (see TaskLease).
+	// With e.Completes, it completes an activity task and applies the episode of its result
+	// in one, without a claim (see Completion).
 	CommitEpisode(ctx context.Context, e Episode) error
 	// ClaimEntities is ClaimOrchestrations for entities: it leases up to max entities of the
 	// names (entity names) with visible messages and no live lease, with those messages. Entity

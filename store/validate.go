@@ -273,6 +273,14 @@ func CheckEpisode(e Episode) error {
 			return fmt.Errorf("instance %q: entity message: %w", id, err)
 		}
 	}
+	if c := e.Completes; c != nil {
+		if e.Lease != (Lease{}) {
+			return fmt.Errorf("instance %q: %w: a merged completion comes without a claim, but the episode has lease %+v", id, ErrInvalidArgument, e.Lease)
+		}
+		if err := c.Check(); err != nil {
+			return fmt.Errorf("instance %q: %w", id, err)
+		}
+	}
 	if tl := e.LeaseTasks; tl != nil {
 		tl.Leased = nil
 		if err := tl.Check(len(e.Tasks)); err != nil {
