@@ -371,7 +371,23 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	var leased []store.ActivityWork // set by the writer; read only once it reported success
 	err := s.doFenced(ctx, func(w *writer, eff *effects) error {
 		leased = nil
-		if e.Lease.Token == 0 || e.Lease.Owner == "" {
+		c := e.Completes
+		owner := e.Lease.Owner
+		if c != nil {
+			owner = c.Lease.Owner
+			// Read first: a fenced op writes nothing before its preconditions hold.
+			var of string
+			err := w.leasedTask.QueryRowContext(w.ctx, c.TaskID, w.hub, c.Lease.Token, c.Lease.Owner).Scan(&of)
+			if errors.Is(err, sql.ErrNoRows) {
+				return fmt.Errorf("sqlite: merged completion of activity task %d: %w (claimed again, or its instance was replaced or purged); drop the result", c.TaskID, store.ErrLeaseLost)
+			}
+			if err != nil {
+				return err
+			}
+			if of != id {
+				return refusal{fmt.Errorf("sqlite: merged completion of activity task %d: %w: the task is instance %q's, not %q's", c.TaskID, store.ErrInvalidArgument, of, id)}
+			}
+		} else if e.Lease.Token == 0 || e.Lease.Owner == "" {
 			return fmt.Errorf("sqlite: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
 		}
 		in := e.Instance
@@ -379,16 +395,29 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		if updated == 0 {
 			updated = w.now
 		}
-		r, err := w.commitInstance.ExecContext(w.ctx, w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
+		stmt, fence := w.commitInstance, []any{e.Lease.Token, e.Lease.Owner, in.Version}
+		if c != nil {
+			stmt, fence = w.commitMerged, []any{w.now, nil, in.Version, c.ExecutionID, c.HistoryLen}
+		}
+		r, err := stmt.ExecContext(w.ctx, append([]any{w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
 			in.Input, in.Output, in.CustomStatus, in.Failure, updated,
-			boolInt(e.ResetHistory), len(e.History), e.Lease.Token, e.Lease.Owner, in.Version)
+			boolInt(e.ResetHistory), len(e.History)}, fence...)...)
 		if err != nil {
 			return err
 		}
 		if n, err := r.RowsAffected(); err != nil {
 			return err
+		} else if n == 0 && c != nil {
+			return refusal{fmt.Errorf("sqlite: merged completion of %q: %w (leased, moved on from execution %q at history length %d, or messages are waiting); complete the task instead",
+				id, store.ErrInstanceBusy, c.ExecutionID, c.HistoryLen)}
 		} else if n == 0 {
 			return fmt.Errorf("sqlite: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
+		}
+		if c != nil {
+			// Checked above, in this transaction of the one writer: the task is still there.
+			if _, err := w.completeTask.ExecContext(w.ctx, c.TaskID, w.hub, c.Lease.Token, c.Lease.Owner); err != nil {
+				return err
+			}
 		}
 		if e.ResetHistory {
 			if _, err := w.deleteHistory.ExecContext(w.ctx, w.hub, id); err != nil {
@@ -433,7 +462,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		var taskLease store.Lease
 		if tl != nil && len(tl.Tasks) > 0 {
-			taskLease = store.Lease{Owner: e.Lease.Owner, Token: w.token()}
+			taskLease = store.Lease{Owner: owner, Token: w.token()}
 			leased = make([]store.ActivityWork, len(tl.Tasks))
 		}
 		for i, t := range e.Tasks {
@@ -465,7 +494,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		if in.Kind == store.KindEntity {
 			woken = eff.entity
 		}
-		if !woken {
+		if !woken && c == nil {
 			// Messages that arrived during the episode make the instance claimable again now
 			// that the lease is gone; their own wake-up was absorbed while it was leased. The
 			// messages carry the instance's kind, which says whose work it is. (The episode's

@@ -27,6 +27,18 @@ type op struct {
 	done       chan error // buffered, so the writer never blocks on a caller that gave up
 }
 
+// refusal marks an error that a fenced op returned before its first write, other than
+// ErrLeaseLost (which always is one): the op is refused, and the transaction goes on without it.
+type refusal struct{ error }
+
+func (r refusal) Unwrap() error { return r.error }
+
+// refused reports whether a fenced op's error left the transaction untouched.
+func refused(err error) bool {
+	var r refusal
+	return errors.Is(err, store.ErrLeaseLost) || errors.As(err, &r)
+}
+
 // effects are the wake-ups an operation causes, fired only once its transaction is durable.
 type effects struct {
 	orchestration bool
@@ -164,7 +176,7 @@ func (s *Store) runBatch(batch []*op) (synced bool) {
 			o.err = o.fn(w, &o.eff)
 			if o.err != nil {
 				o.eff = effects{}
-				if !errors.Is(o.err, store.ErrLeaseLost) {
+				if !refused(o.err) {
 					w.rollback()
 					failAll(o.err)
 					return false
@@ -248,7 +260,7 @@ type writer struct {
 
 	getStatus, insertInstance, deleteInstance, deleteHistory, deleteInbox, deleteTasks *sql.Stmt
 	insertMessage, insertHistory, insertTask, insertLeasedTask, deleteMessage          *sql.Stmt
-	commitInstance, hasVisible, insertEntity, deleteEntity                             *sql.Stmt
+	commitInstance, commitMerged, leasedTask, hasVisible, insertEntity, deleteEntity   *sql.Stmt
 	anyClaimable, claimInstances, claimedMessages, anyTask, claimTasks, completeTask   *sql.Stmt
 	readyNames, readyTaskNames                                                         *sql.Stmt
 	renewInstance, renewTask, releaseInstances, releaseTasks                           *sql.Stmt
@@ -342,6 +354,20 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},
+		// A merged completion's commit (store.Completion): the same update, fenced instead on
+		// the instance being an orchestration without a live lease (?14 is now; ?15 is unused), of execution ?17
+		// and history length ?18 as the committer saw it, with no visible message waiting.
+		// (The WHERE clause reads the values before the update.)
+		{&w.commitMerged, `UPDATE instances SET name = ?3, execution_id = ?4, parent_id = ?5, status = ?6,
+				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11, version = ?16,
+				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
+				lease_owner = NULL, lease_token = 0, lease_expires = 0
+			WHERE hub = ?1 AND id = ?2 AND kind = 0 AND lease_expires <= ?14
+				AND execution_id = ?17 AND history_len = ?18
+				AND NOT EXISTS (SELECT 1 FROM inbox INDEXED BY inbox_by_instance
+					WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?14)`},
+		// The instance of a task whose lease holds: completeTask's condition, read first.
+		{&w.leasedTask, `SELECT instance_id FROM tasks WHERE id = ?1 AND hub = ?2 AND lease_token = ?3 AND lease_owner = ?4`},
 		// The kind of a visible message of the instance (which is its instance's), or -1 for none.
 		{&w.hasVisible, `SELECT coalesce((SELECT kind FROM inbox INDEXED BY inbox_by_instance
 			WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?3 LIMIT 1), -1)`},
