@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/reprise-dev/reprise/internal/replay"
+	"github.com/reprise-dev/reprise/store"
 )
 
 // cached is a live execution kept between episodes.
@@ -14,6 +15,9 @@ type cached struct {
 	historyLen  int // the instance's HistoryLen the execution has seen
 	exec        *replay.Execution
 	span        orchSpan // the execution's span, known from its ExecutionStarted event
+	// inst is the instance as the execution's last episode committed it (HistoryLen
+	// historyLen): what a merged completion commits its next episode on (merged.go).
+	inst store.Instance
 }
 
 // cache is a bounded LRU of live executions. An entry is taken out for the length of an episode
@@ -53,6 +57,21 @@ func (c *cache) take(instanceID, executionID string, historyLen int) (*replay.Ex
 		return nil, orchSpan{}
 	}
 	return e.exec, e.span
+}
+
+// takeLive removes and returns the instance's entry if it is of the execution executionID,
+// whatever its history length: the caller fences its commit on the length (a merged
+// completion). An entry of another execution is left in place.
+func (c *cache) takeLive(instanceID, executionID string) *cached {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.byID[instanceID]
+	if !ok || el.Value.(*cached).executionID != executionID {
+		return nil
+	}
+	c.order.Remove(el)
+	delete(c.byID, instanceID)
+	return el.Value.(*cached)
 }
 
 // put keeps an execution, evicting (and closing) the least recently used beyond the bound.

@@ -134,7 +134,7 @@ func TestEpisode(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			e := New(Options{Registry: reg})
-			ep, exec, res, err := e.episode(context.Background(), store.OrchestrationWork{Instance: tc.inst, Messages: tc.msgs(t)}, new(func(error)), &episodeSpans{})
+			ep, exec, res, err := e.episode(context.Background(), store.OrchestrationWork{Instance: tc.inst, Messages: tc.msgs(t)}, nil, new(func(error)), &episodeSpans{})
 			if exec != nil {
 				defer exec.Close()
 			}

@@ -32,7 +32,7 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	attrs := []any{"instanceId", w.Instance.ID, "name", w.Instance.Name}
 	var done func(error) // a Remote's, told how the commit went
 	var sp episodeSpans
-	ep, exec, res, err := e.episode(ctx, w, &done, &sp)
+	ep, exec, res, err := e.episode(ctx, w, nil, &done, &sp)
 	if done == nil {
 		done = func(error) {}
 	}
@@ -61,7 +61,9 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 	err = e.retry("committing orchestration episode", attrs, func(ctx context.Context) error {
 		return e.st.CommitEpisode(ctx, ep)
 	})
-	e.runLocal(ep.LeaseTasks, reserved, err)
+	if err != nil {
+		e.runLocal(ep.LeaseTasks, reserved, err)
+	}
 	done(err)
 	if err == nil && e.opts.Versioning.Active() {
 		e.rejects.forget(w.Instance.ID) // it ran here: a later rejection starts the backoff over
@@ -81,14 +83,26 @@ func (e *Engine) runEpisode(w store.OrchestrationWork) {
 		}
 		return
 	}
+	// Cached before its tasks start, so that their completions find the execution (merged.go).
+	e.settle(w, ep, exec, res, sp, claimed)
+	e.runLocal(ep.LeaseTasks, reserved, nil)
+}
+
+// settle finishes a committed episode of w: it caches the execution if it goes on, and logs,
+// traces and counts the episode.
+func (e *Engine) settle(w store.OrchestrationWork, ep store.Episode, exec *replay.Execution, res *replay.Result, sp episodeSpans, claimed time.Time) {
 	if exec != nil {
 		if res != nil && !res.Done && !e.stopping() {
+			inst := ep.Instance
+			inst.CreatedAt, inst.Tags = w.Instance.CreatedAt, w.Instance.Tags // as the store keeps them
+			inst.HistoryLen = w.Instance.HistoryLen + len(ep.History)
 			e.cache.put(&cached{
 				instanceID:  ep.Instance.ID,
 				executionID: ep.Instance.ExecutionID,
-				historyLen:  w.Instance.HistoryLen + len(ep.History),
+				historyLen:  inst.HistoryLen,
 				exec:        exec,
 				span:        sp.orch,
+				inst:        inst,
 			})
 		} else {
 			e.closeExec(exec)
@@ -187,7 +201,10 @@ func (e *Engine) logEpisode(w store.OrchestrationWork, ep store.Episode, res *re
 //
 // With a Remote, the turn runs in the worker instead (there is no execution to cache), and done
 // is set to the function that tells the worker how the commit went.
-func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *func(error), sp *episodeSpans) (store.Episode, *replay.Execution, *replay.Result, error) {
+//
+// from, when not nil, is the cached execution to run it on, taken from the cache by the caller
+// (a merged completion): w's instance is then the one from cached.
+func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, from *cached, done *func(error), sp *episodeSpans) (store.Episode, *replay.Execution, *replay.Result, error) {
 	now := e.now()
 	inst := w.Instance
 	ep := store.Episode{Lease: w.Lease}
@@ -256,7 +273,10 @@ func (e *Engine) episode(ctx context.Context, w store.OrchestrationWork, done *f
 
 	var exec, cached *replay.Execution
 	var old []history.Event
-	if remote == nil && rewind == nil && mismatch == nil {
+	if from != nil {
+		exec, sp.orch = from.exec, from.span
+		cached = exec
+	} else if remote == nil && rewind == nil && mismatch == nil {
 		exec, sp.orch = e.cache.take(inst.ID, inst.ExecutionID, inst.HistoryLen)
 		cached = exec
 	} else if remote == nil {
@@ -805,9 +825,11 @@ func (e *Engine) runActivity(w store.ActivityWork) {
 		return
 	}
 	attrs := []any{"instanceId", w.Task.InstanceID, "activity", w.Task.Name}
-	err = e.retry("committing activity result", attrs, func(ctx context.Context) error {
-		return e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m)
-	})
+	if !e.completeMerged(w, m) {
+		err = e.retry("committing activity result", attrs, func(ctx context.Context) error {
+			return e.st.CompleteActivity(ctx, w.Task.ID, w.Lease, m)
+		})
+	}
 	switch {
 	case err == nil:
 		outcome := metrics.Completed

@@ -94,6 +94,10 @@ func TestGivenUpCommitExpires(t *testing.T) {
 		{"CompleteActivity", "y", "activity result not recorded, given up", "13", 10},
 	} {
 		fs.Fail(storefault.Fault{Method: c.method, Pick: func(call storefault.Call) bool { return call.InstanceID == c.id }})
+		if c.method == "CompleteActivity" {
+			// And its merged completion, which it tries first (merged.go).
+			fs.Fail(storefault.Fault{Method: "CommitEpisode", Pick: func(call storefault.Call) bool { return call.InstanceID == c.id && call.Merged }})
+		}
 		start(t, fs, "chain", c.id, c.input)
 		logs.wait(t, 10*time.Second, c.givenUp, "instanceId="+c.id)
 		fs.Clear()

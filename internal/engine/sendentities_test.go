@@ -53,7 +53,7 @@ func (r *entityRun) episode(keep bool, events ...history.Event) (store.Episode, 
 		msgs = append(msgs, msg(r.t, r.next, "", ev))
 	}
 	w := store.OrchestrationWork{Instance: r.inst, Messages: msgs}
-	ep, exec, res, err := r.e.episode(context.Background(), w, new(func(error)), &episodeSpans{})
+	ep, exec, res, err := r.e.episode(context.Background(), w, nil, new(func(error)), &episodeSpans{})
 	if err != nil {
 		r.t.Fatal(err)
 	}

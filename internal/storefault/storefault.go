@@ -27,6 +27,9 @@ type Call struct {
 	Method     string // "CommitEpisode", "CompleteActivity", ...
 	InstanceID string // the instance concerned, when the method has one
 	N          int    // the calls of Method so far, this one included (1 for the first)
+	// Merged marks a CommitEpisode of a merged completion (store.Episode.Completes): an
+	// activity's completion with its instance's next episode.
+	Merged bool
 }
 
 // Fault fails calls of one method.
@@ -85,17 +88,17 @@ func (s *Store) Failed(method string) int {
 }
 
 // decide counts the call and returns the fault that fails it, if any.
-func (s *Store) decide(method, instanceID string) *Fault {
+func (s *Store) decide(c Call) *Fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.calls[method]++
-	c := Call{Method: method, InstanceID: instanceID, N: s.calls[method]}
+	s.calls[c.Method]++
+	c.N = s.calls[c.Method]
 	for _, f := range s.faults {
-		if f.Method != method || (f.Times > 0 && f.used >= f.Times) || (f.Pick != nil && !f.Pick(c)) {
+		if f.Method != c.Method || (f.Times > 0 && f.used >= f.Times) || (f.Pick != nil && !f.Pick(c)) {
 			continue
 		}
 		f.used++
-		s.failed[method]++
+		s.failed[c.Method]++
 		out := f.Fault
 		if out.Err == nil {
 			out.Err = ErrInjected
@@ -107,7 +110,13 @@ func (s *Store) decide(method, instanceID string) *Fault {
 
 // run applies call unless a fault refuses it, and returns the fault's error or the call's.
 func (s *Store) run(method, instanceID string, call func() error) error {
-	f := s.decide(method, instanceID)
+	return s.runCall(Call{Method: method, InstanceID: instanceID}, call)
+}
+
+// runCall is run for a call described by c (its N is set here).
+func (s *Store) runCall(c Call, call func() error) error {
+	method := c.Method
+	f := s.decide(c)
 	if f == nil {
 		return call()
 	}
@@ -121,7 +130,8 @@ func (s *Store) run(method, instanceID string, call func() error) error {
 
 // CommitEpisode fails as the faults say.
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
-	return s.run("CommitEpisode", e.Instance.ID, func() error { return s.Store.CommitEpisode(ctx, e) })
+	c := Call{Method: "CommitEpisode", InstanceID: e.Instance.ID, Merged: e.Completes != nil}
+	return s.runCall(c, func() error { return s.Store.CommitEpisode(ctx, e) })
 }
 
 // CompleteActivity fails as the faults say.
