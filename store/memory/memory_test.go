@@ -474,3 +474,79 @@ func TestEntityBacklog(t *testing.T) {
 		}
 	}
 }
+
+// TestMergedCompletionVirtualClock: a merged completion judges the instance's inbox by the
+// store's clock. The virtual clock is years ahead of the wall clock, so a timer it makes due is
+// still in the wall clock's future: only a store that reads its own clock refuses.
+func TestMergedCompletionVirtualClock(t *testing.T) {
+	c := newClock()
+	s := open(t, Options{Now: c.Now})
+	ctx := t.Context()
+	get := func() store.Instance {
+		t.Helper()
+		in, err := s.GetInstance(ctx, "i")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	// merged is the episode of task aw's result for inst, scheduling one more task, leased.
+	merged := func(aw store.ActivityWork, inst store.Instance) store.Episode {
+		inst.UpdatedAt = time.Time{} // the store's now
+		return store.Episode{
+			Instance:   inst,
+			History:    [][]byte{[]byte("result")},
+			Tasks:      []store.Task{{Name: "act", Data: []byte("next")}},
+			LeaseTasks: &store.TaskLease{For: 2 * time.Hour, Tasks: []int{0}},
+			Completes:  &store.Completion{TaskID: aw.Task.ID, Lease: aw.Lease, ExecutionID: inst.ExecutionID, HistoryLen: inst.HistoryLen},
+		}
+	}
+
+	create(t, s, "i", store.Message{Data: []byte("start")})
+	w := claim(t, s, "a", 1, time.Minute)
+	if len(w) != 1 {
+		t.Fatalf("claimed %d, want 1", len(w))
+	}
+	e := consumeAll(w[0])
+	e.Instance.ExecutionID = "exec-1"
+	e.History = [][]byte{[]byte("first")}
+	e.Messages = []store.Message{{Data: []byte("timer"), VisibleAt: c.Now().Add(time.Hour)}}
+	e.Tasks = []store.Task{{Name: "act", Data: []byte("first")}}
+	e.LeaseTasks = &store.TaskLease{For: 2 * time.Hour, Tasks: []int{0}}
+	if err := s.CommitEpisode(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	aw := e.LeaseTasks.Leased[0]
+
+	// Before the timer is due: the merged completion holds, stamped with the virtual now.
+	c.Advance(30 * time.Minute)
+	e = merged(aw, get())
+	if err := s.CommitEpisode(ctx, e); err != nil {
+		t.Fatalf("merged completion before the timer is due: %v", err)
+	}
+	if got := get(); got.HistoryLen != 2 || !got.UpdatedAt.Equal(c.Now()) {
+		t.Fatalf("after the merged completion: %+v, want two chunks, updated at the virtual now %v", got, c.Now())
+	}
+	aw = e.LeaseTasks.Leased[0]
+
+	// The timer is due by the store's clock: a claim would deliver it, so the instance is busy.
+	c.Advance(30 * time.Minute)
+	e = merged(aw, get())
+	if err := s.CommitEpisode(ctx, e); !errors.Is(err, store.ErrInstanceBusy) {
+		t.Fatalf("merged completion with a due timer: %v, want ErrInstanceBusy", err)
+	}
+	if e.LeaseTasks.Leased != nil {
+		t.Fatal("a refused merged completion reported leased tasks")
+	}
+	w = claim(t, s, "b", 1, time.Minute)
+	if len(w) != 1 || len(w[0].Messages) != 1 || string(w[0].Messages[0].Data) != "timer" {
+		t.Fatalf("claim once the timer is due: %+v, want i with the timer alone", w)
+	}
+	if err := s.CommitEpisode(ctx, consumeAll(w[0])); err != nil {
+		t.Fatal(err)
+	}
+	// The task is still aw's: once the timer's episode is in, the merged completion holds.
+	if err := s.CommitEpisode(ctx, merged(aw, get())); err != nil {
+		t.Fatalf("merged completion after the timer's episode: %v", err)
+	}
+}

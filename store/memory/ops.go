@@ -407,6 +407,8 @@ func (s *Store) claimOrder(kind store.WorkKind, names store.Names, hasWork func(
 }
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
+// A merged completion (e.Completes) is applied as if its task's owner had claimed the instance,
+// once the task's lease holds and the instance is free; see store.Completion.
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if err := store.CheckEpisode(e); err != nil {
 		return fmt.Errorf("memory: commit episode: %w", err)
@@ -423,12 +425,9 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	var leased []store.ActivityWork
 	err := s.write(ctx, "commit episode", func(now time.Time, eff *effects) error {
 		leased = nil
-		if e.Lease.Token == 0 || e.Lease.Owner == "" {
-			return fmt.Errorf("memory: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
-		}
-		in := s.instances[id]
-		if in == nil || in.lease.token != e.Lease.Token || in.lease.owner != e.Lease.Owner {
-			return fmt.Errorf("memory: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
+		in, owner, err := s.holder(e, now)
+		if err != nil {
+			return err
 		}
 		n := e.Instance
 		x := &in.inst
@@ -480,7 +479,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		var l lease
 		if len(leasedAt) > 0 {
 			s.lastToken++
-			l = lease{owner: e.Lease.Owner, token: s.lastToken, expires: now.Add(tl.For)}
+			l = lease{owner: owner, token: s.lastToken, expires: now.Add(tl.For)}
 			leased = make([]store.ActivityWork, len(leasedAt))
 		}
 		for i, t := range e.Tasks {
@@ -511,6 +510,55 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		tl.Leased = leased
 	}
 	return err
+}
+
+// holder returns the instance episode e applies to, and the owner of the tasks it inserts
+// leased, once everything that may refuse e has been checked: the claim's lease, or for a
+// merged completion (e.Completes) the task's lease and an instance as a claim would have found
+// it. A merged completion's task is then deleted, the one change holder makes; after it, the
+// commit cannot fail. A refused episode changes nothing.
+func (s *Store) holder(e store.Episode, now time.Time) (*instance, string, error) {
+	id := e.Instance.ID
+	c := e.Completes
+	if c == nil {
+		if e.Lease.Token == 0 || e.Lease.Owner == "" {
+			return nil, "", fmt.Errorf("memory: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
+		}
+		in := s.instances[id]
+		if in == nil || in.lease.token != e.Lease.Token || in.lease.owner != e.Lease.Owner {
+			return nil, "", fmt.Errorf("memory: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", id, store.ErrLeaseLost)
+		}
+		return in, e.Lease.Owner, nil
+	}
+	t := s.tasks[c.TaskID]
+	if t == nil || t.lease.token != c.Lease.Token || t.lease.owner != c.Lease.Owner {
+		return nil, "", fmt.Errorf("memory: merged completion of task %d for %q: %w (claimed again, or its instance was replaced or purged); drop the result", c.TaskID, id, store.ErrLeaseLost)
+	}
+	if t.t.InstanceID != id {
+		return nil, "", fmt.Errorf("memory: merged completion of task %d for %q: %w: the task is one of instance %q; commit the episode of the task's own instance", c.TaskID, id, store.ErrInvalidArgument, t.t.InstanceID)
+	}
+	busy := func(why string) error {
+		return fmt.Errorf("memory: merged completion of task %d for %q: %w (%s); complete the task with CompleteActivity", c.TaskID, id, store.ErrInstanceBusy, why)
+	}
+	in := s.instances[id]
+	switch {
+	case in == nil:
+		return nil, "", busy("the instance does not exist")
+	case in.inst.Kind != store.KindOrchestration:
+		return nil, "", busy("the instance is an entity")
+	case in.lease.live(now):
+		return nil, "", busy("the instance is leased")
+	case in.inst.ExecutionID != c.ExecutionID || len(in.history) != c.HistoryLen:
+		return nil, "", busy(fmt.Sprintf("the instance is at execution %q, %d history chunks; the episode was computed on %q, %d",
+			in.inst.ExecutionID, len(in.history), c.ExecutionID, c.HistoryLen))
+	}
+	for _, m := range in.inbox {
+		if !m.m.VisibleAt.After(now) {
+			return nil, "", busy("a message is waiting for the instance")
+		}
+	}
+	s.deleteTask(t)
+	return in, c.Lease.Owner, nil
 }
 
 // start creates a sub-orchestration, or delivers OnConflict when an active instance (or an
