@@ -143,7 +143,11 @@ func (s *tracked) CommitEpisode(ctx context.Context, e store.Episode) error {
 	s.enter()
 	err := s.Store.CommitEpisode(ctx, e)
 	s.leave(ended(err), func() {
-		if ended(err) {
+		if c := e.Completes; c != nil && ended(err) {
+			// A merged completion ends its task's claim (it had no claim of the instance); one
+			// refused otherwise leaves the task to CompleteActivity.
+			delete(s.inflight, claimKey{task: c.TaskID, token: c.Lease.Token})
+		} else if ended(err) {
 			delete(s.inflight, claimKey{instance: e.Instance.ID, token: e.Lease.Token})
 		}
 		if err == nil && e.LeaseTasks != nil {

@@ -46,8 +46,9 @@ func TestTransactionFigures(t *testing.T) {
 
 // TestTransactionsOfARun: a hello-sequence run on SQLite counts its transactions. Whatever the
 // stores group, each instance needs its start and four episodes committed one after the other,
-// each durable before the next can begin, and a claim before each episode and each activity: at
-// least 5 fsyncs and 7 claims on a durable store. A relaxed store syncs no commit.
+// each durable before the next can begin (the last three merged with their activity's
+// completion), and a claim of the instance for the first: at least 5 fsyncs and a claim on a
+// durable store. A relaxed store syncs no commit.
 func TestTransactionsOfARun(t *testing.T) {
 	for _, relaxed := range []bool{false, true} {
 		cfg := Config{N: 5, Relaxed: relaxed}
@@ -59,7 +60,7 @@ func TestTransactionsOfARun(t *testing.T) {
 		if tx == nil {
 			t.Fatalf("relaxed %v: no transactions counted: %+v", relaxed, res)
 		}
-		if tx.Claims < 7 || tx.EmptyClaims > tx.Claims || tx.Writes < tx.Count || tx.Count < tx.Syncs {
+		if tx.Claims < 1 || tx.EmptyClaims > tx.Claims || tx.Writes < tx.Count || tx.Count < tx.Syncs {
 			t.Fatalf("relaxed %v: inconsistent counts %+v", relaxed, *tx)
 		}
 		if relaxed && tx.Syncs != 0 {
