@@ -97,6 +97,8 @@ func (s *Store) DeleteEntity(ctx context.Context, id string, updatedAt time.Time
 }
 
 // CommitEpisode applies an episode atomically if its lease still holds, and releases the lease.
+// A merged completion (e.Completes) takes the instance and completes its task in the same
+// transaction instead (see merged.go).
 func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if err := store.CheckEpisode(e); err != nil {
 		return fmt.Errorf("postgres: commit episode: %w", err)
@@ -105,7 +107,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 	if s.isClosed() {
 		return errClosed("commit episode")
 	}
-	if e.Lease.Token == 0 || e.Lease.Owner == "" {
+	if e.Completes == nil && (e.Lease.Token == 0 || e.Lease.Owner == "") {
 		return fmt.Errorf("postgres: commit episode of %q: %w (no lease given)", id, store.ErrLeaseLost)
 	}
 	o := &writeOp{kind: opEpisode, ep: &e}

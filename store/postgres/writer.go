@@ -603,10 +603,12 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		byID                                        = make(map[string]*writeOp, n)
 		hasStarts                                   bool
 	)
+	var merged []*writeOp
 	for i, o := range ops {
 		e := o.ep
 		in := e.Instance
-		ids[i], owners[i], tokens[i] = in.ID, e.Lease.Owner, e.Lease.Token
+		lease := committer(e)
+		ids[i], owners[i], tokens[i] = in.ID, lease.Owner, lease.Token
 		names[i], execs[i], parents[i], statuses[i] = in.Name, in.ExecutionID, in.ParentID, int16(in.Status)
 		inputs[i], outputs[i], customs[i], failures[i] = in.Input, in.Output, in.CustomStatus, in.Failure
 		updated[i], versions[i] = ts(in.UpdatedAt), in.Version
@@ -648,7 +650,13 @@ func (g *group) queueEpisodes(ops []*writeOp) {
 		hasStarts = hasStarts || len(e.Starts) > 0
 		// Until the fenced update says otherwise, the episode lost its lease.
 		o.err = fmt.Errorf("postgres: commit episode of %q: %w (the instance was claimed again, replaced or purged); drop this episode", in.ID, store.ErrLeaseLost)
+		if e.Completes != nil {
+			merged = append(merged, o)
+		}
 	}
+	// Merged completions take their instances first, under the lease that the fenced update
+	// below then presents for them.
+	g.queueMerges(merged)
 	g.queue(episodeSQL, func(br pgx.BatchResults) error {
 		rows, err := br.Query()
 		if err != nil {
@@ -1006,7 +1014,7 @@ func leasedWork(e *store.Episode, ids, tokens []int64) []store.ActivityWork {
 		}
 		t.ID, t.InstanceID = ids[next], e.Instance.ID
 		t.Data = nonNil(t.Data)
-		byIndex[k] = store.ActivityWork{Task: t, Lease: store.Lease{Owner: e.Lease.Owner, Token: tokens[next]}}
+		byIndex[k] = store.ActivityWork{Task: t, Lease: store.Lease{Owner: committer(e).Owner, Token: tokens[next]}}
 		next++
 	}
 	out := make([]store.ActivityWork, 0, len(byIndex))
