@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -49,7 +48,8 @@ var crashMergedPoints = []string{
 
 const (
 	crashMergedInstances = 40
-	crashMergedAt        = 15 // the kill comes at the first chance from this merged commit on
+	crashMergedAt        = 30 // the kill comes at the first chance from this merged commit on
+	crashMergedStarters  = 8  // clients starting instances at once
 )
 
 // errCrashInjected is the failure the kill hook injects into the merged commit of the fallback
@@ -191,31 +191,35 @@ func TestCrashMergedChild(t *testing.T) {
 	c := app.Client()
 	var ids []string
 	if os.Getenv("REPRISE_CRASH_MERGED_START") == "1" {
-		for i := range crashMergedInstances {
-			id, err := helloSequence.Start(ctx, c, reprise.None{}, reprise.WithInstanceID(fmt.Sprintf("merged-%03d", i)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			fmt.Println("started", id) // acknowledged
-			ids = append(ids, id)
+		// Started by a few clients at once, so that many instances are mid-step at the kill.
+		var wg sync.WaitGroup
+		errs := make(chan error, crashMergedStarters)
+		for s := range crashMergedStarters {
+			wg.Go(func() {
+				for i := s; i < crashMergedInstances; i += crashMergedStarters {
+					id, err := helloSequence.Start(ctx, c, reprise.None{}, reprise.WithInstanceID(fmt.Sprintf("merged-%03d", i)))
+					if err != nil {
+						errs <- err
+						return
+					}
+					fmt.Println("started", id) // acknowledged
+				}
+			})
 		}
-	} else {
-		// The instances the first child's starts acknowledged, and the one it may have been
-		// starting when it died, if it exists.
-		acked, err := strconv.Atoi(os.Getenv("REPRISE_CRASH_MERGED_ACKED"))
-		if err != nil {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
 			t.Fatal(err)
 		}
-		for i := range acked {
-			ids = append(ids, fmt.Sprintf("merged-%03d", i))
-		}
-		if acked < crashMergedInstances {
-			next := fmt.Sprintf("merged-%03d", acked)
-			if _, err := c.GetInstance(ctx, next); err == nil {
-				ids = append(ids, next)
-			} else if !errors.Is(err, reprise.ErrInstanceNotFound) {
-				t.Fatal(err)
-			}
+	}
+	// Every instance that exists: those whose start was acknowledged, and any whose start was
+	// on its way when the first child died.
+	for i := range crashMergedInstances {
+		id := fmt.Sprintf("merged-%03d", i)
+		if _, err := c.GetInstance(ctx, id); err == nil {
+			ids = append(ids, id)
+		} else if !errors.Is(err, reprise.ErrInstanceNotFound) {
+			t.Fatal(err)
 		}
 	}
 	for _, id := range ids {
@@ -243,11 +247,11 @@ func TestCrashMerged(t *testing.T) {
 			// First run: start the instances; the process kills itself at the point.
 			first, lines := startChild(t, "TestCrashMergedChild",
 				"REPRISE_CRASH_MERGED_DB="+dbPath, "REPRISE_CRASH_MERGED_START=1", "REPRISE_CRASH_MERGED_KILL="+point)
-			acked, kill := 0, ""
+			acked, kill := map[string]bool{}, ""
 			for lines.Scan() {
 				switch line := lines.Text(); {
 				case strings.HasPrefix(line, "started "):
-					acked++
+					acked[strings.TrimPrefix(line, "started ")] = true
 				case strings.HasPrefix(line, "kill "):
 					kill = line
 				}
@@ -257,7 +261,7 @@ func TestCrashMerged(t *testing.T) {
 			if kill == "" || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 				t.Fatalf("the first child did not kill itself at %s (exit: %v; kill line %q): the point was never reached", point, err, kill)
 			}
-			t.Logf("%s; %d starts acknowledged", kill, acked)
+			t.Logf("%s; %d starts acknowledged", kill, len(acked))
 			// The kill is reached only through a merged commit, the at-th or a later one.
 			var sent, applied int
 			if _, err := fmt.Sscanf(kill, "kill "+point+" after %d merged commits sent, %d applied", &sent, &applied); err != nil {
@@ -269,13 +273,15 @@ func TestCrashMerged(t *testing.T) {
 			if point == "lost-reply-fallback" && !strings.Contains(kill, store.ErrLeaseLost.Error()) {
 				t.Fatalf("the fallback of a merged commit that was applied was not refused for its lost lease: %q", kill)
 			}
-			if acked == 0 {
+			if point == "fallback-applied" && !strings.Contains(kill, "fallback completion: <nil>") {
+				t.Fatalf("the fallback of a refused merged commit was not applied: %q", kill)
+			}
+			if len(acked) == 0 {
 				t.Fatal("no start was acknowledged before the kill: nothing to check")
 			}
 
 			// Second run: the restarted engine, without the kill, finishes everything.
-			second, lines := startChild(t, "TestCrashMergedChild",
-				"REPRISE_CRASH_MERGED_DB="+dbPath, "REPRISE_CRASH_MERGED_ACKED="+strconv.Itoa(acked))
+			second, lines := startChild(t, "TestCrashMergedChild", "REPRISE_CRASH_MERGED_DB="+dbPath)
 			done := ""
 			for lines.Scan() {
 				if line := lines.Text(); strings.HasPrefix(line, "all ") {
@@ -299,11 +305,11 @@ func TestCrashMerged(t *testing.T) {
 			for i := range crashMergedInstances {
 				id := fmt.Sprintf("merged-%03d", i)
 				inst, err := app.Client().GetInstance(ctx, id, reprise.WithHistory())
-				if errors.Is(err, reprise.ErrInstanceNotFound) && i >= acked {
+				if errors.Is(err, reprise.ErrInstanceNotFound) && !acked[id] {
 					continue // never started: the process died first
 				}
 				if err != nil {
-					t.Fatalf("%s (start acknowledged: %v): %v", id, i < acked, err)
+					t.Fatalf("%s (start acknowledged: %v): %v", id, acked[id], err)
 				}
 				if got := string(inst.Output); inst.Status != reprise.StatusCompleted || got != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
 					t.Fatalf("%s: status %s, output %s", id, inst.Status, got)
@@ -313,8 +319,8 @@ func TestCrashMerged(t *testing.T) {
 				}
 				checked++
 			}
-			if checked < acked {
-				t.Fatalf("%d instances checked, want at least the %d acknowledged", checked, acked)
+			if checked < len(acked) {
+				t.Fatalf("%d instances checked, want at least the %d acknowledged", checked, len(acked))
 			}
 		})
 	}
