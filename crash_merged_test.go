@@ -294,13 +294,7 @@ func TestCrashMerged(t *testing.T) {
 			t.Logf("restart: %s", done)
 
 			// Check every instance from the file, in this process.
-			app := reprise.NewApp(reprise.WithSQLiteFile(dbPath), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-			app.Register(helloSequence, sayHello)
-			ctx := testCtx(t)
-			if err := app.Start(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer app.Shutdown(ctx)
+			app, ctx := checkerApp(t, dbPath)
 			checked := 0
 			for i := range crashMergedInstances {
 				id := fmt.Sprintf("merged-%03d", i)

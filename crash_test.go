@@ -123,13 +123,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 
 	// Check every instance from the file, in this process.
-	app := reprise.NewApp(reprise.WithSQLiteFile(dbPath), reprise.WithLogger(slog.New(slog.DiscardHandler)))
-	app.Register(helloSequence, sayHello)
-	ctx := testCtx(t)
-	if err := app.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer app.Shutdown(ctx)
+	app, ctx := checkerApp(t, dbPath)
 	unfinishedAtKill := 0
 	for i := range crashInstances {
 		id := fmt.Sprintf("crash-%03d", i)
@@ -148,6 +142,20 @@ func TestCrashRecovery(t *testing.T) {
 		}
 	}
 	t.Logf("%d completed before the kill; %d instances took over a second (finished after the restart)", completed, unfinishedAtKill)
+}
+
+// checkerApp starts an App on the crash tests' file, to read what the children left; it is shut
+// down with the test.
+func checkerApp(t *testing.T, dbPath string) (*reprise.App, context.Context) {
+	t.Helper()
+	app := reprise.NewApp(reprise.WithSQLiteFile(dbPath), reprise.WithLogger(slog.New(slog.DiscardHandler)))
+	app.Register(helloSequence, sayHello)
+	ctx := testCtx(t)
+	if err := app.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Shutdown(context.WithoutCancel(ctx)) })
+	return app, ctx
 }
 
 // helloHistoryProblem says what is wrong with the history of a finished hello sequence, or "".
