@@ -118,10 +118,14 @@ func TestMergedCompletionsRace(t *testing.T) {
 		id := fmt.Sprintf("race-%d", i)
 		first, inst := leaseFirst(t, a, "A", id, "u")
 		hosts := [2]*Store{a, b}
+		owner := "B"
 		if i%2 == 1 {
-			hosts[1] = a // both on one store
+			// Both on one store, under an owner of its own: an owner name is one host's, and
+			// a store that claims under another store's owner starts a new epoch for it, which
+			// ends the leases that owner's earlier merged completions took on the other store.
+			hosts[1], owner = a, "A2"
 		}
-		second := claimTasks(t, hosts[1], "B")
+		second := claimTasks(t, hosts[1], owner)
 		if len(second) != 1 {
 			t.Fatalf("round %d: B claimed %d tasks, want the unleased one", i, len(second))
 		}
