@@ -397,7 +397,7 @@ func (s *Store) CommitEpisode(ctx context.Context, e store.Episode) error {
 		}
 		stmt, fence := w.commitInstance, []any{e.Lease.Token, e.Lease.Owner, in.Version}
 		if c != nil {
-			stmt, fence = w.commitMerged, []any{w.now, nil, in.Version, c.ExecutionID, c.HistoryLen}
+			stmt, fence = w.commitMerged, []any{w.now, c.ExecutionID, in.Version, c.HistoryLen}
 		}
 		r, err := stmt.ExecContext(w.ctx, append([]any{w.hub, id, in.Name, in.ExecutionID, in.ParentID, int(in.Status),
 			in.Input, in.Output, in.CustomStatus, in.Failure, updated,

@@ -355,15 +355,15 @@ func newWriter(ctx context.Context, conn *sql.Conn, hub string, durable bool) (*
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND lease_token = ?14 AND lease_owner = ?15`},
 		// A merged completion's commit (store.Completion): the same update, fenced instead on
-		// the instance being an orchestration without a live lease (?14 is now; ?15 is unused), of execution ?17
-		// and history length ?18 as the committer saw it, with no visible message waiting.
+		// the instance being an orchestration without a live lease (?14 is now), of execution
+		// ?15 and history length ?17 as the committer saw it, with no visible message waiting.
 		// (The WHERE clause reads the values before the update.)
 		{&w.commitMerged, `UPDATE instances SET name = ?3, execution_id = ?4, parent_id = ?5, status = ?6,
 				input = ?7, output = ?8, custom_status = ?9, failure = ?10, updated_at = ?11, version = ?16,
 				history_len = (CASE WHEN ?12 THEN 0 ELSE history_len END) + ?13,
 				lease_owner = NULL, lease_token = 0, lease_expires = 0
 			WHERE hub = ?1 AND id = ?2 AND kind = 0 AND lease_expires <= ?14
-				AND execution_id = ?17 AND history_len = ?18
+				AND execution_id = ?15 AND history_len = ?17
 				AND NOT EXISTS (SELECT 1 FROM inbox INDEXED BY inbox_by_instance
 					WHERE hub = ?1 AND instance_id = ?2 AND visible_at <= ?14)`},
 		// The instance of a task whose lease holds: completeTask's condition, read first.
